@@ -1,0 +1,76 @@
+"""Smoke tests: ipywidgets really render and round-trip through the kernel in JupyterLab.
+
+Notebook: tests/browser/notebooks/smoke.ipynb
+  cell 0 markdown
+  cell 1 IntSlider(value=3, description='freeze') + Label('value=3') observing it, in a VBox
+  cell 2 Button('Click me') + Label('clicks=0') updated by on_click, in an HBox
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .helpers import (
+    assert_no_widget_errors,
+    cell_output,
+    open_notebook,
+    run_all_cells,
+    screenshot,
+    wait_for_kernel_idle,
+    wait_for_text,
+)
+
+NOTEBOOK = "smoke.ipynb"
+
+
+@pytest.fixture
+def smoke_page(jupyter_server, browser_page):
+    """The smoke notebook, opened and fully executed."""
+    t0 = time.monotonic()
+    open_notebook(browser_page, jupyter_server, NOTEBOOK)
+    t1 = time.monotonic()
+    run_all_cells(browser_page)
+    t2 = time.monotonic()
+    print(f"\n[timing] open_notebook {t1 - t0:.1f} s, run_all_cells {t2 - t1:.1f} s")
+    return browser_page
+
+
+def test_slider_renders_and_roundtrips(smoke_page):
+    page = smoke_page
+    out = cell_output(page, 1)
+    slider = out.locator(".widget-slider").first
+    slider.wait_for(state="visible", timeout=60_000)
+    assert out.locator(".jupyter-widgets").count() >= 1
+    assert "freeze" in slider.inner_text()
+    label = out.locator(".widget-label", has_text="value=").first
+    assert wait_for_text(label, "value=3") == "value=3"
+    assert_no_widget_errors(page)
+    screenshot(page, "smoke-slider-before")
+
+    # Move the slider with the keyboard: focus the noUiSlider handle, press ArrowRight.
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    # value -> kernel -> observe callback -> Label.value -> back to the browser
+    assert wait_for_text(label, "value=4", timeout=60_000) == "value=4"
+    assert slider.locator(".widget-readout").first.inner_text().strip() == "4"
+    wait_for_kernel_idle(page)
+    screenshot(page, "smoke-slider-after")
+
+
+def test_button_click_updates_label(smoke_page):
+    page = smoke_page
+    out = cell_output(page, 2)
+    button = out.locator("button.jupyter-button", has_text="Click me").first
+    button.wait_for(state="visible", timeout=60_000)
+    label = out.locator(".widget-label", has_text="clicks=").first
+    assert wait_for_text(label, "clicks=0") == "clicks=0"
+    assert_no_widget_errors(page)
+
+    button.click()
+    assert wait_for_text(label, "clicks=1", timeout=60_000) == "clicks=1"
+    button.click()
+    assert wait_for_text(label, "clicks=2", timeout=60_000) == "clicks=2"
+    screenshot(page, "smoke-button-after")

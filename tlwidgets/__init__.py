@@ -1,0 +1,17 @@
+"""Transfer Learning Lab: the small package behind the course's notebooks.
+
+Core modules (data, models, freezing, features, training, transfer) import no
+UI code; the ipywidgets/matplotlib views live in ``tlwidgets.widgets``.
+"""
+from .data import (ChecksumError, DataMissingError, Task, candidate_roots, folder_task, mnist_source_task,
+                   mnist_target_task, mnist_task, pets_task)
+from .features import FeatureSet, cached_features, extract_features
+from .freezing import FreezeReport, freeze, freeze_report, max_frozen, unfreeze_all
+from .models import (GroupedModel, build_backbone, digit_cnn, efficientnet_lite0, imagenet_classes,
+                     load_checkpoint, load_digit_model, replace_head, save_checkpoint, small_cnn)
+from .results import record
+from .training import (EarlyStopping, History, Observer, Prediction, ProgressBar, StopFlag, confusion_matrix,
+                       evaluate, fit, predict, seed_everything, select_device)
+from .transfer import STRATEGIES, RunResult, build_model, run_strategy
+
+__version__ = "0.1.0"

