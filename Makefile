@@ -5,24 +5,27 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 DATA := $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
 export TLLAB_DATA ?= $(DATA)
+# nbval executes every notebook under lessons/ and compares the cells marked # NBVAL_CHECK_OUTPUT
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	--nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg --ignore-glob='tests/browser/notebooks/*'
 
 .PHONY: setup course test unit lessons browser benchmark lab strip
 
 setup:
-	@bash scripts/setup.sh >/dev/null
+	@bash scripts/setup.sh
 
 course: setup
 	$(PY) -m tlwidgets.course --quick
 
 test: setup
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
-	$(PY) -m pytest tests -v --durations=15
+	$(PY) -m pytest tests lessons $(NBVAL) -v --durations=20
 
 unit: setup
 	$(PY) -m pytest tests/unit -q
 
 lessons: setup
-	$(PY) -m pytest tests/notebooks -v
+	$(PY) -m pytest tests/notebooks lessons $(NBVAL) -v
 
 browser: setup
 	$(PY) -m pytest tests/browser -v
@@ -33,5 +36,6 @@ benchmark: setup
 lab: setup
 	$(PY) -m jupyter lab lessons/
 
+# strip outputs except cells whose metadata says keep_output (nbstripout's per-cell convention)
 strip: setup
-	$(PY) -m nbstripout --keep-output lessons/*.ipynb lessons/solutions/*.ipynb
+	$(PY) -m nbstripout lessons/*.ipynb lessons/solutions/*.ipynb

@@ -15,7 +15,3 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
-# the shared offline data beside the checkout, when it is there
-if [ -z "${TLLAB_DATA:-}" ] && [ -d ../shared/datasets ]; then
-  echo "export TLLAB_DATA=$(cd ../shared/datasets && pwd)"
-fi

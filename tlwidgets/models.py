@@ -81,17 +81,19 @@ class GroupedModel(nn.Module):
         return sub
 
     def train(self, mode: bool = True):
-        """Like ``nn.Module.train`` but frozen groups' BatchNorm layers stay in eval mode.
+        """Like ``nn.Module.train`` but frozen groups stay in eval mode (BatchNorm and Dropout alike).
 
         A frozen BatchNorm in train mode would still overwrite its running
-        statistics with the new data's, silently changing the "frozen" features.
+        statistics with the new data's, silently changing the "frozen" features;
+        a Dropout inside a frozen group would make its output random, so the
+        activations cached at the freeze boundary would no longer be what
+        training sees. With ``frozen_bn_mode == "train"`` (lesson 3's
+        demonstration) frozen groups train like any other module.
         """
         super().train(mode)
         if mode and self.frozen_bn_mode == "eval":
             for n in self.group_names[: self.num_frozen]:
-                for m in self.groups[n].modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.eval()
+                self.groups[n].eval()
         return self
 
     def parameter_counts(self) -> tuple[int, int]:

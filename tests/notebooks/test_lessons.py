@@ -1,0 +1,86 @@
+"""The lessons as a product: structure, stored without outputs, and executed by papermill in quick mode.
+
+nbval (``--nbval-lax``, in the README's test command) executes the same
+notebooks again and compares the few cells whose outputs are kept.
+Here papermill injects the parameters a user would (quick mode, the CI
+device, a seed) and each lesson's own closing assertions check its claims.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tlwidgets import course
+from tlwidgets.course import missing_data_message, notebook_requirements
+
+LESSONS = course.find_lessons()
+SOLUTIONS = course.find_lessons(solutions=True)
+ALL = LESSONS + SOLUTIONS
+REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Summary", "Exercises")
+
+
+def _cells(path):
+    return json.loads(Path(path).read_text())["cells"]
+
+
+def _src(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def test_there_are_six_lessons_each_with_solutions():
+    assert [p.name[:2] for p in LESSONS] == ["00", "01", "02", "03", "04", "05"]
+    assert {p.name.replace("_solutions", "") for p in SOLUTIONS} == {p.name for p in LESSONS}
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    """Only cells marked keep_output (nbstripout's convention) may carry outputs; nothing else, no counts."""
+    for i, cell in enumerate(_cells(path)):
+        if cell["cell_type"] != "code":
+            continue
+        keep = cell.get("metadata", {}).get("keep_output", False)
+        if not keep:
+            assert not cell.get("outputs"), f"{path.name} cell {i} carries outputs: run `make strip`"
+            assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
+        else:
+            assert _src(cell).startswith("# NBVAL_CHECK_OUTPUT"), \
+                f"{path.name} cell {i} keeps its output, so nbval must check it (# NBVAL_CHECK_OUTPUT)"
+            assert cell.get("outputs"), f"{path.name} cell {i} is marked keep_output but has no stored output"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_has_a_papermill_parameters_cell_first(path):
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    params = code[0]
+    assert "parameters" in params.get("metadata", {}).get("tags", []), f"{path.name}: first code cell not tagged"
+    src = _src(params)
+    for name in ("quick", "device", "seed"):
+        assert f"{name} =" in src, f"{path.name}: parameter {name!r} missing"
+    assert "seed_everything(seed)" in _src(code[1]), f"{path.name}: seeds must be set in the first code cell"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_follows_the_skeleton(path):
+    cells = _cells(path)
+    text = "\n".join(_src(c) for c in cells if c["cell_type"] == "markdown")
+    for heading in REQUIRED_HEADINGS:
+        assert heading in text, f"{path.name}: no '{heading}' section"
+    code = "\n".join(_src(c) for c in cells if c["cell_type"] == "code")
+    assert "tl.record(" in code and "assert " in code, f"{path.name}: must end by asserting and recording its claims"
+    assert "checks.lesson" in code, f"{path.name}: exercises must have checks"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_runs_with_papermill_in_quick_mode(path, tmp_path):
+    missing = missing_data_message(notebook_requirements(path))
+    if missing:
+        pytest.skip(missing.splitlines()[0])
+    params = {"quick": True, "device": os.environ.get("TLLAB_DEVICE", "auto"), "seed": 0}
+    run = course.run_lesson(path, tmp_path, params, html=False)
+    assert run.status == "passed", f"{path.name}: {run.status}: {run.message}"
+    if path in LESSONS:
+        assert run.results, f"{path.name} recorded no headline results"

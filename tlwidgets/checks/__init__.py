@@ -1,0 +1,48 @@
+"""Exercise checks for the lessons: ``from tlwidgets import checks; checks.lesson2.exercise1(answer)``.
+
+A check never raises on a wrong answer: it prints a pass or a hint and
+returns a :class:`CheckResult`, which is truthy when the answer is right, so
+solution notebooks can ``assert checks.lesson2.exercise1(answer)``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+__all__ = ["CheckResult", "passed", "not_yet"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"{'✅ Correct' if self.passed else '❌ Not yet'}: {self.message}"
+
+
+def passed(message: str) -> CheckResult:
+    result = CheckResult(True, message)
+    print(repr(result))
+    return result
+
+
+def not_yet(hint: str) -> CheckResult:
+    result = CheckResult(False, hint)
+    print(repr(result))
+    return result
+
+
+def __getattr__(name: str):
+    """Import ``lessonN`` modules on first use, so importing the package stays cheap."""
+    if name.startswith("lesson"):
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"no exercise checks named {name!r}") from None
+        globals()[name] = module
+        return module
+    raise AttributeError(name)

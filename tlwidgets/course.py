@@ -1,0 +1,207 @@
+"""Run the whole course headless: every lesson executed with papermill, saved as .ipynb and HTML, one results table.
+
+    python -m tlwidgets.course --quick              # what `make course` runs
+    python -m tlwidgets.course --full --device cuda # full size, on a GPU
+    python -m tlwidgets.course --lessons 02 04      # a subset
+
+A lesson that stops on :class:`tlwidgets.DataMissingError` is reported as
+*skipped* with the message that says how to get the data, never as passed.
+Exit status: 0 when nothing failed, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import REPO_ROOT
+from .results import RESULTS_ENV, load_all
+
+LESSONS_DIR = REPO_ROOT / "lessons"
+SKIP_ERRORS = ("DataMissingError",)
+
+
+@dataclass
+class LessonRun:
+    """The outcome of executing one notebook."""
+
+    name: str
+    status: str  # passed | skipped | failed
+    seconds: float
+    peak_rss_mb: float | None = None
+    message: str = ""
+    results: dict = field(default_factory=dict)
+    output: Path | None = None
+
+    def __repr__(self):
+        return f"LessonRun({self.name}: {self.status}, {self.seconds:.0f} s)"
+
+
+def notebook_requirements(path: Path) -> list[str]:
+    """Datasets a notebook declares in its metadata (``"tllab": {"requires": ["pets"]}``)."""
+    meta = json.loads(Path(path).read_text()).get("metadata", {})
+    return list(meta.get("tllab", {}).get("requires", []))
+
+
+def missing_data_message(requirements: list[str]) -> str | None:
+    """The DataMissingError message for the first unmet requirement, or None when all are met."""
+    from .data import SPECS, DataMissingError, find_dataset
+
+    for name in requirements:
+        try:
+            find_dataset(SPECS[name])
+        except DataMissingError as exc:
+            return str(exc)
+    return None
+
+
+def find_lessons(selected: list[str] | None = None, *, solutions: bool = False) -> list[Path]:
+    folder = LESSONS_DIR / "solutions" if solutions else LESSONS_DIR
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if selected:
+        paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
+    return paths
+
+
+class _PeakMemory:
+    """Polls the resident memory of this process's children (the kernel) while a lesson runs."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        try:
+            import psutil
+
+            self._me = psutil.Process()
+        except ImportError:  # psutil is optional; the column then shows "-"
+            self._me = None
+
+    def __enter__(self):
+        if self._me is not None:
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.is_set():
+            try:
+                rss = sum(c.memory_info().rss for c in self._me.children(recursive=True))
+                self.peak = max(self.peak, rss)
+            except Exception:  # a child may exit between listing and reading it
+                pass
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._me is not None:
+            self._thread.join()
+
+    @property
+    def peak_mb(self) -> float | None:
+        return self.peak / 2**20 if self._me is not None else None
+
+
+def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True, timeout: int = 900) -> LessonRun:
+    """Execute one lesson with papermill into ``out_dir`` (plus HTML); classify the outcome."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / path.name
+    results_dir = out_dir / "results"
+    os.environ[RESULTS_ENV] = str(results_dir)  # the kernel inherits it; tl.record writes there
+    t0 = time.perf_counter()
+    status, message = "passed", ""
+    with _PeakMemory() as mem:
+        try:
+            pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name="python3",
+                                cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
+                                log_output=False)
+        except pm.PapermillExecutionError as exc:
+            if exc.ename in SKIP_ERRORS:
+                status, message = "skipped", exc.evalue
+            else:
+                status, message = "failed", f"{exc.ename}: {exc.evalue}"
+    seconds = time.perf_counter() - t0
+    if html and out.exists():
+        _to_html(out, out_dir / "html")
+    stem = path.stem
+    results = load_all(results_dir).get(stem, {}) if results_dir.exists() else {}
+    return LessonRun(stem, status, seconds, mem.peak_mb, message, results, out)
+
+
+def _to_html(notebook: Path, html_dir: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    html_dir.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    (html_dir / notebook.with_suffix(".html").name).write_text(body, encoding="utf-8")
+
+
+def format_table(runs: list[LessonRun]) -> str:
+    """A Markdown table: lesson, status, time, peak memory and the lesson's headline numbers."""
+    lines = ["| lesson | status | time (s) | peak RSS (MB) | headline results |", "|---|---|---:|---:|---|"]
+    for r in runs:
+        if r.status == "passed":
+            detail = ", ".join(f"{k}={v}" for k, v in r.results.items()) or "-"
+        else:
+            detail = r.message.splitlines()[0][:160] if r.message else "-"
+        rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-"
+        lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {rss} | {detail} |")
+    total = sum(r.seconds for r in runs)
+    counts = {s: sum(r.status == s for r in runs) for s in ("passed", "skipped", "failed")}
+    lines.append(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "
+                 f"in {total:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tlwidgets.course", description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="quick", action="store_true", default=True, help="quick mode (default)")
+    mode.add_argument("--full", dest="quick", action="store_false", help="full size (meant for a GPU)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lessons", nargs="*", help="lesson number prefixes, e.g. 01 04")
+    parser.add_argument("--solutions", action="store_true", help="run the solution notebooks instead")
+    parser.add_argument("--out", default=str(REPO_ROOT / "build"), help="output folder (default: build/)")
+    parser.add_argument("--no-html", action="store_true")
+    args = parser.parse_args(argv)
+
+    lessons = find_lessons(args.lessons, solutions=args.solutions)
+    if not lessons:
+        print("no lessons found", file=sys.stderr)
+        return 1
+    out_dir = Path(args.out) / ("solutions" if args.solutions else "lessons")
+    if (out_dir / "results").exists():
+        shutil.rmtree(out_dir / "results")
+    os.environ.setdefault("TLLAB_HEADLESS", "1")
+    params = {"quick": args.quick, "device": args.device, "seed": args.seed}
+    print(f"Running {len(lessons)} notebook(s) in {'quick' if args.quick else 'full'} mode, device={args.device}, "
+          f"data root={os.environ.get('TLLAB_DATA') or '(search path)'} -> {out_dir}", flush=True)
+    runs = []
+    for path in lessons:
+        print(f"  {path.name} ...", end=" ", flush=True)
+        run = run_lesson(path, out_dir, params, html=not args.no_html)
+        runs.append(run)
+        print(f"{run.status} in {run.seconds:.0f} s" + (f" ({run.message.splitlines()[0][:120]})"
+                                                          if run.message else ""), flush=True)
+        if run.status == "skipped":
+            print("    " + run.message.replace("\n", "\n    "), flush=True)
+    table = format_table(runs)
+    (out_dir / "results.md").write_text(table + "\n")
+    (out_dir / "results.json").write_text(json.dumps(
+        [{"lesson": r.name, "status": r.status, "seconds": round(r.seconds, 1), "peak_rss_mb":
+          None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results}
+         for r in runs], indent=1))
+    print("\n" + table)
+    print(f"\nExecuted notebooks: {out_dir}  HTML: {out_dir / 'html'}")
+    return 1 if any(r.status == "failed" for r in runs) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
