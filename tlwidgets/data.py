@@ -22,6 +22,7 @@ import shutil
 import socket
 import tarfile
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -191,12 +192,25 @@ def verify_checksums(root: Path, prefix: str, *, only: Iterable[str] | None = No
 # downloads (only for users with a network; never on the default offline path)
 # ---------------------------------------------------------------------------
 def network_available(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """A quick TCP probe so offline machines fail in seconds instead of hanging on a download."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """A quick TCP probe so offline machines fail in seconds instead of hanging on a download.
+
+    The probe runs in a daemon thread that is abandoned after ``timeout``:
+    the socket timeout does not cover the DNS lookup, which on a badly
+    configured offline machine can hang far longer than the connect.
+    """
+    result: list[bool] = []
+
+    def probe():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name=f"probe {host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
@@ -233,8 +247,6 @@ def download(name: str, root=None) -> Path:
     their published md5, and only then moved into place: an interrupted
     download leaves nothing half-written behind.
     """
-    from torchvision.datasets.utils import download_url  # only needed here
-
     if name not in _DOWNLOADS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_DOWNLOADS)}")
     host, files = _DOWNLOADS[name]
@@ -245,7 +257,10 @@ def download(name: str, root=None) -> Path:
     if not network_available(host):
         raise DataMissingError(
             f"cannot download {spec.name}: no network connection to {host} (checked in 3 s).\n"
+            f"Needed: {', '.join(spec.required)}, from {' '.join(url for url, _ in files)}\n"
             f"Copy the data into {root} instead, or set ${DATA_ENV} to a folder that holds it.")
+    from torchvision.datasets.utils import download_url  # only needed here, after the quick offline check
+
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".partial-") as tmp:
         tmp = Path(tmp)
@@ -435,10 +450,14 @@ def _decode_images(paths: tuple[str, ...], size: int):
         else:
             images.append(t)
             ok.append(i)
-    if bad:
-        warnings.warn(f"skipped {len(bad)} unreadable image file(s), e.g. {bad[0]}")
     stacked = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
     return stacked, tuple(ok), tuple(bad)
+
+
+def _warn_skipped(bad: Sequence[str]) -> None:
+    """One warning that counts the unreadable files (outside the decode cache, so every call warns)."""
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable image file(s), e.g. {bad[0]}", stacklevel=3)
 
 
 class ImageTensorDataset(Dataset):
@@ -516,8 +535,9 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
         idx = _split_by_class(labels, range(len(classes)), n, seed)
         files = [f"oxford-iiit-pet/images/{names[i]}" for i in idx.tolist()]
         verify_checksums(data_root, "oxford-iiit-pet/", only=files)
-        images, ok, _bad = _decode_images(tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist()),
-                                          image_size)
+        images, ok, bad = _decode_images(tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist()),
+                                         image_size)
+        _warn_skipped(bad)
         kept = idx[list(ok)]
         parts[split] = ImageTensorDataset(images, labels[kept])
         fps.append(kept)
@@ -554,6 +574,7 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
     paths = tuple(p for p, _ in folder.samples)
     labels_all = torch.tensor([y for _, y in folder.samples])
     images, ok, bad = _decode_images(paths, image_size)
+    _warn_skipped(bad)
     labels = labels_all[list(ok)]
     gen = torch.Generator().manual_seed(seed)
     train_idx, test_idx = [], []

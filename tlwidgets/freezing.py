@@ -51,9 +51,11 @@ def max_frozen(model: GroupedModel) -> int:
 def freeze(model: GroupedModel, n_groups: int, *, frozen_bn: str = "eval") -> FreezeReport:
     """Freeze the first ``n_groups`` groups of ``model`` and unfreeze the rest.
 
-    ``frozen_bn="eval"`` (the default, and what you want) keeps BatchNorm
-    layers inside frozen groups in eval mode during training; ``"train"``
-    lets them update running statistics, which lesson 3 shows is harmful.
+    ``frozen_bn="eval"`` (the default, and what you want) keeps frozen groups
+    in eval mode during training: their BatchNorm layers keep the pretrained
+    statistics and their Dropout is off, so the frozen part is a fixed
+    function whose output can be cached. ``"train"`` lets them update running
+    statistics, which lesson 3 shows is harmful.
     """
     if not isinstance(model, GroupedModel):
         raise TypeError(f"freeze() needs a tlwidgets GroupedModel (with layer groups), got {type(model).__name__}")

@@ -181,13 +181,23 @@ def load_checkpoint(path: str | os.PathLike, *, expected_sha256: str | None = No
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file, forbidden pickle content ...
+        first_line = (str(exc).splitlines() or ["(no message)"])[0][:200]  # an empty file gives an empty message
         raise ChecksumError(f"{path}: cannot be read as a weights-only checkpoint ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200]}); it is corrupt, truncated or unsafe") from None
+                            f"{first_line}); it is corrupt, truncated or unsafe") from None
 
 
-def _digit_checkpoint_sha() -> str | None:
-    sums = DIGIT_CHECKPOINT.with_suffix(".pt.sha256")
-    return sums.read_text().split()[0] if sums.exists() else None
+def _sidecar_sha256(path: Path) -> str | None:
+    """The sha256 recorded in ``<checkpoint>.sha256`` beside a checkpoint (``sha256sum`` format), if any.
+
+    The shipped digit checkpoint has one; a copy made together with its
+    ``.sha256`` file is checked the same way, so a damaged copy is refused
+    instead of loading silently altered weights.
+    """
+    sums = path.with_name(path.name + ".sha256")
+    if not sums.exists():
+        return None
+    fields = sums.read_text().split()
+    return fields[0].lower() if fields else None
 
 
 def load_digit_model(path: str | os.PathLike | None = None) -> GroupedModel:
@@ -196,7 +206,7 @@ def load_digit_model(path: str | os.PathLike | None = None) -> GroupedModel:
     if not path.exists():
         raise FileNotFoundError(f"digit model checkpoint {path} is missing; rebuild it with "
                                 "`python scripts/train_digit_model.py`")
-    ckpt = load_checkpoint(path, expected_sha256=_digit_checkpoint_sha() if path == DIGIT_CHECKPOINT else None)
+    ckpt = load_checkpoint(path, expected_sha256=_sidecar_sha256(path))
     model = digit_cnn(len(ckpt["classes"]), ckpt["classes"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()

@@ -269,6 +269,44 @@ def _emit(observers, event, payload):
             fn(payload)
 
 
+def _first_layer_input(model: nn.Module) -> str:
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return f"{m.in_channels}-channel images"
+        if isinstance(m, nn.Linear):
+            return f"vectors of {m.in_features} features"
+    return "a different input"
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``, with a shape mismatch reported as what was given and what the model takes.
+
+    Torch's own message ("expected input[8, 3, 28, 28] to have 1 channels ...")
+    names internals; a student needs to hear that the data does not fit the model.
+    """
+    try:
+        return model(x)
+    except RuntimeError as exc:
+        msg = str(exc)
+        if not any(w in msg for w in ("shape", "size", "channels", "dimension", "D tensor")):
+            raise
+        name = getattr(model, "name", type(model).__name__)
+        raise ValueError(f"{name} cannot take a batch of shape {tuple(x.shape)}: its first layer takes "
+                         f"{_first_layer_input(model)} ({(msg.splitlines() or [''])[0][:200]}). Does the data "
+                         "match the model (digits: 1x28x28, photos: 3 channels)?") from exc
+
+
+def _check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
+    """Labels outside the head's outputs: usually a head that was not replaced for the new task."""
+    k = out.shape[1]
+    if y.is_floating_point() or y.dim() != 1:
+        return  # class probabilities, not indices: cross_entropy checks their shape itself
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
+        bad = int(y.max()) if int(y.max()) >= k else int(y.min())
+        raise ValueError(f"label {bad} does not fit a model with {k} outputs (labels must be 0..{k - 1}); "
+                         "give the model a head for this task: replace_head(model, task.num_classes, task.classes)")
+
+
 def _save_atomic(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -336,7 +374,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
             for b, (x, y) in enumerate(train_loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
-                out = model(x)
+                out = _forward(model, x)
+                _check_labels(out, y)
                 loss = loss_fn(out, y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
@@ -402,7 +441,8 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
     loss_sum = correct = seen = 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        out = model(x)
+        out = _forward(model, x)
+        _check_labels(out, y)
         loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         seen += y.shape[0]
@@ -445,12 +485,12 @@ def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 25
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() == 3:
             inputs = inputs.unsqueeze(0)
-        return torch.cat([model(inputs[i:i + batch_size].to(device)).softmax(1).cpu()
+        return torch.cat([_forward(model, inputs[i:i + batch_size].to(device)).softmax(1).cpu()
                           for i in range(0, len(inputs), batch_size)]), None
     loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
     probs, labels = [], []
     for x, y in loader:
-        probs.append(model(x.to(device)).softmax(1).cpu())
+        probs.append(_forward(model, x.to(device)).softmax(1).cpu())
         labels.append(y)
     return torch.cat(probs), torch.cat(labels)
 

@@ -3,11 +3,12 @@
 Fixtures
 --------
 ``browser_notebook_dirs`` (session)  folders whose *contents* are copied into the server root
-                                      (default: ``tests/browser/notebooks``); override it in a
-                                      ``conftest.py`` closer to your tests to serve other notebooks.
-``jupyter_server_factory`` (session) ``factory(notebook_dirs) -> JupyterServer``; every server it
-                                      starts is stopped at the end of the session.
+                                      of ``jupyter_server`` (default: ``tests/browser/notebooks``).
+``jupyter_server_factory`` (session) ``factory(notebook_dirs, *, copy=True) -> JupyterServer``
+                                      for other notebook sets (e.g. ``[REPO_ROOT / "lessons"]``);
+                                      every server it starts is stopped at the end of the session.
 ``jupyter_server`` (session)         a :class:`JupyterServer` serving ``browser_notebook_dirs``.
+``fresh_kernels`` (function)         ``jupyter_server`` with all its kernels shut down first.
 ``chromium_browser`` (session)       a Playwright ``Browser`` (system ``/usr/bin/chromium``).
 ``browser_page`` (function)          a fresh ``Page`` (new incognito context, 1400x2400) per test;
                                       on failure a screenshot + console log land in
@@ -36,7 +37,7 @@ from typing import Callable, Iterable
 
 import pytest
 
-from .helpers import OUTPUT_DIR, REPO_ROOT, output_dir, screenshot
+from .helpers import REPO_ROOT, output_dir, screenshot
 
 # Override only to test the skip logic or on a non-Debian box.
 CHROMIUM_PATH = os.environ.get("TLLAB_CHROMIUM_PATH", "/usr/bin/chromium")
@@ -64,6 +65,8 @@ LAB_SETTINGS = {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
+    # Keep the served copies pristine: a new page always loads the notebook as copied.
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
 
 
@@ -80,7 +83,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if Path(str(item.fspath)).resolve().is_relative_to(HERE):
+        if Path(str(item.path)).resolve().is_relative_to(HERE):
             item.add_marker(pytest.mark.browser)
 
 
@@ -306,10 +309,21 @@ def _server_env(work: Path) -> dict:
     return env
 
 
-def start_jupyter_server(notebook_dirs: Iterable[Path], work: Path) -> JupyterServer:
-    """Copy ``notebook_dirs`` into ``work/root`` and start ``python -m jupyter lab`` there."""
-    root = work / "root"
-    _copy_notebook_dirs(notebook_dirs, root)
+def start_jupyter_server(notebook_dirs: Iterable[Path], work: Path, *, copy: bool = True) -> JupyterServer:
+    """Copy ``notebook_dirs`` into ``work/root`` and start ``python -m jupyter lab`` there.
+
+    ``copy=False`` serves the single folder in ``notebook_dirs`` in place (for notebooks
+    that use paths relative to their folder); autosave is off, so nothing is written
+    there unless a test saves.
+    """
+    notebook_dirs = [Path(d) for d in notebook_dirs]
+    if copy:
+        root = work / "root"
+        _copy_notebook_dirs(notebook_dirs, root)
+    else:
+        if len(notebook_dirs) != 1 or not notebook_dirs[0].is_dir():
+            raise ValueError(f"copy=False needs exactly one existing folder, got {notebook_dirs}")
+        root = notebook_dirs[0].resolve()
     settings_dir = work / "lab-settings"
     for rel, content in LAB_SETTINGS.items():
         p = settings_dir / rel
@@ -378,9 +392,9 @@ def browser_notebook_dirs() -> list[Path]:
 def jupyter_server_factory(browser_prerequisites, tmp_path_factory) -> Iterable[Callable[..., JupyterServer]]:
     servers: list[JupyterServer] = []
 
-    def factory(notebook_dirs: Iterable[Path] = (DEFAULT_NOTEBOOK_DIR,)) -> JupyterServer:
+    def factory(notebook_dirs: Iterable[Path] = (DEFAULT_NOTEBOOK_DIR,), *, copy: bool = True) -> JupyterServer:
         work = tmp_path_factory.mktemp("jupyter-lab")
-        server = start_jupyter_server(list(notebook_dirs), work)
+        server = start_jupyter_server(list(notebook_dirs), work, copy=copy)
         servers.append(server)
         return server
 
@@ -392,6 +406,14 @@ def jupyter_server_factory(browser_prerequisites, tmp_path_factory) -> Iterable[
 @pytest.fixture(scope="session")
 def jupyter_server(jupyter_server_factory, browser_notebook_dirs) -> JupyterServer:
     return jupyter_server_factory(browser_notebook_dirs)
+
+
+@pytest.fixture
+def fresh_kernels(jupyter_server) -> JupyterServer:
+    """``jupyter_server`` after shutting down all its sessions/kernels: the next
+    ``open_notebook`` starts a new kernel (no state left by earlier tests)."""
+    jupyter_server.shutdown_all_kernels()
+    return jupyter_server
 
 
 # --------------------------------------------------------------------------- browser
@@ -432,6 +454,8 @@ def browser_page(chromium_browser, request):
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
     page.console_messages_log = console  # handy when debugging a test
+    # Leaving a modified notebook raises "beforeunload"; accept it so page.goto() works.
+    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
     try:
         yield page
     finally:

@@ -20,6 +20,7 @@ Typical use from a test::
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,9 +39,6 @@ RUN_ALL_TIMEOUT_MS = 300_000
 
 # CSS selectors for JupyterLab 4.x
 NOTEBOOK_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden):not(.p-mod-hidden)"
-EXECUTION_INDICATOR = ".jp-Notebook-ExecutionIndicator"
-CODE_CELL = ".jp-CodeCell"
-INPUT_PROMPT = ".jp-InputArea-prompt"
 WIDGET_ERROR_TEXTS = ("Loading widget...", "Error displaying widget", "Error rendering widget")
 
 
@@ -76,22 +74,38 @@ def notebook_panel(page: "Page") -> "Locator":
     return page.locator(NOTEBOOK_PANEL).first
 
 
+_KERNEL_STATUS_JS = """(panelSel) => {
+  const panel = document.querySelector(panelSel);
+  if (!panel) return null;
+  // Status bar item "Python 3 (ipykernel) | Idle" of the current document.
+  const sb = document.querySelector('#jp-main-statusbar .jp-StatusBar-TextItem[title^="Change kernel"]');
+  if (sb && sb.innerText.includes('|')) {
+    const parts = sb.innerText.split('|').map(x => x.trim());
+    if (parts[0] === 'No Kernel') return 'no-kernel';
+    return parts[parts.length - 1].toLowerCase();
+  }
+  // Fallback: toolbar kernel name + execution indicator.  The indicator alone is not
+  // enough: it starts as "idle" before any kernel is attached.
+  const kn = panel.querySelector('.jp-KernelName');
+  const name = kn ? kn.innerText.trim() : '';
+  if (!name || name === 'No Kernel') return 'no-kernel';
+  const ind = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  return ind ? ind.dataset.status : null;
+}"""
+
+
 def kernel_status(page: "Page") -> str | None:
-    """``data-status`` of the current notebook's execution indicator (idle, busy, starting, ...)."""
-    ind = notebook_panel(page).locator(EXECUTION_INDICATOR).first
-    if ind.count() == 0:
-        ind = page.locator(EXECUTION_INDICATOR).first
-    if ind.count() == 0:
-        return None
-    return ind.get_attribute("data-status")
+    """Kernel status of the current notebook as JupyterLab shows it, lower-case:
+    ``idle``, ``busy``, ``initializing``, ``connecting``, ``starting``, ``restarting``,
+    ``unknown``, ``dead``, or ``no-kernel``; ``None`` when no notebook is shown."""
+    return page.evaluate(_KERNEL_STATUS_JS, NOTEBOOK_PANEL)
 
 
 def wait_for_kernel_idle(page: "Page", timeout: float = KERNEL_TIMEOUT_MS, *, stable_ms: int = 500) -> None:
-    """Wait until the current notebook's kernel indicator says ``idle``.
+    """Wait until the current notebook has a kernel and it is ``idle``.
 
     ``timeout`` is in milliseconds (Playwright convention).  The status must stay
-    ``idle`` for ``stable_ms`` so that a brief idle between two executions (or
-    before the first execute request reaches the kernel) does not count.
+    ``idle`` for ``stable_ms`` so that a brief idle between two executions does not count.
     """
     deadline = time.monotonic() + timeout / 1000.0
     idle_since: float | None = None
@@ -133,32 +147,56 @@ def dismiss_dialogs(page: "Page") -> int:
     return closed
 
 
-def open_notebook(page: "Page", server, name: str, *, timeout: float = NOTEBOOK_OPEN_TIMEOUT_MS) -> None:
-    """Open ``name`` (path relative to the server root) in JupyterLab's single-document
-    tree URL and wait until the notebook is rendered and its kernel is idle.
+def _server_kernel_connected(server, name: str) -> bool:
+    """Server-side check: a session for ``name`` exists and its kernel has a websocket."""
+    try:
+        sessions = server.api("api/sessions", timeout=5) or []
+    except Exception:
+        return True  # cannot tell: rely on the DOM
+    for sess in sessions:
+        if sess.get("path", "").lstrip("/") == name.lstrip("/"):
+            kernel = sess.get("kernel") or {}
+            return kernel.get("connections", 1) >= 1 and kernel.get("execution_state") not in ("starting", "dead")
+    return False
 
-    ``server`` is the object returned by the ``jupyter_server`` fixture (it needs
-    ``.base_url`` and ``.token``).
+
+def open_notebook(page: "Page", server, name: str, *, timeout: float = NOTEBOOK_OPEN_TIMEOUT_MS) -> None:
+    """Open ``name`` (path relative to the server root, e.g. ``"smoke.ipynb"`` or
+    ``"lessons/01.ipynb"``) and wait until it is rendered, has a kernel, and the kernel is idle.
+
+    Each call uses a fresh, uniquely named JupyterLab workspace, so tabs opened by
+    earlier tests are not restored.  ``server`` is the ``jupyter_server`` fixture
+    (needs ``.base_url``, ``.token``, ``.api``).  Note: the kernel is shared per
+    notebook path on a server; see ``JupyterServer.shutdown_all_kernels``.
     """
-    url = f"{server.base_url}/lab/tree/{quote(name)}?token={server.token}"
+    workspace = "t" + secrets.token_hex(6)
+    url = f"{server.base_url}/lab/workspaces/{workspace}/tree/{quote(name)}?token={server.token}"
     page.goto(url, wait_until="domcontentloaded", timeout=timeout)
     panel = notebook_panel(page)
     panel.wait_for(state="visible", timeout=timeout)
-    # Cells rendered (a notebook always has at least one cell)
+    # Document context ready: title is "<basename> - JupyterLab"; cells rendered.
+    basename = name.rsplit("/", 1)[-1]
+    page.wait_for_function(
+        "(n) => document.title.startsWith(n)", arg=basename, timeout=timeout
+    )
     panel.locator(".jp-Cell").first.wait_for(state="attached", timeout=timeout)
-    # Kernel started and idle; a "select kernel" dialog would block that.
+    # Kernel attached (not "No Kernel"), connected and idle; a dialog would block that.
     deadline = time.monotonic() + timeout / 1000.0
+    idle_since: float | None = None
+    status = None
     while True:
         dismiss_dialogs(page)
         status = kernel_status(page)
-        if status == "idle":
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name}: kernel not idle after opening (status {status!r})")
-        page.wait_for_timeout(250)
-    wait_for_kernel_idle(page, timeout=timeout)
-    # The document title is the notebook name once the context is ready.
-    page.wait_for_function("() => document.title && document.title !== 'JupyterLab'", timeout=timeout)
+        now = time.monotonic()
+        if status == "idle" and _server_kernel_connected(server, name):
+            idle_since = idle_since or now
+            if now - idle_since >= 0.75:
+                break
+        else:
+            idle_since = None
+        if now > deadline:
+            raise TimeoutError(f"{name}: kernel not ready after opening (status {status!r})")
+        page.wait_for_timeout(200)
 
 
 def click_menu(page: "Page", menu: str, item: str | re.Pattern, *, timeout: float = 30_000) -> None:
@@ -174,38 +212,102 @@ def click_menu(page: "Page", menu: str, item: str | re.Pattern, *, timeout: floa
     entry.click()
 
 
+_CELLS_JS = """(panelSel) => {
+  const panel = document.querySelector(panelSel);
+  if (!panel) return [];
+  return Array.from(panel.querySelectorAll('.jp-CodeCell')).map(c => {
+    const p = c.querySelector('.jp-InputArea-prompt');
+    const ed = c.querySelector('.cm-content');
+    return {prompt: p ? p.innerText.trim() : '', empty: ed ? ed.innerText.trim() === '' : false};
+  });
+}"""
+
+_EXECUTED = re.compile(r"^\[\d+\]:?$")
+
+
+def code_cell_states(page: "Page") -> list[dict]:
+    """``[{"prompt": "[1]:", "empty": False}, ...]`` for every code cell of the current notebook
+    (``[ ]:`` not run, ``[*]:`` queued/running, ``[n]:`` done)."""
+    return page.evaluate(_CELLS_JS, NOTEBOOK_PANEL)
+
+
 def code_cell_prompts(page: "Page") -> list[str]:
-    """Texts of the input prompts of all code cells of the current notebook, e.g. ``['[1]:', '[*]:']``."""
-    return notebook_panel(page).locator(f"{CODE_CELL} {INPUT_PROMPT}").all_inner_texts()
+    """Input prompts of all code cells of the current notebook, e.g. ``['[1]:', '[*]:']``."""
+    return [c["prompt"] for c in code_cell_states(page)]
 
 
-def wait_for_all_cells_executed(page: "Page", timeout: float = RUN_ALL_TIMEOUT_MS) -> None:
-    """Wait until every non-empty code cell shows an execution count (``[n]:``) and the kernel is idle."""
+def _error_outputs(page: "Page") -> list[str]:
+    texts = notebook_panel(page).locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+    ).all_inner_texts()
+    return [t for t in texts if _TRACEBACK.search(t)]
+
+
+_TRACEBACK = re.compile(r"Traceback|^\s*\w*(Error|Exception)\b", re.M)
+
+
+def wait_for_all_cells_executed(page: "Page", timeout: float = RUN_ALL_TIMEOUT_MS, *, settle_s: float = 3.0) -> str:
+    """Wait until execution has stopped (no ``[*]`` prompt, kernel idle for ``settle_s``).
+
+    Returns ``"done"`` when every non-empty code cell has an execution count,
+    ``"none"`` when no cell ran at all.  Raises ``AssertionError`` (with the error
+    output) when the run stopped half-way, e.g. because a cell raised.
+    """
     deadline = time.monotonic() + timeout / 1000.0
-    pattern = re.compile(r"^\[\d+\]:?$")
+    stopped_since: float | None = None
+    cells: list[dict] = []
     while True:
-        prompts = [p.strip() for p in code_cell_prompts(page)]
-        if prompts and all(pattern.match(p) for p in prompts):
-            break
-        if time.monotonic() > deadline:
+        cells = [c for c in code_cell_states(page) if not c["empty"]]
+        prompts = [c["prompt"] for c in cells]
+        if all(_EXECUTED.match(p) for p in prompts):
+            wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
+            return "done"
+        now = time.monotonic()
+        running = any("*" in p for p in prompts)
+        if not running and kernel_status(page) == "idle":
+            stopped_since = stopped_since or now
+            if now - stopped_since >= settle_s:
+                if not any(_EXECUTED.match(p) for p in prompts):
+                    return "none"
+                errors = _error_outputs(page)
+                raise AssertionError(
+                    f"notebook run stopped before the end; prompts: {prompts}\n" + "\n---\n".join(errors)
+                )
+        else:
+            stopped_since = None
+        if now > deadline:
             raise TimeoutError(f"cells not executed after {timeout / 1000:.0f} s; prompts: {prompts}")
         page.wait_for_timeout(200)
-    wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
+
+
+def clear_all_outputs(page: "Page") -> None:
+    """Menu *Edit > Clear Outputs of All Cells* (also resets the ``[n]`` prompts)."""
+    click_menu(page, "Edit", "Clear Outputs of All Cells")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not any(_EXECUTED.match(p) for p in code_cell_prompts(page)):
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"outputs not cleared; prompts: {code_cell_prompts(page)}")
 
 
 def run_all_cells(page: "Page", *, timeout: float = RUN_ALL_TIMEOUT_MS, wait: bool = True) -> None:
-    """Menu *Run > Run All Cells* on the current notebook; by default waits until every code
-    cell has an execution count and the kernel is idle again.
+    """Clear all outputs, then menu *Run > Run All Cells* on the current notebook; by default
+    waits until every non-empty code cell has an execution count and the kernel is idle.
 
-    Note: a cell that raises stops the run; the remaining cells keep ``[ ]:`` and this
-    times out.  Check ``page.locator('.jp-OutputArea-output[data-mime-type*="error"]')``
-    when debugging.
+    Clearing first makes "every cell has ``[n]``" mean "ran now", not "ran before".
+    Raises ``AssertionError`` with the traceback text if a cell raised (the run stops there).
     """
-    notebook_panel(page).locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
-    click_menu(page, "Run", "Run All Cells")
-    if wait:
-        # Wait for at least one cell to have been picked up (prompt changes), then for all.
-        wait_for_all_cells_executed(page, timeout=timeout)
+    wait_for_kernel_idle(page)
+    clear_all_outputs(page)
+    for attempt in range(2):
+        click_menu(page, "Run", "Run All Cells")
+        if not wait:
+            return
+        if wait_for_all_cells_executed(page, timeout=timeout) == "done":
+            return
+        # Nothing ran at all (e.g. the kernel was not attached yet): safe to retry once.
+    raise AssertionError(f"Run All Cells executed nothing; prompts: {code_cell_prompts(page)}")
 
 
 def restart_kernel_and_clear(page: "Page", *, timeout: float = KERNEL_TIMEOUT_MS) -> None:
@@ -217,7 +319,7 @@ def restart_kernel_and_clear(page: "Page", *, timeout: float = KERNEL_TIMEOUT_MS
         dlg.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
     except Exception:
         pass  # no confirmation dialog configured
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)
     wait_for_kernel_idle(page, timeout=timeout)
 
 
@@ -242,9 +344,7 @@ def assert_no_widget_errors(page: "Page", *, reprs: tuple[str, ...] = ()) -> Non
     default_reprs = ("IntSlider(value=", "VBox(children=", "HBox(children=", "Button(description=", "Label(value=")
     shown = [r for r in (*default_reprs, *reprs) if r in outputs_text]
     assert not shown, f"widget shown as plain-text repr instead of rendered: {shown}"
-    errors = panel.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
-                           '.jp-OutputArea-output[data-mime-type*="error"]')
-    tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+    tracebacks = _error_outputs(page)
     assert not tracebacks, "error output in notebook:\n" + "\n---\n".join(tracebacks)
 
 

@@ -1,0 +1,189 @@
+"""The benchmark's measurement helpers: medians, FLOP counts, time-to-accuracy, tables (fast, CPU only)."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlwidgets import bench
+from tlwidgets.training import StopFlag
+
+
+def fake_clock(step: float = 1.0):
+    """A clock that advances by ``step`` every time it is read: timings become exact."""
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+def test_time_runs_warms_up_untimed_and_reports_the_median():
+    calls = []
+    durations = iter([0.0, 5.0, 1.0, 3.0])  # warm-up, then three timed runs
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def fn():
+        calls.append(1)
+        now[0] += next(durations)
+
+    t = bench.time_runs(fn, repeats=3, warmup=1, clock=clock)
+    assert len(calls) == 4
+    assert t.runs == [5.0, 1.0, 3.0]
+    assert t.median == 3.0
+    assert t.spread == pytest.approx((5 - 1) / 3)
+    assert "median 3 s of 3 run(s)" in repr(t)
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
+def test_time_runs_rejects_bad_repeats(repeats):
+    with pytest.raises(ValueError, match="repeats"):
+        bench.time_runs(lambda: None, repeats=repeats)
+
+
+def test_empty_timing_has_no_median():
+    with pytest.raises(ValueError, match="no runs"):
+        bench.Timing().median
+
+
+def test_count_flops_counts_two_per_multiply_accumulate_including_grouped_convs():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),            # 8*3*9 MACs per output pixel, 8x8 pixels
+        nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),   # depthwise: 8*1*9 MACs per pixel
+        nn.BatchNorm2d(8), nn.ReLU(),                           # not counted
+        nn.Flatten(), nn.Linear(8 * 8 * 8, 10),                 # 512*10 MACs
+    )
+    macs = 8 * 3 * 9 * 64 + 8 * 1 * 9 * 64 + 512 * 10
+    model.train()
+    assert bench.count_flops(model, (3, 8, 8)) == 2 * macs
+    assert model.training, "count_flops must hand the model back in its mode"
+
+
+def test_forward_throughput_leaves_the_callers_model_alone():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
+    ips, t = bench.forward_throughput(model, batch_size=4, image_size=16, channels_last=True, repeats=2,
+                                      clock=fake_clock(0.5))
+    assert ips == pytest.approx(4 / 0.5)
+    assert len(t) == 2
+    assert model.training
+    assert model[0].weight.is_contiguous()
+    with pytest.raises(ValueError, match="grad_mode"):
+        bench.forward_throughput(model, batch_size=1, image_size=8, grad_mode="fast")
+
+
+def test_forward_step_uses_the_requested_grad_mode():
+    model = nn.Linear(4, 2)
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
+    x_model = nn.Sequential(nn.Flatten(), model)
+    for mode in ("inference_mode", "no_grad", "grad"):
+        bench.forward_step(x_model, batch_size=1, image_size=2, in_channels=1, grad_mode=mode)()
+    assert seen == [(False, True), (False, False), (True, False)]
+
+
+def test_interleave_runs_cases_round_robin_and_drops_warmup_rounds():
+    order = []
+    cases = {"a": lambda: order.append("a"), "b": (lambda: order.append("setup-b"), lambda: order.append("b"))}
+    timings = bench.interleave(cases, repeats=2, warmup=1, clock=fake_clock(1.0))
+    assert order == ["a", "setup-b", "b"] * 3
+    assert set(timings) == {"a", "b"}
+    assert all(t.runs == [1.0, 1.0] for t in timings.values())
+    with pytest.raises(ValueError):
+        bench.interleave({}, repeats=1)
+
+
+def test_train_step_throughput_leaves_the_callers_weights_alone():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    ips, _ = bench.train_step_throughput(model, batch_size=4, image_size=8, repeats=1)
+    assert ips > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable"):
+        bench.train_step_throughput(model, batch_size=2, image_size=8, repeats=1)
+
+
+def test_matmul_flop_rate_is_two_n_cubed_over_the_median():
+    rate, t = bench.matmul_flop_rate(64, repeats=3, clock=fake_clock(0.25))
+    assert rate == pytest.approx(2 * 64 ** 3 / 0.25)
+    assert len(t) == 3
+
+
+def test_time_to_target_is_the_first_epoch_at_or_above_it():
+    points = [(1.0, 0.5), (2.0, None), (3.0, 0.9), (4.0, 0.95)]
+    assert bench.time_to_target(points, 0.9) == 3.0
+    assert bench.time_to_target(points, 0.99) is None
+
+
+def test_time_to_accuracy_stops_at_the_target_and_counts_from_t0():
+    stop = StopFlag()
+    tta = bench.TimeToAccuracy(0.9, t0=0.0, stop=stop, clock=fake_clock(10.0))
+    tta.on_train_begin({})
+    tta.on_epoch_end({"val_acc": 0.8})
+    assert not stop.is_set()
+    tta.on_epoch_end({"val_acc": 0.92})
+    assert stop.is_set() and "90%" in stop.reason
+    assert tta.seconds == 10.0  # the clock's second reading (0 is the first)
+    assert tta.best == 0.92
+
+
+def test_time_to_accuracy_stops_when_the_budget_is_spent():
+    stop = StopFlag()
+    tta = bench.TimeToAccuracy(0.99, t0=0.0, stop=stop, budget_s=15.0, clock=fake_clock(10.0))
+    tta.on_epoch_end({"val_acc": 0.5})      # at 0 s
+    tta.on_epoch_end({"val_acc": 0.6})      # at 10 s
+    assert not stop.is_set()
+    tta.on_epoch_end({"val_acc": 0.7})      # at 20 s: over budget
+    assert stop.is_set() and "budget" in stop.reason
+    assert tta.seconds is None
+    assert "not reached" in repr(tta)
+    with pytest.raises(ValueError):
+        bench.TimeToAccuracy(1.5)
+
+
+def test_loader_throughput_counts_samples_per_second():
+    loader = DataLoader(TensorDataset(torch.zeros(10, 2), torch.zeros(10)), batch_size=4)
+    ips, t = bench.loader_throughput(loader, passes=3, clock=fake_clock(1.0))
+    assert ips == 10.0
+    assert t.runs == [1.0, 1.0, 1.0]
+
+
+def test_data_wait_splits_data_and_compute_time():
+    loader = DataLoader(TensorDataset(torch.zeros(6, 2), torch.zeros(6)), batch_size=2)
+    seen = []
+    d = bench.data_wait(loader, lambda x, y: seen.append(len(y)), max_batches=2, clock=fake_clock(1.0))
+    assert seen == [2, 2]
+    assert d["batches"] == 2 and d["images"] == 4
+    assert d["data_s"] == 2.0 and d["compute_s"] == 2.0
+    assert d["wait_fraction"] == 0.5
+
+
+def test_machine_info_names_the_machine():
+    info = bench.machine_info("cpu")
+    assert info["cpu"] and info["logical_cores"] >= 1 and info["torch_threads"] >= 1
+    assert info["torch"] == torch.__version__
+    assert info["device"] == "cpu"
+    assert info["date"][:2] == "20"
+
+
+def test_markdown_table_aligns_numbers_right_and_escapes_pipes():
+    table = bench.markdown_table(["name", "n"], [["a|b", 1], ["c", 2.5]])
+    lines = table.splitlines()
+    assert lines[1] == "|---|---:|"
+    assert lines[2] == "| a\\|b | 1 |"
+    with pytest.raises(ValueError):
+        bench.markdown_table(["a", "b"], [[1]])
+
+
+def test_formatting_helpers():
+    assert bench.fmt_ratio(30.0, 2.0) == "15.0x"
+    assert bench.fmt_ratio(3.0, 2.0) == "1.50x"
+    assert bench.fmt_ratio(1000.0, 2.0) == "500x"
+    assert bench.fmt_ratio(None, 1.0) == "n/a"
+    assert bench.fmt_seconds(0.0123) == "0.012 s"
+    assert bench.fmt_seconds(125) == "2 min 05 s"
+    assert bench.fmt_seconds(None) == "-"

@@ -1,0 +1,486 @@
+"""The widgets' logic without a browser: set values from Python, check what the model, chart and table do.
+
+The views' rendering and the clicks themselves are checked in a real JupyterLab by
+tests/browser/test_widgets_browser.py.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import tlwidgets as tl
+from tlwidgets.freezing import freeze_report, max_frozen
+from tlwidgets.training import History, Observer, Prediction
+from tlwidgets.widgets import (Dashboard, DigitPad, FreezeSlider, LiveChart, confusion_view, gallery,
+                               is_headless, plot_features_2d, show_task)
+from tlwidgets.widgets.confusion import confusion_cells
+from tlwidgets.widgets.dashboard import history_dict, results_table_html
+from tlwidgets.widgets.digit_pad import grid_from_image, pad_to_mnist, stamp
+from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
+from tlwidgets.widgets.gallery import gallery_items, pca_2d
+from tlwidgets.widgets.live_chart import BatchSmoother, progress_text, summary_text
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from 2 threads, and on a shared, busy 2-core box OpenMP's
+    spin-waiting can make them ~30x slower; one thread keeps these tests fast and stable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_digits(n):
+    """The dashboard's default task shape (digits 5-9) with a small test split, for speed."""
+    return tl.mnist_target_task(n, test_per_class=20)
+
+
+def loaders(tiny_data, n=48, batch_size=8):
+    train = DataLoader(tiny_data(n), batch_size=batch_size, shuffle=True)
+    val = DataLoader(tiny_data(24, seed=2), batch_size=24)
+    return train, val
+
+
+class Spy(Observer):
+    """Calls ``probe()`` at every batch and epoch end and keeps what it returned."""
+
+    def __init__(self, probe):
+        self.probe, self.seen = probe, []
+
+    def on_batch_end(self, logs):
+        self.seen.append(self.probe())
+
+    def on_epoch_end(self, logs):
+        self.seen.append(self.probe())
+
+
+# ----------------------------------------------------------------------------- is_headless
+def test_is_headless_argument_then_env_then_kernel(monkeypatch):
+    monkeypatch.delenv("TLLAB_HEADLESS", raising=False)
+    assert is_headless() is True  # plain pytest: no kernel, nobody watching
+    assert is_headless(False) is False and is_headless(True) is True
+    monkeypatch.setenv("TLLAB_HEADLESS", "0")
+    assert is_headless() is False
+    monkeypatch.setenv("TLLAB_HEADLESS", "1")
+    assert is_headless() is True
+    assert is_headless(False) is False  # the argument wins over the environment
+
+
+# ----------------------------------------------------------------------------- FreezeSlider
+def test_freeze_slider_value_freezes_exactly_the_first_groups():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    assert fs.slider.min == 0 and fs.slider.max == max_frozen(model) == 3
+    assert fs.value == 0  # shows the model's state; creating the slider changes nothing
+    for n in (3, 1, 2, 0):
+        fs.value = n
+        trainable = total = 0
+        for i, name in enumerate(model.group_names):
+            for p in model.groups[name].parameters():
+                assert p.requires_grad == (i >= n), (n, name)
+                total += p.numel()
+                trainable += p.numel() if i >= n else 0
+        assert model.num_frozen == n
+        assert fs.count_label.value.count(f"{trainable:,} / {total:,} parameters") == 1
+        assert f"({trainable / total:.1%})" in fs.count_label.value
+        states = [s for _, _, s in group_rows(fs.report)]
+        assert states == ["frozen"] * n + ["trainable"] * (4 - n)
+        assert fs.groups_view.value.count("data-state='frozen'") == n
+    # BatchNorm of frozen groups stays in eval mode while training
+    fs.value = 2
+    model.train()
+    assert not model.groups["conv1"][1].training and not model.groups["conv2"][1].training
+
+
+def test_freeze_slider_clamps_repr_and_display():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    fs.value = 99
+    assert fs.value == 3 and model.num_frozen == 3
+    fs.value = -4
+    assert fs.value == 0 and model.num_frozen == 0
+    assert "digit_cnn" in repr(fs) and "0/3 groups frozen" in repr(fs)
+    bundle = fs._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"] == repr(fs)  # what papermill / a front end without widgets shows
+
+
+def test_freeze_slider_refresh_follows_freeze_called_elsewhere():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    tl.freeze(model, 2)
+    assert fs.value == 0  # stale until refreshed
+    fs.refresh()
+    assert fs.value == 2 and "data-state='frozen'" in fs.groups_view.value
+    assert count_text(freeze_report(model)) in fs.count_label.value
+
+
+def test_freeze_slider_shows_errors_in_the_widget():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model, frozen_bn="sideways")  # freeze() will reject this mode
+    fs.value = 2
+    assert "frozen_bn must be one of" in fs.errors.widget.value
+    assert fs.errors.widget.layout.display != "none"
+    assert isinstance(fs.errors.error, ValueError)
+    fs.frozen_bn = "eval"
+    fs.value = 1  # a good change clears the message
+    assert fs.errors.error is None and fs.errors.widget.value == ""
+    assert model.num_frozen == 1
+
+
+def test_count_text_format():
+    model = tl.digit_cnn(5)
+    report = tl.freeze(model, 3)
+    head = sum(p.numel() for p in model.head.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    assert count_text(report) == f"trainable: {head:,} / {total:,} parameters ({head / total:.1%})"
+    assert "head" in groups_html(report) and groups_html(report).count("<tr ") == 4
+
+
+# ----------------------------------------------------------------------------- LiveChart
+def test_batch_smoother_recovers_each_batch_from_running_means():
+    values = [(2.0, 0.2, 8), (1.0, 0.5, 8), (0.5, 1.0, 4)]  # (loss, acc, size) of three batches
+    sm = BatchSmoother(num_batches=3, span=1)  # span 1 = no smoothing: the exact batch values
+    seen = loss_sum = correct = 0
+    out = []
+    for b, (loss, acc, size) in enumerate(values):
+        seen += size
+        loss_sum += loss * size
+        correct += acc * size
+        out.append(sm.add({"epoch": 1, "batch": b, "loss": loss_sum / seen, "acc": correct / seen, "size": size}))
+    for (x, loss, acc), (l_true, a_true, _), b in zip(out, values, range(3)):
+        assert x == pytest.approx(1 + (b + 1) / 3)
+        assert loss == pytest.approx(l_true) and acc == pytest.approx(a_true)
+    smooth = BatchSmoother(num_batches=40)  # default span 10: a smoothed value lies between old and new
+    smooth.add({"epoch": 0, "batch": 0, "loss": 2.0, "acc": 0.0, "size": 1})
+    _, loss, _ = smooth.add({"epoch": 0, "batch": 1, "loss": 1.0, "acc": 0.0, "size": 1})  # batch value 0.0
+    assert 0.0 < loss < 2.0
+
+
+def test_summary_and_progress_text():
+    rec = [{"epoch": 0, "loss": 1.0, "acc": 0.5, "val_loss": 1.2, "val_acc": 0.4},
+           {"epoch": 1, "loss": 0.5, "acc": 0.8, "val_loss": 0.7, "val_acc": 0.75}]
+    text = summary_text(rec, {"stopped": True, "stop_reason": "stopped by user", "seconds": 3.21})
+    assert text == ("2 epochs · final loss 0.500 · acc 0.800 · val_loss 0.700 · val_acc 0.750 · 3.2 s · "
+                    "stopped: stopped by user")
+    assert summary_text([], {"stopped": False, "seconds": 0.1}).startswith("no finished epoch")
+    assert progress_text(rec[1], 10).startswith("epoch 2/10 · loss 0.500")
+
+
+def test_live_chart_records_every_epoch_of_a_real_fit(tiny_model, tiny_data):
+    train, val = loaders(tiny_data)
+    chart = LiveChart(title="tiny", headless=False, auto_display=False)
+    history = tl.fit(tiny_model(), train, val, num_epochs=4, lr=1e-2, observers=[chart], progress=False)
+    assert chart.records == history.epochs and len(chart.records) == 4
+    assert chart.batch_count == len(history.batches) == 4 * len(train)
+    assert chart.num_epochs == 4 and chart.end_logs["epochs_completed"] == 4
+    assert chart.draw_count >= 2  # the axes at the first batch, the final state at the end
+    assert chart.png.startswith(PNG_MAGIC) and chart.image.value == chart.png
+    xlim = chart._ax_loss.get_xlim()
+    assert xlim == (0, 4) and chart._ax_acc.get_ylim() == (0, 1.01)
+    assert "4 epochs" in chart.status.value and "val_acc" in chart.status.value
+    assert "4 epochs recorded" in repr(chart)
+
+
+def test_live_chart_headless_draws_once_and_leaves_one_png(tiny_model, tiny_data):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    try:
+        train, val = loaders(tiny_data)
+        chart = LiveChart(headless=True)
+        spy = Spy(lambda: chart.draw_count)
+        with capture_output() as cap:
+            tl.fit(tiny_model(), train, val, num_epochs=3, lr=1e-2, observers=[chart, spy], progress=False)
+    finally:
+        InteractiveShell.clear_instance()
+    assert shell is not None
+    assert spy.seen and set(spy.seen) == {0}  # nothing drawn while training
+    assert chart.draw_count == 1 and len(chart.records) == 3
+    pngs = [o for o in cap.outputs if "image/png" in o.data]
+    assert len(cap.outputs) == 1 and len(pngs) == 1
+    data = pngs[0].data["image/png"]
+    assert (data if isinstance(data, bytes) else __import__("base64").b64decode(data)).startswith(PNG_MAGIC)
+    assert cap.stdout.count("LiveChart: 3 epochs · final loss") == 1
+    assert chart.image.value == b""  # the widget was never touched
+
+
+def test_live_chart_throttles_redraws():
+    chart = LiveChart(headless=False, auto_display=False, min_interval=0.1, max_overhead=1.0)
+    n = 400
+    t0 = time.perf_counter()
+    chart.on_train_begin({"num_epochs": 2, "num_batches": n // 2, "start_epoch": 0})
+    for i in range(n):
+        chart.on_batch_end({"epoch": i // (n // 2), "batch": i % (n // 2), "loss": 1.0 / (1 + i), "acc": 0.5,
+                            "size": 4})
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - t0
+    draws = chart.draw_count - 1  # the constructor drew the empty axes once
+    assert 2 <= draws <= elapsed / 0.1 + 2, (draws, elapsed)
+    assert chart.batch_count == n and len(chart._bx) == n  # every point kept, only drawing is throttled
+
+    # the cost rule: after a frame costing t, the next one waits t / max_overhead
+    costly = LiveChart(headless=False, auto_display=False, min_interval=0.0, max_overhead=0.1)
+    costly.on_train_begin({"num_epochs": 1, "num_batches": 10_000, "start_epoch": 0})
+    t0 = time.perf_counter()
+    for i in range(5000):
+        costly.on_batch_end({"epoch": 0, "batch": i, "loss": 1.0, "acc": 0.5, "size": 1})
+        time.sleep(0.0003)
+    elapsed = time.perf_counter() - t0
+    log = [entry for entry in costly.draw_log if entry[0] >= t0]
+    assert len(log) >= 2
+    for (t_a, c_a, frame_a), (t_b, _, _) in zip(log, log[1:]):
+        assert t_b - t_a >= c_a + frame_a / 0.1 - 1e-3
+    assert sum(frame for _, _, frame in log) <= 0.1 * elapsed + log[-1][2] + 1e-3
+
+
+# ----------------------------------------------------------------------------- Dashboard
+@pytest.fixture
+def dash():
+    return Dashboard(small_digits, kind="mnist", n_per_class=10, num_epochs=2, headless=True)
+
+
+def test_dashboard_strategy_controls(dash):
+    fs, top = dash.freeze_slider, max_frozen(dash.template_model)
+    assert dash.strategy.value == "fine_tune" and not fs.slider.disabled
+    assert fs.slider.max == top - 1  # freezing all but the head is feature extraction, not fine-tuning
+    dash.freeze_slider.value = 1
+    dash.strategy.value = "feature_extraction"
+    assert fs.slider.disabled and fs.value == top and dash.config()["n_frozen"] is None
+    assert dash.lr.value == pytest.approx(tl.transfer.DEFAULT_LR["feature_extraction"])
+    dash.strategy.value = "scratch"
+    assert fs.slider.disabled and fs.value == 0
+    dash.strategy.value = "fine_tune"
+    assert fs.value == 1 and dash.config()["n_frozen"] == 1  # the fine-tune choice is remembered
+    with pytest.raises(ValueError, match="n_frozen must be in"):
+        dash.set(n_frozen=top)
+    dash.set(n_per_class=None, num_epochs=150, lr=3e-4)
+    c = dash.config()
+    assert c["n_per_class"] is None and c["num_epochs"] == 150 and c["lr"] == pytest.approx(3e-4)
+    assert "idle" in repr(dash)
+
+
+def test_dashboard_train_blocking_adds_result_rows(dash, tmp_path, capsys):
+    r1 = dash.run_sync(strategy="fine_tune", n_frozen=1, num_epochs=2)
+    printed = capsys.readouterr().out
+    assert repr(r1) in printed and "2 epochs · final loss" in printed  # headless: summary in the output
+    assert isinstance(r1, tl.RunResult) and r1.n_frozen == 1 and len(r1.history) == 2
+    r2 = dash.run_sync(strategy="feature_extraction", num_epochs=3)
+    rows = dash.results
+    assert [r["strategy"] for r in rows] == ["fine_tune", "feature_extraction"]
+    assert rows[0] == r1.row() and rows[1]["epochs"] == 3 and rows[1]["stopped"] is False
+    assert dash.table.value.count("<tr class='tl-run'") == 2
+    assert f"{r2.test_acc:.3f}" in dash.table.value
+    assert "done" in dash.status.value and not dash.running
+    assert not dash.train_button.disabled and dash.stop_button.disabled and not dash.replay_button.disabled
+    assert len(dash.chart.records) == 3  # the chart watched the last run
+
+    log = dash.save_log(tmp_path / "runs.json")
+    data = json.loads(log.read_text())
+    assert data["format"] == "tlwidgets.dashboard-log" and len(data["runs"]) == 2
+    other = Dashboard(small_digits, n_per_class=10, headless=True)
+    assert other.load_log(log) == 2 and other.results == rows
+    chart = other.replay(None, seconds_per_epoch=0)  # replays the last loaded run
+    assert chart.records == r2.history.epochs
+
+
+def test_dashboard_stop_during_background_training():
+    dash = Dashboard(small_digits, n_per_class=50, strategy="scratch", num_epochs=30, headless=True)
+    assert dash.train(block=False) is None
+    assert dash.running and dash.train_button.disabled and not dash.stop_button.disabled
+    with pytest.raises(RuntimeError, match="in progress"):
+        dash.train()
+    deadline = time.monotonic() + 60
+    while not dash.chart.records and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert dash.chart.records, "no epoch finished within 60 s"
+    dash.stop()
+    result = dash.wait(timeout=60)
+    h = result.history
+    assert h.stopped and h.stop_reason == "stopped by user" and len(h) < 30
+    end = dash.chart.end_logs
+    assert end["stopped"] and len(h.batches) == end["batches_completed"]
+    assert [b["epoch"] for b in h.batches] == sorted(b["epoch"] for b in h.batches)
+    assert len(h.epochs) == end["epochs_completed"]
+    assert dash.results[-1]["stopped"] is True and "data-stopped='true'" in dash.table.value
+    assert "stopped after" in dash.status.value and not dash.running and not dash.train_button.disabled
+
+
+def test_dashboard_replay_drives_the_chart_without_training(dash):
+    n_ep, n_b = 5, 3
+    hist = History()
+    for e in range(n_ep):
+        for b in range(n_b):
+            hist.on_batch_end({"epoch": e, "batch": b, "loss": 1.0 / (1 + e + b / n_b), "acc": 0.2 + 0.1 * e,
+                               "size": 8})
+        hist.on_epoch_end({"epoch": e, "loss": 1.0 / (1 + e), "acc": 0.2 + 0.1 * e, "val_loss": 1.1 / (1 + e),
+                           "val_acc": 0.15 + 0.1 * e, "seconds": 1.0})
+    hist.on_train_end({"stopped": False, "stop_reason": "", "seconds": 5.0})
+    live = Dashboard(small_digits, n_per_class=10, headless=False)
+    t0 = time.perf_counter()
+    chart = live.replay(hist.to_dict(), seconds_per_epoch=0.1)
+    assert time.perf_counter() - t0 >= 0.4  # the speed is honoured
+    assert chart.records == hist.epochs and chart.batch_count == n_ep * n_b
+    assert chart.end_logs["batches_completed"] == n_ep * n_b and chart.draw_count >= 2
+    assert live.results == [] and live.run_results == []  # no training, no rows
+    assert "replay" in live.status.value
+
+    # Stop works during a background replay
+    live.replay(hist, seconds_per_epoch=0.5, block=False)
+    time.sleep(0.6)
+    live.stop()
+    live.wait(timeout=10)
+    assert 0 < len(chart.records) < n_ep and chart.end_logs["stopped"]
+
+    with pytest.raises(ValueError, match="nothing to replay"):
+        dash.replay()
+    with pytest.raises(TypeError, match="cannot replay"):
+        history_dict(42)
+
+
+def test_dashboard_shows_training_errors_and_wait_reraises():
+    def builder(n):
+        if n == 5:
+            raise ValueError("no such task for 5 images")
+        return small_digits(n)
+
+    dash = Dashboard(builder, n_per_class=10, headless=True)
+    dash.set(n_per_class=5)
+    dash.train(block=False)
+    with pytest.raises(ValueError, match="no such task"):
+        dash.wait(timeout=30)
+    assert "no such task for 5 images" in dash.errors.widget.value
+    assert "failed" in dash.status.value and not dash.running and dash.results == []
+
+
+def test_results_table_html_marks_best_and_stopped():
+    rows = [{"strategy": "scratch", "test_acc": 0.5, "stopped": False, "trainable_params": 1234},
+            {"strategy": "fine_tune", "test_acc": 0.9, "stopped": True}]
+    out = results_table_html(rows)
+    assert "<b>0.900</b>" in out and "<b>0.500</b>" not in out
+    assert "from scratch" in out and "fine-tune" in out and "1,234" in out
+    assert out.count("data-stopped='true'") == 1
+    assert "no runs yet" in results_table_html([])
+
+
+# ----------------------------------------------------------------------------- gallery, confusion, features
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_gallery_marks_mistakes_in_red():
+    images = torch.randn(5, 1, 28, 28)
+    classes = ["5", "6", "7"]
+    preds = [Prediction([("5", 0.9), ("6", 0.1)], "5"), Prediction([("6", 0.6), ("5", 0.4)], "7"),
+             Prediction([("7", 0.55)], "7"), Prediction([("5", 0.7)], "6"), Prediction([("6", 0.99)], "6")]
+    fig = gallery(images, preds, classes, ncols=3, mean=(0.1307,), std=(0.3081,))
+    axes = [ax for ax in fig.axes if ax.images]
+    assert len(axes) == 5 and len(fig.axes) == 6  # one spare tile, switched off
+    titles = [ax.get_title() for ax in axes]
+    assert titles[0] == "5 (90%) / 5" and titles[1] == "6 (60%) / 7"
+    wrong = [ax.title.get_color() == "#c62828" for ax in axes]
+    assert wrong == [False, True, False, True, False]
+    for ax, w in zip(axes, wrong):
+        assert ax.spines["left"].get_visible() == w
+        if w:
+            assert ax.spines["top"].get_edgecolor()[:3] == pytest.approx((0xc6 / 255, 0x28 / 255, 0x28 / 255))
+    assert "2 of 5 wrong" in fig._suptitle.get_text()
+
+
+def test_gallery_items_from_probabilities_and_a_dataset():
+    probs = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    ds = torch.utils.data.TensorDataset(torch.rand(3, 1, 8, 8), torch.tensor([1, 1, 0]))
+    items = gallery_items(ds, probs, ["cat", "dog"])
+    assert [(i.pred, i.true, i.correct) for i in items] == [("dog", "dog", True), ("cat", "dog", False),
+                                                              ("dog", "cat", False)]
+    assert items[0].confidence == pytest.approx(0.9) and items[0].image.shape == (8, 8)
+    uint8 = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    items = gallery_items(uint8, torch.tensor([0, 1]), ["a", "b"], labels=[0, 0])
+    assert items[1].title == "b / a" and items[0].image.shape == (8, 8, 3) and items[0].image.max() <= 1
+
+
+def test_confusion_view_shows_counts():
+    cm = torch.tensor([[5, 1], [2, 7]])
+    fig = confusion_view(cm, ["cat", "dog"])
+    ax = fig.axes[0]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells == {(0, 0): "5", (0, 1): "1", (1, 0): "2", (1, 1): "7"}
+    assert "80.0%" in ax.get_title()  # (5 + 7) / 15
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog"]
+    values, texts = confusion_cells(cm, normalize=True)
+    assert texts == [["83%", "17%"], ["22%", "78%"]] and values[1, 1] == pytest.approx(7 / 9)
+    with pytest.raises(ValueError, match="square"):
+        confusion_cells(torch.zeros(2, 3))
+
+
+def test_show_task_grid():
+    task = small_digits(5)
+    fig = show_task(task, n_per_class=3)
+    assert len(fig.axes) == 15 and all(ax.images for ax in fig.axes)
+    assert [fig.axes[3 * c].get_ylabel() for c in range(5)] == task.classes
+    img = fig.axes[0].images[0].get_array()
+    assert img.min() >= 0 and img.max() <= 1 and img.max() > 0.5  # un-normalised to visible ink
+
+
+def test_pca_2d_keeps_planar_geometry_and_rng_state():
+    gen = torch.Generator().manual_seed(0)
+    plane = torch.randn(60, 2, generator=gen) * torch.tensor([3.0, 1.0])
+    basis, _ = torch.linalg.qr(torch.randn(10, 2, generator=gen))
+    feats = plane @ basis.T + 5.0  # a 2-D cloud embedded in 10-D, shifted
+    state = torch.get_rng_state()
+    proj, (v1, v2) = pca_2d(feats)
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.cdist(proj, proj).allclose(torch.cdist(plane, plane), atol=1e-3)
+    assert v1 + v2 == pytest.approx(1.0, abs=1e-4) and v1 > v2
+    labels = torch.arange(60) % 3
+    fig = plot_features_2d(feats, labels, ["a", "b", "c"], title="before")
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3 and sum(len(c.get_offsets()) for c in ax.collections) == 60
+    assert ax.get_title() == "before" and [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------- DigitPad
+def test_stamp_and_mnist_preprocessing():
+    g = stamp(np.zeros((14, 14), np.float32), 0, 0, brush=1)
+    assert g[0, 0] == 1.0 and g[0, 1] == g[1, 0] == pytest.approx(0.6) and g[1, 1] == pytest.approx(0.3)
+    assert stamp(g, 0, 0, brush=0, erase=True)[0, 0] == 0.0
+    corner = np.zeros((14, 14), np.float32)
+    corner[0:4, 0:2] = 1.0  # a stroke in the top-left corner
+    x = pad_to_mnist(corner, 0.0, 1.0)[0, 0]
+    assert x.shape == (28, 28) and x.max() <= 1.0
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cy, cx = float((x * ys).sum() / x.sum()), float((x * xs).sum() / x.sum())
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass, as MNIST was
+    rows = torch.nonzero(x.sum(1) > 0.05).flatten()
+    assert 18 <= len(rows) <= 22  # scaled to fill a 20-pixel box
+
+
+def test_digit_pad_recognises_real_digits_and_clicks_paint():
+    from tlwidgets.data import MNIST_MEAN, MNIST_STD
+
+    pad = DigitPad()
+    task = tl.mnist_source_task(5, test_per_class=6)
+    right = 0
+    for x, y in task.test:
+        probs = pad.set_image((x[0] * MNIST_STD + MNIST_MEAN).clamp(0, 1))
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        right += max(probs, key=probs.get) == task.classes[int(y)]
+    assert right >= 0.8 * len(task.test), f"{right}/{len(task.test)} digits recognised through the pad"
+    pad.clear()
+    assert not pad.grid.any() and "draw something" in pad.prediction.value
+    assert all(b.style.button_color == "#ffffff" for b in pad._buttons)
+    pad._buttons[5 * 14 + 7].click()  # what a browser click does
+    assert pad.grid[5, 7] == 1.0 and pad._buttons[5 * 14 + 7].style.button_color == "#000000"
+    assert "%" in pad.prediction.value and pad.bars.value.count("tl-digit-probs") == 1
+    assert "1 cells inked" not in repr(pad) and "inked" in repr(pad)
+    assert grid_from_image(np.ones((28, 28)), 14).shape == (14, 14)

@@ -1,0 +1,501 @@
+"""The instructor's dashboard: one cell to compare transfer-learning strategies live.
+
+Pick a strategy, how many layer groups stay frozen, how many labelled images
+per class, the learning rate and the number of epochs; press Train; watch the
+live chart; press Stop whenever the point is made. Every run adds a row to a
+results table, so runs sit side by side.
+
+Why a thread: while ``fit`` runs in the cell that started it, the kernel
+cannot process the Stop button's click. Training therefore runs in a
+background thread, and everything it shows goes through widget state (label
+values, the chart's PNG bytes), which ipywidgets 8 may update from any
+thread; nothing is printed from the thread, so no output lands in the wrong
+cell. ``train(block=True)`` / ``run_sync`` run in the calling thread instead,
+for scripts, tests and papermill.
+
+Replay mode feeds a logged run (``History.to_dict()``, or a log written by
+:meth:`Dashboard.save_log`) through the same chart at a chosen speed, for
+demos on machines too slow to train in front of an audience.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import ipywidgets as widgets
+
+from ..data import Task, mnist_target_task, pets_task
+from ..freezing import freeze, max_frozen
+from ..training import History, Observer, StopFlag
+from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
+from ._util import ErrorBox, is_headless, widget_bundle
+from .freeze_slider import FreezeSlider
+from .live_chart import LiveChart, progress_text
+
+__all__ = ["Dashboard", "results_table_html", "STRATEGY_LABELS", "LOG_FORMAT"]
+
+STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
+N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
+LOG_FORMAT = "tlwidgets.dashboard-log"
+TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "test_acc",
+                 "seconds", "stopped")
+
+
+def default_task_builder(kind: str) -> Callable[[int | None], Task]:
+    """The course's tasks: digits 5-9 (200 test images per class) or the cat-breeds photos at 128 px."""
+    if kind == "mnist":
+        return lambda n: mnist_target_task(n, test_per_class=200)
+    if kind == "pets":
+        return lambda n: pets_task("cat_breeds", n, image_size=128)
+    raise ValueError(f"kind must be 'mnist' or 'pets', got {kind!r}")
+
+
+# --------------------------------------------------------------------------- logic (plain pytest)
+def results_table_html(rows: list[dict]) -> str:
+    """One HTML row per run (``RunResult.row()``), best test accuracy in bold, stopped runs marked."""
+    if not rows:
+        return "<div class='tl-results-empty' style='color:#666'>no runs yet: press Train</div>"
+    accs = [r.get("test_acc") for r in rows if isinstance(r.get("test_acc"), (int, float))]
+    best = max(accs) if accs else None
+    head = "".join(f"<th style='padding:2px 8px'>{c.replace('_', ' ')}</th>" for c in ("#",) + TABLE_COLUMNS)
+    body = []
+    for i, r in enumerate(rows, 1):
+        cells = [str(i)]
+        for c in TABLE_COLUMNS:
+            v = r.get(c, "")
+            if c == "strategy":
+                v = STRATEGY_LABELS.get(v, v)
+            elif c == "trainable_params" and isinstance(v, int):
+                v = f"{v:,}"
+            elif c == "test_acc" and isinstance(v, (int, float)):
+                v = f"<b>{v:.3f}</b>" if v == best else f"{v:.3f}"
+            elif c == "seconds" and isinstance(v, (int, float)):
+                v = f"{v:.1f}"
+            cells.append(v if c == "test_acc" else html.escape(str(v)))
+        stopped = bool(r.get("stopped"))
+        style = " style='background:#fff3e0'" if stopped else ""
+        body.append(f"<tr class='tl-run' data-stopped='{str(stopped).lower()}'{style}>"
+                    + "".join(f"<td style='padding:2px 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
+    return ("<table class='tl-results' style='border-collapse:collapse;font-size:12px'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def history_dict(source) -> tuple[dict, dict]:
+    """``(History.to_dict(), config)`` from a History, its dict, a RunResult, a log entry, or a log/History JSON file."""
+    if isinstance(source, (str, os.PathLike)):
+        data = json.loads(Path(source).read_text())
+        if isinstance(data, dict) and data.get("format") == LOG_FORMAT:
+            if not data.get("runs"):
+                raise ValueError(f"{source}: the log holds no runs")
+            return history_dict(data["runs"][-1])
+        return history_dict(data)
+    if isinstance(source, RunResult):
+        return source.history.to_dict(), {"num_epochs": None}
+    if isinstance(source, History):
+        return source.to_dict(), {}
+    if isinstance(source, dict) and "history" in source:
+        return dict(source["history"]), dict(source.get("config") or {})
+    if isinstance(source, dict) and "epochs" in source:
+        return dict(source), {}
+    raise TypeError(f"cannot replay {type(source).__name__}: give a History, History.to_dict(), a RunResult, "
+                    "a dashboard log entry, or the path of a JSON log")
+
+
+class _StatusObserver(Observer):
+    """Puts 'run 3 · fine-tune · 20/class · epoch 4/30 · ...' into the dashboard's status line."""
+
+    def __init__(self, dashboard: "Dashboard", prefix: str):
+        self.d, self.prefix, self.num_epochs = dashboard, prefix, None
+
+    def on_train_begin(self, info):
+        self.num_epochs = info["num_epochs"]
+        self.d._set_status(f"{self.prefix} · training: {progress_text(None, self.num_epochs)}")
+
+    def on_epoch_end(self, logs):
+        self.d._set_status(f"{self.prefix} · training: {progress_text(logs, self.num_epochs)}")
+
+
+# --------------------------------------------------------------------------- view
+class Dashboard:
+    """``Dashboard(kind="mnist")``: strategy, freezing, labels per class, lr, epochs, Train/Stop, live chart, results.
+
+    ``task_builder(n_per_class)`` returns the :class:`~tlwidgets.data.Task`
+    to train on (``None`` = all labelled images); by default the course's
+    digits 5-9 task (``kind="mnist"``) or cat breeds (``kind="pets"``). The
+    freeze slider works on a model of that task and applies to fine-tuning
+    only: "from scratch" trains every group, feature extraction only the head.
+    Python methods drive it without a browser: :meth:`train`, :meth:`stop`,
+    :meth:`wait`, :meth:`run_sync`, :meth:`replay`, :meth:`save_log`,
+    :meth:`load_log`; :attr:`results` holds one row per run.
+    """
+
+    def __init__(self, task_builder: Callable[[int | None], Task] | None = None, *, kind: str = "mnist",
+                 strategy: str = "fine_tune", n_per_class: int | None = 20, n_options=N_OPTIONS,
+                 lr: float | None = None, num_epochs: int = 10, max_epochs: int = 100, batch_size: int = 32,
+                 backbone: str = "efficientnet_lite0", seed: int = 0, headless: bool | None = None,
+                 title: str | None = None):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        self.kind = kind
+        self.task_builder = task_builder if task_builder is not None else default_task_builder(kind)
+        self.batch_size, self.backbone, self.seed = batch_size, backbone, seed
+        self.headless = is_headless(headless)
+        self._tasks: dict = {}
+        self._runs: list[dict] = []          # {"row", "config", "history"} per run (trained or loaded)
+        self.run_results: list[RunResult] = []
+        self.last_result: RunResult | None = None
+        self.last_error: BaseException | None = None
+        self._stop = StopFlag()
+        self._lock = threading.RLock()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+        n_options = list(n_options)
+        if n_per_class not in n_options:
+            n_options.append(n_per_class)
+        n_options = sorted({n for n in n_options if n is not None}) + ([None] if None in n_options else [])
+        template_task = self._task(n_per_class)
+        self.template_model = build_model("fine_tune", template_task, backbone=backbone)
+        self._ft_frozen = default_fine_tune_frozen(self.template_model)
+        freeze(self.template_model, self._ft_frozen)
+
+        # -- controls
+        style = {"description_width": "110px"}
+        self.strategy = widgets.Dropdown(options=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=strategy,
+                                         description="strategy", style=style)
+        self.n_per_class = widgets.Dropdown(options=[("all" if n is None else str(n), n) for n in n_options],
+                                            value=n_per_class, description="images / class", style=style)
+        self.lr = widgets.FloatLogSlider(value=lr if lr is not None else DEFAULT_LR[strategy], base=10, min=-5,
+                                         max=-0.5, step=0.1, description="learning rate", readout_format=".1e",
+                                         style=style)
+        self.epochs = widgets.IntSlider(value=num_epochs, min=1, max=max(max_epochs, num_epochs),
+                                        description="epochs", style=style)
+        self.freeze_slider = FreezeSlider(self.template_model, description="frozen groups")
+        self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.replay_button = widgets.Button(description="Replay", icon="repeat", disabled=True,
+                                            tooltip="show the last run (or a loaded log) again, without training")
+        self.replay_speed = widgets.FloatSlider(value=0.5, min=0.05, max=3.0, step=0.05, description="s / epoch",
+                                                layout=widgets.Layout(width="260px"))
+        for name, b in (("train", self.train_button), ("stop", self.stop_button), ("replay", self.replay_button)):
+            b.add_class(f"tl-{name}-button")
+        self.status = widgets.HTML("ready")
+        self.status.add_class("tl-dashboard-status")
+        self.table = widgets.HTML(results_table_html([]))
+        self.table.add_class("tl-dashboard-results")
+        self.errors = ErrorBox()
+        self.chart = LiveChart(title, headless=self.headless, auto_display=False, display_final=False)
+
+        header = widgets.HTML(f"<b>{html.escape(title or 'Transfer learning dashboard')}</b> "
+                              f"<span style='color:#666'>({html.escape(template_task.name)})</span>")
+        controls = widgets.VBox([self.strategy, self.n_per_class, self.lr, self.epochs,
+                                 widgets.HBox([self.train_button, self.stop_button]),
+                                 widgets.HBox([self.replay_button, self.replay_speed])])
+        self.widget = widgets.VBox([header, widgets.HBox([controls, self.freeze_slider.widget]), self.status,
+                                    self.errors.widget, self.chart.widget, self.table])
+        self.widget.add_class("tl-dashboard")
+
+        self.strategy.observe(self.errors.guard(self._on_strategy, "strategy"), names="value")
+        self.freeze_slider.slider.observe(self._remember_frozen, names="value")
+        self.train_button.on_click(self.errors.guard(lambda _b: self.train(block=False), "train"))
+        self.stop_button.on_click(self.errors.guard(lambda _b: self.stop(), "stop"))
+        self.replay_button.on_click(self.errors.guard(lambda _b: self.replay(None, self.replay_speed.value,
+                                                                             block=False), "replay"))
+        self._on_strategy({"new": strategy, "old": None}, set_lr=False)
+
+    # -- tasks and settings ------------------------------------------------------------
+    def _task(self, n: int | None) -> Task:
+        if n not in self._tasks:
+            self._tasks[n] = self.task_builder(n)
+        return self._tasks[n]
+
+    def _remember_frozen(self, change) -> None:
+        if self.strategy.value == "fine_tune":
+            self._ft_frozen = change["new"]
+
+    def _on_strategy(self, change, set_lr: bool = True) -> None:
+        """Show what each strategy freezes; only fine-tuning lets you choose (and never 'head only')."""
+        s, slider, top = change["new"], self.freeze_slider.slider, max_frozen(self.template_model)
+        if s == "fine_tune":
+            target = min(self._ft_frozen, top - 1)
+            slider.value = target  # first the value, then the range: a clamp would overwrite the memory
+            slider.max = top - 1
+            slider.disabled = False
+        else:
+            slider.max = top
+            slider.value = 0 if s == "scratch" else top
+            slider.disabled = True
+        if set_lr:
+            self.lr.value = DEFAULT_LR[s]
+
+    def config(self) -> dict:
+        """The settings the next run will use (what the controls show)."""
+        strategy = self.strategy.value
+        return {"strategy": strategy, "n_per_class": self.n_per_class.value, "lr": float(self.lr.value),
+                "num_epochs": int(self.epochs.value),
+                "n_frozen": int(self.freeze_slider.value) if strategy == "fine_tune" else None,
+                "batch_size": self.batch_size, "seed": self.seed}
+
+    def set(self, *, strategy=None, n_per_class="keep", lr=None, num_epochs=None, n_frozen=None) -> "Dashboard":
+        """Set controls from Python, in dependency order (strategy first: it resets lr and the freeze range)."""
+        if strategy is not None:
+            if strategy not in STRATEGIES:
+                raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+            self.strategy.value = strategy
+        if n_per_class != "keep":
+            if n_per_class not in [v for _, v in self.n_per_class.options]:
+                self.n_per_class.options = list(self.n_per_class.options) + [(str(n_per_class), n_per_class)]
+            self.n_per_class.value = n_per_class
+        if lr is not None:
+            self.lr.value = lr
+        if num_epochs is not None:
+            if num_epochs > self.epochs.max:
+                self.epochs.max = num_epochs
+            self.epochs.value = num_epochs
+        if n_frozen is not None:
+            if self.strategy.value != "fine_tune":
+                raise ValueError("n_frozen applies to strategy='fine_tune' only")
+            if not 0 <= n_frozen <= self.freeze_slider.slider.max:
+                raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.slider.max} for fine-tuning "
+                                 f"{self.template_model.name} (freezing every group but the head is feature extraction)")
+            self.freeze_slider.value = n_frozen
+        return self
+
+    # -- running -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._busy
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = html.escape(text)
+
+    def _set_running(self, running: bool) -> None:
+        self._busy = running
+        self.train_button.disabled = running
+        self.replay_button.disabled = running or not self._runs
+        self.stop_button.disabled = not running
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._busy:
+                raise RuntimeError("a run is in progress: stop() it or wait() for it first")
+            self._busy = True
+        self._stop.clear()
+        self.errors.clear()
+        self.last_error = None
+        self._set_running(True)
+
+    def train(self, block: bool = False) -> RunResult | None:
+        """Start a run with the current settings; ``block=True`` trains in this thread and returns the RunResult."""
+        self._start()
+        config = self.config()
+        if block:
+            return self._run(config, raise_errors=True)
+        self._thread = threading.Thread(target=self._run, args=(config,), name="tlwidgets-dashboard", daemon=True)
+        self._thread.start()
+        return None
+
+    def run_sync(self, **settings) -> RunResult:
+        """``set(**settings)`` then ``train(block=True)``: one run, start to finish, for scripts and papermill.
+
+        Headless, nobody sees the widgets, so the run's chart (one PNG) and its
+        summary line are put into the cell's output instead.
+        """
+        self.set(**settings)
+        result = self.train(block=True)
+        if self.headless:
+            from IPython.display import Image, display
+
+            if self.chart.png is not None:
+                display(Image(data=self.chart.png, format="png"))
+            print(f"{result!r}\n  {self.chart.summary}")
+        return result
+
+    def _run(self, config: dict, raise_errors: bool = False) -> RunResult | None:
+        k = len(self._runs) + 1
+        per = "all" if config["n_per_class"] is None else config["n_per_class"]
+        prefix = f"run {k} · {STRATEGY_LABELS[config['strategy']]} · {per}/class"
+        try:
+            self._set_status(f"{prefix} · preparing (data, model, cached features) ...")
+            task = self._task(config["n_per_class"])
+            result = run_strategy(config["strategy"], task, n_frozen=config["n_frozen"],
+                                  num_epochs=config["num_epochs"], lr=config["lr"], batch_size=config["batch_size"],
+                                  backbone=self.backbone, seed=config["seed"], stop=self._stop, progress=False,
+                                  observers=[self.chart, _StatusObserver(self, prefix)])
+            h = result.history
+            with self._lock:
+                self.run_results.append(result)
+                self.last_result = result
+                self._runs.append({"row": result.row(), "config": dict(config), "history": h.to_dict()})
+                self.table.value = results_table_html(self.results)
+            if h.stopped:
+                self._set_status(f"{prefix} · stopped after {len(h)}/{config['num_epochs']} epochs "
+                                 f"({h.stop_reason}) · test_acc {result.test_acc:.3f}")
+            else:
+                self._set_status(f"{prefix} · done: {len(h)} epochs in {result.seconds:.1f} s · "
+                                 f"test_acc {result.test_acc:.3f}")
+            return result
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, kept, and re-raised when blocking
+            self.last_error = exc
+            self.errors.show(exc, prefix)
+            self._set_status(f"{prefix} · failed: {type(exc).__name__}")
+            if raise_errors:
+                raise
+            return None
+        finally:
+            self._set_running(False)
+
+    def stop(self, reason: str = "stopped by user") -> None:
+        """Ask the run in progress (training or replay) to stop after the current batch."""
+        self._stop.set(reason)
+        if self._busy:
+            self._set_status(f"{html.unescape(self.status.value)} · stopping ...")
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """Block until the background run ends; return its result (re-raise its error, if it failed)."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+            if t.is_alive():
+                raise TimeoutError(f"the run is still going after {timeout} s")
+        if self.last_error is not None:
+            raise self.last_error
+        return self.last_result
+
+    # -- replay ---------------------------------------------------------------------------
+    def replay(self, source=None, seconds_per_epoch: float = 0.5, *, block: bool = True) -> LiveChart:
+        """Play a logged run through the chart (no training); ``source=None`` replays the last run.
+
+        ``source``: a History, ``History.to_dict()``, a RunResult, an entry of
+        :attr:`runs`, or the path of a JSON file (a dashboard log: its last
+        run; or a History dict). ``seconds_per_epoch=0`` plays as fast as
+        drawing allows. Stop works during a replay too.
+        """
+        if seconds_per_epoch < 0:
+            raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
+        if source is None:
+            if not self._runs:
+                raise ValueError("nothing to replay yet: train a run, load_log(path), or pass a History")
+            source = self._runs[-1]
+        hist, config = history_dict(source)
+        if not hist.get("epochs") and not hist.get("batches"):
+            raise ValueError("the logged run has no finished batch or epoch to replay")
+        self._start()
+        if block:
+            self._replay(hist, config, seconds_per_epoch)
+            return self.chart
+        self._thread = threading.Thread(target=self._replay, args=(hist, config, seconds_per_epoch),
+                                        name="tlwidgets-replay", daemon=True)
+        self._thread.start()
+        return self.chart
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while not self._stop.is_set():
+            left = end - time.perf_counter()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def _replay(self, hist: dict, config: dict, seconds_per_epoch: float) -> None:
+        try:
+            epochs, batches = hist.get("epochs", []), hist.get("batches", [])
+            by_epoch: dict[int, list[dict]] = {}
+            for b in batches:
+                by_epoch.setdefault(b["epoch"], []).append(b)
+            num_batches = max((b["batch"] + 1 for b in batches), default=1)
+            logged_epochs = sorted(set(by_epoch) | {e["epoch"] for e in epochs})
+            num_epochs = max(config.get("num_epochs") or 0, len(epochs), (logged_epochs[-1] + 1) if logged_epochs else 1)
+            ends = {e["epoch"]: e for e in epochs}
+            prefix = "replay (no training)"
+            chart, status = self.chart, _StatusObserver(self, prefix)
+            info = {"num_epochs": num_epochs, "num_batches": num_batches, "start_epoch": 0,
+                    "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": "replay"}
+            for obs in (chart, status):
+                obs.on_train_begin(info)
+            done_batches, stopped = 0, False
+            for ep in logged_epochs:
+                blist = by_epoch.get(ep, [])
+                delay = seconds_per_epoch / max(1, len(blist))
+                for b in blist:
+                    self._sleep(delay)
+                    if self._stop.is_set():
+                        stopped = True
+                        break
+                    chart.on_batch_end(b)
+                    done_batches += 1
+                if stopped:
+                    break
+                if not blist:
+                    self._sleep(seconds_per_epoch)
+                if ep in ends:
+                    for obs in (chart, status):
+                        obs.on_epoch_end(ends[ep])
+            end = {"epochs_completed": len(chart.records), "batches_completed": done_batches,
+                   "stopped": stopped or bool(hist.get("stopped")),
+                   "stop_reason": self._stop.reason if stopped else hist.get("stop_reason", ""),
+                   "seconds": hist.get("seconds", 0.0)}
+            chart.on_train_end(end)
+            self._set_status(f"{prefix}: {'stopped at' if stopped else 'showed'} {len(chart.records)} of "
+                             f"{len(epochs)} logged epochs")
+        except Exception as exc:  # noqa: BLE001 - shown in the widget and kept
+            self.last_error = exc
+            self.errors.show(exc, "replay")
+        finally:
+            self._set_running(False)
+
+    # -- results and logs --------------------------------------------------------------------
+    @property
+    def results(self) -> list[dict]:
+        """One ``RunResult.row()`` per run, trained here or loaded from a log, in order."""
+        return [dict(r["row"]) for r in self._runs]
+
+    @property
+    def runs(self) -> list[dict]:
+        """Every run as ``{"row", "config", "history"}`` (plain data; what :meth:`save_log` writes)."""
+        return [dict(r) for r in self._runs]
+
+    def save_log(self, path) -> Path:
+        """Write all runs (rows, settings, full histories) as JSON, atomically; replayable later."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"format": LOG_FORMAT, "version": 1, "kind": self.kind, "runs": self.runs}
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(data, indent=1))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def load_log(self, path) -> int:
+        """Append the runs of a log written by :meth:`save_log` to the table (for replay); returns how many."""
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or data.get("format") != LOG_FORMAT:
+            raise ValueError(f"{path} is not a dashboard log (no format={LOG_FORMAT!r}); "
+                             "a single History JSON can be passed to replay() directly")
+        runs = data.get("runs", [])
+        for r in runs:
+            if not {"row", "history"} <= set(r):
+                raise ValueError(f"{path}: a run entry lacks 'row' or 'history'")
+        with self._lock:
+            self._runs.extend({"row": dict(r["row"]), "config": dict(r.get("config") or {}),
+                               "history": dict(r["history"])} for r in runs)
+            self.table.value = results_table_html(self.results)
+        self._set_running(self._busy)
+        return len(runs)
+
+    # -- display -------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        return widget_bundle(self.widget, repr(self), **kwargs)
+
+    def __repr__(self) -> str:
+        state = "running" if self._busy else "idle"
+        c = self.config()
+        return (f"Dashboard({self.kind}: next {c['strategy']}, {c['n_per_class'] or 'all'}/class, lr={c['lr']:.1e}, "
+                f"{c['num_epochs']} epochs; {len(self._runs)} runs; {state})")
