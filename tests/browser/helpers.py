@@ -174,10 +174,11 @@ def open_notebook(page: "Page", server, name: str, *, timeout: float = NOTEBOOK_
     page.goto(url, wait_until="domcontentloaded", timeout=timeout)
     panel = notebook_panel(page)
     panel.wait_for(state="visible", timeout=timeout)
-    # Document context ready: title is "<basename> - JupyterLab"; cells rendered.
+    # Document context ready: the title starts with the basename, which JupyterLab shortens
+    # ("widgets_demo… - …") when it is long, so compare a prefix; then cells rendered.
     basename = name.rsplit("/", 1)[-1]
     page.wait_for_function(
-        "(n) => document.title.startsWith(n)", arg=basename, timeout=timeout
+        "(n) => document.title.startsWith(n)", arg=basename[:10], timeout=timeout
     )
     panel.locator(".jp-Cell").first.wait_for(state="attached", timeout=timeout)
     # Kernel attached (not "No Kernel"), connected and idle; a dialog would block that.
