@@ -1,0 +1,191 @@
+"""tlwidgets.experiments: nested per-class subsets, time to accuracy, learning curves on cached activations."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch.utils.data import Subset, TensorDataset
+
+import tlwidgets as tl
+from tlwidgets import experiments as ex
+from tlwidgets.data import ImageTensorDataset, Task
+from tlwidgets.training import History
+
+
+# ------------------------------------------------------------------------------------ subsets ---
+def test_per_class_indices_are_balanced_nested_and_seeded():
+    labels = torch.tensor([0, 1, 2] * 10)
+    small = ex.per_class_indices(labels, 2, seed=3)
+    large = ex.per_class_indices(labels, 5, seed=3)
+    assert torch.bincount(labels[small]).tolist() == [2, 2, 2]
+    assert torch.bincount(labels[large]).tolist() == [5, 5, 5]
+    assert set(small.tolist()) <= set(large.tolist())  # nested: the curve adds images, never swaps them
+    assert not torch.equal(ex.per_class_indices(labels, 5, seed=4), large)
+    assert torch.equal(ex.per_class_indices(labels, None), torch.arange(30))
+
+
+def test_subset_task_holds_the_same_images_as_the_task_builder():
+    """subset_task(pool, n) picks what mnist_target_task(n) picks, so results agree with the lessons' tasks."""
+    pool = tl.mnist_target_task(None, test_per_class=10)
+    direct = tl.mnist_target_task(7, test_per_class=10)
+    sub = ex.subset_task(pool, 7)
+    assert torch.equal(sub.train.tensors[0], direct.train.tensors[0])
+    assert torch.equal(sub.train.tensors[1], direct.train.tensors[1])
+    assert sub.test is pool.test and sub.n_per_class == 7
+    assert sub.fingerprint != pool.fingerprint
+    assert ex.subset_task(pool, 3).fingerprint != sub.fingerprint
+    assert ex.subset_task(pool, None) is pool
+
+
+def test_subset_of_image_and_generic_datasets_keeps_labels():
+    images = torch.randint(0, 255, (12, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1] * 6)
+    ds = ImageTensorDataset(images, labels)
+    task = Task("img", ["a", "b"], ds, ds, None, (3, 8, 8), "fp")
+    sub = ex.subset_task(task, 2, seed=1)
+    assert isinstance(sub.train, ImageTensorDataset) and len(sub.train) == 4
+    assert sub.train.labels.tolist().count(0) == 2
+    x, y = sub.train[0]
+    assert x.dtype == torch.float32 and x.shape == (3, 8, 8)
+    assert ds.images.shape[0] == 12  # the parent is untouched
+    generic = Subset(TensorDataset(torch.zeros(6, 1), torch.tensor([0, 0, 0, 1, 1, 1])), [0, 1, 3, 4, 5])
+    assert ex.dataset_labels(generic).tolist() == [0, 0, 1, 1, 1]
+
+
+# -------------------------------------------------------------------------------- time to target ---
+def _history(accs, seconds=1.0):
+    return History(epochs=[{"epoch": i, "loss": 1.0, "acc": a, "val_loss": 1.0, "val_acc": a, "seconds": seconds}
+                           for i, a in enumerate(accs)])
+
+
+def test_time_to_accuracy_sums_epochs_until_the_first_hit():
+    h = _history([0.3, 0.6, 0.5, 0.9], seconds=2.0)
+    assert ex.time_to_accuracy(h, 0.55) == pytest.approx(4.0)
+    assert ex.time_to_accuracy(h, 0.3, setup_seconds=1.5) == pytest.approx(3.5)
+    assert ex.time_to_accuracy(h, 0.95) is None
+    assert ex.time_to_accuracy(h.to_dict(), 0.9) == pytest.approx(8.0)  # a logged run works the same
+    with pytest.raises(ValueError, match="target"):
+        ex.time_to_accuracy(h, 55)
+
+
+def test_epochs_for_gives_small_sets_enough_steps():
+    assert ex.epochs_for(10, 32, 5, min_steps=0) == 5
+    assert ex.epochs_for(10, 32, 5, min_steps=40) == 40  # one batch per epoch
+    assert ex.epochs_for(100, 32, 5, min_steps=40) == 10  # four batches per epoch
+    assert ex.epochs_for(1000, 32, 5, min_steps=40) == 5
+
+
+# -------------------------------------------------------------------------------- learning curve ---
+@pytest.fixture(scope="module")
+def digit_pool():
+    return tl.mnist_target_task(12, test_per_class=20)
+
+
+def test_learning_curve_runs_every_cell_and_reuses_one_forward_pass(digit_pool, monkeypatch):
+    calls = []
+    real = ex.cached_features
+
+    def counting(model, task, upto=None, **kw):
+        calls.append(upto)
+        return real(model, task, upto, **kw)
+
+    monkeypatch.setattr(ex, "cached_features", counting)
+    seen = []
+    curve = ex.learning_curve(digit_pool, [3, None], seeds=(0, 1), num_epochs=2, n_frozen=2, on_run=seen.append)
+    assert calls == [2]  # fine_tune (boundary 2) and feature extraction (3) share one pass
+    assert len(curve.records) == len(seen) == 3 * 2 * 2
+    assert curve.strategies == list(tl.STRATEGIES)
+    for r in curve.records:
+        assert 0.0 <= r.test_acc <= 1.0
+        assert r.num_train == (15 if r.n_per_class == 3 else 60)
+        assert r.n_frozen == {"scratch": 0, "feature_extraction": 3, "fine_tune": 2}[r.strategy]
+        assert len(r.history) == 2 and r.history.last["val_acc"] == pytest.approx(r.test_acc)
+    table = curve.table()
+    assert [row["n_per_class"] for row in table] == [3, "all"]
+    assert table[0]["train_images"] == 15
+    mean = (curve.runs("scratch", 3)[0].test_acc + curve.runs("scratch", 3)[1].test_acc) / 2
+    assert curve.accuracy("scratch", 3) == pytest.approx(mean)
+    assert curve.gap("fine_tune", "scratch", None) == pytest.approx(
+        curve.accuracy("fine_tune", None) - curve.accuracy("scratch", None))
+    json.dumps(curve.to_dict())  # plain data
+    assert "LearningCurve('MNIST digits 5-9', 12 runs)" in repr(curve)
+
+
+def test_learning_curve_matches_a_hand_made_run(digit_pool):
+    """The subset-of-cached-activations shortcut trains exactly what run_strategy would on the subset."""
+    curve = ex.learning_curve(digit_pool, [4], ["feature_extraction"], num_epochs=3, seeds=(5,))
+    sub = ex.subset_task(digit_pool, 4, seed=5)
+    feats = tl.cached_features(tl.load_digit_model(), sub, 3, progress=False)
+    ref = curve.records[0]
+    assert ref.num_train == len(feats.train) == 20
+    model = tl.load_digit_model()
+    tl.seed_everything(5)  # the new head's initial weights follow the seed
+    model = tl.replace_head(model, 5, digit_pool.classes)
+    tl.freeze(model, 3)
+    tail = model.tail(3)
+    train_loader, test_loader = feats.loaders(32)
+    hist = tl.fit(tail, train_loader, test_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
+    assert hist["val_acc"] == pytest.approx(ref.history["val_acc"])
+
+
+def test_track_false_evaluates_once_and_min_steps_adds_epochs(digit_pool):
+    curve = ex.learning_curve(digit_pool, [2], ["scratch", "feature_extraction"], num_epochs=1, min_steps=4,
+                              track=False)
+    for r in curve.records:
+        assert len(r.history) == 4  # 10 images = one batch per epoch -> 4 epochs for 4 steps
+        assert r.history["val_acc"] == [None] * 4
+        assert 0.0 <= r.test_acc <= 1.0
+    assert ex.time_to_accuracy(curve.records[0].history, 0.01) is None
+    rows = curve.time_table(0.5, 2)
+    assert {row["epochs_to_target"] for row in rows} == {None}
+
+
+def test_per_strategy_settings_and_time_table(digit_pool):
+    curve = ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"], num_epochs={"fine_tune": 1,
+                              "feature_extraction": 3}, lr={"feature_extraction": 1e-2}, n_frozen=1)
+    assert len(curve.runs("feature_extraction", None)[0].history) == 3
+    assert len(curve.runs("fine_tune", None)[0].history) == 1
+    rows = curve.time_table(0.05, None)
+    assert [r["strategy"] for r in rows] == ["feature_extraction", "fine_tune"]
+    for r in rows:
+        assert r["epochs_to_target"] == 1  # 5%: below chance, reached at once
+        assert r["to_target_s"] >= r["setup_s"] > 0
+
+
+def test_learning_curve_rejects_bad_grids(digit_pool):
+    with pytest.raises(ValueError, match="sizes"):
+        ex.learning_curve(digit_pool, [])
+    with pytest.raises(ValueError, match="sizes"):
+        ex.learning_curve(digit_pool, [0])
+    with pytest.raises(ValueError, match="strategy"):
+        ex.learning_curve(digit_pool, [2], ["linear_probe"])
+    with pytest.raises(ValueError, match="n_frozen"):
+        ex.learning_curve(digit_pool, [2], ["fine_tune"], n_frozen=3)
+
+
+def test_plot_draws_one_line_per_strategy_on_a_log_axis(digit_pool):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    curve = ex.learning_curve(digit_pool, [2, 6], ["scratch", "feature_extraction"], num_epochs=1,
+                              seeds=(0, 1), track=False)
+    fig = curve.plot()
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [l.get_label() for l in ax.lines] == ["scratch", "feature extraction"]
+    assert list(ax.lines[0].get_xdata()) == [2, 6]
+    assert math.isclose(ax.lines[1].get_ydata()[1], curve.accuracy("feature_extraction", 6))
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_table_aligns_text_and_escapes_html():
+    t = ex.Table([{"strategy": "scratch", "acc": 0.51234, "params": 12345, "stopped": None},
+                  {"strategy": "<fine>", "acc": 0.9}], title="runs")
+    text = repr(t).splitlines()
+    assert text[0] == "runs"
+    assert text[1].split() == ["strategy", "acc", "params", "stopped"]
+    assert text[2].split() == ["scratch", "0.512", "12,345", "-"]
+    assert len({len(line) for line in text[1:]}) == 1  # aligned columns
+    assert "&lt;fine&gt;" in t._repr_html_() and t.column("acc") == [0.51234, 0.9] and len(t) == 2

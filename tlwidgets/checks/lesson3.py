@@ -1,0 +1,156 @@
+"""Checks for lesson 3 (fine-tuning). Each recomputes the right answer from the model passed in."""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import nn
+
+from . import CheckResult, not_yet, passed
+from ..freezing import freeze, freeze_report, max_frozen
+from ..models import GroupedModel
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _need_model(model, name: str) -> None:
+    if not isinstance(model, GroupedModel):
+        raise ValueError(f"{name} needs the lesson's model (a tlwidgets GroupedModel) as its second argument, "
+                         f"got {type(model).__name__}")
+
+
+def smallest_frozen_for(model: GroupedModel, fraction: float) -> int | None:
+    """The fewest frozen groups leaving fewer than ``fraction`` of the parameters trainable (model unchanged)."""
+    before, bn_mode = model.num_frozen, model.frozen_bn_mode
+    try:
+        for k in range(max_frozen(model) + 1):
+            if freeze(model, k).trainable_fraction < fraction:
+                return k
+        return None
+    finally:
+        freeze(model, before, frozen_bn=bn_mode)
+
+
+def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
+    """The smallest number of frozen groups for which fewer than ``fraction`` of the parameters train."""
+    _need_model(model, "exercise1")
+    if answer is None:
+        return not_yet("replace `answer = None` with an integer number of frozen groups; move the freeze slider "
+                       "(or call tl.freeze(model, k)) and watch the trainable fraction")
+    if not _is_int(answer):
+        raise ValueError(f"exercise1 expects an integer number of frozen groups, got {type(answer).__name__}")
+    expected = smallest_frozen_for(model, fraction)
+    if answer == expected:
+        before = model.num_frozen
+        report = freeze(model, answer)
+        freeze(model, before)
+        return passed(f"freezing {answer} groups leaves {report.trainable:,} of {report.total:,} parameters "
+                      f"({report.trainable_fraction:.1%}) to train: the groups after '{model.group_names[answer - 1]}'")
+    if expected is not None and answer > expected:
+        return not_yet(f"{answer} frozen groups qualifies, but is it the smallest? Try unfreezing one more group")
+    return not_yet(f"with {answer} frozen groups {freeze_report_fraction(model, answer)} of the parameters still "
+                   f"train; you need fewer than {fraction:.0%}")
+
+
+def freeze_report_fraction(model: GroupedModel, k: int) -> str:
+    if not 0 <= k <= max_frozen(model):
+        return f"(out of range: 0..{max_frozen(model)})"
+    before = model.num_frozen
+    try:
+        return f"{freeze(model, k).trainable_fraction:.1%}"
+    finally:
+        freeze(model, before)
+
+
+def _param_groups(answer) -> list[dict]:
+    if isinstance(answer, torch.optim.Optimizer):
+        return answer.param_groups
+    if isinstance(answer, (list, tuple)) and all(isinstance(g, dict) and "params" in g for g in answer):
+        return list(answer)
+    raise ValueError("exercise2 expects optimiser parameter groups (a list of dicts with 'params' and 'lr', e.g. "
+                     f"from layerwise_lr_groups) or a torch optimiser, got {type(answer).__name__}")
+
+
+def exercise2(answer, model, ratio: float = 0.01) -> CheckResult:
+    """Per-group learning rates: the stem's lr is ``ratio`` times the head's, rising group by group."""
+    _need_model(model, "exercise2")
+    if answer is None:
+        return not_yet("replace `answer = None` with layerwise_lr_groups(model, lr, decay) for a decay you "
+                       "work out: the stem sits num_groups - 1 groups below the head")
+    groups = _param_groups(answer)
+    owner = {}
+    for i, name in enumerate(model.group_names):
+        for p in model.groups[name].parameters():
+            owner[id(p)] = i
+    lr_of_group: dict[int, float] = {}
+    seen: set[int] = set()
+    for g in groups:
+        lr = g.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, Real) or not lr > 0:
+            return not_yet(f"every parameter group needs a positive 'lr'; one has {lr!r}")
+        for p in g["params"]:
+            if id(p) not in owner:
+                return not_yet("these parameter groups hold tensors that are not in this model: build them from "
+                               "the same model you pass to the check")
+            if id(p) in seen:
+                return not_yet("a parameter appears in two groups: the optimiser would reject that")
+            seen.add(id(p))
+            i = owner[id(p)]
+            if i in lr_of_group and not math.isclose(lr_of_group[i], lr, rel_tol=1e-9):
+                return not_yet(f"group '{model.group_names[i]}' got two different learning rates")
+            lr_of_group[i] = float(lr)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    if trainable - seen:
+        return not_yet(f"{len(trainable - seen)} trainable tensors are in no parameter group: they would never "
+                       "learn. Unfreeze everything first (tl.freeze(model, 0)) and give every group an lr")
+    first, last = 0, model.num_groups - 1
+    if first not in lr_of_group or last not in lr_of_group:
+        return not_yet("both the stem and the head must be in the optimiser (call tl.freeze(model, 0) first)")
+    got = lr_of_group[first] / lr_of_group[last]
+    ordered = [lr_of_group[i] for i in sorted(lr_of_group)]
+    if any(b < a * (1 - 1e-9) for a, b in zip(ordered, ordered[1:])):
+        return not_yet("the learning rates should grow from the stem towards the head, never shrink")
+    if not math.isclose(got, ratio, rel_tol=0.02):
+        return not_yet(f"the stem's lr is {got:.4g} x the head's; aim for {ratio:g}. With decay d per group, "
+                       f"the stem gets d**{last} of the head's lr")
+    return passed(f"stem lr {lr_of_group[first]:.2e}, head lr {lr_of_group[last]:.2e} (ratio {got:.3g}), "
+                  f"rising through {len(lr_of_group)} groups")
+
+
+def frozen_batchnorms_in_eval(model: GroupedModel) -> list[str]:
+    """Names of BatchNorm layers of ``model`` that are in eval mode after ``model.train()``."""
+    was = model.training
+    model.train()
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training]
+    model.train(was)
+    return names
+
+
+def exercise3(answer, model) -> CheckResult:
+    """The BatchNorm layers that stay in eval mode while ``model`` trains (those in frozen groups)."""
+    _need_model(model, "exercise3")
+    if answer is None:
+        return not_yet("replace `answer = None` with a list of module names, e.g. from "
+                       "tlwidgets.freezing.batchnorm_modes(model) after model.train()")
+    if isinstance(answer, str) or not isinstance(answer, (list, tuple, set)):
+        raise ValueError(f"exercise3 expects a list of BatchNorm module names, got {type(answer).__name__}")
+    expected = frozen_batchnorms_in_eval(model)
+    got = set(answer)
+    if got == set(expected):
+        if not expected:
+            return passed("none: no frozen group of this model has a BatchNorm in eval mode "
+                          f"(num_frozen={model.num_frozen}, frozen_bn='{model.frozen_bn_mode}')")
+        groups = sorted({n.split(".")[1] for n in expected}, key=model.group_names.index)
+        return passed(f"{len(expected)} BatchNorm layers keep their pretrained statistics: those in "
+                      f"{', '.join(groups)} (the frozen groups)")
+    extra, missing = got - set(expected), set(expected) - got
+    if model.frozen_bn_mode == "train" and expected == []:
+        hint = "with frozen_bn='train' every BatchNorm trains, frozen or not"
+    else:
+        hint = "only BatchNorm layers inside the first model.num_frozen groups stay in eval mode"
+    return not_yet(f"{len(missing)} missing, {len(extra)} that should not be there; call model.train() first. "
+                   + hint)

@@ -1,0 +1,429 @@
+"""Experiments over many runs: learning curves and time-to-accuracy.
+
+Lesson 4 asks "when does transfer help?" and answers it with a grid: every
+strategy, at several numbers of labelled images per class, with a few seeds.
+Run naively, each cell of that grid would push its images through the frozen
+backbone again. Here the frozen part runs **once** over a pool of images (the
+largest size in the grid); every smaller training set is a subset of the
+pool's cached activations, so a whole curve costs one forward pass plus many
+cheap trainings. The subsets are nested (the 5 images of a class at N=5 are
+among its 20 at N=20), which makes the curve smoother than independent draws.
+
+Core-style module: no ipywidgets, and matplotlib only inside
+:meth:`LearningCurve.plot`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from .data import ImageTensorDataset, Task, _fingerprint, _take_per_class
+from .features import cached_features, extract_features
+from .freezing import max_frozen
+from .models import GroupedModel, replace_head
+from .training import History, evaluate, fit, seed_everything, select_device
+from .transfer import DEFAULT_LR, STRATEGIES, build_model, default_fine_tune_frozen
+
+__all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
+           "RunRecord", "LearningCurve", "learning_curve"]
+
+
+# ---------------------------------------------------------------------------
+# subsets
+# ---------------------------------------------------------------------------
+def dataset_labels(data: Dataset) -> torch.Tensor:
+    """The label of every sample, read without touching the images when the dataset allows it."""
+    if isinstance(data, TensorDataset):
+        return data.tensors[-1]
+    if isinstance(data, ImageTensorDataset):
+        return data.labels
+    if isinstance(data, Subset):
+        return dataset_labels(data.dataset)[torch.as_tensor(data.indices)]
+    return torch.tensor([int(data[i][1]) for i in range(len(data))])
+
+
+def per_class_indices(labels: torch.Tensor, n_per_class: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of ``n_per_class`` samples of every class present in ``labels`` (all when None).
+
+    For a fixed ``seed`` the choice is nested: the samples picked for a small
+    ``n`` are among those picked for a larger one. It is the same rule the task
+    builders use, so ``subset_task(mnist_target_task(None), 5)`` holds exactly
+    the images of ``mnist_target_task(5)``.
+    """
+    classes = sorted(int(c) for c in torch.unique(labels))
+    return _take_per_class(labels, classes, n_per_class, seed)
+
+
+def _subset_dataset(data: Dataset, idx: torch.Tensor) -> Dataset:
+    if isinstance(data, TensorDataset):
+        return TensorDataset(*(t[idx] for t in data.tensors))
+    if isinstance(data, ImageTensorDataset):
+        out = copy.copy(data)  # shares mean/std, owns its own slice of the images
+        out.images, out.labels = data.images[idx], data.labels[idx]
+        return out
+    return Subset(data, idx.tolist())
+
+
+def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
+    """``task`` with only ``n_per_class`` training images per class; the test set is unchanged.
+
+    The fingerprint covers the parent task and the chosen samples, so feature
+    caches computed on the subset are keyed correctly.
+    """
+    if n_per_class is None:
+        return task
+    idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
+    return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
+                tuple(task.input_size), _fingerprint("subset", task.fingerprint, idx), augment=task.augment)
+
+
+# ---------------------------------------------------------------------------
+# time to accuracy
+# ---------------------------------------------------------------------------
+def time_to_accuracy(history: History | Mapping, target: float, *, setup_seconds: float = 0.0,
+                     key: str = "val_acc") -> float | None:
+    """Seconds of training until the first epoch whose ``key`` reaches ``target``; None if it never does.
+
+    The time is ``setup_seconds`` (a one-off cost such as computing cached
+    activations) plus the summed ``seconds`` of the epochs up to and including
+    the first one at or above ``target``. Reading it from the per-epoch log
+    means no extra run is needed and a stopped run still counts.
+    """
+    epochs = history.epochs if isinstance(history, History) else history.get("epochs", [])
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be an accuracy in (0, 1], got {target}")
+    elapsed = float(setup_seconds)
+    for e in epochs:
+        elapsed += float(e.get("seconds") or 0.0)
+        value = e.get(key)
+        if value is not None and value >= target:
+            return elapsed
+    return None
+
+
+def epochs_for(num_train: int, batch_size: int, num_epochs: int, min_steps: int = 0) -> int:
+    """``num_epochs``, raised so that training takes at least ``min_steps`` optimiser steps.
+
+    With 5 images per class an epoch is a single batch: a fixed epoch count
+    would give small training sets far fewer updates than large ones and make
+    them look worse than they are. A floor on the number of steps is fairer.
+    """
+    batches = max(1, math.ceil(num_train / batch_size))
+    return max(int(num_epochs), math.ceil(min_steps / batches))
+
+
+# ---------------------------------------------------------------------------
+# learning curves
+# ---------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    """One cell of a learning-curve grid."""
+
+    strategy: str
+    n_per_class: int | None
+    seed: int
+    num_train: int
+    n_frozen: int
+    test_acc: float
+    train_seconds: float
+    setup_seconds: float
+    history: History = field(repr=False)
+
+    def row(self) -> dict:
+        return {"strategy": self.strategy, "n_per_class": "all" if self.n_per_class is None else self.n_per_class,
+                "seed": self.seed, "num_train": self.num_train, "frozen_groups": self.n_frozen,
+                "epochs": len(self.history), "test_acc": round(self.test_acc, 4),
+                "train_seconds": round(self.train_seconds, 2), "setup_seconds": round(self.setup_seconds, 2)}
+
+
+class LearningCurve:
+    """Test accuracy of several strategies against the number of labelled images per class."""
+
+    def __init__(self, task_name: str, records: Sequence[RunRecord], sizes: Sequence[int | None], num_classes: int):
+        self.task_name, self.records, self.sizes = task_name, list(records), list(sizes)
+        self.num_classes = num_classes
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(dict.fromkeys(r.strategy for r in self.records))
+
+    def runs(self, strategy: str, n_per_class: int | None = None, *, any_size: bool = False) -> list[RunRecord]:
+        return [r for r in self.records if r.strategy == strategy and (any_size or r.n_per_class == n_per_class)]
+
+    def accuracy(self, strategy: str, n_per_class: int | None) -> float:
+        """Mean test accuracy over seeds of one strategy at one size."""
+        runs = self.runs(strategy, n_per_class)
+        if not runs:
+            raise KeyError(f"no run of {strategy!r} at n_per_class={n_per_class!r} in this curve")
+        return statistics.fmean(r.test_acc for r in runs)
+
+    def spread(self, strategy: str, n_per_class: int | None) -> float:
+        """Max - min test accuracy over seeds (0 with one seed): how much to trust a difference."""
+        accs = [r.test_acc for r in self.runs(strategy, n_per_class)]
+        return max(accs) - min(accs) if accs else float("nan")
+
+    def num_train(self, n_per_class: int | None) -> float:
+        """Training images behind a size (mean over seeds; 'all' resolves to the pool size)."""
+        return statistics.fmean(r.num_train for r in self.records if r.n_per_class == n_per_class)
+
+    def gap(self, strategy: str, baseline: str, n_per_class: int | None) -> float:
+        """``accuracy(strategy) - accuracy(baseline)`` at one size, in accuracy units (0.1 = 10 points)."""
+        return self.accuracy(strategy, n_per_class) - self.accuracy(baseline, n_per_class)
+
+    def table(self) -> list[dict]:
+        """One row per size: mean test accuracy of each strategy (rounded to 3 decimals)."""
+        rows = []
+        for n in self.sizes:
+            row = {"n_per_class": "all" if n is None else n, "train_images": round(self.num_train(n))}
+            for s in self.strategies:
+                row[s] = round(self.accuracy(s, n), 3)
+            rows.append(row)
+        return rows
+
+    def time_table(self, target: float, n_per_class: int | None) -> list[dict]:
+        """Per strategy at one size: epochs and seconds until test accuracy first reaches ``target``.
+
+        ``setup_s`` is the one-off cost of the cached activations that run
+        used; ``to_target_s`` includes it. None means the target was never
+        reached within the epochs trained.
+        """
+        rows = []
+        for s in self.strategies:
+            for r in self.runs(s, n_per_class):
+                train_t = time_to_accuracy(r.history, target)
+                epoch = next((i + 1 for i, a in enumerate(r.history["val_acc"]) if a is not None and a >= target),
+                             None)
+                rows.append({"strategy": s, "seed": r.seed, "epochs_to_target": epoch,
+                             "setup_s": round(r.setup_seconds, 2),
+                             "to_target_s": None if train_t is None else round(train_t + r.setup_seconds, 2),
+                             "epoch_s": round(statistics.fmean(r.history["seconds"]), 3),
+                             "final_acc": round(r.test_acc, 3)})
+        return rows
+
+    def to_dict(self) -> dict:
+        return {"task": self.task_name, "sizes": self.sizes, "num_classes": self.num_classes,
+                "records": [{**r.row(), "history": r.history.to_dict()} for r in self.records]}
+
+    def plot(self, ax=None, *, title: str | None = None):
+        """Accuracy against labelled images per class (log x), one line per strategy; returns the Figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5.5, 3.6))
+        xs = [self.num_train(n) / self.num_classes for n in self.sizes]
+        for s in self.strategies:
+            means = [self.accuracy(s, n) for n in self.sizes]
+            ax.plot(xs, means, marker="o", label=s.replace("_", " "))
+            for x, n in zip(xs, self.sizes):
+                accs = [r.test_acc for r in self.runs(s, n)]
+                if len(accs) > 1:
+                    ax.vlines(x, min(accs), max(accs), alpha=0.4, color=ax.lines[-1].get_color())
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [("all\n(" + f"{x:.0f})") if n is None else str(n) for x, n in zip(xs, self.sizes)])
+        ax.minorticks_off()
+        ax.set_xlabel("labelled training images per class")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(title or self.task_name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        return ax.figure
+
+    def __repr__(self) -> str:
+        head = f"LearningCurve({self.task_name!r}, {len(self.records)} runs)"
+        cols = ["n_per_class", "train_images", *self.strategies]
+        lines = [head, "  " + "  ".join(f"{c:>18}" for c in cols)]
+        for row in self.table():
+            lines.append("  " + "  ".join(f"{str(row[c]):>18}" for c in cols))
+        return "\n".join(lines)
+
+
+def _per_strategy(value, strategy: str, default):
+    if isinstance(value, Mapping):
+        return value.get(strategy, default)
+    return default if value is None else value
+
+
+@torch.no_grad()
+def _propagate(model: GroupedModel, data: TensorDataset, start: int, stop: int, device, batch_size: int = 256):
+    """Run frozen groups ``start..stop-1`` over activations cached at ``start`` (eval mode)."""
+    model.eval().to(device)
+    x, y = data.tensors
+    out = [model(x[i:i + batch_size].to(device), start, stop).float().cpu() for i in range(0, len(x), batch_size)]
+    return TensorDataset(torch.cat(out), y)
+
+
+def _fresh_tail(base: GroupedModel, k: int, task: Task) -> GroupedModel:
+    """Groups ``k..`` of ``base`` as an independent, fully trainable copy with a new head.
+
+    Copying only the tail (not the frozen backbone) keeps each run cheap; the
+    new head's initial weights follow the current torch seed.
+    """
+    tail = GroupedModel(((n, copy.deepcopy(base.groups[n])) for n in base.group_names[k:]),
+                        name=f"{base.name}[{k}:]", classes=task.classes, mean=base.mean, std=base.std,
+                        image_size=base.image_size)
+    for p in tail.parameters():
+        p.requires_grad_(True)
+    return replace_head(tail, task.num_classes, task.classes)
+
+
+def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
+                   seeds: Sequence[int] = (0,), num_epochs: int | Mapping[str, int] = 10,
+                   lr: float | Mapping[str, float] | None = None, n_frozen: int | None = None,
+                   min_steps: int = 0, batch_size: int = 32, backbone: str = "efficientnet_lite0",
+                   scratch_arch: str = "small", cache: bool = True, track=True, device="auto",
+                   progress: bool = False, on_run=None) -> LearningCurve:
+    """Train every strategy at every size (labelled images per class) and seed; return the curve.
+
+    ``task`` is the pool: its training set must hold at least ``max(sizes)``
+    images per class (``None`` in ``sizes`` means all of it). Transfer
+    strategies compute the pool's activations once at the lowest freeze
+    boundary they need and train on subsets of them; "scratch" trains the
+    whole network on the subset's images. ``num_epochs`` and ``lr`` may be
+    dicts keyed by strategy; ``min_steps`` raises the epochs of small sets
+    (see :func:`epochs_for`). ``track`` says which runs measure test
+    accuracy after every epoch (needed by :func:`time_to_accuracy`): True
+    (all), False (none: one evaluation at the end, much cheaper for
+    from-scratch runs with many tiny epochs) or a collection of sizes.
+    ``on_run(record)`` is called after each run.
+    """
+    sizes = list(sizes)
+    if not sizes:
+        raise ValueError("sizes is empty: give the numbers of labelled images per class to try, e.g. (5, 20)")
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ValueError(f"unknown strategy {s!r}; choose from {STRATEGIES}")
+    for n in sizes:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"sizes must be positive integers or None (all), got {n!r}")
+    dev = select_device(device)
+    pool_labels = dataset_labels(task.train)
+
+    def tracked(n) -> bool:
+        return track if isinstance(track, bool) else n in set(track)
+
+    def train_and_test(model, train_loader, test_loader, n, seed, epochs, rate, num_train):
+        """Fit, then test once more only when the history has no final test accuracy."""
+        t0 = time.perf_counter()
+        hist = fit(model, train_loader, test_loader if tracked(n) else None, device=dev, seed=seed,
+                   progress=progress, lr=rate, num_epochs=epochs_for(num_train, batch_size, epochs, min_steps))
+        acc = hist.last["val_acc"] if tracked(n) else evaluate(model, test_loader, device=dev)["acc"]
+        return hist, acc, time.perf_counter() - t0
+    records: list[RunRecord] = []
+
+    def finish(record):
+        records.append(record)
+        if on_run is not None:
+            on_run(record)
+
+    # transfer strategies: one forward pass over the pool at the lowest boundary needed
+    transfer = [s for s in strategies if s != "scratch"]
+    if transfer:
+        seed_everything(seeds[0])
+        base = build_model("fine_tune", task, backbone=backbone)
+        bounds = {}
+        for s in transfer:
+            if s == "feature_extraction":
+                bounds[s] = max_frozen(base)
+            else:
+                bounds[s] = default_fine_tune_frozen(base) if n_frozen is None else int(n_frozen)
+                if not 0 < bounds[s] < max_frozen(base):
+                    raise ValueError(f"fine_tune needs 0 < n_frozen < {max_frozen(base)} here, got {bounds[s]}")
+        low = min(bounds.values())
+        t0 = time.perf_counter()
+        feats = cached_features(base, task, low, device=dev, cache=cache, progress=progress)
+        acts = {low: (feats.train, feats.test, time.perf_counter() - t0)}
+        for k in sorted(set(bounds.values()) - {low}):
+            t0 = time.perf_counter()
+            acts[k] = (_propagate(base, feats.train, low, k, dev), _propagate(base, feats.test, low, k, dev),
+                       acts[low][2] + time.perf_counter() - t0)
+        for s in transfer:
+            k = bounds[s]
+            train_acts, test_acts, setup = acts[k]
+            test_loader = DataLoader(test_acts, batch_size=256)
+            epochs = _per_strategy(num_epochs, s, 10)
+            rate = _per_strategy(lr, s, DEFAULT_LR[s])
+            for n in sizes:
+                for seed in seeds:
+                    idx = per_class_indices(pool_labels, n, seed)
+                    seed_everything(seed)
+                    tail = _fresh_tail(base, k, task)
+                    loader = DataLoader(TensorDataset(train_acts.tensors[0][idx], train_acts.tensors[1][idx]),
+                                        batch_size=batch_size, shuffle=True)
+                    hist, acc, secs = train_and_test(tail, loader, test_loader, n, seed, epochs, rate, len(idx))
+                    # setup is charged in proportion to the images this run used (train subset + test set)
+                    share = (len(idx) + len(test_acts)) / (len(train_acts) + len(test_acts))
+                    finish(RunRecord(s, n, seed, len(idx), k, acc, secs, setup * share, hist))
+    if "scratch" in strategies:
+        epochs = _per_strategy(num_epochs, "scratch", 10)
+        rate = _per_strategy(lr, "scratch", DEFAULT_LR["scratch"])
+        for n in sizes:
+            for seed in seeds:
+                sub = subset_task(task, n, seed)
+                seed_everything(seed)
+                model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
+                train_loader, test_loader = sub.loaders(batch_size)
+                hist, acc, secs = train_and_test(model, train_loader, test_loader, n, seed, epochs, rate,
+                                                 len(sub.train))
+                finish(RunRecord("scratch", n, seed, len(sub.train), 0, acc, secs, 0.0, hist))
+    order = {s: i for i, s in enumerate(strategies)}
+    records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
+    return LearningCurve(task.name, records, sizes, task.num_classes)
+
+
+# ---------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------
+class Table:
+    """Rows of dicts, shown as an aligned text table by ``print`` and as HTML in a notebook.
+
+    The lessons show many small result tables; this keeps them readable
+    without adding pandas to the course's dependencies. Floats are shown with
+    ``digits`` decimals, ``None`` as a dash.
+    """
+
+    def __init__(self, rows: Sequence[Mapping], columns: Sequence[str] | None = None, *, title: str | None = None,
+                 digits: int = 3):
+        self.rows = [dict(r) for r in rows]
+        self.columns = list(columns) if columns is not None else list(dict.fromkeys(k for r in self.rows for k in r))
+        self.title, self.digits = title, digits
+
+    def _cell(self, v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return str(v)
+        if isinstance(v, float):
+            return f"{v:.{self.digits}f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    def column(self, name: str) -> list:
+        return [r.get(name) for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
+        lines = [self.title] if self.title else []
+        lines.append("  ".join(c.rjust(w) for c, w in zip(self.columns, widths)))
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cap = f"<caption style='text-align:left'><b>{html.escape(self.title)}</b></caption>" if self.title else ""
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{html.escape(self._cell(r.get(c)))}</td>"
+                                        for c in self.columns) + "</tr>" for r in self.rows)
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,132 @@
+"""Small helpers the lessons share: ImageNet's dog and cat classes, one-photo preprocessing, features for plots.
+
+Core-style module: it imports neither ipywidgets nor matplotlib, so the
+exercise checks and the tests can use it without a front end.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .models import GroupedModel, imagenet_classes
+
+__all__ = ["DOG_CLASSES", "CAT_CLASSES", "DOMESTIC_CAT_NAMES", "imagenet_species", "species_predictions",
+           "image_to_tensor", "model_inputs", "dataset_tensors", "first_per_class"]
+
+# ImageNet-1k is ordered by WordNet synset: all 118 dog breeds form one contiguous block (151 "Chihuahua"
+# .. 268 "Mexican hairless"), and the five domestic cats another (281 "tabby" .. 285 "Egyptian cat").
+# Wild cats (286 "cougar", 287 "lynx", ...) follow but are not pets. Lesson 1 prints the names to verify.
+DOG_CLASSES = range(151, 269)
+CAT_CLASSES = range(281, 286)
+DOMESTIC_CAT_NAMES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")
+
+
+def _check_ranges() -> None:
+    """Fail loudly if torchvision's class list is not the ImageNet-1k order the ranges assume."""
+    names = imagenet_classes()
+    if len(names) != 1000 or names[151] != "Chihuahua" or names[268] != "Mexican hairless" \
+            or tuple(names[i] for i in CAT_CLASSES) != DOMESTIC_CAT_NAMES:
+        raise RuntimeError("the ImageNet class list is not in the expected ImageNet-1k order; "
+                           "DOG_CLASSES / CAT_CLASSES would be wrong")
+
+
+def imagenet_species(index: int) -> str:
+    """'dog', 'cat' or 'other' for an ImageNet-1k class index."""
+    index = int(index)
+    if not 0 <= index < 1000:
+        raise ValueError(f"ImageNet-1k class indices run 0..999, got {index}")
+    return "dog" if index in DOG_CLASSES else "cat" if index in CAT_CLASSES else "other"
+
+
+def species_predictions(probs: torch.Tensor, rule: str = "top1") -> list[str]:
+    """Turn ImageNet probabilities (N x 1000) into 'dog' / 'cat' / 'other' per image.
+
+    ``rule="top1"``: the species of the single most likely class (a lynx or a
+    teddy bear gives 'other'). ``rule="mass"``: compare the total probability
+    of all dog classes with that of all cat classes, which is never 'other':
+    a photo the model splits between 30 dog breeds still counts as a dog.
+    """
+    probs = torch.as_tensor(probs)
+    if probs.dim() != 2 or probs.shape[1] != 1000:
+        raise ValueError(f"expected ImageNet probabilities of shape (N, 1000), got {tuple(probs.shape)}")
+    _check_ranges()
+    if rule == "top1":
+        return [imagenet_species(i) for i in probs.argmax(1).tolist()]
+    if rule == "mass":
+        dog = probs[:, DOG_CLASSES.start:DOG_CLASSES.stop].sum(1)
+        cat = probs[:, CAT_CLASSES.start:CAT_CLASSES.stop].sum(1)
+        return ["dog" if d > c else "cat" for d, c in zip(dog.tolist(), cat.tolist())]
+    raise ValueError(f"rule must be 'top1' or 'mass', got {rule!r}")
+
+
+def image_to_tensor(image, model: GroupedModel | None = None, *, size: int | None = None,
+                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> torch.Tensor:
+    """One photo (a path, a PIL image or an HxWx3 uint8 array) as the normalised CHW tensor a model expects.
+
+    The same preprocessing as the course's photo tasks: resize the short side
+    to ``size``, centre-crop a square, scale to [0, 1], normalise with the
+    model's ``mean``/``std`` (taken from ``model`` unless given).
+    """
+    from PIL import Image
+    from torchvision.transforms import functional as F
+
+    if model is not None:
+        size = size or model.image_size
+        mean = mean if mean is not None else model.mean
+        std = std if std is not None else model.std
+    if size is None or mean is None or std is None:
+        raise ValueError("give a model, or size, mean and std")
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(Path(image)) as im:
+            pil = im.convert("RGB")
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError(f"expected an HxWx3 uint8 array, got {image.dtype} of shape {image.shape}")
+        pil = Image.fromarray(image[..., :3])
+    elif isinstance(image, Image.Image):
+        pil = image.convert("RGB")
+    else:
+        raise ValueError(f"expected a path, a PIL image or a numpy array, got {type(image).__name__}")
+    pil = F.center_crop(F.resize(pil, size, antialias=True), size)
+    x = F.pil_to_tensor(pil).float() / 255
+    return (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+
+
+def model_inputs(data: Dataset, model: GroupedModel, indices: Sequence[int] | None = None) -> torch.Tensor:
+    """A photo dataset's images (all, or ``indices``) normalised the way ``model``'s weights expect.
+
+    Pretrained weights come with their own input statistics: EfficientNet-Lite0
+    was trained on pixels scaled to [-1, 1] (mean = std = 0.5), torchvision's
+    ResNet on ImageNet's channel means. Feeding one the other's scaling still
+    "works" but the model sees washed-out or over-bright images and recognises
+    less. This starts from the stored uint8 pixels (``raw_image``), so the
+    result does not depend on how the dataset itself normalises.
+    """
+    if not hasattr(data, "raw_image"):
+        raise ValueError(f"{type(data).__name__} keeps no raw images; expected a photo task's dataset")
+    if model.mean is None or model.std is None:
+        raise ValueError(f"{model.name} records no input mean/std")
+    idx = range(len(data)) if indices is None else [int(i) for i in indices]
+    raw = torch.stack([data.raw_image(i) for i in idx]).float() / 255
+    mean = torch.tensor(model.mean).view(1, -1, 1, 1)
+    std = torch.tensor(model.std).view(1, -1, 1, 1)
+    return (raw - mean) / std
+
+
+def dataset_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (inputs, labels) of a dataset as two tensors: handy for small test splits and plots."""
+    if hasattr(data, "tensors"):
+        return data.tensors[0], data.tensors[1]
+    xs, ys = zip(*(data[i] for i in range(len(data))))
+    return torch.stack(xs), torch.as_tensor(ys)
+
+
+def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first ``n`` samples of every class, class by class (for balanced plots and galleries)."""
+    labels = torch.as_tensor(labels)
+    return torch.cat([torch.nonzero(labels == c).flatten()[:n] for c in torch.unique(labels)])
