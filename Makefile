@@ -36,6 +36,7 @@ benchmark: setup
 lab: setup
 	$(PY) -m jupyter lab lessons/
 
-# strip outputs except cells whose metadata says keep_output (nbstripout's per-cell convention)
+# strip outputs except cells whose metadata says keep_output (nbstripout's per-cell convention),
+# numbering the kept cells so nbval compares them (plain nbstripout would clear their counts)
 strip: setup
-	$(PY) -m nbstripout lessons/*.ipynb lessons/solutions/*.ipynb
+	$(PY) scripts/strip_notebooks.py

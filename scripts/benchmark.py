@@ -455,7 +455,18 @@ def bench_chart(cfg: Config) -> Section:
     worst = max(median(times[n]) / off - 1 for n, _ in modes[1:])
     worst_draw = max(r / median(times[n]) for n, _ in modes[1:] for _, r in draws[n])
     noise = bench.Timing(times["off"]).spread
-    met = worst_draw < 0.05 and (worst < 0.05 or worst <= noise)
+    if worst_draw >= 0.05:
+        verdict = f"**NOT met**: the chart spent {pct(worst_draw)} of a run drawing"
+    elif worst < 0.05:
+        verdict = f"**met**: {pct(worst)} by wall clock, {pct(worst_draw)} of the run spent drawing"
+    elif noise >= 0.05:
+        verdict = (f"**met by the chart's own drawing time** ({pct(worst_draw)} of the run); the wall-clock "
+                   f"difference ({pct(worst)}) is not resolvable in this run, whose chart-off runs alone differ by "
+                   f"{pct(noise)}: re-run on a quiet machine")
+    else:
+        verdict = (f"**NOT met**: {pct(worst)} by wall clock although drawing took only {pct(worst_draw)}; the cost "
+                   "is in the chart's per-batch bookkeeping")
+    met = verdict.startswith("**met")
     body = (f"`fit` of the digit CNN on {task.name} ({len(task.train)} train / {len(task.test)} test images, "
             f"batch 32, {epochs} epochs, every image through the network), with no chart, with "
             "`LiveChart(headless=True)` (keeps the history, draws one figure at the end) and with "
@@ -466,10 +477,10 @@ def bench_chart(cfg: Config) -> Section:
             f"spread by {pct(noise)}).\n\n" +
             markdown_table(["chart", "run time", "ratio to off", "overhead (wall)", "draws", "drawing time"],
                            rows, align="lrrrrr") +
-            f"\n\nTarget: overhead under 5 %: **{'met' if met else 'NOT met'}** (worst mode: {pct(worst_draw)} "
-            f"of the run spent drawing; {pct(worst)} by wall clock, run-to-run noise {pct(noise)}).")
+            f"\n\nTarget: overhead under 5 %: {verdict}.")
     return Section("chart", title, body, {"seconds": times, "draws": draws, "worst_overhead": worst,
-                                         "worst_draw_fraction": worst_draw, "noise": noise})
+                                         "worst_draw_fraction": worst_draw, "noise": noise,
+                                         "met": met})
 
 
 # ---------------------------------------------------------------------------
@@ -677,6 +688,32 @@ def bench_peer(cfg: Config) -> Section:
 # ---------------------------------------------------------------------------
 # tuning
 # ---------------------------------------------------------------------------
+_OMP_CHILD = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from tlwidgets import bench, efficientnet_lite0
+step = bench.forward_step(efficientnet_lite0(), batch_size=32, image_size=128, channels_last=True)
+t = bench.time_runs(step, repeats={repeats}, warmup=1)
+print(json.dumps({{"img_s": 32 / t.median}}))
+"""
+
+
+def omp_wait_policy(cfg: Config) -> dict:
+    """Forward img/s with the OpenMP wait policy as the environment leaves it and with PASSIVE, each in
+    fresh interpreters (the policy cannot change inside a running process), alternating."""
+    code = _OMP_CHILD.format(repo=str(REPO), repeats=cfg.repeats)
+    results = {"default": [], "PASSIVE": []}
+    for _ in tqdm(range(cfg.repeats), desc="OpenMP wait policy", unit="round"):
+        for name in results:
+            env = dict(os.environ)
+            if name == "PASSIVE":
+                env["OMP_WAIT_POLICY"] = "PASSIVE"
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                 check=True, timeout=900).stdout
+            results[name].append(json.loads(out.strip().splitlines()[-1])["img_s"])
+    return {name: median(v) for name, v in results.items()}
+
+
 def bench_tuning(cfg: Config) -> Section:
     """Knobs that could make the course faster, each set of variants timed in alternation (``interleave``)."""
     from tlwidgets import efficientnet_lite0
@@ -716,7 +753,29 @@ def bench_tuning(cfg: Config) -> Section:
         kept.append(f"threads: torch's default ({orig}, one per core) kept" + (
             "" if tdata[best] < 1.1 * tdata[orig] else f"; {best} was {tdata[best] / tdata[orig]:.2f}x faster in "
             "this run (check on a quiet machine before changing it)"))
+        if tdata[1] > 1.1 * tdata[orig]:
+            parts.append(f"One thread beat {orig} here: while other processes use the cores, OpenMP threads that "
+                         "spin-wait at each layer's barrier lose their time slices to one another, so a team of "
+                         "threads waits for its slowest member. On a quiet machine one thread per core wins.")
         data["threads"] = tdata
+
+    # OpenMP wait policy: fixed when a process starts, so each variant runs in a fresh interpreter
+    if dev.type == "cpu":
+        wdata = omp_wait_policy(cfg)
+        base = wdata["default"]
+        parts.append("**OpenMP wait policy** (`OMP_WAIT_POLICY`, read once per process: each variant in a fresh "
+                     f"interpreter, alternating, median of {cfg.repeats}), forward pass, 128 px, batch 32, "
+                     "channels_last, default threads:\n\n" + markdown_table(
+                         ["policy", "img/s", "vs default"],
+                         [[k if k != "default" else f"as inherited ({os.environ.get('OMP_WAIT_POLICY') or 'unset'})",
+                           f"{v:.1f}", f"{v / base:.2f}"] for k, v in wdata.items()], align="lrr"))
+        gain = wdata["PASSIVE"] / base
+        kept.append("OpenMP wait policy: the default (threads spin while waiting) kept" + (
+            f"; PASSIVE was {gain:.2f}x faster in this run: when other processes share the cores (a loaded "
+            "machine, parallel CI jobs) spinning threads steal each other's time slices, so exporting "
+            "`OMP_WAIT_POLICY=PASSIVE` there pays; check the quiet-machine row before making it a default"
+            if gain >= 1.1 else f" (PASSIVE: {gain:.2f}x)"))
+        data["omp_wait_policy"] = wdata
 
     # grad modes
     with tqdm(total=1, desc="grad modes", unit="set") as bar:

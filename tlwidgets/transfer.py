@@ -80,7 +80,20 @@ def build_model(strategy: str, task: Task, *, backbone: str = "efficientnet_lite
         model = build_backbone(backbone, pretrained=False)
     else:
         model = build_backbone(backbone, pretrained=True)
+        check_normalization(task, model)
     return replace_head(model, task.num_classes, task.classes)
+
+
+def check_normalization(task: Task, model: GroupedModel) -> None:
+    """Refuse a photo task normalised for another backbone: it trains, silently a few points worse."""
+    norm = getattr(task.train, "normalization", None)
+    if norm is None or model.mean is None or model.std is None:
+        return
+    want = (tuple(float(m) for m in model.mean), tuple(float(v) for v in model.std))
+    if any(abs(a - b) > 1e-6 for got, exp in zip(norm, want) for a, b in zip(got, exp)):
+        raise ValueError(f"{task.name!r} is normalised with mean/std {norm[0]}/{norm[1]}, but {model.name} was "
+                         f"trained on mean/std {want[0]}/{want[1]}: build the task for it, e.g. "
+                         f"pets_task(..., backbone={model.name!r})")
 
 
 def default_fine_tune_frozen(model: GroupedModel) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from tlwidgets import course
 from tlwidgets.course import missing_data_message, notebook_requirements
 
+REPO = Path(__file__).resolve().parents[2]
 LESSONS = course.find_lessons()
 SOLUTIONS = course.find_lessons(solutions=True)
 ALL = LESSONS + SOLUTIONS
@@ -46,10 +49,19 @@ def test_notebook_is_stored_without_outputs(path):
         if not keep:
             assert not cell.get("outputs"), f"{path.name} cell {i} carries outputs: run `make strip`"
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
+            assert "NBVAL_CHECK_OUTPUT" not in _src(cell), \
+                f"{path.name} cell {i} asks nbval to check its output but keeps none: add keep_output metadata " \
+                "and store it (python scripts/strip_notebooks.py --refresh FILE)"
         else:
             assert _src(cell).startswith("# NBVAL_CHECK_OUTPUT"), \
                 f"{path.name} cell {i} keeps its output, so nbval must check it (# NBVAL_CHECK_OUTPUT)"
             assert cell.get("outputs"), f"{path.name} cell {i} is marked keep_output but has no stored output"
+            # nbval skips (and in lax mode errors on) a reference cell without a count
+            assert cell.get("execution_count") is not None, \
+                f"{path.name} cell {i}: kept output without an execution count: run `make strip`"
+    # the whole file is exactly what the strip script would store (metadata, counts, kept outputs)
+    assert subprocess.run([sys.executable, str(REPO / "scripts" / "strip_notebooks.py"), "--check", str(path)],
+                          capture_output=True, text=True).returncode == 0, f"{path.name} is not stripped: run `make strip`"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

@@ -486,3 +486,16 @@ def test_folder_task_test_fraction_must_be_between_0_and_1(tmp_path, fraction):
     root = _photo_folder(tmp_path / "photos", {"a": (1, 2, 3), "b": (3, 2, 1)}, 2)
     with pytest.raises(ValueError, match=f"test_fraction must be between 0 and 1, got {fraction}"):
         data.folder_task(root, test_fraction=fraction)
+
+
+def test_photo_tasks_are_normalised_for_their_backbone(pets_root):
+    """Same photos, the pixels scaled the way each backbone was trained; cached features must not mix them."""
+    lite = data.pets_task("cat_vs_dog", 2, image_size=32, root=pets_root)
+    resnet = data.pets_task("cat_vs_dog", 2, image_size=32, root=pets_root, backbone="resnet18")
+    assert lite.train.normalization == ((0.5,) * 3, (0.5,) * 3)
+    assert resnet.train.normalization == (data.IMAGENET_MEAN, data.IMAGENET_STD)
+    assert torch.equal(lite.train.images, resnet.train.images) and lite.fingerprint != resnet.fingerprint
+    raw = lite.train.raw_image(0).float() / 255
+    assert torch.allclose(lite.train[0][0], (raw - 0.5) / 0.5)
+    assert torch.allclose(resnet.train[0][0],
+                          (raw - torch.tensor(data.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(data.IMAGENET_STD).view(3, 1, 1))

@@ -189,3 +189,12 @@ def test_table_aligns_text_and_escapes_html():
     assert text[2].split() == ["scratch", "0.512", "12,345", "-"]
     assert len({len(line) for line in text[1:]}) == 1  # aligned columns
     assert "&lt;fine&gt;" in t._repr_html_() and t.column("acc") == [0.51234, 0.9] and len(t) == 2
+
+
+def test_scratch_task_must_be_the_same_pool(digit_pool):
+    other = tl.mnist_target_task(13, test_per_class=20)
+    with pytest.raises(ValueError, match="scratch_task"):
+        ex.learning_curve(digit_pool, [2], ["scratch"], scratch_task=other)
+    same = tl.mnist_target_task(12, test_per_class=20)
+    curve = ex.learning_curve(digit_pool, [2], ["scratch"], scratch_task=same, num_epochs=1)
+    assert curve.records[0].num_train == 10

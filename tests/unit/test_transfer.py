@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tlwidgets import data, models
-from tlwidgets.data import ImageTensorDataset, Task
+from tlwidgets.data import IMAGENET_MEAN, IMAGENET_STD, ImageTensorDataset, Task, input_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate
 from tlwidgets.transfer import STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
 
@@ -75,11 +75,24 @@ def test_unknown_strategy_lists_the_choices(task, strategy):
     assert strategy not in STRATEGIES
 
 
-def _photo_task(size=32):
+def _photo_task(size=32, backbone="efficientnet_lite0"):
     images = torch.randint(0, 255, (6, 3, size, size), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    return Task("three colours", ["r", "g", "b"], ImageTensorDataset(images, labels),
-                ImageTensorDataset(images, labels), 2, (3, size, size), "photo-fingerprint")
+    norm = input_normalization(backbone)
+    return Task("three colours", ["r", "g", "b"], ImageTensorDataset(images, labels, *norm),
+                ImageTensorDataset(images, labels, *norm), 2, (3, size, size), "photo-fingerprint")
+
+
+def test_a_photo_task_normalised_for_another_backbone_is_refused():
+    for_resnet = _photo_task(backbone="resnet18")
+    assert for_resnet.train.normalization == (IMAGENET_MEAN, IMAGENET_STD)
+    with pytest.raises(ValueError, match=r"normalised with mean/std \(0.485, 0.456, 0.406\).*"
+                                         r"efficientnet_lite0 was trained on mean/std \(0.5, 0.5, 0.5\).*"
+                                         r"backbone='efficientnet_lite0'"):
+        build_model("feature_extraction", for_resnet)
+    assert build_model("scratch", for_resnet).name == "small_cnn"   # a model from scratch has no expectation
+    model = build_model("fine_tune", _photo_task())
+    assert (model.mean, model.std) == _photo_task().train.normalization
 
 
 def test_build_model_for_photos_checks_its_arguments():

@@ -23,6 +23,9 @@ class CheckResult:
     def __repr__(self) -> str:
         return f"{'✅ Correct' if self.passed else '❌ Not yet'}: {self.message}"
 
+    def _ipython_display_(self) -> None:
+        """Show nothing: the check already printed its verdict, and a cell ending in a check would repeat it."""
+
 
 def passed(message: str) -> CheckResult:
     result = CheckResult(True, message)

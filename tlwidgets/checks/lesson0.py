@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import os
+from numbers import Integral
 from pathlib import Path
 
 from . import CheckResult, not_yet, passed
 
 
 def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) or (hasattr(x, "item") and hasattr(x, "dtype")
-                                                              and not x.dtype.is_floating_point)
+    """A Python or NumPy integer, or a one-element integer tensor; never a bool."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, Integral):
+        return True
+    dtype = getattr(x, "dtype", None)
+    return (hasattr(x, "numel") and x.numel() == 1 and getattr(dtype, "is_floating_point", True) is False
+            and "bool" not in str(dtype))
 
 
 def exercise1(answer) -> CheckResult:

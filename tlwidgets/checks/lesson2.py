@@ -1,7 +1,7 @@
 """Checks for lesson 2 (feature extraction). Each recomputes the answer from the model or features passed in."""
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from torch import nn
@@ -10,8 +10,14 @@ from . import CheckResult, not_yet, passed
 
 
 def _is_int(x) -> bool:
-    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, torch.Tensor) and x.numel() == 1
-                                                               and not x.dtype.is_floating_point)
+    return (isinstance(x, Integral) and not isinstance(x, bool)) or (
+        isinstance(x, torch.Tensor) and x.numel() == 1 and not x.dtype.is_floating_point and x.dtype != torch.bool)
+
+
+def _need_features(features, name: str) -> None:
+    if not (hasattr(features, "loaders") and hasattr(features, "train")):
+        raise ValueError(f"{name} expects the FeatureSet from tl.cached_features(...) as the features, "
+                         f"got {type(features).__name__}")
 
 
 def feature_size(model, upto: int) -> int:
@@ -59,6 +65,7 @@ def exercise2(answer, head: nn.Module, features) -> CheckResult:
         raise ValueError(f"exercise2 expects a float between 0 and 1, got {type(answer).__name__}")
     if not isinstance(head, nn.Module):
         raise ValueError(f"exercise2 expects the trained head (an nn.Module) second, got {type(head).__name__}")
+    _need_features(features, "exercise2")
     labels = features.train.tensors[1]
     counts = torch.bincount(labels).tolist()
     if set(counts) != {5}:
@@ -89,6 +96,9 @@ def exercise3(answer, head: nn.Module, features, classes) -> CheckResult:
                        "entry off the diagonal of tl.confusion_matrix(head, test_loader)")
     if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
         raise ValueError("exercise3 expects a pair of class names, e.g. ('Bengal', 'Egyptian_Mau')")
+    if not isinstance(head, nn.Module):
+        raise ValueError(f"exercise3 expects the head (an nn.Module) second, got {type(head).__name__}")
+    _need_features(features, "exercise3")
     classes = list(classes)
     _, test_loader = features.loaders(256)
     cm = confusion_matrix(head, test_loader, num_classes=len(classes))

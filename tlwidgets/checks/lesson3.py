@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from torch import nn
@@ -13,7 +13,7 @@ from ..models import GroupedModel
 
 
 def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return isinstance(x, Integral) and not isinstance(x, bool)
 
 
 def _need_model(model, name: str) -> None:
@@ -42,14 +42,15 @@ def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
                        "(or call tl.freeze(model, k)) and watch the trainable fraction")
     if not _is_int(answer):
         raise ValueError(f"exercise1 expects an integer number of frozen groups, got {type(answer).__name__}")
+    answer = int(answer)
     expected = smallest_frozen_for(model, fraction)
     if answer == expected:
-        before = model.num_frozen
+        before, bn_mode = model.num_frozen, model.frozen_bn_mode
         report = freeze(model, answer)
-        freeze(model, before)
+        freeze(model, before, frozen_bn=bn_mode)
         return passed(f"freezing {answer} groups leaves {report.trainable:,} of {report.total:,} parameters "
                       f"({report.trainable_fraction:.1%}) to train: the groups after '{model.group_names[answer - 1]}'")
-    if expected is not None and answer > expected:
+    if expected is not None and expected < answer <= max_frozen(model):
         return not_yet(f"{answer} frozen groups qualifies, but is it the smallest? Try unfreezing one more group")
     return not_yet(f"with {answer} frozen groups {freeze_report_fraction(model, answer)} of the parameters still "
                    f"train; you need fewer than {fraction:.0%}")
@@ -58,11 +59,11 @@ def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
 def freeze_report_fraction(model: GroupedModel, k: int) -> str:
     if not 0 <= k <= max_frozen(model):
         return f"(out of range: 0..{max_frozen(model)})"
-    before = model.num_frozen
+    before, bn_mode = model.num_frozen, model.frozen_bn_mode
     try:
         return f"{freeze(model, k).trainable_fraction:.1%}"
     finally:
-        freeze(model, before)
+        freeze(model, before, frozen_bn=bn_mode)
 
 
 def _param_groups(answer) -> list[dict]:

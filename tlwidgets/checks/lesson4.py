@@ -31,10 +31,12 @@ def exercise1(answer, curve, strategy: str = "fine_tune", baseline: str = "scrat
     """The smallest number of labels per class at which ``baseline`` comes within ``margin`` of ``strategy``."""
     _need_curve(curve, "exercise1")
     if answer is None:
-        return not_yet("replace `answer = None` with a size from the curve (an int, None meaning 'all'), or the "
-                       "string 'never'; compare curve.accuracy(...) of the two strategies size by size")
-    if answer != "never" and (isinstance(answer, bool) or not isinstance(answer, int)):
-        raise ValueError(f"exercise1 expects a size (an int from curve.sizes) or 'never', got {answer!r}")
+        return not_yet("replace `answer = None` with a size from the curve (an int, or 'all' for its size None), "
+                       "or the string 'never'; compare curve.accuracy(...) of the two strategies size by size")
+    if isinstance(answer, str) and answer in ("all", "never"):
+        answer = None if answer == "all" else answer
+    elif isinstance(answer, bool) or not isinstance(answer, int):
+        raise ValueError(f"exercise1 expects a size (an int from curve.sizes, or 'all') or 'never', got {answer!r}")
     expected = catch_up_size(curve, strategy, baseline, margin)
     if expected == "never" and answer == "never":
         return passed(f"{baseline} never gets within {margin * 100:.0f} points of {strategy} on "
@@ -44,7 +46,7 @@ def exercise1(answer, curve, strategy: str = "fine_tune", baseline: str = "scrat
         return passed(f"at {_size_label(expected)} per class {baseline} is {gap * 100:+.1f} points behind "
                       f"{strategy} — within {margin * 100:.0f}")
     if answer != "never" and answer not in curve.sizes:
-        return not_yet(f"{answer} is not one of the curve's sizes {curve.sizes}")
+        return not_yet(f"{_size_label(answer)} is not one of the curve's sizes {[_size_label(n) for n in curve.sizes]}")
     return not_yet(f"look again: at {_size_label(answer) if answer != 'never' else 'no size'} the gap "
                    f"{strategy} - {baseline} is not the first one ≤ {margin * 100:.0f} points; "
                    "print curve.gap(strategy, baseline, n) for every n in curve.sizes")
@@ -54,14 +56,14 @@ def exercise2(answer, curve, target: float, n_per_class=None, strategy: str = "f
               seed: int = 0) -> CheckResult:
     """Seconds (one-off setup included) until one run first reached ``target`` test accuracy."""
     _need_curve(curve, "exercise2")
-    if answer is None:
-        return not_yet("replace `answer = None` with a number of seconds (or None if the run never got there): "
-                       "time_to_accuracy(record.history, target, setup_seconds=record.setup_seconds)")
     runs = [r for r in curve.runs(strategy, n_per_class) if r.seed == seed]
     if not runs:
         return not_yet(f"the curve has no {strategy} run at {_size_label(n_per_class)} per class with seed {seed}")
     run = runs[0]
     expected = time_to_accuracy(run.history, target, setup_seconds=run.setup_seconds)
+    if answer is None and expected is not None:  # the placeholder (None is right only for a run that never got there)
+        return not_yet("replace `answer = None` with a number of seconds: time_to_accuracy(record.history, target, "
+                       "setup_seconds=record.setup_seconds); None is right only if the run never reached the target")
     if answer == "never":
         answer = None
     if answer is not None and (isinstance(answer, bool) or not isinstance(answer, Real)):

@@ -1,6 +1,8 @@
 """Checks for lesson 5 (dogs -> cats with the dashboard). Each inspects the objects passed in."""
 from __future__ import annotations
 
+import html
+
 from . import CheckResult, not_yet, passed
 from ..data import Task
 from ..transfer import RunResult
@@ -63,7 +65,8 @@ def exercise3(answer, dashboard) -> CheckResult:
     if not dashboard.runs:
         return not_yet("this dashboard has no runs: load_log(path) first, then replay()")
     shown = len(dashboard.chart.records)
-    if shown == 0 or dashboard.chart.end_logs is None:
+    replayed = html.unescape(dashboard.status.value).startswith("replay")  # training since would overwrite it
+    if shown == 0 or dashboard.chart.end_logs is None or not replayed:
         return not_yet("nothing was replayed yet: call dashboard.replay(seconds_per_epoch=0)")
     if answer != shown:
         return not_yet(f"the chart shows a different number of epochs than {answer}; count dashboard.chart.records")

@@ -46,12 +46,13 @@ TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_
                  "seconds", "stopped")
 
 
-def default_task_builder(kind: str) -> Callable[[int | None], Task]:
-    """The course's tasks: digits 5-9 (200 test images per class) or the cat-breeds photos at 128 px."""
+def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Callable[[int | None], Task]:
+    """The course's tasks: digits 5-9 (200 test images per class) or the cat-breeds photos at 128 px,
+    normalised for ``backbone``."""
     if kind == "mnist":
         return lambda n: mnist_target_task(n, test_per_class=200)
     if kind == "pets":
-        return lambda n: pets_task("cat_breeds", n, image_size=128)
+        return lambda n: pets_task("cat_breeds", n, image_size=128, backbone=backbone)
     raise ValueError(f"kind must be 'mnist' or 'pets', got {kind!r}")
 
 
@@ -142,7 +143,7 @@ class Dashboard:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         self.kind = kind
-        self.task_builder = task_builder if task_builder is not None else default_task_builder(kind)
+        self.task_builder = task_builder if task_builder is not None else default_task_builder(kind, backbone)
         self.batch_size, self.backbone, self.seed = batch_size, backbone, seed
         self.headless = is_headless(headless)
         self._tasks: dict = {}

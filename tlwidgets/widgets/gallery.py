@@ -231,10 +231,13 @@ def plot_features_2d(features, labels, classes: Sequence[str] | None = None, tit
     if len(labels) != len(proj):
         raise ValueError(f"{len(proj)} feature vectors but {len(labels)} labels")
     present = sorted(set(labels.tolist()))
+    # tab10 repeats its colours after ten classes; 12 cat breeds need tab20 to stay distinguishable
+    cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    for c in present:
+    for i, c in enumerate(present):
         m = labels == c
-        ax.scatter(proj[m, 0].numpy(), proj[m, 1].numpy(), s=10, alpha=0.7, label=_name(c, classes))
+        ax.scatter(proj[m, 0].numpy(), proj[m, 1].numpy(), s=10, alpha=0.7, label=_name(c, classes),
+                   color=cmap(i % cmap.N))
     ax.set_xlabel(f"PC 1 ({v1:.0%} of variance)")
     ax.set_ylabel(f"PC 2 ({v2:.0%} of variance)")
     ax.set_title(title or "features, first two principal components", fontsize=10)
