@@ -40,6 +40,7 @@ from tqdm import tqdm  # noqa: E402
 
 from tlwidgets import bench  # noqa: E402
 from tlwidgets.bench import fmt_ratio, fmt_seconds, markdown_table  # noqa: E402
+from tlwidgets.data import TransformedDataset  # noqa: E402
 
 SECTIONS = ("lessons", "tests", "forward", "cached", "boundary", "chart", "data", "peer", "tuning")
 CACHE_ENV = "TLLAB_CACHE"
@@ -543,20 +544,6 @@ def bench_data(cfg: Config) -> Section:
 # ---------------------------------------------------------------------------
 # 7. against a peer: the PyTorch transfer-learning tutorial's recipe
 # ---------------------------------------------------------------------------
-class _Transformed(torch.utils.data.Dataset):
-    """A dataset with a per-sample transform on its image tensor (the tutorial's train/val transforms)."""
-
-    def __init__(self, base, transform):
-        self.base, self.transform = base, transform
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        x, y = self.base[i]
-        return self.transform(x), y
-
-
 def course_fastest_path(cfg: Config) -> dict:
     """run_strategy('feature_extraction', pets cat_vs_dog at 128 px) from JPEGs to the target, extraction included."""
     from tlwidgets import StopFlag, pets_task, run_strategy
@@ -595,9 +582,9 @@ def tutorial_recipe(cfg: Config, backbone: str) -> dict:
     tta = bench.TimeToAccuracy(cfg.target_acc, t0=t0, stop=stop, budget_s=cfg.peer_budget_s)
     task = pets_task("cat_vs_dog", image_size=256)
     train_tf = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()])
-    train_loader = torch.utils.data.DataLoader(_Transformed(task.train, train_tf), batch_size=cfg.peer_batch_size,
+    train_loader = torch.utils.data.DataLoader(TransformedDataset(task.train, train_tf), batch_size=cfg.peer_batch_size,
                                                shuffle=True)
-    test_loader = torch.utils.data.DataLoader(_Transformed(task.test, v2.CenterCrop(224)), batch_size=32)
+    test_loader = torch.utils.data.DataLoader(TransformedDataset(task.test, v2.CenterCrop(224)), batch_size=32)
     model = replace_head(build_backbone(backbone, pretrained=True), task.num_classes, task.classes).to(dev)
     for p in model.parameters():
         p.requires_grad_(True)

@@ -29,7 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -318,7 +317,7 @@ class Task:
         if augment:
             if self.augment is None:
                 raise ValueError(f"task {self.name!r} has no augmentation; use augment=False")
-            train = _Augmented(self.train, self.augment)
+            train = TransformedDataset(self.train, self.augment)
         kw = dict(num_workers=num_workers, pin_memory=pin_memory)
         return (DataLoader(train, batch_size=batch_size, shuffle=shuffle, **kw),
                 DataLoader(self.test, batch_size=max(batch_size, 256), shuffle=False, **kw))
@@ -329,7 +328,9 @@ class Task:
                 f"({per} per class), {len(self.test)} test, input {tuple(self.input_size)})")
 
 
-class _Augmented(Dataset):
+class TransformedDataset(Dataset):
+    """``base`` with ``transform`` applied to each sample's input on access (augmentation, crops)."""
+
     def __init__(self, base: Dataset, transform: Callable):
         self.base, self.transform = base, transform
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from .data import ImageTensorDataset, Task, _fingerprint, _take_per_class
-from .features import cached_features, extract_features
+from .features import cached_features
 from .freezing import max_frozen
 from .models import GroupedModel, replace_head
 from .training import History, evaluate, fit, seed_everything, select_device

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from torch.utils.data import DataLoader
 
 from .data import Task
 from .features import cached_features

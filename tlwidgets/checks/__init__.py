@@ -8,8 +8,24 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from numbers import Integral
 
-__all__ = ["CheckResult", "passed", "not_yet"]
+__all__ = ["CheckResult", "passed", "not_yet", "is_integer"]
+
+
+def is_integer(x) -> bool:
+    """A Python or NumPy integer, or a one-element integer tensor; never a bool.
+
+    Students compute answers with whatever is at hand (``np.prod(shape)``,
+    ``tensor.sum()``), so a check must not refuse a correct integer for its type.
+    """
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, Integral):
+        return True
+    dtype = getattr(x, "dtype", None)
+    return (hasattr(x, "numel") and x.numel() == 1 and getattr(dtype, "is_floating_point", True) is False
+            and "bool" not in str(dtype))
 
 
 @dataclass(frozen=True)

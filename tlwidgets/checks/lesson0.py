@@ -2,21 +2,9 @@
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from pathlib import Path
 
-from . import CheckResult, not_yet, passed
-
-
-def _is_int(x) -> bool:
-    """A Python or NumPy integer, or a one-element integer tensor; never a bool."""
-    if isinstance(x, bool):
-        return False
-    if isinstance(x, Integral):
-        return True
-    dtype = getattr(x, "dtype", None)
-    return (hasattr(x, "numel") and x.numel() == 1 and getattr(dtype, "is_floating_point", True) is False
-            and "bool" not in str(dtype))
+from . import CheckResult, is_integer, not_yet, passed
 
 
 def exercise1(answer) -> CheckResult:
@@ -27,7 +15,7 @@ def exercise1(answer) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with an integer: freeze all groups but the head "
                        "(tl.freeze(model, model.num_groups - 1)) and read model.parameter_counts()[0]")
-    if not _is_int(answer):
+    if not is_integer(answer):
         raise ValueError(f"exercise1 expects an integer number of parameters, got {type(answer).__name__}")
     model = load_digit_model()
     report = freeze(model, model.num_groups - 1)
@@ -62,7 +50,7 @@ def exercise2(answer, data_root=None) -> CheckResult:
     if given.resolve() == expected.resolve():
         return passed(f"MNIST is read from {expected}")
     if given.resolve() == (expected / "MNIST").resolve() or expected.resolve() in given.resolve().parents:
-        return not_yet(f"give the data root itself (the folder that contains MNIST/), not a folder inside it")
+        return not_yet("give the data root itself (the folder that contains MNIST/), not a folder inside it")
     roots = [r.resolve() for r in candidate_roots(data_root)]
     if given.resolve() in roots and SPECS["mnist"].present_in(given):
         return not_yet("that folder holds MNIST, but an earlier folder on the search path holds it too, "

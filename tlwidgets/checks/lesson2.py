@@ -1,17 +1,12 @@
 """Checks for lesson 2 (feature extraction). Each recomputes the answer from the model or features passed in."""
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from torch import nn
 
-from . import CheckResult, not_yet, passed
-
-
-def _is_int(x) -> bool:
-    return (isinstance(x, Integral) and not isinstance(x, bool)) or (
-        isinstance(x, torch.Tensor) and x.numel() == 1 and not x.dtype.is_floating_point and x.dtype != torch.bool)
+from . import CheckResult, is_integer, not_yet, passed
 
 
 def _need_features(features, name: str) -> None:
@@ -38,7 +33,7 @@ def exercise1(answer, model, upto: int, num_classes: int) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with an integer: a Linear layer from d features to "
                        "num_classes outputs has d * num_classes weights plus num_classes biases")
-    if not _is_int(answer):
+    if not is_integer(answer):
         raise ValueError(f"exercise1 expects an integer number of parameters, got {type(answer).__name__}")
     answer = int(answer)
     d = feature_size(model, upto)

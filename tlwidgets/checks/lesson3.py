@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from torch import nn
 
-from . import CheckResult, not_yet, passed
-from ..freezing import freeze, freeze_report, max_frozen
+from . import CheckResult, is_integer, not_yet, passed
+from ..freezing import freeze, max_frozen
 from ..models import GroupedModel
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, Integral) and not isinstance(x, bool)
 
 
 def _need_model(model, name: str) -> None:
@@ -40,7 +36,7 @@ def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with an integer number of frozen groups; move the freeze slider "
                        "(or call tl.freeze(model, k)) and watch the trainable fraction")
-    if not _is_int(answer):
+    if not is_integer(answer):
         raise ValueError(f"exercise1 expects an integer number of frozen groups, got {type(answer).__name__}")
     answer = int(answer)
     expected = smallest_frozen_for(model, fraction)
