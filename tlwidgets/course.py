@@ -11,6 +11,7 @@ Exit status: 0 when nothing failed, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -116,7 +117,8 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
     os.environ[RESULTS_ENV] = str(results_dir)  # the kernel inherits it; tl.record writes there
     t0 = time.perf_counter()
     status, message = "passed", ""
-    with _PeakMemory() as mem:
+    log = out_dir / "logs" / f"{path.stem}.stderr.txt"
+    with _PeakMemory() as mem, _stderr_to(log):
         try:
             pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name="python3",
                                 cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
@@ -132,6 +134,29 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
     stem = path.stem
     results = load_all(results_dir).get(stem, {}) if results_dir.exists() else {}
     return LessonRun(stem, status, seconds, mem.peak_mb, message, results, out)
+
+
+@contextlib.contextmanager
+def _stderr_to(log: Path):
+    """Send this process's stderr file descriptor, and so the kernel's (it inherits it), to ``log``.
+
+    The kernel's stderr holds start-up warnings and low-level logs that would
+    otherwise interleave with the runner's table; the file keeps them for a
+    failed lesson.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "wb") as fh:
+            os.dup2(fh.fileno(), 2)
+            try:
+                yield log
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _to_html(notebook: Path, html_dir: Path) -> None:
