@@ -51,8 +51,7 @@ def refresh(path: Path) -> None:
     """Execute ``path`` in quick mode and copy the outputs of its keep_output cells into it."""
     import papermill as pm
 
-    env = {"TLLAB_HEADLESS": "1", "MPLBACKEND": "Agg"}
-    os.environ.update(env)
+    os.environ.update({"TLLAB_HEADLESS": "1", "MPLBACKEND": "Agg"})   # the kernel inherits them
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / path.name

@@ -9,8 +9,8 @@ pool's cached activations, so a whole curve costs one forward pass plus many
 cheap trainings. The subsets are nested (the 5 images of a class at N=5 are
 among its 20 at N=20), which makes the curve smoother than independent draws.
 
-Core-style module: no ipywidgets, and matplotlib only inside
-:meth:`LearningCurve.plot`.
+Core module: no ipywidgets, no matplotlib; the picture is
+:func:`tlwidgets.widgets.plot_learning_curve`.
 """
 from __future__ import annotations
 
@@ -210,30 +210,6 @@ class LearningCurve:
     def to_dict(self) -> dict:
         return {"task": self.task_name, "sizes": self.sizes, "num_classes": self.num_classes,
                 "records": [{**r.row(), "history": r.history.to_dict()} for r in self.records]}
-
-    def plot(self, ax=None, *, title: str | None = None):
-        """Accuracy against labelled images per class (log x), one line per strategy; returns the Figure."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5.5, 3.6))
-        xs = [self.num_train(n) / self.num_classes for n in self.sizes]
-        for s in self.strategies:
-            means = [self.accuracy(s, n) for n in self.sizes]
-            ax.plot(xs, means, marker="o", label=s.replace("_", " "))
-            for x, n in zip(xs, self.sizes):
-                accs = [r.test_acc for r in self.runs(s, n)]
-                if len(accs) > 1:
-                    ax.vlines(x, min(accs), max(accs), alpha=0.4, color=ax.lines[-1].get_color())
-        ax.set_xscale("log")
-        ax.set_xticks(xs, [("all\n(" + f"{x:.0f})") if n is None else str(n) for x, n in zip(xs, self.sizes)])
-        ax.minorticks_off()
-        ax.set_xlabel("labelled training images per class")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(title or self.task_name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        return ax.figure
 
     def __repr__(self) -> str:
         head = f"LearningCurve({self.task_name!r}, {len(self.records)} runs)"

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from .data import REPO_ROOT, ChecksumError, DataMissingError, network_available, sha256_file
+from .data import REPO_ROOT, ChecksumError, DataMissingError, input_normalization, network_available, sha256_file
 
 __all__ = [
     "GroupedModel", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
@@ -281,8 +281,9 @@ def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLi
     groups += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
     groups += [("features", nn.Sequential(net.conv_head, net.bn2, net.global_pool)),
                ("head", net.classifier)]
+    mean, std = input_normalization("efficientnet_lite0")   # one table for models and photo tasks
     model = GroupedModel(groups, name="efficientnet_lite0", classes=imagenet_classes(),
-                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=224)
+                         mean=mean, std=std, image_size=224)
     return model.eval()
 
 
@@ -315,8 +316,8 @@ def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
         groups = [(f"features{i}", f) for i, f in enumerate(feats)]
         groups += [("pool", nn.Sequential(net.avgpool, nn.Flatten(), *list(net.classifier)[:-1])),
                    ("head", net.classifier[-1])]
-    model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=(0.485, 0.456, 0.406),
-                         std=(0.229, 0.224, 0.225), image_size=224)
+    mean, std = input_normalization(name)
+    model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=mean, std=std, image_size=224)
     return model.eval()
 
 

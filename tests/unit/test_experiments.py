@@ -170,7 +170,9 @@ def test_plot_draws_one_line_per_strategy_on_a_log_axis(digit_pool):
     matplotlib.use("Agg")
     curve = ex.learning_curve(digit_pool, [2, 6], ["scratch", "feature_extraction"], num_epochs=1,
                               seeds=(0, 1), track=False)
-    fig = curve.plot()
+    from tlwidgets.widgets import plot_learning_curve
+
+    fig = plot_learning_curve(curve)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert [l.get_label() for l in ax.lines] == ["scratch", "feature extraction"]

@@ -7,6 +7,7 @@ in a real JupyterLab (tests/browser). Core modules never import from here.
 """
 from ._util import is_headless
 from .confusion import confusion_view
+from .curves import plot_learning_curve
 from .dashboard import Dashboard
 from .digit_pad import DigitPad
 from .freeze_slider import FreezeSlider
@@ -14,4 +15,4 @@ from .gallery import gallery, plot_features_2d, show_task
 from .live_chart import LiveChart
 
 __all__ = ["FreezeSlider", "LiveChart", "Dashboard", "gallery", "confusion_view", "show_task", "plot_features_2d",
-           "DigitPad", "is_headless"]
+           "plot_learning_curve", "DigitPad", "is_headless"]
