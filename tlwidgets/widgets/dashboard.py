@@ -47,10 +47,10 @@ TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_
 
 
 def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Callable[[int | None], Task]:
-    """The course's tasks: digits 5-9 (200 test images per class) or the cat-breeds photos at 128 px,
-    normalised for ``backbone``."""
+    """The course's tasks: digits 5-9 (100 test images per class, what the shipped subset holds) or the
+    cat-breeds photos at 128 px, normalised for ``backbone``."""
     if kind == "mnist":
-        return lambda n: mnist_target_task(n, test_per_class=200)
+        return lambda n: mnist_target_task(n, test_per_class=100)
     if kind == "pets":
         return lambda n: pets_task("cat_breeds", n, image_size=128, backbone=backbone)
     raise ValueError(f"kind must be 'mnist' or 'pets', got {kind!r}")
