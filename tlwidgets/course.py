@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import REPO_ROOT
-from .results import RESULTS_ENV, load_all
+from .results import LESSON_ENV, RESULTS_ENV, load_all, load_data_sources
 
 LESSONS_DIR = REPO_ROOT / "lessons"
 SKIP_ERRORS = ("DataMissingError",)
@@ -39,6 +39,7 @@ class LessonRun:
     message: str = ""
     results: dict = field(default_factory=dict)
     output: Path | None = None
+    data: dict = field(default_factory=dict)  # dataset -> which root (and how much of it) the lesson loaded
 
     def __repr__(self):
         return f"LessonRun({self.name}: {self.status}, {self.seconds:.0f} s)"
@@ -60,6 +61,17 @@ def missing_data_message(requirements: list[str]) -> str | None:
         except DataMissingError as exc:
             return str(exc)
     return None
+
+
+def lesson_parameters(*, quick: bool = True, device: str = "auto", seed: int = 0) -> dict:
+    """The papermill parameters every lesson takes: the runner injects them, and so does the test run (nbval)."""
+    return {"quick": bool(quick), "device": str(device), "seed": int(seed)}
+
+
+def inject_parameters(source: str, params: dict) -> str:
+    """``source`` of a ``parameters`` cell followed by the assignments, as papermill's injected cell would be."""
+    lines = "".join(f"{k} = {v!r}\n" for k, v in params.items())
+    return f"{source.rstrip()}\n# Parameters injected by the test run (as papermill would)\n{lines}"
 
 
 def find_lessons(selected: list[str] | None = None, *, solutions: bool = False) -> list[Path]:
@@ -115,6 +127,7 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
     out = out_dir / path.name
     results_dir = out_dir / "results"
     os.environ[RESULTS_ENV] = str(results_dir)  # the kernel inherits it; tl.record writes there
+    os.environ[LESSON_ENV] = path.stem  # ... and the data module notes which data this lesson loaded
     t0 = time.perf_counter()
     status, message = "passed", ""
     log = out_dir / "logs" / f"{path.stem}.stderr.txt"
@@ -133,7 +146,8 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
         _to_html(out, out_dir / "html")
     stem = path.stem
     results = load_all(results_dir).get(stem, {}) if results_dir.exists() else {}
-    return LessonRun(stem, status, seconds, mem.peak_mb, message, results, out)
+    data = load_data_sources(results_dir, stem)
+    return LessonRun(stem, status, seconds, mem.peak_mb, message, results, out, data)
 
 
 @contextlib.contextmanager
@@ -169,14 +183,16 @@ def _to_html(notebook: Path, html_dir: Path) -> None:
 
 def format_table(runs: list[LessonRun]) -> str:
     """A Markdown table: lesson, status, time, peak memory and the lesson's headline numbers."""
-    lines = ["| lesson | status | time (s) | peak RSS (MB) | headline results |", "|---|---|---:|---:|---|"]
+    lines = ["| lesson | status | time (s) | peak RSS (MB) | data it ran on | headline results |",
+             "|---|---|---:|---:|---|---|"]
     for r in runs:
         if r.status == "passed":
             detail = ", ".join(f"{k}={v}" for k, v in r.results.items()) or "-"
         else:
             detail = r.message.splitlines()[0][:160] if r.message else "-"
         rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-"
-        lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {rss} | {detail} |")
+        data = "; ".join(f"{k}: {v}" for k, v in sorted(r.data.items())) or "-"
+        lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {rss} | {data} | {detail} |")
     total = sum(r.seconds for r in runs)
     counts = {s: sum(r.status == s for r in runs) for s in ("passed", "skipped", "failed")}
     lines.append(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "
@@ -205,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if (out_dir / "results").exists():
         shutil.rmtree(out_dir / "results")
     os.environ.setdefault("TLLAB_HEADLESS", "1")
-    params = {"quick": args.quick, "device": args.device, "seed": args.seed}
+    params = lesson_parameters(quick=args.quick, device=args.device, seed=args.seed)
     print(f"Running {len(lessons)} notebook(s) in {'quick' if args.quick else 'full'} mode, device={args.device}, "
           f"data root={os.environ.get('TLLAB_DATA') or '(search path)'} -> {out_dir}", flush=True)
     runs = []
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / "results.md").write_text(table + "\n")
     (out_dir / "results.json").write_text(json.dumps(
         [{"lesson": r.name, "status": r.status, "seconds": round(r.seconds, 1), "peak_rss_mb":
-          None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results}
+          None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results, "data": r.data}
          for r in runs], indent=1))
     print("\n" + table)
     print(f"\nExecuted notebooks: {out_dir}  HTML: {out_dir / 'html'}")

@@ -32,6 +32,8 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .results import note_data_source
+
 DATA_ENV = "TLLAB_DATA"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_DATASETS = REPO_ROOT / "datasets"
@@ -122,6 +124,7 @@ def find_dataset(spec: DatasetSpec, root=None) -> Path:
     searched = candidate_roots(root)
     for r in searched:
         if spec.present_in(r):
+            note_data_source(spec.name, describe_data_root(spec, r))
             return r
     missing = ", ".join(spec.required)
     where = "\n".join(f"  - {r}" for r in searched)
@@ -284,6 +287,17 @@ def download(name: str, root=None) -> Path:
             shutil.rmtree(final)
         os.replace(tmp / final.name, final)
     return root
+
+
+def describe_data_root(spec: DatasetSpec, root: Path) -> str:
+    """How much of ``spec`` a root holds and where, e.g. ``"4,000 train + 1,000 test (repo datasets/)"``."""
+    where = "repo datasets/" if Path(root).resolve() == REPO_DATASETS.resolve() else str(root)
+    if spec is MNIST_SPEC:
+        n = [((root / f"MNIST/raw/{f}").stat().st_size - 16) // 784 for f in
+             ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")]
+        return f"{n[0]:,} train + {n[1]:,} test ({where})"
+    photos = sum(1 for _ in (root / spec.required[0]).glob("*.jpg"))
+    return f"{photos:,} photos ({where})"
 
 
 # ---------------------------------------------------------------------------

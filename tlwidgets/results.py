@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 RESULTS_ENV = "TLLAB_RESULTS_DIR"
+LESSON_ENV = "TLLAB_LESSON"  # set by the course runner for the lesson it is executing
 
 
 def _plain(v):
@@ -34,3 +35,25 @@ def record(lesson: str, **values) -> dict:
 
 def load_all(directory: str | os.PathLike) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def note_data_source(dataset: str, description: str) -> None:
+    """Remember which data the running lesson loaded (``dataset -> where``), for the runner's results table.
+
+    A no-op unless the course runner set both ``$TLLAB_RESULTS_DIR`` and ``$TLLAB_LESSON``: the data
+    module calls it whenever it resolves a data root, so the table reports what was really used.
+    """
+    out, lesson = os.environ.get(RESULTS_ENV), os.environ.get(LESSON_ENV)
+    if not (out and lesson):
+        return
+    path = Path(out) / "data" / f"{lesson}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    if merged.get(dataset) != description:
+        merged[dataset] = description
+        path.write_text(json.dumps(merged, indent=1, sort_keys=True))
+
+
+def load_data_sources(directory: str | os.PathLike, lesson: str) -> dict[str, str]:
+    path = Path(directory) / "data" / f"{lesson}.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -20,7 +20,6 @@ from tlwidgets.models import GroupedModel
 
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS_FILE = REPO / "test-output" / "unit" / "measurements.json"
-FULL_MNIST_TRAIN_BYTES = 47040016  # 60,000 images: the bundled subset has 4,000
 
 
 @pytest.fixture(autouse=True)
@@ -82,18 +81,6 @@ def pets_root() -> Path:
         return data.find_dataset(data.PETS_SPEC)
     except data.DataMissingError as exc:
         pytest.skip(f"Oxford-IIIT Pet data not on the search path (set TLLAB_DATA): {str(exc).splitlines()[0]}")
-
-
-@pytest.fixture(scope="session")
-def full_mnist_root() -> Path:
-    """The data root holding the full MNIST (60k + 10k), or skip: the bundled subset is not enough."""
-    try:
-        root = data.find_dataset(data.MNIST_SPEC)
-    except data.DataMissingError as exc:
-        pytest.skip(str(exc).splitlines()[0])
-    if (root / data.MNIST_SPEC.required[0]).stat().st_size != FULL_MNIST_TRAIN_BYTES:
-        pytest.skip(f"only the bundled MNIST subset is available ({root}); set TLLAB_DATA to the full MNIST")
-    return root
 
 
 # ---------------------------------------------------------------------------------- measurements ---

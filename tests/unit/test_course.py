@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import numpy as np
 import pytest
 
 from tlwidgets import course
@@ -29,7 +30,8 @@ def runs(tmp_path_factory):
     books = {
         "passed": _notebook(src / "90_ok.ipynb", "import os, tlwidgets as tl\n"
                             "os.write(2, b'kernel noise\\n')   # the kernel process's own stderr, not a cell output\n"
-                            "tl.record('90_ok', acc=0.5, quick=quick)"),
+                            "tl.record('90_ok', acc=0.5, quick=quick)\n"
+                            "tl.data.find_dataset(tl.data.MNIST_SPEC)   # the table says which data it ran on"),
         "skipped": _notebook(src / "91_no_data.ipynb", "import tlwidgets as tl\n"
                              "raise tl.DataMissingError('no pet photos: run python -m tlwidgets.data download pets')"),
         "failed": _notebook(src / "92_bug.ipynb", "assert 1 + 1 == 3, 'the lesson claim does not hold'"),
@@ -53,6 +55,8 @@ def test_table_never_counts_a_skipped_lesson_as_passed(runs):
     assert "1 passed, 1 failed, 1 skipped" in table
     assert "| 91_no_data | skipped |" in table and "download pets" in table
     assert "acc=0.5" in table
+    assert by_kind["passed"].data["MNIST"].endswith(")") and "test (" in by_kind["passed"].data["MNIST"]
+    assert f"MNIST: {by_kind['passed'].data['MNIST']}" in table
 
 
 def test_kernel_stderr_goes_to_a_log_not_the_table(runs):
@@ -72,3 +76,12 @@ def test_main_exit_status_and_results_json(tmp_path, monkeypatch):
     assert [(r["lesson"], r["status"]) for r in rows] == [("91_no_data", "skipped")]
     _notebook(src / "92_bug.ipynb", "raise ValueError('bug')")
     assert course.main(["--out", str(tmp_path / "build"), "--no-html"]) == 1
+
+
+def test_injected_parameters_override_the_defaults_as_papermill_would():
+    params = course.lesson_parameters(quick=True, device="cpu", seed=np.int64(3))
+    assert params == {"quick": True, "device": "cpu", "seed": 3}
+    src = course.inject_parameters('quick = False\ndevice = "auto"\nseed = 0\n', params)
+    ns: dict = {}
+    exec(src, ns)
+    assert (ns["quick"], ns["device"], ns["seed"]) == (True, "cpu", 3)
