@@ -7,7 +7,9 @@ One execution checks both things a lesson promises (issue: "each notebook execut
 - the cell tagged ``parameters`` gets the values papermill would inject (quick mode, ``$TLLAB_DEVICE``,
   ``$TLLAB_SEED``) appended, exactly as papermill's injected cell would follow it;
 - after a lesson's last cell, one more item checks that the lesson recorded its headline results
-  (``tl.record``), which the course runner's results table is built from.
+  (``tl.record``), which the course runner's results table is built from;
+- a cell that prints a Python warning to stderr fails: a student's first run must be clean (progress bars
+  and other stderr text are fine).
 
 A notebook whose metadata says ``"tllab": {"requires": ["pets"]}`` is skipped, with the data-missing
 message, when that data is not on the data-root search path (never the case on a clone: ``datasets/``
@@ -18,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -89,3 +92,24 @@ def pytest_collection_modifyitems(config, items):
             check.add_marker(pytest.mark.skip(reason=missing[path].splitlines()[0]))
         out.insert(out.index(item) + 1, check)
     items[:] = out
+
+
+WARNING_LINE = re.compile(r"^.*\b\w*Warning: .*$", re.MULTILINE)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail a notebook cell that printed a warning (``...Warning: ...`` on stderr), naming the warning."""
+    outcome = yield
+    report = outcome.get_result()
+    outputs = getattr(item, "test_outputs", None)
+    if call.when != "call" or not report.passed or not outputs:
+        return
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream"
+                     and o.get("name") == "stderr")
+    found = WARNING_LINE.findall(stderr)
+    if found:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} printed {len(found)} warning(s) a student would see in red:\n  "
+                           + "\n  ".join(found[:5]) + "\nFix the call (defaults must fit the shipped data) "
+                           "or, where the warning is the lesson's point, catch and explain it.")
