@@ -31,7 +31,7 @@ browser: setup
 	$(PY) -m pytest tests/browser -v
 
 benchmark: setup
-	$(PY) scripts/benchmark.py $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lab: setup
 	$(PY) -m jupyter lab lessons/
