@@ -27,7 +27,7 @@ from typing import Any
 
 from .training import Events, History, StopFlag
 
-__all__ = ["FORMAT", "VERSION", "history_dict", "upgrade_history", "write_log", "read_log", "replay_events",
+__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log", "replay_events",
            "replay", "ReplayResult"]
 
 FORMAT = "tlwidgets.dashboard-log"
@@ -36,27 +36,39 @@ METRICS = ["loss", "acc", "val_loss", "val_acc"]
 
 
 # --------------------------------------------------------------------------- the format
-def upgrade_history(hist: Mapping[str, Any]) -> dict:
-    """A copy of ``History.to_dict()`` whose batches all carry ``batch_loss`` and ``batch_acc``.
+class BatchValues:
+    """Each batch's own loss and accuracy from a stream of ``on_batch_end`` logs.
 
-    Logs written before those keys existed (version 1) hold only running
-    means over the epoch so far; each batch's own value is recovered from
-    consecutive means: ``(mean_b * seen_b - mean_{b-1} * seen_{b-1}) / size_b``.
+    Current logs carry them (``batch_loss``, ``batch_acc``); older ones hold
+    only running means over the epoch so far, from which each batch's value is
+    recovered: ``(mean_b * seen_b - mean_{b-1} * seen_{b-1}) / size_b``.
     """
-    out = {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])]}
-    batches, prev = [], None
+
+    def __init__(self) -> None:
+        self._epoch: int | None = None
+        self._seen, self._loss_sum, self._correct = 0, 0.0, 0.0
+
+    def add(self, logs: Mapping[str, Any]) -> tuple[float, float]:
+        size = max(1, int(logs.get("size", 1)))
+        if logs["epoch"] != self._epoch or logs["batch"] == 0:
+            self._epoch, self._seen, self._loss_sum, self._correct = logs["epoch"], 0, 0.0, 0.0
+        seen = self._seen + size
+        loss_sum, correct = logs["loss"] * seen, logs["acc"] * seen
+        loss = logs.get("batch_loss", (loss_sum - self._loss_sum) / size)
+        acc = logs.get("batch_acc", (correct - self._correct) / size)
+        self._seen, self._loss_sum, self._correct = seen, loss_sum, correct
+        return loss, acc
+
+
+def upgrade_history(hist: Mapping[str, Any]) -> dict:
+    """A copy of ``History.to_dict()`` whose batches all carry ``batch_loss`` and ``batch_acc``
+    (version 1 logs did not: see :class:`BatchValues`)."""
+    values = BatchValues()
+    batches = []
     for b in hist.get("batches", []):
-        b = dict(b)
-        size = max(1, int(b.get("size", 1)))
-        same_epoch = prev is not None and b["epoch"] == prev["epoch"] and b["batch"] != 0
-        seen0, loss0, correct0 = (prev["seen"], prev["loss_sum"], prev["correct"]) if same_epoch else (0, 0.0, 0.0)
-        seen = seen0 + size
-        b.setdefault("batch_loss", (b["loss"] * seen - loss0) / size)
-        b.setdefault("batch_acc", (b["acc"] * seen - correct0) / size)
-        prev = {"epoch": b["epoch"], "seen": seen, "loss_sum": b["loss"] * seen, "correct": b["acc"] * seen}
-        batches.append(b)
-    out["batches"] = batches
-    return out
+        loss, acc = values.add(b)
+        batches.append({**b, "batch_loss": loss, "batch_acc": acc})
+    return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
 
 
 def history_dict(source: object) -> tuple[dict, dict]:
