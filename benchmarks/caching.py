@@ -5,7 +5,7 @@ import time
 
 from tqdm import tqdm
 
-from .config import Config, fresh_cache, load_task, task_words
+from .config import Config, count, fresh_cache, load_task, task_words
 from .measure import median
 
 
@@ -27,7 +27,7 @@ def compare_paths(cfg: Config, task, strategy: str, k: int | None, epochs: int, 
     with fresh_cache(cfg, label):
         plain = run_strategy(strategy, task, cache=False, **kw)
         model = build_model(strategy, task)
-        boundary = max_frozen(model) if strategy == "feature_extraction" else k
+        boundary = max_frozen(model) if k is None else k  # feature extraction freezes every group below the head
         freeze(model, boundary)
         t0 = time.perf_counter()
         feats = cached_features(model, task, boundary, device=dev, progress=False)
@@ -45,7 +45,7 @@ def compare_paths(cfg: Config, task, strategy: str, k: int | None, epochs: int, 
         "plain_acc": plain.test_acc, "cached_acc": cached.test_acc,
         "max_weight_diff": _max_weight_diff(plain.model, cached.model),
         "trainable_params": cached.trainable_params, "feature_shape": list(feats.train.tensors[0].shape[1:]),
-        "n_train": len(task.train), "n_test": len(task.test),
+        "n_train": count(task.train), "n_test": count(task.test),
     }
 
 

@@ -7,7 +7,7 @@ import time
 
 from tqdm import tqdm
 
-from .config import Config
+from .config import Config, count
 from .measure import Timing, median
 
 MODES = (("off", None), ("headless", True), ("live (no front end attached)", False))
@@ -43,21 +43,23 @@ def measure(cfg: Config) -> dict:
         run(headless, 1)
     for _ in tqdm(range(cfg.repeats), desc="chart on/off", unit="round"):
         for name, headless in MODES:  # interleaved, so drifting machine load hits every mode alike
-            seconds, count, render = run(headless)
+            seconds, n_draws, render = run(headless)
             times[name].append(seconds)
-            draws[name].append((count, render))
+            draws[name].append((n_draws, render))
     off = median(times["off"])
     modes = []
+    overheads, shares = [], []
     for name, _ in MODES:
         t = median(times[name])
+        share = median([r / s for (_, r), s in zip(draws[name], times[name])])
         modes.append({"mode": name, "seconds": t, "ratio": t / off, "overhead": t / off - 1,
                       "draws": median([c for c, _ in draws[name]]), "draw_seconds": median([r for _, r in draws[name]]),
-                      "draw_share": median([r / s for (_, r), s in zip(draws[name], times[name])]),
-                      "runs_s": times[name]})
-    charted = [d for d in modes if d["mode"] != "off"]
-    return {"task": task.name, "n_train": len(task.train), "n_test": len(task.test), "epochs": epochs,
-            "repeats": cfg.repeats, "modes": modes,
-            "worst_overhead": max(d["overhead"] for d in charted),
-            "worst_draw_fraction": max(d["draw_share"] for d in charted),
+                      "draw_share": share, "runs_s": times[name]})
+        if name != "off":
+            overheads.append(t / off - 1)
+            shares.append(share)
+    return {"task": task.name, "n_train": count(task.train), "n_test": count(task.test), "epochs": epochs,
+            "repeats": cfg.repeats, "modes": modes, "worst_overhead": max(overheads),
+            "worst_draw_fraction": max(shares),
             "worst_single_draw_fraction": max(r / s for n, _ in MODES[1:] for (_, r), s in zip(draws[n], times[n])),
             "noise": Timing(times["off"]).spread}

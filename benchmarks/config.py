@@ -102,9 +102,14 @@ def load_task(cfg: Config, kind: str, image_size: int = 128):
     return mnist_target_task(100, test_per_class=200)
 
 
+def count(dataset) -> int:
+    """``len(dataset)`` (torch types ``Dataset`` without ``__len__``; the course's datasets all have one)."""
+    return len(dataset)
+
+
 def task_words(cfg: Config, task) -> str:
     """How the rendered document names the task a section measured."""
     if cfg.has_pets:
-        return f"{task.name} at 128 px ({len(task.train)} train / {len(task.test)} test images), EfficientNet-Lite0"
-    return (f"{task.name} ({len(task.train)} train / {len(task.test)} test; Oxford-IIIT Pet not found, so the "
+        return f"{task.name} at 128 px ({count(task.train)} train / {count(task.test)} test images), EfficientNet-Lite0"
+    return (f"{task.name} ({count(task.train)} train / {count(task.test)} test; Oxford-IIIT Pet not found, so the "
             "digit CNN stands in for the photo backbone)")

@@ -5,7 +5,7 @@ import torch
 from tqdm import tqdm
 
 from . import measure as m
-from .config import Config, load_task
+from .config import Config, count, load_task
 
 
 def measure(cfg: Config) -> dict:
@@ -23,7 +23,7 @@ def measure(cfg: Config) -> dict:
         ips, t = m.loader_throughput(train_loader, passes=cfg.repeats, device=dev)
         rows.append({"workers": w, "pin_memory": pin, "augment": aug, "img_s": ips, "spread": t.spread,
                      "runs_s": t.runs})
-    out = {"task": task.name, "n_train": len(task.train), "device": str(dev), "repeats": cfg.repeats,
+    out = {"task": task.name, "n_train": count(task.train), "device": str(dev), "repeats": cfg.repeats,
            "cuda": cfg.cuda, "rows": rows, "wait": None}
     if not cfg.has_pets:
         return out

@@ -16,8 +16,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -395,7 +395,9 @@ def machine_info(device="cpu") -> dict:
     }
 
 
-def median(values: Sequence[float | None]) -> float | None:
-    """The median of the values that are not None (None if there are none)."""
+def median(values: Sequence[float | None]) -> float:
+    """The median of the values that are not None."""
     kept = [v for v in values if v is not None]
-    return statistics.median(kept) if kept else None
+    if not kept:
+        raise ValueError("no values to take the median of")
+    return statistics.median(kept)

@@ -1,4 +1,5 @@
-"""Section "peer": time to a cat-vs-dog test accuracy, the course's fastest path against the PyTorch tutorial's recipe."""
+"""Section "peer": time to a cat-vs-dog test accuracy, the course's fastest path against the PyTorch
+tutorial's recipe."""
 from __future__ import annotations
 
 import time
@@ -7,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from . import measure as m
-from .config import Config, clear_decoded_images, fresh_cache
+from .config import Config, clear_decoded_images, count, fresh_cache
 
 
 def course_fastest_path(cfg: Config) -> dict:
@@ -24,7 +25,7 @@ def course_fastest_path(cfg: Config) -> dict:
                          observers=[tta], stop=stop)
         total = time.perf_counter() - t0
     return {"seconds_to_target": tta.seconds, "points": tta.points, "best_acc": tta.best, "final_acc": r.test_acc,
-            "epochs": len(r.history), "total_s": total, "n_test": len(task.test)}
+            "epochs": len(r.history), "total_s": total, "n_test": count(task.test)}
 
 
 def tutorial_recipe(cfg: Config, backbone: str) -> dict:

@@ -327,7 +327,8 @@ def _peer(d: dict, run: dict) -> str:
         rows.append([f"PyTorch tutorial recipe, fine-tune end to end ({p['stopped']})",
                      {"efficientnet_lite0": "EfficientNet-Lite0"}.get(p["backbone"], p["backbone"]),
                      reached(p), pct(p["best_acc"]), p["epochs"], ratio])
-    curve = "; ".join(f"epoch {i + 1}: {pct(a)} at {fmt_seconds(s)}" for i, (s, a) in enumerate(d["peers"][0]["points"]))
+    points = d["peers"][0]["points"]
+    curve = "; ".join(f"epoch {i + 1}: {pct(a)} at {fmt_seconds(s)}" for i, (s, a) in enumerate(points))
     return (f"Both sides start from the JPEG files (decoding counted), the same pretrained weights, the same "
             f"train/test split and this machine, and race to **{target:.0%} test accuracy** "
             f"on the {fast['n_test']} test images, checked after every epoch. The course's fastest path counts its "

@@ -23,6 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -106,6 +107,7 @@ def run_sections(cfg: Config) -> list[dict]:
     for key in cfg.sections:
         t0 = time.perf_counter()
         print(f"\n== {key}", flush=True)
+        section: dict[str, Any]
         try:
             section = {"key": key, "data": RUNNERS[key](cfg)}
         except Exception as exc:
@@ -133,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sections = run_sections(cfg)
     finally:
         shutil.rmtree(cfg.tmp, ignore_errors=True)
-    entry = {"machine": info, "machine_end": machine_info(cfg.device),
+    entry: dict[str, Any] = {"machine": info, "machine_end": machine_info(cfg.device),
              "run": {**cfg.to_json(), "wall_s": time.perf_counter() - t_start}, "sections": sections}
     results = render.merge_device(render.load(args.json), cfg.device.type, entry)
     render.save(results, args.json)

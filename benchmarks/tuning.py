@@ -25,7 +25,7 @@ print(json.dumps({{"img_s": 32 / t.median}}))
 """
 
 
-def omp_wait_policy(cfg: Config) -> dict[str, float | None]:
+def omp_wait_policy(cfg: Config) -> dict[str, float]:
     """Forward img/s with the OpenMP wait policy as the environment leaves it and with PASSIVE, each in
     fresh interpreters (the policy cannot change inside a running process), alternating."""
     code = _OMP_CHILD.format(repo=str(REPO), repeats=cfg.repeats)

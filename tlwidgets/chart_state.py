@@ -76,7 +76,8 @@ def progress_text(logs: Mapping | None, num_epochs: int | None) -> str:
     """'epoch 2/10 · loss 0.412 · acc 0.871 · val_acc 0.853' for the last epoch log."""
     if not logs:
         return f"epoch 0/{num_epochs}" if num_epochs else "waiting for training to start"
-    parts = [f"epoch {logs['epoch'] + 1}/{num_epochs}", f"loss {_fmt(logs.get('loss'))}", f"acc {_fmt(logs.get('acc'))}"]
+    parts = [f"epoch {logs['epoch'] + 1}/{num_epochs}", f"loss {_fmt(logs.get('loss'))}",
+             f"acc {_fmt(logs.get('acc'))}"]
     if logs.get("val_acc") is not None:
         parts += [f"val_loss {_fmt(logs.get('val_loss'))}", f"val_acc {_fmt(logs.get('val_acc'))}"]
     return " · ".join(parts)

@@ -27,8 +27,8 @@ from typing import Any
 
 from .training import Events, History, StopFlag
 
-__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log", "replay_events",
-           "replay", "ReplayResult"]
+__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log",
+           "replay_events", "replay", "ReplayResult"]
 
 FORMAT = "tlwidgets.dashboard-log"
 VERSION = 2

@@ -28,9 +28,9 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -124,7 +124,7 @@ class History(Observer):
                 "stopped": self.stopped, "stop_reason": self.stop_reason, "seconds": self.seconds}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         return cls([dict(e) for e in d.get("epochs", [])], [dict(b) for b in d.get("batches", [])],
                    d.get("stopped", False), d.get("stop_reason", ""), d.get("seconds", 0.0))
 
@@ -404,7 +404,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     if resume and ckpt is None:
         raise ValueError("resume=True needs checkpoint_path")
-    history, start_epoch = _resume(ckpt, model, opt, device) if resume else (History(), 0)
+    history, start_epoch = _resume(ckpt, model, opt, device) if resume and ckpt else (History(), 0)
     stop = stop if stop is not None else StopFlag()
     events = Events([history, *([ProgressBar()] if progress else []), *observers], stop)
     run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed)
@@ -419,7 +419,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
                 break
     except KeyboardInterrupt:
         stop_reason = "interrupted (KeyboardInterrupt)"
-        warnings.warn("training interrupted: the model keeps the weights of the last finished batch")
+        warnings.warn("training interrupted: the model keeps the weights of the last finished batch", stacklevel=2)
     except BaseException as exc:
         run.end(f"error: {type(exc).__name__}: {exc}")
         raise
@@ -527,7 +527,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
     device = select_device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
-    loss_sum = correct = seen = 0
+    loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         out = _forward(model, x)
@@ -567,7 +567,8 @@ class Prediction:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+def predict_proba(model: nn.Module, inputs, *, device=None,
+                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities for a tensor batch, a Dataset or a DataLoader (and labels if it had them)."""
     device = select_device(device) if device is not None else _model_device(model)
     model.eval()
@@ -584,7 +585,8 @@ def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 25
     return torch.cat(probs), torch.cat(labels)
 
 
-def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None, device=None) -> list[Prediction]:
+def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None,
+            device=None) -> list[Prediction]:
     """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
     classes = list(classes) if classes is not None else getattr(model, "classes", None)
     probs, labels = predict_proba(model, inputs, device=device)

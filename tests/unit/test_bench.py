@@ -51,7 +51,7 @@ def test_time_runs_rejects_bad_repeats(repeats):
 
 def test_empty_timing_has_no_median():
     with pytest.raises(ValueError, match="no runs"):
-        bench.Timing().median
+        _ = bench.Timing().median
 
 
 def test_count_flops_counts_two_per_multiply_accumulate_including_grouped_convs():
@@ -82,7 +82,8 @@ def test_forward_step_leaves_the_callers_model_alone():
 def test_forward_step_uses_the_requested_grad_mode():
     model = nn.Linear(4, 2)
     seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
+    model.register_forward_hook(
+        lambda m, i, o: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
     x_model = nn.Sequential(nn.Flatten(), model)
     for mode in ("inference_mode", "no_grad", "grad"):
         bench.forward_step(x_model, batch_size=1, image_size=2, in_channels=1, grad_mode=mode)()

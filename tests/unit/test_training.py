@@ -194,7 +194,8 @@ def test_keyboard_interrupt_mid_epoch_is_a_clean_stop(tiny_model, tiny_data):
     train, val = _loaders(tiny_data)
     model = tiny_model()
     snaps = WeightSnapshots(model)
-    with pytest.warns(UserWarning, match="training interrupted: the model keeps the weights of the last finished batch"):
+    with pytest.warns(UserWarning, match="training interrupted: the model keeps the weights of the last finished "
+                                         "batch"):
         history = _run(model, train, val, observers=[rec, snaps, AtBatch(10, ctrl_c)], num_epochs=5)
     _check_consistent_stop(model, history, rec, val, batches=10, epochs=1, reason="interrupted (KeyboardInterrupt)")
     assert snaps.matches(model, 10)

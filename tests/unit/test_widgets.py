@@ -14,16 +14,25 @@ import torch
 from torch.utils.data import DataLoader
 
 import tlwidgets as tl
+from tlwidgets.chart_state import ChartState, Throttle, fast_run_note
 from tlwidgets.freezing import freeze_report, max_frozen
 from tlwidgets.training import History, Observer, Prediction
-from tlwidgets.widgets import (Dashboard, DigitPad, FreezeSlider, LiveChart, confusion_view, gallery,
-                               is_headless, plot_features_2d, show_task)
+from tlwidgets.widgets import (
+    Dashboard,
+    DigitPad,
+    FreezeSlider,
+    LiveChart,
+    confusion_view,
+    gallery,
+    is_headless,
+    plot_features_2d,
+    show_task,
+)
 from tlwidgets.widgets.confusion import confusion_cells
 from tlwidgets.widgets.dashboard import history_dict, results_table_html
 from tlwidgets.widgets.digit_pad import grid_from_image, pad_to_mnist, stamp
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
-from tlwidgets.chart_state import ChartState, Throttle, fast_run_note
 from tlwidgets.widgets.live_chart import progress_text, summary_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,6 +10,7 @@ axes are redrawn only when the title or the loss axis changes.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..chart_state import ChartState
 from ._util import rgba_to_png
@@ -36,8 +37,8 @@ class ChartRenderer:
 
     def __init__(self, figsize: tuple[float, float] = (8.5, 3.0), dpi: int = 80):
         self.figsize, self.dpi = figsize, dpi
-        self._fig = None
-        self._bg = None
+        self._fig: Any = None
+        self._bg: Any = None
         self._drawn: tuple | None = None  # (loss_top, x_max, title) the cached background shows
 
     @property

@@ -47,7 +47,8 @@ class _LiveFront:
     def begin(self) -> None:
         c = self.chart
         # Only from the main thread: output displayed from another thread can land in whichever cell runs now.
-        if c.auto_display and not c._displayed and in_kernel() and threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if c.auto_display and not c._displayed and in_kernel() and main:
             from IPython.display import display
 
             display(c)
