@@ -9,7 +9,7 @@ export TLLAB_DATA ?= $(DATA)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	--nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg --ignore-glob='tests/browser/notebooks/*'
 
-.PHONY: setup course test unit lessons browser benchmark lab strip
+.PHONY: setup course test unit lessons browser benchmark lab strip lint
 
 setup:
 	@bash scripts/setup.sh
@@ -17,7 +17,7 @@ setup:
 course: setup
 	$(PY) -m tlwidgets.course --quick
 
-test: setup
+test: setup lint
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
 	$(PY) -m pytest tests lessons $(NBVAL) -v --durations=20
 
@@ -30,8 +30,13 @@ lessons: setup
 browser: setup
 	$(PY) -m pytest tests/browser -v
 
+# ruff (style, imports, likely bugs) and mypy (basic mode); settings and documented exclusions in pyproject.toml
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 benchmark: setup
-	$(PY) scripts/benchmark.py $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lab: setup
 	$(PY) -m jupyter lab lessons/

@@ -3,15 +3,62 @@
 Core modules (data, models, freezing, features, training, transfer) import no
 UI code; the ipywidgets/matplotlib views live in ``tlwidgets.widgets``.
 """
-from .data import (ChecksumError, DataMissingError, Task, candidate_roots, folder_task, mnist_source_task,
-                   mnist_target_task, mnist_task, pets_task)
+from .data import (
+    ChecksumError,
+    DataMissingError,
+    Task,
+    candidate_roots,
+    folder_task,
+    mnist_source_task,
+    mnist_target_task,
+    mnist_task,
+    pets_task,
+)
 from .features import FeatureSet, cached_features, extract_features
 from .freezing import FreezeReport, freeze, freeze_report, max_frozen, unfreeze_all
-from .models import (GroupedModel, build_backbone, digit_cnn, efficientnet_lite0, imagenet_classes,
-                     load_checkpoint, load_digit_model, replace_head, save_checkpoint, small_cnn)
+from .models import (
+    GroupedModel,
+    build_backbone,
+    digit_cnn,
+    efficientnet_lite0,
+    imagenet_classes,
+    load_checkpoint,
+    load_digit_model,
+    replace_head,
+    save_checkpoint,
+    small_cnn,
+)
 from .results import record
-from .training import (EarlyStopping, History, Observer, Prediction, ProgressBar, StopFlag, confusion_matrix,
-                       evaluate, fit, predict, seed_everything, select_device)
+from .training import (
+    EarlyStopping,
+    History,
+    Observer,
+    Prediction,
+    ProgressBar,
+    StopFlag,
+    StopTraining,
+    confusion_matrix,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+    select_device,
+)
 from .transfer import STRATEGIES, RunResult, build_model, run_strategy
 
 __version__ = "0.1.0"
+
+# What the lessons use as ``tl.<name>`` (the public surface; sub-modules hold the rest).
+__all__ = [
+    # data
+    "Task", "ChecksumError", "DataMissingError", "candidate_roots", "folder_task", "mnist_source_task",
+    "mnist_target_task", "mnist_task", "pets_task",
+    # models and freezing
+    "GroupedModel", "build_backbone", "digit_cnn", "efficientnet_lite0", "imagenet_classes", "load_checkpoint",
+    "load_digit_model", "replace_head", "save_checkpoint", "small_cnn", "FreezeReport", "freeze", "freeze_report",
+    "max_frozen", "unfreeze_all",
+    # features, training, transfer, results
+    "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
+    "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "seed_everything",
+    "select_device", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
+]

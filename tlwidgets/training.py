@@ -1,19 +1,24 @@
 """The training loop and its observers.
 
-``fit`` trains a model and tells its observers what happened through four
-events, each carrying a plain dict:
+``fit`` trains a model and tells its observers what happened through the
+four events of :data:`EVENTS`, each carrying a plain dict:
 
 ==================  =====================================================================
 event               dict keys
 ==================  =====================================================================
 on_train_begin      num_epochs, num_batches (per epoch), start_epoch, metrics, model_name
-on_batch_end        epoch, batch, loss, acc (running means over the epoch so far), size
+on_batch_end        epoch, batch, loss, acc (running means over the epoch so far), size,
+                    batch_loss, batch_acc (this batch's own values)
 on_epoch_end        epoch, loss, acc, val_loss, val_acc (None without a val loader), seconds
 on_train_end        epochs_completed, batches_completed, stopped, stop_reason, seconds
 ==================  =====================================================================
 
 Progress bars, live charts, early stopping and the dashboard are observers;
-the loop itself draws nothing. Every observer method is optional.
+the loop itself draws nothing. Every observer method is optional; a method
+named like an event but misspelt (``on_epoch_ends``) is warned about, because
+it would silently never run (fastai's callback lesson). Any observer ends the
+run by raising :class:`StopTraining` (or by setting the :class:`StopFlag`
+passed to ``fit``); the run stops after the batch or epoch in hand.
 """
 from __future__ import annotations
 
@@ -23,9 +28,9 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,8 +38,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 __all__ = [
-    "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "fit", "evaluate", "predict",
-    "confusion_matrix", "seed_everything", "select_device", "Prediction", "layerwise_lr_groups", "EVENTS",
+    "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
+    "fit", "evaluate", "predict", "confusion_matrix", "seed_everything", "select_device", "Prediction",
+    "layerwise_lr_groups", "EVENTS",
 ]
 
 EVENTS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
@@ -118,7 +124,7 @@ class History(Observer):
                 "stopped": self.stopped, "stop_reason": self.stop_reason, "seconds": self.seconds}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         return cls([dict(e) for e in d.get("epochs", [])], [dict(b) for b in d.get("batches", [])],
                    d.get("stopped", False), d.get("stop_reason", ""), d.get("seconds", 0.0))
 
@@ -262,11 +268,63 @@ def _make_optimizer(model, lr, optimizer, lr_decay, weight_decay):
 # ---------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------
-def _emit(observers, event, payload):
-    for obs in observers:
-        fn = getattr(obs, event, None)
-        if fn is not None:
-            fn(payload)
+class StopTraining(Exception):
+    """Raise from any observer event to end the run cleanly: ``raise StopTraining("reached 90 %")``.
+
+    ``fit`` finishes delivering the current event to the other observers,
+    then stops exactly as a set :class:`StopFlag` would (after the batch or
+    epoch in hand, history consistent, ``stop_reason`` = the message).
+    """
+
+    def __init__(self, reason: str = "stopped by an observer"):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Events:
+    """The one place events are dispatched: every observer, in order, for each name in :data:`EVENTS`.
+
+    Observers are checked once when the run starts: a public ``on_*`` method
+    that is not an event (``on_epoch_ends``, ``on_batch_begin``) would never be
+    called, so it is reported with a warning naming the closest event.
+    """
+
+    def __init__(self, observers: Sequence[object], stop: StopFlag):
+        self.observers, self.stop = list(observers), stop
+        for obs in self.observers:
+            check_observer(obs)
+
+    def emit(self, event: str, payload: dict) -> None:
+        """Call ``event(payload)`` on every observer that has it; a :class:`StopTraining` sets the stop flag."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown training event {event!r}; the events are {EVENTS}")
+        for obs in self.observers:
+            fn = getattr(obs, event, None)
+            if fn is None:
+                continue
+            try:
+                fn(payload)
+            except StopTraining as exc:
+                if not self.stop.is_set():
+                    self.stop.set(exc.reason)
+
+    def __repr__(self) -> str:
+        return f"Events({', '.join(type(o).__name__ for o in self.observers)})"
+
+
+def check_observer(obs: object) -> None:
+    """Warn about public ``on_*`` methods that are not training events (they would never be called)."""
+    import difflib
+
+    for name in dir(obs):
+        if not name.startswith("on_") or name in EVENTS or not callable(getattr(obs, name, None)):
+            continue
+        close = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.75)
+        if not close and not any(w in name for w in ("batch", "epoch", "train", "fit", "step")):
+            continue  # e.g. a widget's on_msg / on_trait_change: not meant for fit
+        hint = f"did you mean {close[0]}?" if close else f"the events are {', '.join(EVENTS)}"
+        warnings.warn(f"{type(obs).__name__}.{name} is not a training event and will never be called; {hint}",
+                      stacklevel=4)
 
 
 def _first_layer_input(model: nn.Module) -> str:
@@ -343,83 +401,114 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     device = select_device(device)
     model.to(device)
     opt = _make_optimizer(model, lr, optimizer, lr_decay, weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
-    history = History()
-    start_epoch = 0
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    if resume:
-        if ckpt is None:
-            raise ValueError("resume=True needs checkpoint_path")
-        if ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            history = History.from_dict(state["history"])
-            history.stopped, history.stop_reason = False, ""
-            start_epoch = state["epoch"] + 1
-    observers = [history, *([ProgressBar()] if progress else []), *observers]
+    if resume and ckpt is None:
+        raise ValueError("resume=True needs checkpoint_path")
+    history, start_epoch = _resume(ckpt, model, opt, device) if resume and ckpt else (History(), 0)
     stop = stop if stop is not None else StopFlag()
-    info = {"num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
-            "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)}
-    _emit(observers, "on_train_begin", info)
-    t0 = time.perf_counter()
-    batches_done, stop_reason = 0, ""
+    events = Events([history, *([ProgressBar()] if progress else []), *observers], stop)
+    run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed)
+    events.emit("on_train_begin", {
+        "num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
+        "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)})
+    stop_reason = ""
     try:
         for epoch in range(start_epoch, num_epochs):
-            if seed is not None:
-                torch.manual_seed(seed * 1000 + epoch)
-            te = time.perf_counter()
-            model.train()
-            loss_sum = correct = seen = 0
-            for b, (x, y) in enumerate(train_loader):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                opt.zero_grad(set_to_none=True)
-                out = _forward(model, x)
-                _check_labels(out, y)
-                loss = loss_fn(out, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
-                                             f"the learning rate ({lr}) is probably too high")
-                loss.backward()
-                opt.step()
-                n = y.shape[0]
-                loss_sum += loss.item() * n
-                correct += (out.argmax(1) == y).sum().item()
-                seen += n
-                batches_done += 1
-                _emit(observers, "on_batch_end", {"epoch": epoch, "batch": b, "loss": loss_sum / seen,
-                                                  "acc": correct / seen, "size": n})
-                if stop.is_set():
-                    stop_reason = stop.reason or "stop requested"
-                    break
+            stop_reason = run.epoch(epoch, train_loader, val_loader)
             if stop_reason:
-                break
-            logs = {"epoch": epoch, "loss": loss_sum / seen, "acc": correct / seen, "val_loss": None, "val_acc": None}
-            if val_loader is not None:
-                val = evaluate(model, val_loader, device=device)
-                logs.update(val_loss=val["loss"], val_acc=val["acc"])
-            logs["seconds"] = time.perf_counter() - te
-            _emit(observers, "on_epoch_end", logs)
-            if ckpt is not None:
-                _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                              "history": history.to_dict(), "epoch": epoch}, ckpt)
-            if stop.is_set():
-                stop_reason = stop.reason or "stop requested"
                 break
     except KeyboardInterrupt:
         stop_reason = "interrupted (KeyboardInterrupt)"
-        warnings.warn("training interrupted: the model keeps the weights of the last finished batch")
+        warnings.warn("training interrupted: the model keeps the weights of the last finished batch", stacklevel=2)
     except BaseException as exc:
-        model.eval()
-        _emit(observers, "on_train_end", {"epochs_completed": len(history.epochs), "batches_completed": batches_done,
-                                          "stopped": True, "stop_reason": f"error: {type(exc).__name__}: {exc}",
-                                          "seconds": time.perf_counter() - t0})
+        run.end(f"error: {type(exc).__name__}: {exc}")
         raise
-    model.eval()
-    _emit(observers, "on_train_end", {"epochs_completed": len(history.epochs), "batches_completed": batches_done,
-                                      "stopped": bool(stop_reason), "stop_reason": stop_reason,
-                                      "seconds": time.perf_counter() - t0})
+    run.end(stop_reason)
     return history
+
+
+def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device) -> tuple[History, int]:
+    """Weights, optimiser and history from ``ckpt``; ``(History(), 0)`` when there is no checkpoint yet."""
+    if not ckpt.exists():
+        return History(), 0
+    state = torch.load(ckpt, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    history = History.from_dict(state["history"])
+    history.stopped, history.stop_reason = False, ""
+    return history, state["epoch"] + 1
+
+
+@dataclass
+class _Run:
+    """The state of one ``fit`` call, and its steps: an epoch, a batch, the epoch's end, the run's end."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    loss_fn: nn.Module
+    device: torch.device
+    lr: float
+    events: Events
+    stop: StopFlag
+    history: History
+    ckpt: Path | None
+    seed: int | None
+    batches_done: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def stop_reason(self) -> str:
+        return (self.stop.reason or "stop requested") if self.stop.is_set() else ""
+
+    def epoch(self, epoch: int, train_loader: DataLoader, val_loader: DataLoader | None) -> str:
+        """Train one epoch, then validate and checkpoint it; returns why the run stopped ("" to go on)."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed * 1000 + epoch)
+        te = time.perf_counter()
+        self.model.train()
+        totals = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        for b, (x, y) in enumerate(train_loader):
+            self.batch(epoch, b, x, y, totals)
+            if self.stop_reason():
+                return self.stop_reason()
+        logs = {"epoch": epoch, "loss": totals["loss_sum"] / totals["seen"], "acc": totals["correct"] / totals["seen"],
+                "val_loss": None, "val_acc": None}
+        if val_loader is not None:
+            val = evaluate(self.model, val_loader, device=self.device)
+            logs.update(val_loss=val["loss"], val_acc=val["acc"])
+        logs["seconds"] = time.perf_counter() - te
+        self.events.emit("on_epoch_end", logs)
+        if self.ckpt is not None:
+            _save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                          "history": self.history.to_dict(), "epoch": epoch}, self.ckpt)
+        return self.stop_reason()
+
+    def batch(self, epoch: int, b: int, x: torch.Tensor, y: torch.Tensor, totals: dict) -> None:
+        """One optimiser step; emits this batch's own loss/acc beside the epoch's running means."""
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        self.opt.zero_grad(set_to_none=True)
+        out = _forward(self.model, x)
+        _check_labels(out, y)
+        loss = self.loss_fn(out, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
+                                     f"the learning rate ({self.lr}) is probably too high")
+        loss.backward()
+        self.opt.step()
+        n = y.shape[0]
+        batch_loss, batch_correct = loss.item(), (out.argmax(1) == y).sum().item()
+        totals["loss_sum"] += batch_loss * n
+        totals["correct"] += batch_correct
+        totals["seen"] += n
+        self.batches_done += 1
+        self.events.emit("on_batch_end", {"epoch": epoch, "batch": b, "loss": totals["loss_sum"] / totals["seen"],
+                                          "acc": totals["correct"] / totals["seen"], "size": n,
+                                          "batch_loss": batch_loss, "batch_acc": batch_correct / n})
+
+    def end(self, stop_reason: str) -> None:
+        self.model.eval()
+        self.events.emit("on_train_end", {"epochs_completed": len(self.history.epochs),
+                                          "batches_completed": self.batches_done, "stopped": bool(stop_reason),
+                                          "stop_reason": stop_reason, "seconds": time.perf_counter() - self.t0})
 
 
 # ---------------------------------------------------------------------------
@@ -438,7 +527,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
     device = select_device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
-    loss_sum = correct = seen = 0
+    loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         out = _forward(model, x)
@@ -478,7 +567,8 @@ class Prediction:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+def predict_proba(model: nn.Module, inputs, *, device=None,
+                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities for a tensor batch, a Dataset or a DataLoader (and labels if it had them)."""
     device = select_device(device) if device is not None else _model_device(model)
     model.eval()
@@ -495,7 +585,8 @@ def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 25
     return torch.cat(probs), torch.cat(labels)
 
 
-def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None, device=None) -> list[Prediction]:
+def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None,
+            device=None) -> list[Prediction]:
     """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
     classes = list(classes) if classes is not None else getattr(model, "classes", None)
     probs, labels = predict_proba(model, inputs, device=device)

@@ -1,14 +1,19 @@
-"""The benchmark's measurement helpers: medians, FLOP counts, time-to-accuracy, tables (fast, CPU only)."""
+"""The benchmarks: measurement helpers (medians, FLOP counts, time-to-accuracy) and the renderer that turns
+saved numbers into docs/benchmarks.md with its verdicts (fast, CPU only)."""
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlwidgets import bench
+from benchmarks import measure as bench
+from benchmarks import render
+from benchmarks.run import SECTIONS, parse_args
 from tlwidgets.training import StopFlag
 
 
@@ -46,7 +51,7 @@ def test_time_runs_rejects_bad_repeats(repeats):
 
 def test_empty_timing_has_no_median():
     with pytest.raises(ValueError, match="no runs"):
-        bench.Timing().median
+        _ = bench.Timing().median
 
 
 def test_count_flops_counts_two_per_multiply_accumulate_including_grouped_convs():
@@ -62,22 +67,23 @@ def test_count_flops_counts_two_per_multiply_accumulate_including_grouped_convs(
     assert model.training, "count_flops must hand the model back in its mode"
 
 
-def test_forward_throughput_leaves_the_callers_model_alone():
+def test_forward_step_leaves_the_callers_model_alone():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
-    ips, t = bench.forward_throughput(model, batch_size=4, image_size=16, channels_last=True, repeats=2,
-                                      clock=fake_clock(0.5))
-    assert ips == pytest.approx(4 / 0.5)
+    step = bench.forward_step(model, batch_size=4, image_size=16, channels_last=True)
+    t = bench.time_runs(step, repeats=2, clock=fake_clock(0.5))
+    assert 4 / t.median == pytest.approx(4 / 0.5)
     assert len(t) == 2
     assert model.training
     assert model[0].weight.is_contiguous()
     with pytest.raises(ValueError, match="grad_mode"):
-        bench.forward_throughput(model, batch_size=1, image_size=8, grad_mode="fast")
+        bench.forward_step(model, batch_size=1, image_size=8, grad_mode="fast")
 
 
 def test_forward_step_uses_the_requested_grad_mode():
     model = nn.Linear(4, 2)
     seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
+    model.register_forward_hook(
+        lambda m, i, o: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled())))
     x_model = nn.Sequential(nn.Flatten(), model)
     for mode in ("inference_mode", "no_grad", "grad"):
         bench.forward_step(x_model, batch_size=1, image_size=2, in_channels=1, grad_mode=mode)()
@@ -95,16 +101,17 @@ def test_interleave_runs_cases_round_robin_and_drops_warmup_rounds():
         bench.interleave({}, repeats=1)
 
 
-def test_train_step_throughput_leaves_the_callers_weights_alone():
+def test_train_step_leaves_the_callers_weights_alone():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     before = [p.detach().clone() for p in model.parameters()]
-    ips, _ = bench.train_step_throughput(model, batch_size=4, image_size=8, repeats=1)
-    assert ips > 0
+    step = bench.train_step(model, batch_size=4, image_size=8)
+    step()
+    step()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"):
-        bench.train_step_throughput(model, batch_size=2, image_size=8, repeats=1)
+        bench.train_step(model, batch_size=2, image_size=8)
 
 
 def test_matmul_flop_rate_is_two_n_cubed_over_the_median():
@@ -113,10 +120,12 @@ def test_matmul_flop_rate_is_two_n_cubed_over_the_median():
     assert len(t) == 3
 
 
-def test_time_to_target_is_the_first_epoch_at_or_above_it():
-    points = [(1.0, 0.5), (2.0, None), (3.0, 0.9), (4.0, 0.95)]
-    assert bench.time_to_target(points, 0.9) == 3.0
-    assert bench.time_to_target(points, 0.99) is None
+def test_time_to_accuracy_is_the_first_epoch_at_or_above_the_target():
+    tta = bench.TimeToAccuracy(0.9, t0=0.0)
+    tta.points = [(1.0, 0.5), (2.0, None), (3.0, 0.9), (4.0, 0.95)]
+    assert tta.seconds == pytest.approx(3.0)
+    tta.target = 0.99
+    assert tta.seconds is None
 
 
 def test_time_to_accuracy_stops_at_the_target_and_counts_from_t0():
@@ -127,7 +136,7 @@ def test_time_to_accuracy_stops_at_the_target_and_counts_from_t0():
     assert not stop.is_set()
     tta.on_epoch_end({"val_acc": 0.92})
     assert stop.is_set() and "90%" in stop.reason
-    assert tta.seconds == 10.0  # the clock's second reading (0 is the first)
+    assert tta.seconds == pytest.approx(10.0)  # the clock's second reading (0 is the first)
     assert tta.best == 0.92
 
 
@@ -171,19 +180,118 @@ def test_machine_info_names_the_machine():
 
 
 def test_markdown_table_aligns_numbers_right_and_escapes_pipes():
-    table = bench.markdown_table(["name", "n"], [["a|b", 1], ["c", 2.5]])
+    table = render.markdown_table(["name", "n"], [["a|b", 1], ["c", 2.5]])
     lines = table.splitlines()
     assert lines[1] == "|---|---:|"
     assert lines[2] == "| a\\|b | 1 |"
     with pytest.raises(ValueError):
-        bench.markdown_table(["a", "b"], [[1]])
+        render.markdown_table(["a", "b"], [[1]])
 
 
 def test_formatting_helpers():
-    assert bench.fmt_ratio(30.0, 2.0) == "15.0x"
-    assert bench.fmt_ratio(3.0, 2.0) == "1.50x"
-    assert bench.fmt_ratio(1000.0, 2.0) == "500x"
-    assert bench.fmt_ratio(None, 1.0) == "n/a"
-    assert bench.fmt_seconds(0.0123) == "0.012 s"
-    assert bench.fmt_seconds(125) == "2 min 05 s"
-    assert bench.fmt_seconds(None) == "-"
+    assert render.fmt_ratio(15.0) == "15.0x"
+    assert render.fmt_ratio(1.5) == "1.50x"
+    assert render.fmt_ratio(500.0) == "500x"
+    assert render.fmt_ratio(None) == "n/a"
+    assert render.fmt_seconds(0.0123) == "0.012 s"
+    assert render.fmt_seconds(125) == "2 min 05 s"
+    assert render.fmt_seconds(None) == "-"
+    assert render.pct(0.1234) == "12.3%" and render.pct(None) == "-"
+
+
+# ---------------------------------------------------------------------------
+# the renderer: verdicts at their thresholds, and the document from saved numbers
+# ---------------------------------------------------------------------------
+def test_lessons_verdict_needs_every_lesson_and_under_ten_minutes():
+    assert render.lessons_verdict(599.0, []) == "met"
+    assert render.lessons_verdict(600.0, []) == "not met"
+    assert render.lessons_verdict(300.0, ["07_word_vectors"]).startswith("not decided")
+    assert render.lessons_verdict(700.0, ["07_word_vectors"]) == "not met"
+
+
+def test_cached_verdict_needs_ten_times_faster():
+    assert render.cached_verdict(10.0) == "met"
+    assert render.cached_verdict(9.99) == "NOT met"
+    assert render.cached_verdict(None) == "NOT met"
+
+
+@pytest.mark.parametrize("wall, draw, noise, met, words", [
+    (0.02, 0.01, 0.50, True, "**met**: 2.0% by wall clock"),
+    (0.15, 0.038, 0.387, True, "met by the chart's own drawing time"),     # noisy machine: drawing time decides
+    (0.15, 0.038, 0.02, False, "per-batch bookkeeping"),                   # quiet machine: the wall clock decides
+    (0.01, 0.05, 0.0, False, "spent 5.0% of a run drawing"),               # drawing alone breaks the budget
+])
+def test_chart_verdict_thresholds(wall, draw, noise, met, words):
+    ok, text = render.chart_verdict(wall, draw, noise)
+    assert ok is met
+    assert words in text
+
+
+def test_tuning_suggests_a_change_only_past_a_ten_percent_margin():
+    rows = [{"threads": 1, "img_s": 100.0}, {"threads": 2, "img_s": 100.0}, {"threads": 4, "img_s": 109.0}]
+    assert render.threads_kept(rows, 2).endswith("kept")
+    rows[2]["img_s"] = 111.0
+    assert "4 was 1.11x faster" in render.threads_kept(rows, 2)
+    assert render.omp_kept(0.69).endswith("(PASSIVE: 0.69x)")
+    assert "exporting `OMP_WAIT_POLICY=PASSIVE`" in render.omp_kept(1.2)
+    batches = [{"batch": 32, "img_s": 352.5}, {"batch": 64, "img_s": 252.9}]
+    assert "check on a quiet machine" in render.batch_kept(batches)
+    assert "check" not in render.batch_kept([{"batch": 32, "img_s": 260.0}, {"batch": 64, "img_s": 252.9}])
+    assert "kept on" in render.channels_last_kept(1.41, 1.82)
+    assert "re-check" in render.channels_last_kept(0.95, 1.0)
+    assert "costs more" in render.compile_kept(60.0, 5000.0)
+    assert "pays off after 500 images" in render.compile_kept(1.0, 500.0)
+
+
+def test_the_committed_document_is_the_rendering_of_the_committed_numbers():
+    results = render.load(render.JSON_PATH)
+    assert render.render_doc(results) == render.DOC_PATH.read_text(), \
+        "docs/benchmarks.md is out of date: run `.venv/bin/python -m benchmarks.render`"
+    sections = [s["key"] for s in results["devices"]["cpu"]["sections"]]
+    assert sections == list(SECTIONS)
+
+
+def test_rendering_follows_the_numbers_not_the_old_text(tmp_path):
+    results = render.load(render.JSON_PATH)
+    slow = copy.deepcopy(results)
+    cached = next(s for s in slow["devices"]["cpu"]["sections"] if s["key"] == "cached")
+    cached["data"]["ratio"] = 4.0
+    lessons = next(s for s in slow["devices"]["cpu"]["sections"] if s["key"] == "lessons")
+    lessons["data"]["lessons"][0]["status"] = "failed"
+    lessons["data"]["lessons"][0]["message"] = "CellExecutionError: boom\nmore"
+    lessons["data"]["ok"] = False
+    text = render.render_doc(slow)
+    assert "**Cached is 4.00x faster per epoch** (target ≥ 10x: NOT met)" in text
+    assert "### 1. Lessons in quick mode (FAILED)" in text
+    assert "| failed | 9 | CellExecutionError: boom |" in text
+
+
+def test_a_run_replaces_its_own_device_and_keeps_the_others(tmp_path):
+    results = render.load(render.JSON_PATH)
+    gpu = copy.deepcopy(results["devices"]["cpu"])
+    gpu["machine"]["gpu"] = "NVIDIA H200"
+    gpu["sections"] = [{"key": "forward", "error": "RuntimeError: out of memory"}]
+    merged = render.merge_device(results, "cuda", gpu)
+    path = tmp_path / "bench.json"
+    render.save(merged, path)
+    text = render.write_doc(render.load(path), tmp_path / "bench.md")
+    assert text.index("benchmark:begin cpu") < text.index("## GPU: NVIDIA H200 (full mode)")
+    assert "### 1. forward (FAILED)\n\n**failed**: `RuntimeError: out of memory`" in text
+    assert render.render_device("cpu", merged["devices"]["cpu"]) in text
+
+
+def test_load_refuses_other_files_and_versions(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a benchmark results file"):
+        render.load(path)
+    path.write_text(json.dumps({"format": render.FORMAT, "version": 99, "devices": {}}))
+    with pytest.raises(ValueError, match="version 99"):
+        render.load(path)
+    assert render.load(tmp_path / "missing.json")["devices"] == {}
+
+
+def test_command_line_keeps_its_options():
+    args = parse_args(["--quick", "--only", "chart", "forward", "--device", "cpu"])
+    assert args.quick and args.only == ["chart", "forward"] and args.device == "cpu"
+    assert args.json.endswith("benchmarks.json") and args.out.endswith("benchmarks.md")

@@ -13,7 +13,7 @@ from tlwidgets.freezing import freeze
 from tlwidgets.training import EarlyStopping, History, Observer, StopFlag, evaluate, fit
 
 INFO_KEYS = {"num_epochs", "num_batches", "start_epoch", "metrics", "model_name"}
-BATCH_KEYS = {"epoch", "batch", "loss", "acc", "size"}
+BATCH_KEYS = {"epoch", "batch", "loss", "acc", "size", "batch_loss", "batch_acc"}
 EPOCH_KEYS = {"epoch", "loss", "acc", "val_loss", "val_acc", "seconds"}
 END_KEYS = {"epochs_completed", "batches_completed", "stopped", "stop_reason", "seconds"}
 
@@ -194,7 +194,8 @@ def test_keyboard_interrupt_mid_epoch_is_a_clean_stop(tiny_model, tiny_data):
     train, val = _loaders(tiny_data)
     model = tiny_model()
     snaps = WeightSnapshots(model)
-    with pytest.warns(UserWarning, match="training interrupted: the model keeps the weights of the last finished batch"):
+    with pytest.warns(UserWarning, match="training interrupted: the model keeps the weights of the last finished "
+                                         "batch"):
         history = _run(model, train, val, observers=[rec, snaps, AtBatch(10, ctrl_c)], num_epochs=5)
     _check_consistent_stop(model, history, rec, val, batches=10, epochs=1, reason="interrupted (KeyboardInterrupt)")
     assert snaps.matches(model, 10)
@@ -475,3 +476,70 @@ def test_early_stopping_inside_fit_stops_at_an_epoch_boundary(tiny_model, tiny_d
     history = _run(tiny_model(), train, val, num_epochs=10, stop=stop, observers=[early])
     assert len(history.epochs) == 2 and len(history.batches) == 12
     assert history.stopped and history.stop_reason.startswith("early stopping: val_loss")
+
+
+# ------------------------------------------------------------------------- events in one place ---
+def test_raw_batch_values_sit_beside_the_running_means(tiny_model, tiny_data):
+    rec = Recorder()
+    _run(tiny_model(), _loaders(tiny_data)[0], observers=[rec], num_epochs=2)
+    batches = [p for e, p in rec.events if e == "on_batch_end"]
+    for epoch in (0, 1):
+        seen = loss_sum = correct = 0.0
+        for b in (b for b in batches if b["epoch"] == epoch):
+            seen += b["size"]
+            loss_sum += b["batch_loss"] * b["size"]
+            correct += b["batch_acc"] * b["size"]
+            assert b["loss"] == pytest.approx(loss_sum / seen) and b["acc"] == pytest.approx(correct / seen)
+    assert len({b["batch_loss"] for b in batches}) > 1  # each batch's own value, not the running mean again
+
+
+def test_any_observer_can_stop_the_run_by_raising_stop_training(tiny_model, tiny_data):
+    def stop_now():
+        raise training.StopTraining("target reached")
+
+    rec_before, rec_after = Recorder(), Recorder()
+    train, val = _loaders(tiny_data)
+    model = tiny_model()
+    history = _run(model, train, val, num_epochs=5, observers=[rec_before, AtBatch(9, stop_now), rec_after])
+    _check_consistent_stop(model, history, rec_before, val, batches=9, epochs=1, reason="target reached")
+    assert rec_after.names().count("on_batch_end") == 9  # the observers after it still saw batch 9
+
+
+def test_stop_training_at_an_epoch_end_stops_at_that_boundary(tiny_model, tiny_data):
+    class StopAfterTwoEpochs(Observer):
+        def on_epoch_end(self, logs):
+            if logs["epoch"] == 1:
+                raise training.StopTraining()
+
+    history = _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=5, observers=[StopAfterTwoEpochs()])
+    assert len(history) == 2 and len(history.batches) == 12
+    assert history.stopped and history.stop_reason == "stopped by an observer"
+
+
+def test_misspelt_observer_methods_are_warned_about(tiny_model, tiny_data):
+    class Typo(Observer):
+        def __init__(self):
+            self.calls = 0
+
+        def on_epoch_ends(self, logs):  # never called: the event is on_epoch_end
+            self.calls += 1
+
+        def on_msg(self, callback):  # a widget's own on_* method: not a typo of an event
+            pass
+
+    typo = Typo()
+    with pytest.warns(UserWarning, match=r"Typo\.on_epoch_ends is not a training event .* did you mean "
+                                         r"on_epoch_end\?") as caught:
+        _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=1, observers=[typo])
+    assert typo.calls == 0
+    assert not any("on_msg" in str(w.message) for w in caught)
+
+
+def test_events_are_dispatched_only_by_name_from_the_event_list():
+    rec = Recorder()
+    events = training.Events([rec], StopFlag())
+    for name in training.EVENTS:
+        events.emit(name, {"epoch": 0})
+    assert rec.names() == list(training.EVENTS)
+    with pytest.raises(ValueError, match="unknown training event 'on_epoch_begin'"):
+        events.emit("on_epoch_begin", {})

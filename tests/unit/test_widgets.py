@@ -14,16 +14,26 @@ import torch
 from torch.utils.data import DataLoader
 
 import tlwidgets as tl
+from tlwidgets.chart_state import ChartState, Throttle, fast_run_note
 from tlwidgets.freezing import freeze_report, max_frozen
 from tlwidgets.training import History, Observer, Prediction
-from tlwidgets.widgets import (Dashboard, DigitPad, FreezeSlider, LiveChart, confusion_view, gallery,
-                               is_headless, plot_features_2d, show_task)
+from tlwidgets.widgets import (
+    Dashboard,
+    DigitPad,
+    FreezeSlider,
+    LiveChart,
+    confusion_view,
+    gallery,
+    is_headless,
+    plot_features_2d,
+    show_task,
+)
 from tlwidgets.widgets.confusion import confusion_cells
 from tlwidgets.widgets.dashboard import history_dict, results_table_html
 from tlwidgets.widgets.digit_pad import grid_from_image, pad_to_mnist, stamp
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
-from tlwidgets.widgets.live_chart import BatchSmoother, progress_text, summary_text
+from tlwidgets.widgets.live_chart import progress_text, summary_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -147,23 +157,71 @@ def test_count_text_format():
 
 
 # ----------------------------------------------------------------------------- LiveChart
-def test_batch_smoother_recovers_each_batch_from_running_means():
+def test_chart_state_plots_each_batchs_own_values_recovered_or_given():
     values = [(2.0, 0.2, 8), (1.0, 0.5, 8), (0.5, 1.0, 4)]  # (loss, acc, size) of three batches
-    sm = BatchSmoother(num_batches=3, span=1)  # span 1 = no smoothing: the exact batch values
+    old, new = ChartState(span=1), ChartState(span=1)  # span 1 = no smoothing: the exact batch values
+    for state in (old, new):
+        state.begin({"num_epochs": 2, "num_batches": 3})
     seen = loss_sum = correct = 0
-    out = []
     for b, (loss, acc, size) in enumerate(values):
         seen += size
         loss_sum += loss * size
         correct += acc * size
-        out.append(sm.add({"epoch": 1, "batch": b, "loss": loss_sum / seen, "acc": correct / seen, "size": size}))
-    for (x, loss, acc), (l_true, a_true, _), b in zip(out, values, range(3)):
-        assert x == pytest.approx(1 + (b + 1) / 3)
-        assert loss == pytest.approx(l_true) and acc == pytest.approx(a_true)
-    smooth = BatchSmoother(num_batches=40)  # default span 10: a smoothed value lies between old and new
-    smooth.add({"epoch": 0, "batch": 0, "loss": 2.0, "acc": 0.0, "size": 1})
-    _, loss, _ = smooth.add({"epoch": 0, "batch": 1, "loss": 1.0, "acc": 0.0, "size": 1})  # batch value 0.0
-    assert 0.0 < loss < 2.0
+        logs = {"epoch": 1, "batch": b, "loss": loss_sum / seen, "acc": correct / seen, "size": size}
+        old.add_batch(logs)  # a version-1 log: running means only
+        new.add_batch({**logs, "batch_loss": loss, "batch_acc": acc})  # what fit emits now
+    for state in (old, new):
+        assert state.batch_x == pytest.approx([1 + 1 / 3, 1 + 2 / 3, 2.0])
+        assert state.batch_loss == pytest.approx([v[0] for v in values])
+        assert state.batch_acc == pytest.approx([v[1] for v in values])
+        assert state.loss_top == 2.5  # nice_ceiling(2.0 * 1.05)
+    smooth = ChartState()
+    smooth.begin({"num_epochs": 1, "num_batches": 40})  # default span 10: a smoothed value lies between old and new
+    smooth.add_batch({"epoch": 0, "batch": 0, "loss": 2.0, "acc": 0.0, "size": 1, "batch_loss": 2.0, "batch_acc": 0})
+    smooth.add_batch({"epoch": 0, "batch": 1, "loss": 1.0, "acc": 0.0, "size": 1, "batch_loss": 0.0, "batch_acc": 0})
+    assert 0.0 < smooth.batch_loss[-1] < 2.0
+    smooth.add_epoch({"epoch": 0, "loss": 1.0, "acc": 0.0, "val_loss": None, "val_acc": None})
+    assert smooth.val_x == [] and smooth.epoch_x == [1] and len(smooth.records) == 1
+    smooth.begin({"num_epochs": 3, "num_batches": 2})
+    assert smooth.batch_count == 0 and smooth.records == [] and smooth.loss_top is None
+
+
+def test_throttle_with_an_injected_clock():
+    now = [0.0]
+    t = Throttle(min_interval=0.5, max_overhead=0.1, clock=lambda: now[0])
+    assert t.due()  # the first frame of a run
+    t.drawn(ended_at=0.0, frame_seconds=0.01)  # cheap frame: min_interval rules
+    now[0] = 0.49
+    assert not t.due()
+    now[0] = 0.5
+    assert t.due()
+    t.drawn(ended_at=0.5, frame_seconds=0.2)  # costly frame: waits 0.2 / 0.1 = 2 s
+    now[0] = 2.4
+    assert not t.due()
+    now[0] = 2.5
+    assert t.due()
+    now[0] = 1.0
+    t.reset()
+    assert t.due()  # a new run draws its first batch at once
+    with pytest.raises(ValueError, match="max_overhead"):
+        Throttle(max_overhead=0)
+    with pytest.raises(ValueError, match="min_interval"):
+        Throttle(min_interval=-1)
+
+
+def test_a_run_over_in_well_under_a_second_says_it_shows_the_finished_curve():
+    assert fast_run_note({"seconds": 0.042}) == "finished in 42 ms, too fast to watch live: this is the finished curve"
+    assert fast_run_note({"seconds": 3.0}) == "" and fast_run_note(None) == ""
+    chart = LiveChart(headless=False, auto_display=False)
+    replayed = History.from_dict({"epochs": [{"epoch": 0, "loss": 1.0, "acc": 0.5, "val_loss": None,
+                                              "val_acc": None, "seconds": 0.01}],
+                                  "batches": [{"epoch": 0, "batch": 0, "loss": 1.0, "acc": 0.5, "size": 4}],
+                                  "seconds": 0.01})
+    from tlwidgets.runlog import replay
+
+    replay(replayed, [chart])
+    assert chart.status.value.endswith("too fast to watch live: this is the finished curve")
+    assert chart.image.value == chart.png and chart.draw_count >= 2
 
 
 def test_summary_and_progress_text():
@@ -185,8 +243,8 @@ def test_live_chart_records_every_epoch_of_a_real_fit(tiny_model, tiny_data):
     assert chart.num_epochs == 4 and chart.end_logs["epochs_completed"] == 4
     assert chart.draw_count >= 2  # the axes at the first batch, the final state at the end
     assert chart.png.startswith(PNG_MAGIC) and chart.image.value == chart.png
-    xlim = chart._ax_loss.get_xlim()
-    assert xlim == (0, 4) and chart._ax_acc.get_ylim() == (0, 1.01)
+    xlim = chart.renderer.ax_loss.get_xlim()
+    assert xlim == (0, 4) and chart.renderer.ax_acc.get_ylim() == (0, 1.01)
     assert "4 epochs" in chart.status.value and "val_acc" in chart.status.value
     assert "4 epochs recorded" in repr(chart)
 
@@ -227,7 +285,7 @@ def test_live_chart_throttles_redraws():
     elapsed = time.perf_counter() - t0
     draws = chart.draw_count - 1  # the constructor drew the empty axes once
     assert 2 <= draws <= elapsed / 0.1 + 2, (draws, elapsed)
-    assert chart.batch_count == n and len(chart._bx) == n  # every point kept, only drawing is throttled
+    assert chart.batch_count == n and len(chart.state.batch_x) == n  # every point kept, only drawing is throttled
 
     # the cost rule: after a frame costing t, the next one waits t / max_overhead
     costly = LiveChart(headless=False, auto_display=False, min_interval=0.0, max_overhead=0.1)

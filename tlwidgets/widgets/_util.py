@@ -7,14 +7,13 @@ from __future__ import annotations
 import html
 import io
 import logging
-import math
 import os
 import traceback
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["is_headless", "in_kernel", "ErrorBox", "nice_ceiling", "rgba_to_png", "to_display_image", "fmt_params",
+__all__ = ["is_headless", "in_kernel", "ErrorBox", "rgba_to_png", "to_display_image", "fmt_params",
            "widget_bundle"]
 
 log = logging.getLogger("tlwidgets.widgets")
@@ -98,18 +97,6 @@ class ErrorBox:
 
     def __repr__(self) -> str:
         return f"ErrorBox({'empty' if self.error is None else repr(self.error)})"
-
-
-def nice_ceiling(x: float) -> float:
-    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 x 10^k that is >= ``x`` (axis limits that rarely change)."""
-    if not math.isfinite(x) or x <= 0:
-        return 1.0
-    exp = math.floor(math.log10(x))
-    base = 10.0 ** exp
-    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * base >= x * (1 - 1e-12):
-            return m * base
-    return 10 * base  # pragma: no cover - the loop always returns
 
 
 def rgba_to_png(rgba, compress_level: int = 1) -> bytes:

@@ -20,8 +20,6 @@ demos on machines too slow to train in front of an audience.
 from __future__ import annotations
 
 import html
-import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -31,7 +29,10 @@ import ipywidgets as widgets
 
 from ..data import Task, mnist_target_task, pets_task
 from ..freezing import freeze, max_frozen
-from ..training import History, Observer, StopFlag
+from ..runlog import FORMAT as LOG_FORMAT
+from ..runlog import history_dict, read_log, write_log
+from ..runlog import replay as replay_run
+from ..training import Observer, StopFlag
 from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
 from ._util import ErrorBox, is_headless, widget_bundle
 from .freeze_slider import FreezeSlider
@@ -41,7 +42,6 @@ __all__ = ["Dashboard", "results_table_html", "STRATEGY_LABELS", "LOG_FORMAT"]
 
 STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
-LOG_FORMAT = "tlwidgets.dashboard-log"
 TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "test_acc",
                  "seconds", "stopped")
 
@@ -84,27 +84,6 @@ def results_table_html(rows: list[dict]) -> str:
                     + "".join(f"<td style='padding:2px 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
     return ("<table class='tl-results' style='border-collapse:collapse;font-size:12px'>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
-
-
-def history_dict(source) -> tuple[dict, dict]:
-    """``(History.to_dict(), config)`` from a History, its dict, a RunResult, a log entry, or a log/History JSON file."""
-    if isinstance(source, (str, os.PathLike)):
-        data = json.loads(Path(source).read_text())
-        if isinstance(data, dict) and data.get("format") == LOG_FORMAT:
-            if not data.get("runs"):
-                raise ValueError(f"{source}: the log holds no runs")
-            return history_dict(data["runs"][-1])
-        return history_dict(data)
-    if isinstance(source, RunResult):
-        return source.history.to_dict(), {"num_epochs": None}
-    if isinstance(source, History):
-        return source.to_dict(), {}
-    if isinstance(source, dict) and "history" in source:
-        return dict(source["history"]), dict(source.get("config") or {})
-    if isinstance(source, dict) and "epochs" in source:
-        return dict(source), {}
-    raise TypeError(f"cannot replay {type(source).__name__}: give a History, History.to_dict(), a RunResult, "
-                    "a dashboard log entry, or the path of a JSON log")
 
 
 class _StatusObserver(Observer):
@@ -405,45 +384,11 @@ class Dashboard:
 
     def _replay(self, hist: dict, config: dict, seconds_per_epoch: float) -> None:
         try:
-            epochs, batches = hist.get("epochs", []), hist.get("batches", [])
-            by_epoch: dict[int, list[dict]] = {}
-            for b in batches:
-                by_epoch.setdefault(b["epoch"], []).append(b)
-            num_batches = max((b["batch"] + 1 for b in batches), default=1)
-            logged_epochs = sorted(set(by_epoch) | {e["epoch"] for e in epochs})
-            num_epochs = max(config.get("num_epochs") or 0, len(epochs), (logged_epochs[-1] + 1) if logged_epochs else 1)
-            ends = {e["epoch"]: e for e in epochs}
             prefix = "replay (no training)"
-            chart, status = self.chart, _StatusObserver(self, prefix)
-            info = {"num_epochs": num_epochs, "num_batches": num_batches, "start_epoch": 0,
-                    "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": "replay"}
-            for obs in (chart, status):
-                obs.on_train_begin(info)
-            done_batches, stopped = 0, False
-            for ep in logged_epochs:
-                blist = by_epoch.get(ep, [])
-                delay = seconds_per_epoch / max(1, len(blist))
-                for b in blist:
-                    self._sleep(delay)
-                    if self._stop.is_set():
-                        stopped = True
-                        break
-                    chart.on_batch_end(b)
-                    done_batches += 1
-                if stopped:
-                    break
-                if not blist:
-                    self._sleep(seconds_per_epoch)
-                if ep in ends:
-                    for obs in (chart, status):
-                        obs.on_epoch_end(ends[ep])
-            end = {"epochs_completed": len(chart.records), "batches_completed": done_batches,
-                   "stopped": stopped or bool(hist.get("stopped")),
-                   "stop_reason": self._stop.reason if stopped else hist.get("stop_reason", ""),
-                   "seconds": hist.get("seconds", 0.0)}
-            chart.on_train_end(end)
-            self._set_status(f"{prefix}: {'stopped at' if stopped else 'showed'} {len(chart.records)} of "
-                             f"{len(epochs)} logged epochs")
+            shown = replay_run({"history": hist, "config": config}, [self.chart, _StatusObserver(self, prefix)],
+                               seconds_per_epoch=seconds_per_epoch, stop=self._stop, sleep=self._sleep)
+            self._set_status(f"{prefix}: {'stopped at' if shown.interrupted else 'showed'} "
+                             f"{shown.end['epochs_completed']} of {shown.logged_epochs} logged epochs")
         except Exception as exc:  # noqa: BLE001 - shown in the widget and kept
             self.last_error = exc
             self.errors.show(exc, "replay")
@@ -462,31 +407,14 @@ class Dashboard:
         return [dict(r) for r in self._runs]
 
     def save_log(self, path) -> Path:
-        """Write all runs (rows, settings, full histories) as JSON, atomically; replayable later."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"format": LOG_FORMAT, "version": 1, "kind": self.kind, "runs": self.runs}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        """Write all runs (rows, settings, full histories) as a run log (:mod:`tlwidgets.runlog`); replayable later."""
+        return write_log(path, self.runs, kind=self.kind)
 
     def load_log(self, path) -> int:
         """Append the runs of a log written by :meth:`save_log` to the table (for replay); returns how many."""
-        data = json.loads(Path(path).read_text())
-        if not isinstance(data, dict) or data.get("format") != LOG_FORMAT:
-            raise ValueError(f"{path} is not a dashboard log (no format={LOG_FORMAT!r}); "
-                             "a single History JSON can be passed to replay() directly")
-        runs = data.get("runs", [])
-        for r in runs:
-            if not {"row", "history"} <= set(r):
-                raise ValueError(f"{path}: a run entry lacks 'row' or 'history'")
+        runs = read_log(path)["runs"]
         with self._lock:
-            self._runs.extend({"row": dict(r["row"]), "config": dict(r.get("config") or {}),
-                               "history": dict(r["history"])} for r in runs)
+            self._runs.extend(runs)
             self.table.value = results_table_html(self.results)
         self._set_running(self._busy)
         return len(runs)

@@ -1,4 +1,4 @@
-"""Measurement helpers for ``scripts/benchmark.py``: clocks, FLOP counts, throughput, time-to-accuracy.
+"""Measurement helpers for the benchmark sections: clocks, FLOP counts, throughput, time-to-accuracy.
 
 Timings on a shared machine are noisy (on a 2-core CPU runs differ by 10-35 %,
 with occasional stalls of several times), so the helpers here make the
@@ -6,7 +6,8 @@ benchmark's numbers trustworthy in three ways: every number is the median of
 several runs (``Timing``), asynchronous devices are synchronised before a
 clock is read (``synchronize``), and speed is set against a ceiling measured
 on the same machine in the same run (``matmul_flop_rate``) rather than
-against a datasheet. Core-style module: no ipywidgets, no matplotlib.
+against a datasheet. No ipywidgets, no matplotlib: the numbers are plain data
+that ``benchmarks.render`` turns into Markdown.
 """
 from __future__ import annotations
 
@@ -15,19 +16,19 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .training import Observer, StopFlag, select_device
+from tlwidgets.experiments import time_to_accuracy
+from tlwidgets.training import Observer, StopFlag, select_device
 
 __all__ = [
-    "Timing", "time_runs", "synchronize", "matmul_flop_rate", "count_flops", "forward_throughput",
-    "GRAD_MODES", "forward_step", "train_step", "train_step_throughput", "interleave",
-    "TimeToAccuracy", "time_to_target", "loader_throughput", "data_wait", "cpu_model",
-    "machine_info", "markdown_table", "fmt_ratio", "fmt_seconds",
+    "Timing", "time_runs", "synchronize", "matmul_flop_rate", "count_flops", "GRAD_MODES", "forward_step",
+    "train_step", "interleave", "TimeToAccuracy", "loader_throughput", "data_wait", "cpu_model", "machine_info",
+    "median",
 ]
 
 Clock = Callable[[], float]
@@ -197,26 +198,6 @@ def train_step(model: nn.Module, *, batch_size: int, image_size: int, channels_l
     return step
 
 
-def forward_throughput(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False,
-                       grad_mode: str = "inference_mode", repeats: int = 3, warmup: int = 1, device="cpu",
-                       in_channels: int = 3, clock: Clock = time.perf_counter) -> tuple[float, Timing]:
-    """Images/second of ``model``'s eval-mode forward pass on one random batch (median of ``repeats``)."""
-    step = forward_step(model, batch_size=batch_size, image_size=image_size, channels_last=channels_last,
-                        grad_mode=grad_mode, device=device, in_channels=in_channels)
-    timing = time_runs(step, repeats=repeats, warmup=warmup, device=select_device(device), clock=clock)
-    return batch_size / timing.median, timing
-
-
-def train_step_throughput(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False,
-                          repeats: int = 3, warmup: int = 1, device="cpu", in_channels: int = 3,
-                          clock: Clock = time.perf_counter) -> tuple[float, Timing]:
-    """Images/second of one training step (see :func:`train_step`); the caller's weights are not changed."""
-    step = train_step(model, batch_size=batch_size, image_size=image_size, channels_last=channels_last,
-                      device=device, in_channels=in_channels)
-    timing = time_runs(step, repeats=repeats, warmup=warmup, device=select_device(device), clock=clock)
-    return batch_size / timing.median, timing
-
-
 def interleave(cases: dict, *, repeats: int = 3, warmup: int = 1, device="cpu",
                clock: Clock = time.perf_counter) -> dict[str, Timing]:
     """Time several variants round-robin: every round runs each case once, so a change in machine load
@@ -249,14 +230,6 @@ def interleave(cases: dict, *, repeats: int = 3, warmup: int = 1, device="cpu",
 # ---------------------------------------------------------------------------
 # time to a target accuracy
 # ---------------------------------------------------------------------------
-def time_to_target(points: Sequence[tuple[float, float | None]], target: float) -> float | None:
-    """The first elapsed time at which the accuracy reached ``target``; None if it never did."""
-    for seconds, acc in points:
-        if acc is not None and acc >= target:
-            return seconds
-    return None
-
-
 class TimeToAccuracy(Observer):
     """Records (seconds since ``t0``, val_acc) at every epoch end and can stop the run.
 
@@ -292,8 +265,11 @@ class TimeToAccuracy(Observer):
 
     @property
     def seconds(self) -> float | None:
-        """Seconds to the target, or None if it was not reached."""
-        return time_to_target(self.points, self.target)
+        """Seconds to the target, or None if it was not reached (``experiments.time_to_accuracy``'s rule:
+        the first epoch at or above the target)."""
+        starts = [0.0] + [s for s, _ in self.points[:-1]]
+        epochs = [{"val_acc": a, "seconds": s - s0} for (s, a), s0 in zip(self.points, starts)]
+        return time_to_accuracy({"epochs": epochs}, self.target)
 
     @property
     def best(self) -> float | None:
@@ -419,44 +395,9 @@ def machine_info(device="cpu") -> dict:
     }
 
 
-# ---------------------------------------------------------------------------
-# formatting
-# ---------------------------------------------------------------------------
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, align: str | None = None) -> str:
-    """A GitHub Markdown table; ``align`` is one letter per column, ``l`` or ``r`` (default: text left,
-    numbers right)."""
-    if any(len(r) != len(headers) for r in rows):
-        raise ValueError("every row needs one cell per header")
-    if align is None:
-        align = "".join("r" if rows and all(isinstance(r[i], (int, float)) for r in rows) else "l"
-                        for i in range(len(headers)))
-    if len(align) != len(headers):
-        raise ValueError("align needs one letter per column")
-
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def fmt_ratio(slow: float | None, fast: float | None) -> str:
-    """``slow / fast`` as "12.3x", or "n/a" when either side is missing."""
-    if slow is None or fast is None or fast <= 0:
-        return "n/a"
-    r = slow / fast
-    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
-
-
-def fmt_seconds(s: float | None) -> str:
-    """Seconds for humans: 0.012 s, 3.4 s, 2 min 05 s; "-" for None."""
-    if s is None:
-        return "-"
-    if s < 1:
-        return f"{s:.3f} s"
-    if s < 100:
-        return f"{s:.1f} s"
-    m, sec = divmod(round(s), 60)
-    return f"{m} min {sec:02d} s"
+def median(values: Sequence[float | None]) -> float:
+    """The median of the values that are not None."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        raise ValueError("no values to take the median of")
+    return statistics.median(kept)

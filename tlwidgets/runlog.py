@@ -1,0 +1,209 @@
+"""Run logs: the versioned JSON format runs are saved in, and replay of a logged run through observers.
+
+A run log is plain JSON, so a run trained at home can be shown on the day
+through the same chart, at any speed, without training::
+
+    {"format": "tlwidgets.dashboard-log", "version": 2, "kind": "mnist",
+     "runs": [{"row": {...}, "config": {...}, "history": History.to_dict()}, ...]}
+
+Version 2 (current) batch records carry ``batch_loss``/``batch_acc`` (each
+batch's own values) beside the running means; version 1 logs are upgraded on
+reading by recovering those values from consecutive running means.
+
+Replay is core, not widget code: :func:`replay` feeds the logged events
+through :class:`~tlwidgets.training.Events` to any observers (a chart, a
+status line, a test's recorder), paced by an injected ``sleep``.
+No ipywidgets, no matplotlib.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .training import Events, History, StopFlag
+
+__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log",
+           "replay_events", "replay", "ReplayResult"]
+
+FORMAT = "tlwidgets.dashboard-log"
+VERSION = 2
+METRICS = ["loss", "acc", "val_loss", "val_acc"]
+
+
+# --------------------------------------------------------------------------- the format
+class BatchValues:
+    """Each batch's own loss and accuracy from a stream of ``on_batch_end`` logs.
+
+    Current logs carry them (``batch_loss``, ``batch_acc``); older ones hold
+    only running means over the epoch so far, from which each batch's value is
+    recovered: ``(mean_b * seen_b - mean_{b-1} * seen_{b-1}) / size_b``.
+    """
+
+    def __init__(self) -> None:
+        self._epoch: int | None = None
+        self._seen, self._loss_sum, self._correct = 0, 0.0, 0.0
+
+    def add(self, logs: Mapping[str, Any]) -> tuple[float, float]:
+        size = max(1, int(logs.get("size", 1)))
+        if logs["epoch"] != self._epoch or logs["batch"] == 0:
+            self._epoch, self._seen, self._loss_sum, self._correct = logs["epoch"], 0, 0.0, 0.0
+        seen = self._seen + size
+        loss_sum, correct = logs["loss"] * seen, logs["acc"] * seen
+        loss = logs.get("batch_loss", (loss_sum - self._loss_sum) / size)
+        acc = logs.get("batch_acc", (correct - self._correct) / size)
+        self._seen, self._loss_sum, self._correct = seen, loss_sum, correct
+        return loss, acc
+
+
+def upgrade_history(hist: Mapping[str, Any]) -> dict:
+    """A copy of ``History.to_dict()`` whose batches all carry ``batch_loss`` and ``batch_acc``
+    (version 1 logs did not: see :class:`BatchValues`)."""
+    values = BatchValues()
+    batches = []
+    for b in hist.get("batches", []):
+        loss, acc = values.add(b)
+        batches.append({**b, "batch_loss": loss, "batch_acc": acc})
+    return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
+
+
+def history_dict(source: object) -> tuple[dict, dict]:
+    """``(History.to_dict(), config)`` from a History, its dict, a RunResult (anything with a ``history``
+    History), a log entry, or the path of a log / History JSON file; batches upgraded to the current version."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            runs = _check_log(data, path)["runs"]
+            if not runs:
+                raise ValueError(f"{path}: the log holds no runs")
+            return history_dict(runs[-1])
+        return history_dict(data)
+    if isinstance(source, History):
+        return upgrade_history(source.to_dict()), {}
+    if isinstance(getattr(source, "history", None), History):
+        return upgrade_history(source.history.to_dict()), {"num_epochs": None}  # type: ignore[attr-defined]
+    if isinstance(source, dict) and "history" in source:
+        return upgrade_history(source["history"]), dict(source.get("config") or {})
+    if isinstance(source, dict) and "epochs" in source:
+        return upgrade_history(source), {}
+    raise TypeError(f"cannot replay {type(source).__name__}: give a History, History.to_dict(), a RunResult, "
+                    "a dashboard log entry, or the path of a JSON log")
+
+
+def _check_log(data: object, path: Path) -> dict:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a dashboard log (no format={FORMAT!r}); "
+                         "a single History JSON can be passed to replay() directly")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise ValueError(f"{path} is a run log of version {version!r}; this tlwidgets reads versions 1 to {VERSION} "
+                         "(upgrade tlwidgets to read it)")
+    runs = data.get("runs", [])
+    for r in runs:
+        if not isinstance(r, dict) or not {"row", "history"} <= set(r):
+            raise ValueError(f"{path}: a run entry lacks 'row' or 'history'")
+    return data
+
+
+def read_log(path: str | os.PathLike) -> dict:
+    """A run log, checked and upgraded to the current version: ``{"format", "version", "kind", "runs"}``."""
+    path = Path(path)
+    data = _check_log(json.loads(path.read_text()), path)
+    runs = [{"row": dict(r["row"]), "config": dict(r.get("config") or {}), "history": upgrade_history(r["history"])}
+            for r in data.get("runs", [])]
+    return {"format": FORMAT, "version": VERSION, "kind": data.get("kind"), "runs": runs}
+
+
+def write_log(path: str | os.PathLike, runs: Sequence[Mapping], *, kind: str | None = None) -> Path:
+    """Write ``runs`` (``{"row", "config", "history"}`` each) as a current-version log, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "version": VERSION, "kind": kind, "runs": [dict(r) for r in runs]}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- replay
+def replay_events(hist: Mapping, config: Mapping | None = None) -> Iterator[tuple[str, dict]]:
+    """The events ``fit`` emitted for a logged run, in order, ending with ``on_train_begin``'s
+    counterpart ``on_train_end`` (which says the logged run's stop, if any)."""
+    config = config or {}
+    epochs, batches = list(hist.get("epochs", [])), list(hist.get("batches", []))
+    by_epoch: dict[int, list[dict]] = {}
+    for b in batches:
+        by_epoch.setdefault(b["epoch"], []).append(b)
+    logged = sorted(set(by_epoch) | {e["epoch"] for e in epochs})
+    num_epochs = max(config.get("num_epochs") or 0, len(epochs), (logged[-1] + 1) if logged else 1)
+    ends = {e["epoch"]: e for e in epochs}
+    yield "on_train_begin", {"num_epochs": num_epochs, "num_batches": max((b["batch"] + 1 for b in batches), default=1),
+                             "start_epoch": 0, "metrics": list(METRICS), "model_name": "replay"}
+    for ep in logged:
+        for b in by_epoch.get(ep, []):
+            yield "on_batch_end", dict(b)
+        if ep in ends:
+            yield "on_epoch_end", dict(ends[ep])
+    yield "on_train_end", {"epochs_completed": len(epochs), "batches_completed": len(batches),
+                           "stopped": bool(hist.get("stopped")), "stop_reason": hist.get("stop_reason", ""),
+                           "seconds": hist.get("seconds", 0.0)}
+
+
+@dataclass
+class ReplayResult:
+    """What a replay showed: the ``on_train_end`` payload, whether it was cut short, how many epochs were logged."""
+
+    end: dict
+    interrupted: bool
+    logged_epochs: int
+
+
+def replay(source: object, observers: Sequence[object], *, seconds_per_epoch: float = 0.0,
+           stop: StopFlag | None = None, sleep: Callable[[float], None] = time.sleep) -> ReplayResult:
+    """Feed a logged run's events to ``observers`` as ``fit`` would have, paced at ``seconds_per_epoch``.
+
+    Args:
+        source: anything :func:`history_dict` accepts (a History, a log entry, a JSON path, ...).
+        observers: objects with any of the :data:`~tlwidgets.training.EVENTS` methods.
+        seconds_per_epoch: replay speed; 0 plays as fast as the observers allow.
+        stop: checked before every batch (a Stop button); a stopped replay still ends with ``on_train_end``.
+        sleep: how to wait between batches (injected: tests pass a recorder, the dashboard a stoppable wait).
+    """
+    if seconds_per_epoch < 0:
+        raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
+    hist, config = history_dict(source)
+    if not hist.get("epochs") and not hist.get("batches"):
+        raise ValueError("the logged run has no finished batch or epoch to replay")
+    stop = stop if stop is not None else StopFlag()
+    events = Events(observers, stop)
+    per_epoch = {e: sum(1 for b in hist["batches"] if b["epoch"] == e) for e in {b["epoch"] for b in hist["batches"]}}
+    epochs_done = batches_done = 0
+    interrupted = False
+    for event, payload in replay_events(hist, config):
+        if event == "on_batch_end":
+            sleep(seconds_per_epoch / per_epoch[payload["epoch"]])
+            if stop.is_set():
+                interrupted = True
+                break
+            batches_done += 1
+        elif event == "on_epoch_end":
+            if not per_epoch.get(payload["epoch"]):
+                sleep(seconds_per_epoch)
+            epochs_done += 1
+        elif event == "on_train_end":
+            end = {**payload, "epochs_completed": epochs_done, "batches_completed": batches_done}
+            events.emit(event, end)
+            return ReplayResult(end, False, len(hist["epochs"]))
+        events.emit(event, payload)
+    end = {"epochs_completed": epochs_done, "batches_completed": batches_done, "stopped": True,
+           "stop_reason": stop.reason or "stop requested", "seconds": hist.get("seconds", 0.0)}
+    events.emit("on_train_end", end)
+    return ReplayResult(end, interrupted, len(hist["epochs"]))
