@@ -30,6 +30,9 @@ from typing import Callable
 import ipywidgets as widgets
 
 from ..data import Task, mnist_target_task, pets_task
+from ..data import check_n_per_class
+from ..infra import atomic_write
+from ..validate import check_float, check_int
 from ..freezing import freeze, max_frozen
 from ..training import History, Observer, StopFlag
 from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
@@ -86,10 +89,22 @@ def results_table_html(rows: list[dict]) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
+def read_json_log(path) -> object:
+    """A JSON log file's content; a missing, unreadable or damaged file is reported with its name."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"log file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable JSON log ({exc}); it is damaged or not a log: "
+                         "save it again with Dashboard.save_log(path)") from None
+
+
 def history_dict(source) -> tuple[dict, dict]:
     """``(History.to_dict(), config)`` from a History, its dict, a RunResult, a log entry, or a log/History JSON file."""
     if isinstance(source, (str, os.PathLike)):
-        data = json.loads(Path(source).read_text())
+        data = read_json_log(source)
         if isinstance(data, dict) and data.get("format") == LOG_FORMAT:
             if not data.get("runs"):
                 raise ValueError(f"{source}: the log holds no runs")
@@ -249,18 +264,22 @@ class Dashboard:
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
             self.strategy.value = strategy
         if n_per_class != "keep":
+            n_per_class = check_n_per_class(n_per_class)
             if n_per_class not in [v for _, v in self.n_per_class.options]:
                 self.n_per_class.options = list(self.n_per_class.options) + [(str(n_per_class), n_per_class)]
             self.n_per_class.value = n_per_class
-        if lr is not None:
+        if lr is not None:  # refused outside the slider's range instead of silently clamped
+            lr = check_float("lr", lr, min=10 ** self.lr.min, max=10 ** self.lr.max)
             self.lr.value = lr
         if num_epochs is not None:
+            num_epochs = check_int("num_epochs", num_epochs, min=1)
             if num_epochs > self.epochs.max:
                 self.epochs.max = num_epochs
             self.epochs.value = num_epochs
         if n_frozen is not None:
             if self.strategy.value != "fine_tune":
                 raise ValueError("n_frozen applies to strategy='fine_tune' only")
+            n_frozen = check_int("n_frozen", n_frozen)
             if not 0 <= n_frozen <= self.freeze_slider.slider.max:
                 raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.slider.max} for fine-tuning "
                                  f"{self.template_model.name} (freezing every group but the head is feature extraction)")
@@ -463,20 +482,12 @@ class Dashboard:
 
     def save_log(self, path) -> Path:
         """Write all runs (rows, settings, full histories) as JSON, atomically; replayable later."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"format": LOG_FORMAT, "version": 1, "kind": self.kind, "runs": self.runs}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(Path(path), json.dumps(data, indent=1))
 
     def load_log(self, path) -> int:
         """Append the runs of a log written by :meth:`save_log` to the table (for replay); returns how many."""
-        data = json.loads(Path(path).read_text())
+        data = read_json_log(path)
         if not isinstance(data, dict) or data.get("format") != LOG_FORMAT:
             raise ValueError(f"{path} is not a dashboard log (no format={LOG_FORMAT!r}); "
                              "a single History JSON can be passed to replay() directly")
