@@ -147,7 +147,7 @@ def _array_to_pil(arr: np.ndarray):
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
             raise ImageDecodeError("the image array holds NaN or infinite values")
-        lo, hi = float(a.min(initial=0)), float(a.max(initial=0))
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         if lo < 0 or hi > 1:
             raise ImageDecodeError(f"a float image array must hold values in [0, 1], got {lo:g}..{hi:g} "
                                    "(for 0..255 values use arr.astype(np.uint8))")

@@ -64,7 +64,17 @@ class ChecksumError(ValueError):
 
 
 class StorageError(OSError):
-    """A file could not be written: the message names the file, the reason and what to do."""
+    """A file could not be written: the message names the file, the reason and what to do.
+
+    ``str()`` is the message alone (no "[Errno 28]" prefix); ``errno`` is still set.
+    """
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.errno = code
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 # ---------------------------------------------------------------------------
@@ -237,8 +247,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, encoding: str = 
     except OSError:
         free = None
     if free is not None and free < len(blob):
-        raise StorageError(errno.ENOSPC, f"cannot write {path}: disk full ({_mb(len(blob))} needed, "
-                                         f"{_mb(free)} free on {path.parent}); free some space or write elsewhere")
+        raise StorageError(f"cannot write {path}: disk full ({_mb(len(blob))} needed, {_mb(free)} free on "
+                           f"{path.parent}); free some space or write elsewhere", errno.ENOSPC)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
@@ -255,9 +265,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, encoding: str = 
                 free_now = _mb(shutil.disk_usage(path.parent).free)
             except OSError:
                 free_now = "unknown"
-            raise StorageError(exc.errno, f"cannot write {path}: disk full ({_mb(len(blob))} needed, {free_now} "
-                                          f"free on {path.parent}); the previous file, if any, is unchanged") from None
-        raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot write {path}: disk full ({_mb(len(blob))} needed, {free_now} free on "
+                               f"{path.parent}); the previous file, if any, is unchanged", exc.errno) from None
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -359,10 +369,10 @@ def plain(value: Any, *, where: str = "value") -> Any:
     the safe loader; ``np.int64(3)`` would not. Tensors are kept (the safe
     loader reads them). Anything else unknown is refused with its key.
     """
+    if isinstance(value, np.generic):  # first: np.float64 is also a Python float
+        return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, torch.Tensor):
