@@ -149,9 +149,9 @@ def fresh_cache(cfg: Config, name: str):
 
 def clear_decoded_images() -> None:
     """Forget images decoded earlier in this process so data preparation is timed from the JPEGs."""
-    from tlwidgets import data
+    from tlwidgets.images import clear_decode_cache
 
-    data._decode_images.cache_clear()
+    clear_decode_cache()
 
 
 def median(values):

@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .infra import DEVICES, atomic_write, seed_everything, select_device, torch_bytes
-from .validate import check_choice, check_float, check_int
+from .validate import check_float, check_int
 
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "fit", "evaluate", "predict",

@@ -17,8 +17,9 @@ import difflib
 import math
 import numbers
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["check_int", "check_float", "check_choice", "check_path", "check_bool", "describe", "ArgumentTypeError"]
 

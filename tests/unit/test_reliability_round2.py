@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tlwidgets as tl
-from tlwidgets import data, features, images, infra, lesson_utils, models, results, training
+from tlwidgets import data, features, images, infra, lesson_utils, models, results
 from tlwidgets.infra import ChecksumError, StorageError
 from tlwidgets.validate import check_choice, check_float, check_int, check_path
 
@@ -668,6 +668,18 @@ def test_c07_digit_pad_set_image_uses_the_check():
 
 
 # ============================================================= 08 argument checks at the door ===
+@pytest.mark.parametrize("row, col, error", [(14, 0, ValueError), (0, -1, ValueError), (1.5, 2, TypeError)])
+def test_c08_digit_pad_paint_refuses_cells_off_the_pad(row, col, error):
+    from tlwidgets.widgets.digit_pad import DigitPad
+
+    pad = DigitPad()
+    with pytest.raises(error, match=r"(row|col) must be an integer in 0\.\.13"):
+        pad.paint(row, col)
+    assert not pad.grid.any()
+    assert pad.paint(np.int64(7), np.int64(7))  # NumPy cell indices are fine
+
+
+
 def _dash():
     from tlwidgets.widgets.dashboard import Dashboard
 
@@ -700,12 +712,14 @@ ARGUMENT_CASES = [
     ("freeze 2.0", lambda: tl.freeze(_grey_model(), 2.0), ValueError, r"n_groups must be an integer, got 2\.0"),
     ("freeze out of range", lambda: tl.freeze(_grey_model(), np.int64(3)), ValueError,
      r"n_groups=3 is out of range: tiny_grey has 3 groups, so 0\.\.2 can be frozen"),
-    ("head with 1 class", lambda: tl.replace_head(_grey_model(), 1), ValueError, "num_classes must be at least 2, got 1"),
+    ("head with 1 class", lambda: tl.replace_head(_grey_model(), 1), ValueError,
+     "num_classes must be at least 2, got 1"),
     ("head with 2.5 classes", lambda: tl.replace_head(_grey_model(), 2.5), TypeError,
      r"num_classes must be an integer, got 2\.5"),
     ("digit cnn 1 class", lambda: tl.digit_cnn(1), ValueError, "num_classes must be at least 2, got 1"),
     ("small cnn 0 classes", lambda: tl.small_cnn(0), ValueError, "num_classes must be at least 2, got 0"),
-    ("small cnn bad size", lambda: tl.small_cnn(2, image_size=8), ValueError, r"image_size must be an integer in 16\.\.1024"),
+    ("small cnn bad size", lambda: tl.small_cnn(2, image_size=8), ValueError,
+     r"image_size must be an integer in 16\.\.1024"),
     ("features boundary 1.5", lambda: features.extract_features(_grey_model(), TensorDataset(torch.zeros(2, 1, 8, 8),
                                                                                               torch.zeros(2)), 1.5),
      TypeError, r"upto must be an integer, got 1\.5"),

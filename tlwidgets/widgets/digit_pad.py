@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..validate import check_int
 from ._util import widget_bundle
 
 __all__ = ["DigitPad", "stamp", "pad_to_mnist", "grid_from_image", "check_drawing"]
@@ -57,16 +58,17 @@ def check_drawing(image) -> np.ndarray:
     if not np.isfinite(a).all():
         raise ValueError("the drawing holds NaN or infinite values")
     lo, hi = float(a.min()), float(a.max())
-    if lo < 0:
+    tolerance = 1e-3  # un-normalising a float32 MNIST digit lands a hair outside [0, 1]
+    if lo < -tolerance:
         raise ValueError(f"drawing values must be in [0, 1] (ink = 1), got {lo:g}..{hi:g}; a normalised MNIST "
                          "image must be un-normalised first: x * 0.3081 + 0.1307")
-    if hi > 1:
+    if hi > 1 + tolerance:
         if hi > 255:
             raise ValueError(f"drawing values must be in [0, 1] (ink = 1) or 0..255, got {lo:g}..{hi:g}")
         warnings.warn(f"the drawing's values run up to {hi:g}: read as 0..255 pixels and divided by 255 "
                       "(the pad works in [0, 1])", stacklevel=3)
         a = a / 255.0
-    return a
+    return np.clip(a, 0.0, 1.0)
 
 
 def grid_from_image(image, size: int = 14) -> np.ndarray:
@@ -179,6 +181,8 @@ class DigitPad:
     # -- Python API ------------------------------------------------------------------
     def paint(self, row: int, col: int, *, erase: bool | None = None) -> dict[str, float]:
         """Paint (or erase, following the mode) at a cell; returns the new probabilities."""
+        row = check_int("row", row, min=0, max=self.size - 1)  # refused, not silently ignored off the pad
+        col = check_int("col", col, min=0, max=self.size - 1)
         erase = self.mode.value == "erase" if erase is None else erase
         self._set_grid(stamp(self.grid, row, col, brush=self.brush.value, erase=erase))
         return self._update_prediction()
