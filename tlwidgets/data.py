@@ -244,7 +244,7 @@ def check_n_per_class(n, name: str = "n_per_class") -> int | None:
     """``n`` labelled images per class: a positive integer (NumPy ones too), or None for all."""
     if n is None:
         return None
-    n = check_int(name, n, min=None, allow_none=True)
+    n = check_int(name, n)
     if n <= 0:
         raise ValueError(f"{name} must be a positive number of labelled images, got {n} (or None for all)")
     return n
@@ -656,7 +656,9 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
     for c in range(len(classes)):
         idx = torch.nonzero(labels == c).flatten()
         if len(idx) < 2:
-            raise ValueError(f"class folder {classes[c]!r} has {len(idx)} readable image(s); "
+            copies = sum(labels_found[ok[i]] == c for i in range(len(decoded))) - len(idx)
+            also = f" ({copies} more were copies of other photos and count once)" if copies else ""
+            raise ValueError(f"class folder {classes[c]!r} has {len(idx)} readable image(s){also}; "
                              "each class needs at least 2 (one to train, one to test)")
         idx = idx[torch.randperm(len(idx), generator=gen)]
         n_test = max(1, round(len(idx) * test_fraction))

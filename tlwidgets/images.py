@@ -60,7 +60,7 @@ def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     a = arr.astype(np.int64)
     top = int(a.max(initial=0))
     if top > 65535:
-        a = a >> 24 if top > 2**24 else a >> 16  # 32-bit or 24-bit data
+        a = np.right_shift(a, 24 if top > 2**24 else 16)  # 32-bit or 24-bit data
     elif top > 255:
         return (a / 257.0).round().clip(0, 255).astype(np.uint8)
     return a.clip(0, 255).astype(np.uint8)

@@ -49,38 +49,32 @@ def _range_text(min: float | None, max: float | None, *, min_open: bool = False,
     return ""
 
 
-def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None,
-              allow_none: bool = False, none_means: str = "all") -> int | None:
-    """``value`` as a Python ``int`` (Python or NumPy integer, no bool, no float) within ``min..max``."""
-    if value is None and allow_none:
-        return None
+def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
+    """``value`` as a Python ``int`` (Python or NumPy integer, no bool, no float) within ``min..max``.
+
+    Optional arguments check ``None`` themselves first: ``None if n is None else check_int("n", n)``.
+    """
     allowed = f"an integer {_range_text(min, max)}".rstrip()
-    if allow_none:
-        allowed += f" (or None for {none_means})"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         hint = ""
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
                 and float(value).is_integer():
-            hint = f"; write {int(value)} without the decimal point"
+            hint = f"; write {int(float(value))} without the decimal point"
         raise ArgumentTypeError(f"{name} must be {allowed}, got {describe(value)}{hint}")
-    value = int(value)
-    if (min is not None and value < min) or (max is not None and value > max):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value
+    number = int(value)  # type: ignore[call-overload]  # numbers.Integral supports __int__
+    if (min is not None and number < min) or (max is not None and number > max):
+        raise ValueError(f"{name} must be {allowed}, got {number}")
+    return number
 
 
 def check_float(name: str, value: Any, *, min: float | None = None, max: float | None = None,
-                min_open: bool = False, max_open: bool = False, allow_none: bool = False) -> float | None:
+                min_open: bool = False, max_open: bool = False) -> float:
     """``value`` as a finite Python ``float`` (int, float or NumPy number; no bool) within the range.
 
     ``min_open`` / ``max_open`` exclude the end points (a fraction strictly
     between 0 and 1, a learning rate strictly above 0).
     """
-    if value is None and allow_none:
-        return None
     allowed = f"a number {_range_text(min, max, min_open=min_open, max_open=max_open)}".rstrip()
-    if allow_none:
-        allowed += " (or None)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name} must be {allowed}, got {describe(value)}")
     value = float(value)
