@@ -10,6 +10,7 @@ counts and outcomes in the document come from this run, never typed by hand.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -78,9 +79,9 @@ class _Collector:
             self.outcomes[report.nodeid] = "failed"
 
 
-def run(paths: list[Path], collect_only: bool = False) -> dict[str, str]:
+def run(paths: list[Path], collect_only: bool = False, extra: list[str] | None = None) -> dict[str, str]:
     collector = _Collector()
-    args = [str(p) for p in paths] + ["-q", "-p", "no:cacheprovider"]
+    args = [str(p.relative_to(REPO)) for p in paths] + ["-q", "-p", "no:cacheprovider", *(extra or [])]
     if collect_only:
         class _Items:
             def pytest_collection_modifyitems(self, items):
@@ -113,7 +114,8 @@ def table(outcomes: dict[str, str]) -> str:
     round1 = [o for k, o in outcomes.items() if k.startswith("tests/unit/test_reliability.py")]
     if round1:
         lines.append("")
-        lines.append(f"Round 1 (issue 5, `tests/unit/test_reliability.py`): {len(round1)} cases, "
+        lines.append(f"Round 1 (issue 5, `tests/unit/test_reliability.py`, its fault catalogue; the 3 GB memory "
+                     f"run is measured separately): {len(round1)} cases, "
                      f"{round1.count('passed')} passed, {round1.count('failed')} failed, "
                      f"{round1.count('skipped')} skipped.")
     return "\n".join(lines)
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check the case counts against the document")
     args = parser.parse_args(argv)
+    os.chdir(REPO)  # node ids relative to the repository, as the table expects
     if args.check:
         outcomes = run([TESTS], collect_only=True)
         counts = Counter(int(m.group(1)) for k in outcomes if (m := re.search(r"::test_c(\d\d)_", k)))
@@ -134,7 +137,8 @@ def main(argv=None) -> int:
                 stale.append(f"class {n}: document says {row.group(1) if row else '?'}, tests have {counts.get(n, 0)}")
         print("\n".join(stale) or "reliability table is up to date")
         return 1 if stale else 0
-    outcomes = run([TESTS, ROUND1])
+    outcomes = run([TESTS, ROUND1], extra=["--deselect", f"{ROUND1.relative_to(REPO)}::"
+                                            "test_quick_feature_extraction_run_stays_under_3_gb"])
     text = table(outcomes)
     doc = DOC.read_text() if DOC.exists() else f"# Reliability\n\n{BEGIN}\n{END}\n"
     start, stop = doc.index(BEGIN) + len(BEGIN), doc.index(END)

@@ -41,7 +41,7 @@ from .validate import check_int
 
 __all__ = [
     "REPO_ROOT", "REPO_DATASETS", "DATA_ENV", "CACHE_ENV", "DataMissingError", "ChecksumError", "StorageError",
-    "user_cache_dir", "cache_root", "writable_cache_dir", "sha256_file", "file_digest", "files_digest",
+    "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir", "sha256_file", "file_digest", "files_digest",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
     "DEVICES", "select_device", "seed_everything",
 ]
@@ -115,6 +115,17 @@ def writable_cache_dir(name: str) -> Path:
             f"folder (e.g. os.environ['{CACHE_ENV}'] = '/tmp/tllab-cache'), or pass cache=False to compute "
             "without caching.") from None
     return path
+
+
+def asset_path(name: str) -> Path:
+    """A file shipped inside the package (``tlwidgets/assets/<name>``), found through ``importlib.resources``.
+
+    Works for a source checkout and an installed wheel alike (the package is
+    installed unzipped, so the resource is a real file torch can open).
+    """
+    from importlib.resources import files
+
+    return Path(str(files("tlwidgets").joinpath("assets", name)))
 
 
 # ---------------------------------------------------------------------------

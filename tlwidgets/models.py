@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .data import input_normalization
-from .infra import (REPO_ROOT, ChecksumError, DataMissingError, atomic_write, network_available, plain,
+from .infra import (ChecksumError, DataMissingError, asset_path, atomic_write, network_available, plain,
                     sha256_file, torch_bytes)
 from .validate import check_bool, check_choice, check_int, check_path
 
@@ -29,7 +29,7 @@ __all__ = [
     "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint", "check_model_fits_task", "input_channels",
 ]
 
-DIGIT_CHECKPOINT = REPO_ROOT / "tlwidgets" / "assets" / "digit_cnn_0-4.pt"
+DIGIT_CHECKPOINT = asset_path("digit_cnn_0-4.pt")
 EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
