@@ -87,10 +87,9 @@ def fresh_cache(cfg: Config, name: str) -> Iterator[Path]:
 
 def clear_decoded_images() -> None:
     """Forget images decoded earlier in this process so data preparation is timed from the JPEGs."""
-    from tlwidgets import data
+    from tlwidgets.images import clear_decode_cache
 
-    cache_clear = getattr(data, "clear_image_cache", None) or data._decode_images.cache_clear
-    cache_clear()
+    clear_decode_cache()
 
 
 def load_task(cfg: Config, kind: str, image_size: int = 128):

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import REPO_ROOT
+from .infra import REPO_ROOT, atomic_write
 from .results import LESSON_ENV, RESULTS_ENV, load_all, load_data_sources
 
 LESSONS_DIR = REPO_ROOT / "lessons"
@@ -178,7 +178,7 @@ def _to_html(notebook: Path, html_dir: Path) -> None:
 
     html_dir.mkdir(parents=True, exist_ok=True)
     body, _ = HTMLExporter().from_filename(str(notebook))
-    (html_dir / notebook.with_suffix(".html").name).write_text(body, encoding="utf-8")
+    atomic_write(html_dir / notebook.with_suffix(".html").name, body)
 
 
 def format_table(runs: list[LessonRun]) -> str:
@@ -200,18 +200,44 @@ def format_table(runs: list[LessonRun]) -> str:
     return "\n".join(lines)
 
 
+def _check_options(args) -> str | None:
+    """What is wrong with the command line (device, seed, output folder), or None; checked before any work."""
+    from .infra import select_device
+
+    try:
+        select_device(args.device)
+    except ValueError as exc:
+        return f"--device: {exc}"
+    if args.seed < 0:
+        return f"--seed must be a non-negative integer, got {args.seed}"
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"--out {out} is not a writable folder ({exc.strerror or exc}); choose another with --out"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tlwidgets.course", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True, help="quick mode (default)")
     mode.add_argument("--full", dest="quick", action="store_false", help="full size (meant for a GPU)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda (or cuda:N) or mps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lessons", nargs="*", help="lesson number prefixes, e.g. 01 04")
     parser.add_argument("--solutions", action="store_true", help="run the solution notebooks instead")
     parser.add_argument("--out", default=str(REPO_ROOT / "build"), help="output folder (default: build/)")
     parser.add_argument("--no-html", action="store_true")
     args = parser.parse_args(argv)
+    problem = _check_options(args)  # before any kernel starts
+    if problem:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return 2
 
     lessons = find_lessons(args.lessons, solutions=args.solutions)
     if not lessons:
@@ -234,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         if run.status == "skipped":
             print("    " + run.message.replace("\n", "\n    "), flush=True)
     table = format_table(runs)
-    (out_dir / "results.md").write_text(table + "\n")
-    (out_dir / "results.json").write_text(json.dumps(
+    atomic_write(out_dir / "results.md", table + "\n")
+    atomic_write(out_dir / "results.json", json.dumps(
         [{"lesson": r.name, "status": r.status, "seconds": round(r.seconds, 1), "peak_rss_mb":
           None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results, "data": r.data}
          for r in runs], indent=1))

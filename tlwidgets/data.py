@@ -19,53 +19,40 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
-import tarfile
+import sys
 import tempfile
-import threading
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .images import DECODE_CACHE, IMAGE_SUFFIXES, ImageDecodeError
+from .infra import (DATA_ENV, REPO_DATASETS, REPO_ROOT, ChecksumError, DataMissingError, atomic_write,
+                    file_digest, files_digest, network_available, read_manifest, safe_extract, sha256_file,
+                    user_cache_dir, verify_checksums)
 from .results import note_data_source
+from .validate import check_choice, check_float, check_int, check_path
 
-DATA_ENV = "TLLAB_DATA"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REPO_DATASETS = REPO_ROOT / "datasets"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 __all__ = [
     "DATA_ENV", "DataMissingError", "ChecksumError", "Task", "candidate_roots", "find_dataset",
     "verify_checksums", "sha256_file", "mnist_task", "mnist_source_task", "mnist_target_task",
-    "pets_task", "folder_task", "download", "safe_extract", "network_available",
+    "pets_task", "folder_task", "download", "safe_extract", "network_available", "take_per_class",
+    "fingerprint", "input_normalization", "read_pet_annotations",
 ]
-
-
-class DataMissingError(FileNotFoundError):
-    """The files a loader needs are nowhere on the data-root search path.
-
-    Its message lists what is missing, every folder that was searched and the
-    one command that fetches the data, so a student can fix it without help.
-    """
-
-
-class ChecksumError(ValueError):
-    """A data or weights file differs from the checksum it was shipped with."""
+# DataMissingError, ChecksumError, sha256_file, read_manifest, verify_checksums, network_available,
+# safe_extract and REPO_ROOT live in tlwidgets.infra; they are re-exported here because lessons and
+# tests import them from tlwidgets.data.
+_REEXPORTED = (REPO_ROOT, read_manifest)
 
 
 # ---------------------------------------------------------------------------
 # data-root rule
 # ---------------------------------------------------------------------------
-def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tlwidgets" / "data"
-
-
 def candidate_roots(root: str | os.PathLike | None = None) -> list[Path]:
     """The data roots searched, in order: argument, $TLLAB_DATA, repo datasets/, user cache."""
     roots: list[Path] = []
@@ -136,98 +123,8 @@ def find_dataset(spec: DatasetSpec, root=None) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# checksums
-# ---------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(root: Path) -> dict[str, str]:
-    """``relative path -> sha256`` from ``root/SHA256SUMS`` (empty if there is none)."""
-    path = Path(root) / "SHA256SUMS"
-    if not path.exists():
-        return {}
-    entries = {}
-    for line in path.read_text().splitlines():
-        parts = line.strip().split(maxsplit=1)
-        if len(parts) == 2:
-            entries[parts[1].lstrip("*").removeprefix("./")] = parts[0].lower()
-    return entries
-
-
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-
-
-def verify_checksums(root: Path, prefix: str, *, only: Iterable[str] | None = None) -> int:
-    """Verify every manifest entry under ``prefix`` (or just ``only``); return how many were checked.
-
-    Results are remembered per (path, size, mtime) so a lesson that loads the
-    same files twice pays for hashing once.
-    """
-    manifest = read_manifest(root)
-    wanted = set(only) if only is not None else None
-    checked = 0
-    for rel, expected in manifest.items():
-        if not rel.startswith(prefix) or (wanted is not None and rel not in wanted):
-            continue
-        path = root / rel
-        if not path.exists():
-            continue  # absence is reported by find_dataset / the loader, with the fetch hint
-        st = path.stat()
-        key = (str(path), st.st_size, int(st.st_mtime_ns))
-        actual = _VERIFIED.get(key) or sha256_file(path)
-        if actual != expected:
-            raise ChecksumError(
-                f"{path}: sha256 is {actual}, expected {expected} (listed in {root / 'SHA256SUMS'}). "
-                "The file is corrupt or truncated: delete it and fetch it again."
-            )
-        _VERIFIED[key] = actual
-        checked += 1
-    return checked
-
-
-# ---------------------------------------------------------------------------
 # downloads (only for users with a network; never on the default offline path)
 # ---------------------------------------------------------------------------
-def network_available(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """A quick TCP probe so offline machines fail in seconds instead of hanging on a download.
-
-    The probe runs in a daemon thread that is abandoned after ``timeout``:
-    the socket timeout does not cover the DNS lookup, which on a badly
-    configured offline machine can hang far longer than the connect.
-    """
-    result: list[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name=f"probe {host}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Extract a tar archive, refusing any member that would land outside ``dest``."""
-    dest = Path(dest).resolve()
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if not target.is_relative_to(dest) or member.issym() or member.islnk():
-                raise ValueError(
-                    f"{archive}: refusing to extract {member.name!r}: it would leave {dest} "
-                    "(or is a link); the archive is unsafe")
-        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
-
-
 _DOWNLOADS = {
     "mnist": ("ossci-datasets.s3.amazonaws.com", [
         ("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
@@ -249,7 +146,7 @@ def download(name: str, root=None) -> Path:
     their published md5, and only then moved into place: an interrupted
     download leaves nothing half-written behind.
     """
-    if name not in _DOWNLOADS:
+    if not isinstance(name, str) or name not in _DOWNLOADS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_DOWNLOADS)}")
     host, files = _DOWNLOADS[name]
     root = Path(root) if root is not None else user_cache_dir()
@@ -274,8 +171,8 @@ def download(name: str, root=None) -> Path:
             raw.mkdir(parents=True)
             for gz in tmp.glob("*.gz"):
                 shutil.move(gz, raw / gz.name)
-                with gzip.open(raw / gz.name, "rb") as src, open(raw / gz.stem, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with gzip.open(raw / gz.name, "rb") as src:
+                    atomic_write(raw / gz.stem, src.read())
             final = root / "MNIST"
         else:
             out = tmp / "oxford-iiit-pet"
@@ -356,10 +253,20 @@ class TransformedDataset(Dataset):
         return self.transform(x), y
 
 
-def _take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
+def check_n_per_class(n, name: str = "n_per_class") -> int | None:
+    """``n`` labelled images per class: a positive integer (NumPy ones too), or None for all."""
+    if n is None:
+        return None
+    n = check_int(name, n)
+    if n <= 0:
+        raise ValueError(f"{name} must be a positive number of labelled images, got {n} (or None for all)")
+    return n
+
+
+def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
     """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly."""
-    if n is not None and n <= 0:
-        raise ValueError(f"n_per_class must be a positive number of labelled images, got {n}")
+    n = check_n_per_class(n)
+    seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
     picked = []
     for c in classes:
@@ -375,7 +282,8 @@ def _take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None,
     return torch.cat(picked).sort().values
 
 
-def _fingerprint(*parts) -> str:
+def fingerprint(*parts) -> str:
+    """A short hash of ``parts`` (tensors by their bytes, anything else by ``repr``): part of cache keys."""
     h = hashlib.sha1()
     for p in parts:
         if isinstance(p, torch.Tensor):
@@ -385,12 +293,50 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=4)
+# Old private names, kept only until experiments.py imports the public ones (issue 11).
+_take_per_class, _fingerprint = take_per_class, fingerprint
+
+_MNIST_CACHE: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def _mnist_tensors(root: str, train: bool):
+    """MNIST images and labels from ``root``, cached per process by the *content* of the two idx files.
+
+    Keyed by sha256 (memoised by size + mtime + inode), so files replaced
+    under the same root are read again, even in the same kernel.
+    """
     from torchvision.datasets import MNIST
 
-    ds = MNIST(root, train=train, download=False)
-    return ds.data, ds.targets
+    prefix = "train" if train else "t10k"
+    files = [Path(root) / "MNIST" / "raw" / f"{prefix}-{kind}-idx{d}-ubyte" for kind, d in (("images", 3), ("labels", 1))]
+    key = (file_digest(files[0]), file_digest(files[1]))
+    if key not in _MNIST_CACHE:
+        try:
+            ds = MNIST(root, train=train, download=False)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise ChecksumError(f"{files[0].parent}: the MNIST idx files cannot be read ({exc}); they are "
+                                "corrupt or truncated: delete them and fetch them again") from None
+        while len(_MNIST_CACHE) >= 4:
+            _MNIST_CACHE.pop(next(iter(_MNIST_CACHE)))
+        _MNIST_CACHE[key] = (ds.data, ds.targets)
+    return _MNIST_CACHE[key]
+
+
+def _mnist_content_key(root: Path) -> tuple[str, ...]:
+    return tuple(file_digest(root / rel) for rel in MNIST_SPEC.required)
+
+
+def _check_digits(digits) -> list[int]:
+    if isinstance(digits, (str, bytes)) or not isinstance(digits, Iterable):
+        raise ValueError(f"digits must be distinct values in 0..9 (e.g. range(5, 10)), got {digits!r}")
+    given = list(digits)
+    try:
+        out = [check_int("digit", d, min=0, max=9) for d in given]
+    except ValueError:
+        raise ValueError(f"digits must be distinct values in 0..9, got {given}") from None
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"digits must be distinct values in 0..9, got {out}")
+    return out
 
 
 def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None, *,
@@ -400,16 +346,16 @@ def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None
     The images are normalised once and kept in memory: at 28x28 the whole task
     fits in a few MB and every epoch is pure compute.
     """
-    digits = [int(d) for d in digits]
-    bad = [d for d in digits if not 0 <= d <= 9]
-    if not digits or bad or len(set(digits)) != len(digits):
-        raise ValueError(f"digits must be distinct values in 0..9, got {digits}")
+    digits = _check_digits(digits)
+    n_per_class = check_n_per_class(n_per_class)
+    test_per_class = check_n_per_class(test_per_class, "test_per_class")
+    seed = check_int("seed", seed, min=0)
     data_root = find_dataset(MNIST_SPEC, root)
     verify_checksums(data_root, "MNIST/raw/", only=MNIST_SPEC.required)
     parts = {}
     for split, n in (("train", n_per_class), ("test", test_per_class)):
         images, labels = _mnist_tensors(str(data_root), split == "train")
-        idx = _take_per_class(labels, digits, n, seed)
+        idx = take_per_class(labels, digits, n, seed)
         x = (images[idx].float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)).unsqueeze(1)
         remap = torch.full((10,), -1, dtype=torch.long)
         remap[torch.tensor(digits)] = torch.arange(len(digits))
@@ -417,7 +363,8 @@ def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None
     name = f"MNIST digits {digits[0]}-{digits[-1]}" if digits == list(range(digits[0], digits[-1] + 1)) \
         else f"MNIST digits {digits}"
     return Task(name, [str(d) for d in digits], parts["train"][0], parts["test"][0], n_per_class,
-                (1, 28, 28), _fingerprint("mnist", str(data_root), digits, parts["train"][1], parts["test"][1]),
+                (1, 28, 28), fingerprint("mnist", _mnist_content_key(data_root), digits, parts["train"][1],
+                                        parts["test"][1]),
                 augment=None)
 
 
@@ -438,51 +385,44 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: model images normalised for another one still "works" but costs accuracy
 #: (EfficientNet-Lite0 species top-1 at 128 px: 0.80 with its own [-1, 1]
 #: scaling, 0.74 with ImageNet mean/std), so photo tasks are built for a backbone.
-BACKBONE_NORMALIZATION = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+BACKBONE_NORMALIZATION = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                          "resnet18": (IMAGENET_MEAN, IMAGENET_STD),
+                          "mobilenet_v3_small": (IMAGENET_MEAN, IMAGENET_STD)}
 
 
 def input_normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``(mean, std)`` the pretrained ``backbone`` expects; torchvision's ImageNet models use ImageNet's."""
-    return BACKBONE_NORMALIZATION.get(backbone, (IMAGENET_MEAN, IMAGENET_STD))
+    """``(mean, std)`` the pretrained ``backbone`` expects; a misspelt name is refused, not given ImageNet's."""
+    return BACKBONE_NORMALIZATION[check_choice("backbone", backbone, tuple(BACKBONE_NORMALIZATION))]
 
 
-def _load_image(path: Path, size: int) -> torch.Tensor | None:
-    """Decode, resize the short side to ``size`` and centre-crop to ``size`` x ``size`` (uint8 CHW)."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms import functional as F
+def _decode_images(paths: Sequence[str], size: int):
+    """Decode image files (through the content-keyed decode cache); unreadable files are reported, not fatal.
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im = F.resize(im, size, antialias=True)
-            im = F.center_crop(im, size)
-            return F.pil_to_tensor(im)
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=8)
-def _decode_images(paths: tuple[str, ...], size: int):
-    """Decode a list of image files once per process; unreadable files are reported, not fatal."""
+    Returns ``(uint8 N x 3 x size x size, indices of the decoded paths, "path: reason" per skipped file)``.
+    """
     from tqdm.auto import tqdm
 
     images, ok, bad = [], [], []
     it = tqdm(paths, desc=f"decoding {len(paths)} images", leave=False, disable=len(paths) < 200)
     for i, p in enumerate(it):
-        t = _load_image(Path(p), size)
-        if t is None:
-            bad.append(p)
-        else:
-            images.append(t)
-            ok.append(i)
+        try:
+            images.append(DECODE_CACHE.get(p, size))
+        except ImageDecodeError as exc:
+            bad.append(str(exc))
+            continue
+        except OSError as exc:  # vanished or unreadable between listing and decoding
+            bad.append(f"{p}: cannot be read ({exc.strerror or exc})")
+            continue
+        ok.append(i)
     stacked = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
     return stacked, tuple(ok), tuple(bad)
 
 
-def _warn_skipped(bad: Sequence[str]) -> None:
-    """One warning that counts the unreadable files (outside the decode cache, so every call warns)."""
+def _warn_skipped(bad: Sequence[str], total: int | None = None) -> None:
+    """One warning that counts the unreadable files, names the first and says what still loaded."""
     if bad:
-        warnings.warn(f"skipped {len(bad)} unreadable image file(s), e.g. {bad[0]}", stacklevel=3)
+        rest = f"; the other {total - len(bad)} loaded" if total is not None else ""
+        warnings.warn(f"skipped {len(bad)} unreadable image file(s), e.g. {bad[0]}{rest}", stacklevel=3)
 
 
 class ImageTensorDataset(Dataset):
@@ -518,20 +458,39 @@ def default_augment(size: int) -> Callable:
 
 
 def _split_by_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int):
-    return _take_per_class(labels, classes, n, seed)
+    return take_per_class(labels, classes, n, seed)
 
 
 PET_KINDS = ("cat_vs_dog", "cat_breeds", "dog_breeds")
+PET_SPLITS = ("trainval", "test")
 
 
-def _read_pet_split(root: Path, split: str):
-    """(image name, breed name, species) from the official annotation list, via torchvision."""
-    from torchvision.datasets import OxfordIIITPet
+def read_pet_annotations(root: str | os.PathLike, split: str) -> tuple[list[str], list[str], list[str]]:
+    """``(image file names, breed names, species)`` from the official ``annotations/<split>.txt``.
 
-    ds = OxfordIIITPet(str(root), split=split, target_types=["category", "binary-category"], download=False)
-    names = [Path(p).name for p in ds._images]
-    breeds = [ds.classes[c] for c in ds._labels]
-    species = ["cat" if b == 0 else "dog" for b in ds._bin_labels]
+    Each line is ``<image id> <class id> <species 1=cat 2=dog> <breed id>``;
+    the breed's name is the image id without its number, title-cased as
+    torchvision names it ("american_bulldog_12" -> "American Bulldog").
+    """
+    split = check_choice("split", split, PET_SPLITS)
+    path = Path(root) / "oxford-iiit-pet" / "annotations" / f"{split}.txt"
+    names, breeds, species = [], [], []
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataMissingError(f"{path} is missing: the Oxford-IIIT Pet split lists are needed. "
+                               f"To get them: {PETS_SPEC.fetch_hint}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 3 or fields[2] not in ("1", "2") or "_" not in fields[0]:
+            raise ChecksumError(f"{path}, line {number}: expected '<image id> <class id> <species 1|2> <breed id>', "
+                                f"got {line[:80]!r}; the annotation file is corrupt")
+        image_id = fields[0]
+        names.append(f"{image_id}.jpg")
+        breeds.append(" ".join(part.title() for part in image_id.rsplit("_", 1)[0].split("_")))
+        species.append("cat" if fields[2] == "1" else "dog")
     return names, breeds, species
 
 
@@ -544,17 +503,17 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     Pixels are normalised the way ``backbone`` was trained
     (:func:`input_normalization`).
     """
-    if kind not in PET_KINDS:
-        raise ValueError(f"unknown pets task {kind!r}; choose one of {PET_KINDS}")
-    if image_size < 32:
-        raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
+    kind = check_choice("pets task", kind, PET_KINDS)
+    n_per_class = check_n_per_class(n_per_class)
+    image_size = _check_image_size(image_size)
+    seed = check_int("seed", seed, min=0)
     norm = input_normalization(backbone)
     data_root = find_dataset(PETS_SPEC, root)
     pet_dir = data_root / "oxford-iiit-pet"
     parts, fps = {}, []
     classes: list[str] | None = None
     for split, n in (("trainval", n_per_class), ("test", None)):
-        names, breeds, species = _read_pet_split(data_root, split)
+        names, breeds, species = read_pet_annotations(data_root, split)
         if kind == "cat_vs_dog":
             label_names = species
         else:
@@ -568,55 +527,151 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
         idx = _split_by_class(labels, range(len(classes)), n, seed)
         files = [f"oxford-iiit-pet/images/{names[i]}" for i in idx.tolist()]
         verify_checksums(data_root, "oxford-iiit-pet/", only=files)
-        images, ok, bad = _decode_images(tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist()),
-                                         image_size)
-        _warn_skipped(bad)
+        paths = tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist())
+        images, ok, bad = _decode_images(paths, image_size)
+        _warn_skipped(bad, len(paths))
         kept = idx[list(ok)]
         parts[split] = ImageTensorDataset(images, labels[kept], *norm)
-        fps.append(kept)
+        fps += [kept, files_digest(paths[i] for i in ok)]  # the key changes when any photo's bytes do
     title = {"cat_vs_dog": "Pets: cat vs dog", "cat_breeds": "Pets: 12 cat breeds",
              "dog_breeds": "Pets: 25 dog breeds"}[kind]
     return Task(title, classes, parts["trainval"], parts["test"], n_per_class, (3, image_size, image_size),
-                _fingerprint("pets", kind, str(data_root), image_size, norm, *fps),
+                fingerprint("pets", kind, image_size, norm, *fps),
                 augment=default_augment(image_size))
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+def _check_image_size(image_size) -> int:
+    image_size = check_int("image_size", image_size)
+    if not 32 <= image_size <= 1024:
+        raise ValueError(f"image_size must be at least 32 pixels, got {image_size}" if image_size < 32 else
+                         f"image_size must be at most 1024 pixels, got {image_size} (the backbones are "
+                         "trained at 224; larger images only cost memory)")
+    return image_size
+
+
+def _class_folders(root: Path) -> tuple[list[str], int]:
+    """Visible, real (not symlinked) sub-folders of ``root``, sorted; and how many links were skipped."""
+    names, links = [], 0
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        if entry.is_symlink():
+            links += 1
+        elif entry.is_dir(follow_symlinks=False):
+            names.append(entry.name)
+    return names, links
+
+
+def walk_images(folder: str | os.PathLike) -> tuple[list[str], int]:
+    """Image files under ``folder`` (recursively, sorted), never following a link; and the links skipped.
+
+    Hidden folders and files (``.ipynb_checkpoints``, ``.DS_Store``,
+    ``._photo.jpg``) are skipped. Symbolic links are never followed, so a
+    link out of the tree, back into it, or in a loop adds nothing.
+    """
+    files, links = [], 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith(".") or d == "__pycache__":
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                links += 1
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            if f.startswith(".") or Path(f).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            full = os.path.join(dirpath, f)
+            if os.path.islink(full):
+                links += 1
+            else:
+                files.append(full)
+    return files, links
+
+
+def _dedupe_by_content(paths: list[str], labels: list[int], classes: list[str]) -> list[int]:
+    """Indices of the first file of each content (sha256): no photo twice in a task, so none in both splits."""
+    seen: dict[str, int] = {}  # digest -> index of the first file with it
+    keep, dupes, conflicts = [], [], []
+    for i, p in enumerate(paths):
+        d = file_digest(p)
+        if d in seen:
+            first = seen[d]
+            (conflicts if labels[first] != labels[i] else dupes).append((first, i))
+            continue
+        seen[d] = i
+        keep.append(i)
+    if dupes:
+        a, b = dupes[0]
+        warnings.warn(f"ignored {len(dupes)} duplicate photo(s) (same bytes as another file of the class), e.g. "
+                      f"{paths[b]} = {paths[a]}: a photo counts once, so it cannot be in both splits",
+                      stacklevel=3)
+    if conflicts:
+        a, b = conflicts[0]
+        warnings.warn(f"ignored {len(conflicts)} photo(s) filed under two classes, e.g. {paths[b]} has the same "
+                      f"bytes as {paths[a]}; kept in {classes[labels[a]]!r} only", stacklevel=3)
+    return keep
 
 
 def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, image_size: int = 160,
                 test_fraction: float = 0.3, seed: int = 0, backbone: str = "efficientnet_lite0") -> Task:
     """"Your own photos": a folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
 
+    Each class folder is searched recursively, skipping hidden folders (such
+    as ``.ipynb_checkpoints``) and never following symbolic links. A photo
+    whose bytes appear twice counts once, so no photo is in both splits.
     Unreadable files are skipped with one warning that counts them; each class
     is split into train/test by ``test_fraction``. Pixels are normalised the
     way ``backbone`` was trained.
     """
-    from torchvision.datasets import ImageFolder
-
-    path = Path(path).expanduser()
+    path = check_path("path", path)
     if not path.is_dir():
         raise FileNotFoundError(f"photo folder {path} does not exist; make it with one sub-folder per class")
+    n_per_class = check_n_per_class(n_per_class)
+    image_size = _check_image_size(image_size)
+    test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    try:
-        folder = ImageFolder(str(path), is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_SUFFIXES)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: no class sub-folders with images ({exc})") from None
-    if len(folder.classes) < 2:
-        raise ValueError(f"{path} has {len(folder.classes)} class folder(s) {folder.classes}; "
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction:g}")
+    seed = check_int("seed", seed, min=0)
+    norm = input_normalization(backbone)
+    classes, links = _class_folders(path)
+    found, labels_found = [], []
+    for c, name in enumerate(classes):
+        files, n_links = walk_images(path / name)
+        links += n_links
+        found += files
+        labels_found += [c] * len(files)
+    if links:
+        warnings.warn(f"{path}: did not follow {links} symbolic link(s); copy the photos into the folder "
+                      "instead (links could leave the folder or loop back into it)", stacklevel=2)
+    if not found:
+        raise FileNotFoundError(f"{path}: no class sub-folders with images (found folders: {classes or 'none'}; "
+                                f"image types: {', '.join(sorted(IMAGE_SUFFIXES))})")
+    classes_with_files = sorted(set(labels_found))
+    if len(classes_with_files) < len(classes):  # empty class folders are not classes (as in ImageFolder)
+        names = [classes[c] for c in classes_with_files]
+        labels_found = [names.index(classes[y]) for y in labels_found]
+        classes = names
+    if len(classes) < 2:
+        raise ValueError(f"{path} has {len(classes)} class folder(s) {classes}; "
                          "a classifier needs at least 2 (one sub-folder per class)")
-    paths = tuple(p for p, _ in folder.samples)
-    labels_all = torch.tensor([y for _, y in folder.samples])
-    images, ok, bad = _decode_images(paths, image_size)
-    _warn_skipped(bad)
-    labels = labels_all[list(ok)]
+    images, ok, bad = _decode_images(tuple(found), image_size)
+    _warn_skipped(bad, len(found))
+    decoded = [found[i] for i in ok]
+    unique = _dedupe_by_content(decoded, [labels_found[i] for i in ok], classes)
+    images = images[unique]
+    paths = [decoded[i] for i in unique]
+    labels = torch.tensor([labels_found[ok[i]] for i in unique], dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     train_idx, test_idx = [], []
-    for c in range(len(folder.classes)):
+    for c in range(len(classes)):
         idx = torch.nonzero(labels == c).flatten()
         if len(idx) < 2:
-            raise ValueError(f"class folder {folder.classes[c]!r} has {len(idx)} readable image(s); "
+            copies = sum(labels_found[ok[i]] == c for i in range(len(decoded))) - len(idx)
+            also = f" ({copies} more were copies of other photos and count once)" if copies else ""
+            raise ValueError(f"class folder {classes[c]!r} has {len(idx)} readable image(s){also}; "
                              "each class needs at least 2 (one to train, one to test)")
         idx = idx[torch.randperm(len(idx), generator=gen)]
         n_test = max(1, round(len(idx) * test_fraction))
@@ -624,10 +679,10 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
         tr = idx[n_test:]
         train_idx.append(tr if n_per_class is None else tr[:n_per_class])
     tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
-    norm = input_normalization(backbone)
-    return Task(f"Photos in {path.name}", list(folder.classes), ImageTensorDataset(images[tr], labels[tr], *norm),
+    return Task(f"Photos in {path.name}", list(classes), ImageTensorDataset(images[tr], labels[tr], *norm),
                 ImageTensorDataset(images[te], labels[te], *norm), n_per_class, (3, image_size, image_size),
-                _fingerprint("folder", str(path), image_size, norm, paths, tr, te), augment=default_augment(image_size))
+                fingerprint("folder", classes, image_size, norm, files_digest(paths), tr, te),
+                augment=default_augment(image_size))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -642,7 +697,11 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--root", default=None)
     args = parser.parse_args(argv)
     if args.cmd == "download":
-        print(download(args.name, args.root))
+        try:
+            print(download(args.name, args.root))
+        except (DataMissingError, ChecksumError, OSError, ValueError) as exc:  # expected: no traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     else:
         for r in candidate_roots(args.root):
             have = [k for k, s in SPECS.items() if s.present_in(r)]

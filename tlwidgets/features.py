@@ -9,25 +9,21 @@ epoch costs milliseconds instead of a full backbone pass.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .models import GroupedModel, weights_fingerprint
-from .training import select_device
+from .infra import CACHE_ENV, atomic_write, cache_root, select_device, torch_bytes, writable_cache_dir
+from .models import GroupedModel, check_model_fits_task, weights_fingerprint
+from .validate import check_bool, check_int
 
-__all__ = ["extract_features", "cached_features", "feature_cache_dir", "FeatureSet"]
-
-CACHE_ENV = "TLLAB_CACHE"
+__all__ = ["extract_features", "cached_features", "feature_cache_dir", "FeatureSet", "CACHE_ENV"]
 
 
 def feature_cache_dir() -> Path:
-    """``$TLLAB_CACHE`` or ``~/.cache/tlwidgets/features``: shared by all lessons, safe to delete."""
-    env = os.environ.get(CACHE_ENV)
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tlwidgets"
-    return base / "features"
+    """``$TLLAB_CACHE/features`` or ``~/.cache/tlwidgets/features``: shared by all lessons, safe to delete."""
+    return cache_root() / "features"
 
 
 @torch.no_grad()  # not inference_mode: cached activations must be usable in autograd for fine-tuning
@@ -41,10 +37,13 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int 
     """
     from tqdm.auto import tqdm
 
-    upto = model.num_groups - 1 if upto is None else upto
-    if not 1 <= upto < model.num_groups:
-        raise ValueError(f"upto must be in 1..{model.num_groups - 1} for {model.name}, got {upto}")
+    if not isinstance(model, GroupedModel):
+        raise TypeError(f"extract_features needs a tlwidgets GroupedModel, got {type(model).__name__}")
+    upto = _check_upto(model, upto)
+    batch_size = check_int("batch_size", batch_size, min=1)
     device = select_device(device)
+    if not isinstance(data, (Dataset, DataLoader)):
+        raise TypeError(f"data must be a Dataset or a DataLoader (e.g. task.train), got {type(data).__name__}")
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
     was_training = model.training
     model.eval().to(device)
@@ -62,6 +61,15 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int 
         model.to(memory_format=torch.contiguous_format)
     model.train(was_training)
     return TensorDataset(torch.cat(feats), torch.cat(labels))
+
+
+def _check_upto(model: GroupedModel, upto) -> int:
+    if upto is None:
+        return model.num_groups - 1
+    upto = check_int("upto", upto)
+    if not 1 <= upto < model.num_groups:
+        raise ValueError(f"upto must be in 1..{model.num_groups - 1} for {model.name}, got {upto}")
+    return upto
 
 
 class FeatureSet:
@@ -86,14 +94,21 @@ def cached_features(model: GroupedModel, task, upto: int | None = None, *, devic
     """Activations of ``task``'s train and test images at boundary ``upto``, from disk when possible.
 
     The cache key covers the model's frozen weights, the boundary and the
-    task's exact samples and preprocessing (``task.fingerprint``), so a stale
-    cache cannot be picked up by mistake. Writes are atomic.
+    task's exact samples and preprocessing (``task.fingerprint``, which
+    includes the sha256 of every input file), so a stale cache cannot be
+    picked up by mistake: edit one photo and the features are computed again.
+    Writes are atomic. An unwritable cache folder is reported with its two
+    fixes (``$TLLAB_CACHE`` or ``cache=False``).
     """
-    upto = model.num_groups - 1 if upto is None else upto
+    if not isinstance(model, GroupedModel):
+        raise TypeError(f"cached_features needs a tlwidgets GroupedModel, got {type(model).__name__}")
+    upto = _check_upto(model, upto)
+    cache = check_bool("cache", cache)
+    check_model_fits_task(model, task)
     prefix = model.group_names[:upto]
     key = hashlib.sha1(f"{model.name}|{weights_fingerprint(model, prefix)}|{upto}|{task.fingerprint}".encode()
                        ).hexdigest()[:20]
-    path = feature_cache_dir() / f"{model.name}-{upto}-{key}.pt"
+    path = (writable_cache_dir("features") if cache else feature_cache_dir()) / f"{model.name}-{upto}-{key}.pt"
     if cache and path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -103,11 +118,5 @@ def cached_features(model: GroupedModel, task, upto: int | None = None, *, devic
     train = extract_features(model, task.train, upto, device=device, progress=progress)
     test = extract_features(model, task.test, upto, device=device, progress=progress)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            torch.save({"train": list(train.tensors), "test": list(test.tensors)}, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, torch_bytes({"train": list(train.tensors), "test": list(test.tensors)}))
     return FeatureSet(train, test, upto, key, False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .models import GroupedModel
+from .validate import ArgumentTypeError, check_int
 
 __all__ = ["freeze", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES"]
 
@@ -59,8 +60,11 @@ def freeze(model: GroupedModel, n_groups: int, *, frozen_bn: str = "eval") -> Fr
     """
     if not isinstance(model, GroupedModel):
         raise TypeError(f"freeze() needs a tlwidgets GroupedModel (with layer groups), got {type(model).__name__}")
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int):
-        raise ValueError(f"n_groups must be an integer, got {n_groups!r}")
+    try:
+        n_groups = check_int("n_groups", n_groups)  # NumPy integers too: np.arange gives them
+    except ValueError:
+        raise ArgumentTypeError(f"n_groups must be an integer, got {n_groups!r} (allowed: 0..{max_frozen(model)}, "
+                                "the number of groups to freeze)") from None
     if not 0 <= n_groups <= max_frozen(model):
         raise ValueError(f"n_groups={n_groups} is out of range: {model.name} has {model.num_groups} groups, "
                          f"so 0..{max_frozen(model)} can be frozen (the head always trains)")

@@ -5,15 +5,13 @@ exercise checks and the tests can use it without a front end.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .models import GroupedModel, imagenet_classes
+from .images import preprocess
+from .models import GroupedModel, imagenet_classes, input_channels
 
 __all__ = ["DOG_CLASSES", "CAT_CLASSES", "DOMESTIC_CAT_NAMES", "imagenet_species", "species_predictions",
            "image_to_tensor", "model_inputs", "dataset_tensors", "first_per_class"]
@@ -68,33 +66,24 @@ def image_to_tensor(image, model: GroupedModel | None = None, *, size: int | Non
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> torch.Tensor:
     """One photo (a path, a PIL image or an HxWx3 uint8 array) as the normalised CHW tensor a model expects.
 
-    The same preprocessing as the course's photo tasks: resize the short side
-    to ``size``, centre-crop a square, scale to [0, 1], normalise with the
-    model's ``mean``/``std`` (taken from ``model`` unless given).
+    The same preprocessing as the course's photo tasks, through the package's
+    one decoder (:func:`tlwidgets.images.decode_image`: EXIF orientation,
+    16-bit, transparency and CMYK handled): resize the short side to
+    ``size``, centre-crop a square, scale to [0, 1], normalise with the
+    model's ``mean``/``std`` (taken from ``model`` unless given). The image is
+    converted to the channels the model takes (greyscale for a 1-channel
+    model, RGB otherwise).
     """
-    from PIL import Image
-    from torchvision.transforms import functional as F
-
+    channels = None
     if model is not None:
         size = size or model.image_size
         mean = mean if mean is not None else model.mean
         std = std if std is not None else model.std
+        channels = input_channels(model)
     if size is None or mean is None or std is None:
         raise ValueError("give a model, or size, mean and std")
-    if isinstance(image, (str, os.PathLike)):
-        with Image.open(Path(image)) as im:
-            pil = im.convert("RGB")
-    elif isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f"expected an HxWx3 uint8 array, got {image.dtype} of shape {image.shape}")
-        pil = Image.fromarray(image[..., :3])
-    elif isinstance(image, Image.Image):
-        pil = image.convert("RGB")
-    else:
-        raise ValueError(f"expected a path, a PIL image or a numpy array, got {type(image).__name__}")
-    pil = F.center_crop(F.resize(pil, size, antialias=True), size)
-    x = F.pil_to_tensor(pil).float() / 255
-    return (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    channels = channels or (1 if len(mean) == 1 else 3)
+    return preprocess(image, size, mean, std, channels=channels)
 
 
 def model_inputs(data: Dataset, model: GroupedModel, indices: Sequence[int] | None = None) -> torch.Tensor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -16,15 +18,18 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from .data import REPO_ROOT, ChecksumError, DataMissingError, input_normalization, network_available, sha256_file
+from .data import input_normalization
+from .infra import (ChecksumError, DataMissingError, asset_path, atomic_write, network_available, plain,
+                    sha256_file, torch_bytes)
+from .validate import check_bool, check_choice, check_int, check_path
 
 __all__ = [
     "GroupedModel", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
     "torchvision_backbone", "build_backbone", "imagenet_classes", "replace_head", "BACKBONES",
-    "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint",
+    "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint", "check_model_fits_task", "input_channels",
 ]
 
-DIGIT_CHECKPOINT = REPO_ROOT / "tlwidgets" / "assets" / "digit_cnn_0-4.pt"
+DIGIT_CHECKPOINT = asset_path("digit_cnn_0-4.pt")
 EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
@@ -116,10 +121,44 @@ class GroupedModel(nn.Module):
         return "\n".join(lines) + ")"
 
 
-def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] | None = None) -> GroupedModel:
-    """Swap the last Linear layer of the head for a fresh one with ``num_classes`` outputs (in place)."""
+def _check_num_classes(num_classes) -> int:
+    num_classes = check_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    return num_classes
+
+
+def input_channels(model: nn.Module) -> int | None:
+    """How many image channels the model's first convolution takes (None when it starts with no conv)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return m.in_channels
+        if isinstance(m, nn.Linear):
+            return None
+    return None
+
+
+def check_model_fits_task(model: nn.Module, task) -> None:
+    """Refuse a model built for other inputs than the task's, before any work is done.
+
+    A digit CNN (1 channel) given a photo task, or an RGB backbone given
+    digits, fails deep inside a convolution; this says which is which.
+    """
+    size = tuple(getattr(task, "input_size", ()) or ())
+    want = input_channels(model)
+    if len(size) == 3 and want is not None and size[0] != want:
+        name = getattr(model, "name", type(model).__name__)
+        kind = {1: "greyscale (1-channel)", 3: "colour (3-channel)"}
+        raise ValueError(f"{name} takes {kind.get(want, f'{want}-channel')} images, but task {task.name!r} holds "
+                         f"{kind.get(size[0], f'{size[0]}-channel')} images of shape {size}: build the model for "
+                         "the task (tl.build_model(strategy, task)) or the task for the model")
+
+
+def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] | None = None) -> GroupedModel:
+    """Swap the last Linear layer of the head for a fresh one with ``num_classes`` outputs (in place)."""
+    if not isinstance(model, GroupedModel):
+        raise TypeError(f"replace_head needs a tlwidgets GroupedModel, got {type(model).__name__}")
+    num_classes = _check_num_classes(num_classes)
     if classes is not None and len(classes) != num_classes:
         raise ValueError(f"{len(classes)} class names given for num_classes={num_classes}")
     head_name = model.group_names[-1]
@@ -144,6 +183,7 @@ def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] |
 # ---------------------------------------------------------------------------
 def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> GroupedModel:
     """A small Keras-style CNN for 28x28 digits: two conv groups, a dense feature group, a head."""
+    num_classes = _check_num_classes(num_classes)
     groups = [
         ("conv1", nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))),
         ("conv2", nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2))),
@@ -155,24 +195,49 @@ def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> Gro
 
 
 def save_checkpoint(path: str | os.PathLike, model: GroupedModel, **extra) -> Path:
-    """Write ``model``'s weights (plus plain-data ``extra``) atomically: complete or absent, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"state_dict": model.state_dict(), "classes": model.classes, "name": model.name, **extra}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``model``'s weights (plus ``extra`` metadata) atomically: complete or absent, never half.
+
+    ``extra`` is normalised to plain Python types first (``np.int64(3)`` ->
+    ``3``, arrays -> lists, Paths -> str), so :func:`load_checkpoint`'s safe
+    loader reads back everything this writes.
+    """
+    path = check_path("path", path)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"save_checkpoint needs a model, got {type(model).__name__}")
+    meta = {k: plain(v, where=f"save_checkpoint({k}=...)") for k, v in extra.items()}
+    payload = {"state_dict": model.state_dict(), "classes": plain(getattr(model, "classes", None)),
+               "name": str(getattr(model, "name", type(model).__name__)), **meta}
+    return atomic_write(path, torch_bytes(payload))
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """Why the safe loader refused a file, in our words (never torch's advice to retry unsafely)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text or "Unsupported global" in text:
+        import re
+
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" (it holds a {found.group(1)} object)" if found else ""
+        return f"it holds Python objects other than tensors and plain data{what}, so it is unsafe to load"
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "central directory" in text:
+        return "it is not a complete torch file (truncated or corrupt)"
+    if not text:
+        return "it is empty or truncated"
+    return f"{type(exc).__name__}; it is corrupt or not a torch checkpoint"
 
 
 def load_checkpoint(path: str | os.PathLike, *, expected_sha256: str | None = None) -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary unpickling), checking its sha256 if given."""
-    path = Path(path)
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary unpickling), checking its sha256 if given.
+
+    A file the safe loader refuses is reported as corrupt, truncated or
+    unsafe; the message never suggests ``weights_only=False`` (which would run
+    whatever code the file holds).
+    """
+    path = check_path("path", path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder, expected a file")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
@@ -181,9 +246,9 @@ def load_checkpoint(path: str | os.PathLike, *, expected_sha256: str | None = No
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file, forbidden pickle content ...
-        first_line = (str(exc).splitlines() or ["(no message)"])[0][:200]  # an empty file gives an empty message
-        raise ChecksumError(f"{path}: cannot be read as a weights-only checkpoint ({type(exc).__name__}: "
-                            f"{first_line}); it is corrupt, truncated or unsafe") from None
+        raise ChecksumError(f"{path}: cannot be read as a weights-only checkpoint ({_unreadable_reason(exc)}; "
+                            "re-create it with save_checkpoint() or fetch a fresh copy); "
+                            "it is corrupt, truncated or unsafe") from None
 
 
 def _sidecar_sha256(path: Path) -> str | None:
@@ -219,6 +284,10 @@ def small_cnn(num_classes: int, *, in_channels: int = 3, width: int = 16, image_
     Its first convolution has stride 2, so it costs ~15 MFLOPs per 128 px image
     and trains in seconds on a laptop CPU.
     """
+    num_classes = _check_num_classes(num_classes)
+    in_channels = check_int("in_channels", in_channels, min=1, max=4)
+    width = check_int("width", width, min=1, max=512)
+    image_size = check_int("image_size", image_size, min=16, max=1024)
     def block(cin, cout, stride=1):
         return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
                              nn.ReLU(), nn.MaxPool2d(2))
@@ -325,7 +394,9 @@ BACKBONES = ("efficientnet_lite0", "resnet18", "mobilenet_v3_small")
 
 
 def build_backbone(name: str = "efficientnet_lite0", pretrained: bool = True) -> GroupedModel:
-    """Any backbone the course supports, by name."""
+    """Any backbone the course supports, by name (a misspelt name is refused with the closest match)."""
+    name = check_choice("backbone", name, BACKBONES)
+    pretrained = check_bool("pretrained", pretrained)
     if name == "efficientnet_lite0":
         return efficientnet_lite0(pretrained)
     if name in BACKBONES:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
+
+from .infra import atomic_write
 
 RESULTS_ENV = "TLLAB_RESULTS_DIR"
 LESSON_ENV = "TLLAB_LESSON"  # set by the course runner for the lesson it is executing
@@ -26,11 +29,27 @@ def record(lesson: str, **values) -> dict:
     out = os.environ.get(RESULTS_ENV)
     if out:
         path = Path(out) / f"{lesson}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged = _read_existing(path)
         merged.update(values)
-        path.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        atomic_write(path, json.dumps(merged, indent=1, sort_keys=True))  # old file intact if this fails
     return values
+
+
+def _read_existing(path: Path) -> dict:
+    """The results recorded so far; a damaged file is kept aside (``.corrupt``) with a warning, not fatal."""
+    if not path.exists():
+        return {}
+    try:
+        merged = json.loads(path.read_text())
+        if isinstance(merged, dict):
+            return merged
+        reason = f"holds a {type(merged).__name__}, not a JSON object"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = f"is not valid JSON ({exc})"
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    warnings.warn(f"{path} {reason}; moved it to {aside} and started a new results file", stacklevel=3)
+    return {}
 
 
 def load_all(directory: str | os.PathLike) -> dict[str, dict]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import threading
 import time
 import warnings
@@ -32,10 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+
+from .infra import DEVICES, atomic_write, seed_everything, select_device, torch_bytes
+from .validate import check_float, check_int
 
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
@@ -193,37 +194,9 @@ class EarlyStopping(Observer):
 
 
 # ---------------------------------------------------------------------------
-# device and seeds
+# device and seeds: defined in tlwidgets.infra (select_device, seed_everything, DEVICES), re-exported here
 # ---------------------------------------------------------------------------
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def select_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; anything else is used as given (and checked)."""
-    if isinstance(device, torch.device):
-        return device
-    device = device or "auto"
-    base = str(device).split(":")[0]
-    if base not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of {DEVICES} (or e.g. 'cuda:1')")
-    if base == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if base == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
-    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device='mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'")
-    return torch.device(device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch so the same seed gives the same numbers (on CPU, bit for bit)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+_REEXPORTED = (DEVICES, seed_everything)
 
 
 # ---------------------------------------------------------------------------
@@ -235,8 +208,9 @@ def layerwise_lr_groups(model, lr: float, decay: float = 1.0) -> list[dict]:
     With ``decay < 1`` the early, general-purpose groups move more slowly than
     the task-specific top: "discriminative learning rates".
     """
-    if not 0 < decay <= 1:
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {decay}")
+    decay = float(decay)
     names = model.group_names
     out = []
     for i, n in enumerate(names):
@@ -247,7 +221,9 @@ def layerwise_lr_groups(model, lr: float, decay: float = 1.0) -> list[dict]:
 
 
 def _check_lr(lr) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    import numbers
+
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number (e.g. 1e-3), got {lr!r}")
     return float(lr)
 
@@ -258,6 +234,9 @@ def _make_optimizer(model, lr, optimizer, lr_decay, weight_decay):
     if not groups or not any(g["params"] for g in groups):
         raise ValueError("the model has no trainable parameters: unfreeze at least the head (freeze(model, n) "
                          "with n < model.num_groups)")
+    if not isinstance(optimizer, str) or optimizer not in ("adam", "sgd"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'adam' or 'sgd'")
+    weight_decay = check_float("weight_decay", weight_decay, min=0)
     if optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     if optimizer == "sgd":
@@ -354,6 +333,75 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                          "match the model (digits: 1x28x28, photos: 3 channels)?") from exc
 
 
+def check_loader(name: str, loader, *, where: str = "fit") -> None:
+    """Refuse a Dataset (or a tensor) where a DataLoader is expected, saying how to wrap it."""
+    if isinstance(loader, DataLoader):
+        return
+    if isinstance(loader, Dataset):
+        raise TypeError(f"{where}(): {name} is a {type(loader).__name__} (a Dataset: one sample at a time), "
+                        f"but batches are expected; wrap it: DataLoader(dataset, batch_size=32"
+                        f"{', shuffle=True' if name == 'train_loader' else ''}), or use task.loaders()")
+    if isinstance(loader, torch.Tensor) or not hasattr(loader, "__iter__"):
+        raise TypeError(f"{where}(): {name} must be a DataLoader yielding (inputs, labels) batches, "
+                        f"got {type(loader).__name__}")
+
+
+def _takes_indices(model: nn.Module | None) -> bool:
+    """Whether the model starts with an embedding (integer token ids are then the right input)."""
+    if model is None:
+        return False
+    for m in model.modules():
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+            return True
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear, nn.RNNBase)):
+            return False
+    return False
+
+
+def check_inputs(x, *, where: str, batch: int | None = None, model: nn.Module | None = None) -> torch.Tensor:
+    """An input batch as it enters the package: a non-empty float32 tensor of finite values.
+
+    Catches raw uint8 pixels (0..255, not normalised), float64 arrays,
+    empty batches and NaN/inf values where they enter, instead of a dtype
+    error from inside a convolution or a plausible-looking accuracy.
+    """
+    at = f"{where}: batch {batch + 1}" if batch is not None else where
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{at}: inputs must be a tensor, got {type(x).__name__}"
+                        + (" (convert images with tl.image_to_tensor(image, model))" if type(x).__module__.startswith(
+                            ("PIL", "numpy")) else ""))
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"{at}: the batch is empty (shape {tuple(x.shape)}); there is nothing to run the model on")
+    if not x.is_floating_point() and _takes_indices(model):
+        return x  # token ids for an embedding
+    if x.dtype == torch.uint8:
+        raise TypeError(f"{at}: inputs are uint8 (raw pixels 0..255); models take float32 inputs normalised "
+                        "like their training data: x.float() / 255 then (x - mean) / std "
+                        "(tl.image_to_tensor does all of it)")
+    if not x.is_floating_point():
+        raise TypeError(f"{at}: inputs are {str(x.dtype).replace('torch.', '')}; models take float32 "
+                        "(convert with x.float(), and normalise like the training data)")
+    if x.dtype != torch.float32:
+        raise TypeError(f"{at}: inputs are {str(x.dtype).replace('torch.', '')}, the model's weights float32: "
+                        "convert with x.float() (NumPy arrays are float64 by default: "
+                        "torch.as_tensor(a, dtype=torch.float32))")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{at}: {bad} of {x.numel()} input values are NaN or infinite; any accuracy or loss on "
+                         "them would be meaningless. Find them with torch.isnan(x).nonzero() and fix the data")
+    return x
+
+
+def _check_label_dtype(y, *, where: str, batch: int | None = None) -> None:
+    at = f"{where}: batch {batch + 1}" if batch is not None else where
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{at}: labels must be a tensor of class indices, got {type(y).__name__}")
+    if y.is_floating_point() and y.dim() == 1:
+        raise TypeError(f"{at}: labels are {str(y.dtype).replace('torch.', '')} (e.g. {y[:3].tolist()}); class "
+                        "labels must be integer indices 0..k-1: y.long() (or torch.tensor(labels, dtype=torch.long))")
+
+
 def _check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
     """Labels outside the head's outputs: usually a head that was not replaced for the new task."""
     k = out.shape[1]
@@ -365,14 +413,20 @@ def _check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
                          "give the model a head for this task: replace_head(model, task.num_classes, task.classes)")
 
 
-def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _has_training_batchnorm(model: nn.Module) -> bool:
+    return any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+
+
+def _last_batch_size(loader) -> int | None:
+    """The size of the last batch ``loader`` yields per epoch (None when it cannot be known in advance)."""
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if loader.batch_size is None or loader.drop_last:
+            return None
+        n = len(loader.dataset)
+    except (AttributeError, TypeError):
+        return None
+    rest = n % loader.batch_size
+    return rest or loader.batch_size
 
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
@@ -393,12 +447,34 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     - ``checkpoint_path`` saves weights, optimiser and history after each epoch
       (atomically); ``resume=True`` continues from it.
     """
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+    import numbers
+
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, numbers.Integral) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    num_epochs = int(num_epochs)
     lr = _check_lr(lr)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fit(): model must be a torch nn.Module, got {type(model).__name__}")
+    check_loader("train_loader", train_loader)
+    if val_loader is not None:
+        check_loader("val_loader", val_loader)
+    if seed is not None:
+        seed = check_int("seed", seed, min=0)
     if len(train_loader) == 0:
         raise ValueError("train_loader yields no batches: the training set is empty")
     device = select_device(device)
+    skip_single = False
+    if _last_batch_size(train_loader) == 1:
+        model.train()
+        if _has_training_batchnorm(model):
+            if len(train_loader) == 1:
+                raise ValueError("train_loader yields one batch of 1 sample: BatchNorm layers cannot compute batch "
+                                 "statistics from one sample; train on at least 2 samples")
+            skip_single = True
+            warnings.warn(f"the last training batch of every epoch holds 1 sample ({len(train_loader.dataset)} "
+                          f"samples, batch_size={train_loader.batch_size}); BatchNorm cannot train on a single "
+                          "sample, so that batch is skipped. Use another batch size or drop_last=True to silence "
+                          "this", stacklevel=2)
     model.to(device)
     opt = _make_optimizer(model, lr, optimizer, lr_decay, weight_decay)
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -407,7 +483,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     history, start_epoch = _resume(ckpt, model, opt, device) if resume and ckpt else (History(), 0)
     stop = stop if stop is not None else StopFlag()
     events = Events([history, *([ProgressBar()] if progress else []), *observers], stop)
-    run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed)
+    run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed,
+               skip_single=skip_single)
     events.emit("on_train_begin", {
         "num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
         "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)})
@@ -431,7 +508,9 @@ def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, device: to
     """Weights, optimiser and history from ``ckpt``; ``(History(), 0)`` when there is no checkpoint yet."""
     if not ckpt.exists():
         return History(), 0
-    state = torch.load(ckpt, map_location=device, weights_only=True)
+    from .models import load_checkpoint  # the safe loader: refuses pickles, names the file
+
+    state = load_checkpoint(ckpt)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     history = History.from_dict(state["history"])
@@ -453,6 +532,7 @@ class _Run:
     history: History
     ckpt: Path | None
     seed: int | None
+    skip_single: bool = False  # drop a last batch of 1 sample (BatchNorm cannot train on it; fit warned)
     batches_done: int = 0
     t0: float = field(default_factory=time.perf_counter)
 
@@ -467,6 +547,10 @@ class _Run:
         self.model.train()
         totals = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         for b, (x, y) in enumerate(train_loader):
+            check_inputs(x, where=f"fit(): epoch {epoch + 1}", batch=b, model=self.model)
+            _check_label_dtype(y, where=f"fit(): epoch {epoch + 1}", batch=b)
+            if self.skip_single and x.shape[0] == 1:
+                continue
             self.batch(epoch, b, x, y, totals)
             if self.stop_reason():
                 return self.stop_reason()
@@ -478,8 +562,8 @@ class _Run:
         logs["seconds"] = time.perf_counter() - te
         self.events.emit("on_epoch_end", logs)
         if self.ckpt is not None:
-            _save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                          "history": self.history.to_dict(), "epoch": epoch}, self.ckpt)
+            atomic_write(self.ckpt, torch_bytes({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                                                 "history": self.history.to_dict(), "epoch": epoch}))
         return self.stop_reason()
 
     def batch(self, epoch: int, b: int, x: torch.Tensor, y: torch.Tensor, totals: dict) -> None:
@@ -524,11 +608,14 @@ def _model_device(model: nn.Module) -> torch.device:
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
     """Mean cross-entropy and accuracy over ``loader`` (model in eval mode; restores the previous mode)."""
+    check_loader("loader", loader, where="evaluate")
     device = select_device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    for x, y in loader:
+    for b, (x, y) in enumerate(loader):
+        check_inputs(x, where="evaluate()", batch=b, model=model)
+        _check_label_dtype(y, where="evaluate()", batch=b)
         x, y = x.to(device), y.to(device)
         out = _forward(model, x)
         _check_labels(out, y)
@@ -566,28 +653,65 @@ class Prediction:
         return f"Prediction({tops}){tgt}"
 
 
+def _as_batch(model: nn.Module, inputs) -> torch.Tensor | None:
+    """Photos given as paths, PIL images or NumPy arrays, decoded and preprocessed for ``model``; else None."""
+    import numpy as np
+
+    single = isinstance(inputs, (str, os.PathLike, np.ndarray)) or type(inputs).__module__.startswith("PIL")
+    many = isinstance(inputs, (list, tuple)) and inputs and all(
+        isinstance(i, (str, os.PathLike, np.ndarray)) or type(i).__module__.startswith("PIL") for i in inputs)
+    if not (single or many):
+        return None
+    from .images import preprocess
+    from .models import input_channels
+
+    size, mean, std = getattr(model, "image_size", None), getattr(model, "mean", None), getattr(model, "std", None)
+    if size is None or mean is None or std is None:
+        raise ValueError(f"{getattr(model, 'name', type(model).__name__)} records no image_size/mean/std, so "
+                         "photos cannot be prepared for it; pass a normalised tensor batch instead")
+    channels = input_channels(model) or len(mean)
+    items = [inputs] if single else list(inputs)
+    return torch.stack([preprocess(i, size, mean, std, channels=channels) for i in items])
+
+
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs, *, device=None,
-                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Softmax probabilities for a tensor batch, a Dataset or a DataLoader (and labels if it had them)."""
+def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax probabilities for a tensor batch, a Dataset, a DataLoader, or photos (paths, PIL images, arrays).
+
+    Photos go through the package's one decoder (:mod:`tlwidgets.images`),
+    converted to the channels the model takes (a greyscale photo for an RGB
+    model is repeated to RGB) and normalised with the model's mean/std.
+    """
+    batch_size = check_int("batch_size", batch_size, min=1)
     device = select_device(device) if device is not None else _model_device(model)
     model.eval()
+    photos = _as_batch(model, inputs)
+    if photos is not None:
+        inputs = photos
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() == 3:
             inputs = inputs.unsqueeze(0)
+        check_inputs(inputs, where="predict()", model=model)
         return torch.cat([_forward(model, inputs[i:i + batch_size].to(device)).softmax(1).cpu()
                           for i in range(0, len(inputs), batch_size)]), None
+    if not isinstance(inputs, (Dataset, DataLoader)):
+        raise TypeError(f"predict(): expected a tensor batch, a Dataset, a DataLoader or photos (paths, PIL images, "
+                        f"NumPy arrays), got {type(inputs).__name__}")
     loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
     probs, labels = [], []
-    for x, y in loader:
+    for b, (x, y) in enumerate(loader):
+        check_inputs(x, where="predict()", batch=b, model=model)
         probs.append(_forward(model, x.to(device)).softmax(1).cpu())
         labels.append(y)
+    if not probs:
+        raise ValueError("predict(): the data is empty; there is nothing to predict")
     return torch.cat(probs), torch.cat(labels)
 
 
 def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None,
             device=None) -> list[Prediction]:
     """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
+    k = check_int("k", k, min=1)
     classes = list(classes) if classes is not None else getattr(model, "classes", None)
     probs, labels = predict_proba(model, inputs, device=device)
     if classes is None:
@@ -605,10 +729,17 @@ def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | No
 
 def confusion_matrix(model: nn.Module, loader, *, num_classes: int | None = None, device=None) -> torch.Tensor:
     """``cm[true, predicted]`` counts over a labelled Dataset or DataLoader."""
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, min=2)
     probs, labels = predict_proba(model, loader, device=device)
     if labels is None:
         raise ValueError("confusion_matrix needs labelled data")
+    labels = labels.long()
     k = num_classes or probs.shape[1]
+    need = max(int(labels.max()), int(probs.argmax(1).max())) + 1
+    if k < need:
+        raise ValueError(f"num_classes={k} is too few: the labels and predictions use classes 0..{need - 1}, so the "
+                         f"matrix needs at least {need} rows and columns (the model has {probs.shape[1]} outputs)")
     cm = torch.zeros(k, k, dtype=torch.long)
     cm.index_put_((labels, probs.argmax(1)), torch.ones_like(labels), accumulate=True)
     return cm

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import copy
+import errno
+import os
 import statistics
 import time
 
 import pytest
 import torch
 
-from tlwidgets import data, models
+from tlwidgets import data, infra, models
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.features import cached_features, extract_features, feature_cache_dir
 from tlwidgets.freezing import freeze, max_frozen
@@ -141,12 +143,12 @@ def test_cache_false_writes_nothing():
 
 
 def test_failed_cache_write_leaves_no_partial_file(monkeypatch):
-    def failing_save(obj, f, *a, **k):
-        open(f, "wb").write(b"half")
-        raise OSError("No space left on device")
+    def failing_write(fd, data):  # the disk fills up half-way through writing
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(infra, "_write_fully", failing_write)
+    with pytest.raises(OSError, match="disk full"):
         cached_features(models.load_digit_model(), _digit_task(3, 2), progress=False)
     assert list(feature_cache_dir().iterdir()) == []
 

@@ -1,6 +1,7 @@
 """tlwidgets.models: the digit checkpoint, offline ImageNet weights, layer groups, heads, safe loading."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -13,7 +14,7 @@ import torch
 import torchvision.models  # noqa: F401  (same)
 from torch import nn
 
-from tlwidgets import data, models
+from tlwidgets import data, infra, models
 from tlwidgets.data import ChecksumError, DataMissingError
 from tlwidgets.models import GroupedModel
 from tlwidgets.training import evaluate
@@ -133,12 +134,12 @@ def test_save_checkpoint_round_trip_and_atomic_failure(tmp_path, monkeypatch, ti
     assert ckpt["note"] == "first" and ckpt["classes"] == ["c0", "c1", "c2"] and ckpt["name"] == "tiny"
     before = path.read_bytes()
 
-    def failing_save(obj, f, *a, **k):
-        Path(f).write_bytes(b"half a checkpoint")
-        raise OSError("No space left on device")
+    def failing_write(fd, data):  # the disk fills up half-way through writing
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="No space left on device"):
+    monkeypatch.setattr(infra, "_write_fully", failing_write)
+    with pytest.raises(OSError, match=rf"cannot write {path}: disk full"):
         models.save_checkpoint(path, model, note="second")
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.pt"]

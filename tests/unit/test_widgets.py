@@ -110,12 +110,15 @@ def test_freeze_slider_value_freezes_exactly_the_first_groups():
     assert not model.groups["conv1"][1].training and not model.groups["conv2"][1].training
 
 
-def test_freeze_slider_clamps_repr_and_display():
+def test_freeze_slider_refuses_out_of_range_repr_and_display():
     model = tl.digit_cnn(5)
     fs = FreezeSlider(model)
-    fs.value = 99
-    assert fs.value == 3 and model.num_frozen == 3
-    fs.value = -4
+    fs.value = 3
+    for bad in (99, -4):  # refused, not silently clamped: the model keeps its state
+        with pytest.raises(ValueError, match=rf"value must be in 0\.\.3 .*got {bad}"):
+            fs.value = bad
+        assert fs.value == 3 and model.num_frozen == 3
+    fs.value = 0
     assert fs.value == 0 and model.num_frozen == 0
     assert "digit_cnn" in repr(fs) and "0/3 groups frozen" in repr(fs)
     bundle = fs._repr_mimebundle_()

@@ -28,6 +28,9 @@ from typing import Callable
 import ipywidgets as widgets
 
 from ..data import Task, mnist_target_task, pets_task
+from ..data import check_n_per_class
+from ..infra import atomic_write
+from ..validate import check_float, check_int
 from ..freezing import freeze, max_frozen
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
@@ -228,18 +231,22 @@ class Dashboard:
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
             self.strategy.value = strategy
         if n_per_class != "keep":
+            n_per_class = check_n_per_class(n_per_class)
             if n_per_class not in [v for _, v in self.n_per_class.options]:
                 self.n_per_class.options = list(self.n_per_class.options) + [(str(n_per_class), n_per_class)]
             self.n_per_class.value = n_per_class
-        if lr is not None:
+        if lr is not None:  # refused outside the slider's range instead of silently clamped
+            lr = check_float("lr", lr, min=10 ** self.lr.min, max=10 ** self.lr.max)
             self.lr.value = lr
         if num_epochs is not None:
+            num_epochs = check_int("num_epochs", num_epochs, min=1)
             if num_epochs > self.epochs.max:
                 self.epochs.max = num_epochs
             self.epochs.value = num_epochs
         if n_frozen is not None:
             if self.strategy.value != "fine_tune":
                 raise ValueError("n_frozen applies to strategy='fine_tune' only")
+            n_frozen = check_int("n_frozen", n_frozen)
             if not 0 <= n_frozen <= self.freeze_slider.slider.max:
                 raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.slider.max} for fine-tuning "
                                  f"{self.template_model.name} (freezing every group but the head is feature extraction)")

@@ -9,15 +9,17 @@ the model's class probabilities are shown as bars after every click.
 from __future__ import annotations
 
 import html
+import warnings
 
 import ipywidgets as widgets
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..validate import check_int
 from ._util import widget_bundle
 
-__all__ = ["DigitPad", "stamp", "pad_to_mnist", "grid_from_image"]
+__all__ = ["DigitPad", "stamp", "pad_to_mnist", "grid_from_image", "check_drawing"]
 
 
 # --------------------------------------------------------------------------- logic (plain pytest)
@@ -43,9 +45,36 @@ def stamp(grid: np.ndarray, row: int, col: int, *, brush: int = 1, erase: bool =
     return out
 
 
+def check_drawing(image) -> np.ndarray:
+    """A drawing as float32 in [0, 1] (ink = 1); 0..255 pixel values are rescaled with a warning.
+
+    Values 0..255 clamped to [0, 1] would turn every faint pixel into full ink
+    and the prediction silently worse; NaN or values outside both ranges are refused.
+    """
+    raw = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if raw.dtype == object or raw.ndim < 2 or raw.size == 0:
+        raise ValueError(f"a drawing must be a 2-D array of pixel values (e.g. 28x28), got shape {raw.shape}")
+    a = raw.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError("the drawing holds NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    tolerance = 1e-3  # un-normalising a float32 MNIST digit lands a hair outside [0, 1]
+    if lo < -tolerance:
+        raise ValueError(f"drawing values must be in [0, 1] (ink = 1), got {lo:g}..{hi:g}; a normalised MNIST "
+                         "image must be un-normalised first: x * 0.3081 + 0.1307")
+    if hi > 1 + tolerance:
+        if hi > 255:
+            raise ValueError(f"drawing values must be in [0, 1] (ink = 1) or 0..255, got {lo:g}..{hi:g}")
+        warnings.warn(f"the drawing's values run up to {hi:g}: read as 0..255 pixels and divided by 255 "
+                      "(the pad works in [0, 1])", stacklevel=3)
+        a = a / 255.0
+    return np.clip(a, 0.0, 1.0)
+
+
 def grid_from_image(image, size: int = 14) -> np.ndarray:
     """A 28x28 image in [0, 1] (ink = 1) averaged down to ``size`` x ``size`` (to put an MNIST digit on the pad)."""
-    t = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 1, *np.shape(image)[-2:])
+    image = check_drawing(image)
+    t = torch.as_tensor(image).reshape(1, 1, *np.shape(image)[-2:])
     return F.adaptive_avg_pool2d(t, size)[0, 0].clamp(0, 1).numpy()
 
 
@@ -56,7 +85,7 @@ def pad_to_mnist(grid: np.ndarray, mean: float = 0.1307, std: float = 0.3081) ->
     mass in 28x28; a drawing in a corner would otherwise look nothing like
     what the model learnt from.
     """
-    g = torch.as_tensor(np.asarray(grid, dtype=np.float32))
+    g = torch.as_tensor(check_drawing(grid))
     canvas = torch.zeros(28, 28)
     ys, xs = torch.nonzero(g > 0.05, as_tuple=True)
     if len(ys):
@@ -152,6 +181,8 @@ class DigitPad:
     # -- Python API ------------------------------------------------------------------
     def paint(self, row: int, col: int, *, erase: bool | None = None) -> dict[str, float]:
         """Paint (or erase, following the mode) at a cell; returns the new probabilities."""
+        row = check_int("row", row, min=0, max=self.size - 1)  # refused, not silently ignored off the pad
+        col = check_int("col", col, min=0, max=self.size - 1)
         erase = self.mode.value == "erase" if erase is None else erase
         self._set_grid(stamp(self.grid, row, col, brush=self.brush.value, erase=erase))
         return self._update_prediction()

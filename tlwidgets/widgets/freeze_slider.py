@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..freezing import FreezeReport, freeze, freeze_report, max_frozen
 from ..models import GroupedModel
+from ..validate import check_int
 from ._util import ErrorBox, fmt_params, widget_bundle
 
 __all__ = ["FreezeSlider", "count_text", "group_rows", "groups_html"]
@@ -53,8 +54,8 @@ class FreezeSlider:
     """``display(FreezeSlider(model))``: drag to freeze the first *n* layer groups of ``model``.
 
     0 trains everything (full fine-tuning); the maximum leaves only the head
-    trainable (feature extraction). Values outside the range are clamped by
-    the slider. ``frozen_bn`` is passed to :func:`~tlwidgets.freezing.freeze`.
+    trainable (feature extraction). Setting :attr:`value` outside the range
+    raises instead of clamping. ``frozen_bn`` is passed to :func:`~tlwidgets.freezing.freeze`.
     Creating the slider does not change the model; it shows the model's
     current state.
     """
@@ -97,12 +98,16 @@ class FreezeSlider:
     # -- Python API ---------------------------------------------------------------
     @property
     def value(self) -> int:
-        """Number of frozen groups; setting it moves the slider (clamped) and freezes the model."""
+        """Number of frozen groups; setting it moves the slider and freezes the model (out of range: refused)."""
         return self.slider.value
 
     @value.setter
     def value(self, n: int) -> None:
-        self.slider.value = int(n)
+        n = check_int("value", n)  # NumPy integers too; 2.0 or "2" refused
+        if not self.slider.min <= n <= self.slider.max:
+            raise ValueError(f"value must be in {self.slider.min}..{self.slider.max} (groups of {self.model.name} "
+                             f"that can be frozen; the head always trains), got {n}")
+        self.slider.value = n
 
     @property
     def report(self) -> FreezeReport:

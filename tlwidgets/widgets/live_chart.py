@@ -213,8 +213,9 @@ class LiveChart(Observer):
         """Write the last rendered chart (rendering it now if it never was)."""
         if self.png is None:
             self.draw(full=True)
-        with open(path, "wb") as f:
-            f.write(self.png or b"")
+        from ..infra import atomic_write
+
+        atomic_write(path, self.png or b"")
 
     def _repr_mimebundle_(self, **kwargs):
         if self.headless:

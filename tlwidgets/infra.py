@@ -1,0 +1,416 @@
+"""Infrastructure: folders, checksums, atomic writes, the network probe, safe extraction, devices and seeds.
+
+The plumbing every other module stands on, in one place:
+
+- **paths**: the repository, the user cache folder, ``$TLLAB_CACHE``;
+- **content keys**: :func:`sha256_file`, :func:`file_digest` (memoised by
+  size + mtime + inode, re-hashed when the file may have changed within the
+  file system's timestamp resolution), :func:`read_manifest`,
+  :func:`verify_checksums`;
+- **one atomic write**: :func:`atomic_write` for every file the package
+  writes (results JSON, checkpoints, feature caches, dashboard logs,
+  downloads): the old file stays intact until the new one is complete, and a
+  full disk is reported with the file name and the space needed;
+- **network**: :func:`network_available`, a quick probe so offline machines
+  fail in seconds; :func:`safe_extract` for archives;
+- **devices and seeds**: :func:`select_device`, :func:`seed_everything`.
+
+It imports nothing else from the package except the argument checks.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import random
+import shutil
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .validate import check_int
+
+__all__ = [
+    "REPO_ROOT", "REPO_DATASETS", "DATA_ENV", "CACHE_ENV", "DataMissingError", "ChecksumError", "StorageError",
+    "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir", "sha256_file", "file_digest", "files_digest",
+    "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
+    "DEVICES", "select_device", "seed_everything",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_DATASETS = REPO_ROOT / "datasets"
+DATA_ENV = "TLLAB_DATA"
+CACHE_ENV = "TLLAB_CACHE"
+
+
+class DataMissingError(FileNotFoundError):
+    """The files a loader needs are nowhere on the data-root search path.
+
+    Its message lists what is missing, every folder that was searched and the
+    one command that fetches the data, so a student can fix it without help.
+    """
+
+
+class ChecksumError(ValueError):
+    """A data or weights file differs from the checksum it was shipped with (or cannot be read safely)."""
+
+
+class StorageError(OSError):
+    """A file could not be written: the message names the file, the reason and what to do.
+
+    ``str()`` is the message alone (no "[Errno 28]" prefix); ``errno`` is still set.
+    """
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.errno = code
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# ---------------------------------------------------------------------------
+# folders
+# ---------------------------------------------------------------------------
+def _xdg_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def user_cache_dir() -> Path:
+    """Where downloaded data goes by default: ``~/.cache/tlwidgets/data`` (or under ``$XDG_CACHE_HOME``)."""
+    return _xdg_cache() / "tlwidgets" / "data"
+
+
+def cache_root() -> Path:
+    """``$TLLAB_CACHE`` or ``~/.cache/tlwidgets``: computed caches (features), shared by all lessons, safe to delete."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else _xdg_cache() / "tlwidgets"
+
+
+def writable_cache_dir(name: str) -> Path:
+    """``cache_root() / name``, created; an unusable folder is reported with both ways out.
+
+    A read-only home, a full disk or ``$TLLAB_CACHE`` pointing at a file all
+    end here, with a message that says how to pick another folder
+    (``TLLAB_CACHE``) or to run without the cache (``cache=False``).
+    """
+    path = cache_root() / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}-{threading.get_ident()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(
+            f"cache folder {path} is not writable ({exc.strerror or exc}). Point ${CACHE_ENV} at a writable "
+            f"folder (e.g. os.environ['{CACHE_ENV}'] = '/tmp/tllab-cache'), or pass cache=False to compute "
+            "without caching.") from None
+    return path
+
+
+def asset_path(name: str) -> Path:
+    """A file shipped inside the package (``tlwidgets/assets/<name>``), found through ``importlib.resources``.
+
+    Works for a source checkout and an installed wheel alike (the package is
+    installed unzipped, so the resource is a real file torch can open).
+    """
+    from importlib.resources import files
+
+    return Path(str(files("tlwidgets").joinpath("assets", name)))
+
+
+# ---------------------------------------------------------------------------
+# content keys and checksums
+# ---------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# (path) -> (stat key, digest, time the file was hashed)
+_DIGESTS: dict[str, tuple[tuple, str, float]] = {}
+#: A file modified less than this long before it was hashed may change again
+#: without its mtime changing (coarse file-system clocks), so its digest is not reused.
+RACY_SECONDS = 2.0
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The sha256 of ``path``'s content, memoised per process by (size, mtime, ctime, inode).
+
+    Any edit changes mtime (and ctime), any replacement the inode, so a
+    remembered digest is reused only for the very same bytes. The one gap,
+    a same-size edit within the file system's timestamp resolution, is closed
+    the way git closes it: a file whose mtime was within :data:`RACY_SECONDS`
+    of the moment it was hashed is hashed again next time.
+    """
+    path = os.fspath(path)
+    st = os.stat(path)
+    key = _stat_key(st)
+    memo = _DIGESTS.get(path)
+    if memo is not None and memo[0] == key and st.st_mtime_ns / 1e9 < memo[2] - RACY_SECONDS:
+        return memo[1]
+    hashed_at = time.time()
+    digest = sha256_file(path)
+    _DIGESTS[path] = (key, digest, hashed_at)
+    return digest
+
+
+def files_digest(paths: Iterable[str | os.PathLike]) -> str:
+    """One digest over several files' contents (in order): a cache key that changes when any byte does."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(file_digest(p).encode())
+    return h.hexdigest()
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, str]:
+    """``relative path -> sha256`` from ``root/SHA256SUMS`` (empty if there is none)."""
+    path = Path(root) / "SHA256SUMS"
+    if not path.exists():
+        return {}
+    entries = {}
+    for line in path.read_text().splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) == 2:
+            entries[parts[1].lstrip("*").removeprefix("./")] = parts[0].lower()
+    return entries
+
+
+def verify_checksums(root: str | os.PathLike, prefix: str, *, only: Iterable[str] | None = None) -> int:
+    """Verify every manifest entry under ``prefix`` (or just ``only``); return how many were checked.
+
+    Digests are memoised by :func:`file_digest`, so a lesson that loads the
+    same files twice pays for hashing once.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    wanted = set(only) if only is not None else None
+    checked = 0
+    for rel, expected in manifest.items():
+        if not rel.startswith(prefix) or (wanted is not None and rel not in wanted):
+            continue
+        path = root / rel
+        if not path.exists():
+            continue  # absence is reported by find_dataset / the loader, with the fetch hint
+        actual = file_digest(path)
+        if actual != expected:
+            raise ChecksumError(
+                f"{path}: sha256 is {actual}, expected {expected} (listed in {root / 'SHA256SUMS'}). "
+                "The file is corrupt or truncated: delete it and fetch it again.")
+        checked += 1
+    return checked
+
+
+# ---------------------------------------------------------------------------
+# the one atomic write
+# ---------------------------------------------------------------------------
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)`` into memory, so it can be written with :func:`atomic_write`."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB" if n >= 1024 else f"{n} bytes"
+
+
+def _write_fully(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, encoding: str = "utf-8") -> Path:
+    """Write ``data`` to ``path`` so the file is either the old one or the complete new one, never half.
+
+    The bytes go to a temporary file beside ``path``, are flushed to disk,
+    and replace ``path`` in one ``os.replace``. On any failure the temporary
+    file is removed and ``path`` is untouched. A full disk (checked before
+    writing, and caught while writing) raises :class:`StorageError` naming the
+    file, the space needed and the space free.
+    """
+    path = Path(path)
+    blob = data.encode(encoding) if isinstance(data, str) else bytes(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: cannot create its folder {path.parent} "
+                           f"({exc.strerror or exc})") from None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < len(blob):
+        raise StorageError(f"cannot write {path}: disk full ({_mb(len(blob))} needed, {_mb(free)} free on "
+                           f"{path.parent}); free some space or write elsewhere", errno.ENOSPC)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            _write_fully(fd, memoryview(blob))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            try:
+                free_now = _mb(shutil.disk_usage(path.parent).free)
+            except OSError:
+                free_now = "unknown"
+            raise StorageError(f"cannot write {path}: disk full ({_mb(len(blob))} needed, {free_now} free on "
+                               f"{path.parent}); the previous file, if any, is unchanged", exc.errno) from None
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------
+# network and archives (only for users with a network; never on the default offline path)
+# ---------------------------------------------------------------------------
+def network_available(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """A quick TCP probe so offline machines fail in seconds instead of hanging on a download.
+
+    The probe runs in a daemon thread that is abandoned after ``timeout``:
+    the socket timeout does not cover the DNS lookup, which on a badly
+    configured offline machine can hang far longer than the connect.
+    """
+    result: list[bool] = []
+
+    def probe():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name=f"probe {host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Extract a tar archive, refusing any member that would land outside ``dest`` or is a link."""
+    dest = Path(dest).resolve()
+    try:
+        tar = tarfile.open(archive)
+    except (tarfile.TarError, OSError) as exc:
+        raise ChecksumError(f"{archive}: not a readable tar archive ({exc}); delete it and download again") from None
+    with tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest) or member.issym() or member.islnk() or member.isdev():
+                raise ValueError(
+                    f"{archive}: refusing to extract {member.name!r}: it would leave {dest} "
+                    "(or is a link or device); the archive is unsafe")
+        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
+
+
+# ---------------------------------------------------------------------------
+# devices and seeds
+# ---------------------------------------------------------------------------
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def select_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is used as given (and checked)."""
+    if isinstance(device, torch.device):
+        return device
+    if device is not None and not isinstance(device, str):
+        raise ValueError(f"unknown device {device!r} ({type(device).__name__}); choose one of {DEVICES} "
+                         "(or e.g. 'cuda:1')")
+    device = device or "auto"
+    base, _, index = device.partition(":")
+    if base not in DEVICES or (index and not (index.isdigit() and base == "cuda")):
+        raise ValueError(f"unknown device {device!r}; choose one of {DEVICES} (or e.g. 'cuda:1')")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if base == "mps" and not _mps_available():
+        raise ValueError("device='mps' was asked for but Apple's MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so the same seed gives the same numbers (on CPU, bit for bit)."""
+    seed = check_int("seed", seed, min=0, max=2**63 - 1)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def plain(value: Any, *, where: str = "value") -> Any:
+    """``value`` as plain Python data (NumPy scalars and arrays, tuples, Paths, sets converted).
+
+    What goes into a checkpoint's metadata or a JSON file must read back with
+    the safe loader; ``np.int64(3)`` would not. Tensors are kept (the safe
+    loader reads them). Anything else unknown is refused with its key.
+    """
+    if isinstance(value, np.generic):  # first: np.float64 is also a Python float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (torch.device, torch.dtype)):
+        return str(value)
+    if isinstance(value, dict):
+        return {plain(k, where=where): plain(v, where=f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, (set, frozenset)):
+        return sorted(plain(v, where=where) for v in value)
+    raise TypeError(f"{where} is a {type(value).__name__}, which cannot be stored as plain data; "
+                    "store numbers, strings, lists, dicts or tensors")
+
+
+__all__.append("plain")
+
+
+def clear_digest_memo() -> None:
+    """Forget every memoised file digest (tests; a long-lived kernel whose files were restored from backup)."""
+    _DIGESTS.clear()
+
+
+__all__.append("clear_digest_memo")
+
