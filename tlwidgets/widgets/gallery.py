@@ -198,19 +198,17 @@ def show_task(task, n_per_class: int = 4, *, split: str = "train"):
 def pca_2d(features) -> tuple[torch.Tensor, tuple[float, float]]:
     """Project features (N x ...) onto their first two principal components; also return the variance shares.
 
-    Uses ``torch.pca_lowrank`` under a fixed, private RNG seed: the picture is
-    reproducible and the caller's random state (data order, dropout) is untouched.
+    Uses an exact SVD (``torch.linalg.svd``, in float64): no random projection, so the picture is
+    reproducible, distances in a truly 2-D cloud are kept, and the caller's random state is untouched.
     """
     x = torch.as_tensor(features).detach().float().cpu()
     x = x.reshape(len(x), -1)
     if len(x) < 2:
         raise ValueError("need at least 2 feature vectors for a 2-D projection")
-    x = x - x.mean(0, keepdim=True)
+    x = (x - x.mean(0, keepdim=True)).double()
     q = min(2, *x.shape)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        _, s, v = torch.pca_lowrank(x, q=q, center=False, niter=4)
-    proj = x @ v[:, :q]
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    proj = (x @ vh[:q].T).float()
     if q < 2:
         proj = torch.cat([proj, torch.zeros(len(x), 2 - q)], 1)
     total = float((x ** 2).sum()) or 1.0
