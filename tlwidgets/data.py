@@ -627,6 +627,8 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
     way ``backbone`` was trained.
     """
     path = check_path("path", path)
+    if path.is_file():
+        raise NotADirectoryError(f"photo folder {path} is a file; give the folder that holds one sub-folder per class")
     if not path.is_dir():
         raise FileNotFoundError(f"photo folder {path} does not exist; make it with one sub-folder per class")
     n_per_class = check_n_per_class(n_per_class)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def _plain(v):
 
 def record(lesson: str, **values) -> dict:
     """Record ``values`` (numbers or short strings) as ``lesson``'s headline results; returns them."""
+    if not isinstance(lesson, str) or not re.fullmatch(r"[\w.-]+", lesson) or lesson.startswith("."):
+        raise ValueError(f"lesson must be a lesson's file name without folders or suffix (e.g. "
+                         f"'02_feature_extraction'), got {lesson!r}")
     values = {k: _plain(v) for k, v in values.items()}
     out = os.environ.get(RESULTS_ENV)
     if out:
