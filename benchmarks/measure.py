@@ -16,8 +16,9 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+Device = str | torch.device
+# a case to time: a callable, or (setup run untimed before it, the callable)
+Case = Callable[[], object] | tuple[Callable[[], object] | None, Callable[[], object]]
 
 
 # ---------------------------------------------------------------------------
@@ -76,7 +80,7 @@ class Timing:
                 f"min {min(self.runs):.4g} s, max {max(self.runs):.4g} s)")
 
 
-def time_runs(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1, device="cpu",
+def time_runs(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1, device: Device = "cpu",
               clock: Clock = time.perf_counter) -> Timing:
     """Call ``fn`` ``warmup`` times untimed (allocator, kernel selection and caches settle), then
     ``repeats`` times timed, synchronising ``device`` before each clock read."""
@@ -99,7 +103,7 @@ def time_runs(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1, de
 # ---------------------------------------------------------------------------
 # the ceiling and the model's cost
 # ---------------------------------------------------------------------------
-def matmul_flop_rate(n: int = 2048, *, repeats: int = 5, device="cpu", dtype=torch.float32,
+def matmul_flop_rate(n: int = 2048, *, repeats: int = 5, device: Device = "cpu", dtype=torch.float32,
                      clock: Clock = time.perf_counter) -> tuple[float, Timing]:
     """FLOP/s of an ``n x n @ n x n`` matrix multiply (2 n^3 FLOPs): the practical peak of this
     device with the current thread count, the ceiling convolution networks are measured against."""
@@ -114,7 +118,7 @@ def matmul_flop_rate(n: int = 2048, *, repeats: int = 5, device="cpu", dtype=tor
     return 2.0 * n ** 3 / timing.median, timing
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int], *, device="cpu") -> int:
+def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: Device = "cpu") -> int:
     """FLOPs of one forward pass of ONE input of shape ``input_shape`` (no batch dimension).
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode``: convolutions
@@ -147,7 +151,7 @@ def _random_batch(batch_size: int, in_channels: int, image_size: int, device, fm
 
 
 def forward_step(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False,
-                 grad_mode: str = "inference_mode", device="cpu", in_channels: int = 3) -> Callable[[], None]:
+                 grad_mode: str = "inference_mode", device: Device = "cpu", in_channels: int = 3) -> Callable[[], None]:
     """A zero-argument callable that runs one eval-mode forward pass of a fixed random batch.
 
     It works on a private copy of ``model`` (in NHWC when ``channels_last``),
@@ -164,15 +168,15 @@ def forward_step(model: nn.Module, *, batch_size: int, image_size: int, channels
     x = _random_batch(batch_size, in_channels, image_size, device, fmt)
     ctx = GRAD_MODES[grad_mode]
 
-    def step():
+    def step() -> None:
         with ctx():
             net(x)
 
     return step
 
 
-def train_step(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False, device="cpu",
-               in_channels: int = 3) -> Callable[[], None]:
+def train_step(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False,
+               device: Device = "cpu", in_channels: int = 3) -> Callable[[], None]:
     """A zero-argument callable running one training step (forward, cross-entropy, backward, SGD update)
     in train mode on a private copy of ``model``; only parameters that require grad are updated, as in ``fit``."""
     import copy
@@ -190,7 +194,7 @@ def train_step(model: nn.Module, *, batch_size: int, image_size: int, channels_l
     net.train()
     y = torch.randint(0, num_out, (batch_size,), generator=torch.Generator().manual_seed(1)).to(device)
 
-    def step():
+    def step() -> None:
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
@@ -198,7 +202,7 @@ def train_step(model: nn.Module, *, batch_size: int, image_size: int, channels_l
     return step
 
 
-def interleave(cases: dict, *, repeats: int = 3, warmup: int = 1, device="cpu",
+def interleave(cases: Mapping[Any, Case], *, repeats: int = 3, warmup: int = 1, device: Device = "cpu",
                clock: Clock = time.perf_counter) -> dict[str, Timing]:
     """Time several variants round-robin: every round runs each case once, so a change in machine load
     hits all variants alike and their ratio stays meaningful (timing them one after another does not).
@@ -247,11 +251,11 @@ class TimeToAccuracy(Observer):
         self.target, self.t0, self.stop, self.budget_s, self.clock = target, t0, stop, budget_s, clock
         self.points: list[tuple[float, float | None]] = []
 
-    def on_train_begin(self, info):
+    def on_train_begin(self, info: dict) -> None:
         if self.t0 is None:
             self.t0 = self.clock()
 
-    def on_epoch_end(self, logs):
+    def on_epoch_end(self, logs: dict) -> None:
         if self.t0 is None:
             self.t0 = self.clock()
         elapsed = self.clock() - self.t0
@@ -288,14 +292,14 @@ class TimeToAccuracy(Observer):
 # ---------------------------------------------------------------------------
 # data loading
 # ---------------------------------------------------------------------------
-def loader_throughput(loader, *, passes: int = 3, device=None, warmup: int = 0,
+def loader_throughput(loader: Iterable, *, passes: int = 3, device: Device | None = None, warmup: int = 0,
                       clock: Clock = time.perf_counter) -> tuple[float, Timing]:
     """Samples/second of iterating ``loader`` once (worker start-up included, as ``fit`` sees it),
     optionally copying each batch to ``device``; median over ``passes`` full passes."""
     device = select_device(device) if device is not None else None
     counts = []
 
-    def one_pass():
+    def one_pass() -> None:
         n = 0
         for batch in loader:
             x, y = batch[0], batch[1]
@@ -310,7 +314,7 @@ def loader_throughput(loader, *, passes: int = 3, device=None, warmup: int = 0,
     return counts[-1] / timing.median, timing
 
 
-def data_wait(loader, step: Callable[[torch.Tensor, torch.Tensor], object], *, device="cpu",
+def data_wait(loader: Iterable, step: Callable[[torch.Tensor, torch.Tensor], object], *, device: Device = "cpu",
               max_batches: int | None = None, clock: Clock = time.perf_counter) -> dict:
     """Split a training pass into time waiting for data (next batch + copy to the device) and
     compute (``step(x, y)``, synchronised): a large ``wait_fraction`` means the device starves."""
@@ -363,7 +367,7 @@ def _version(module: str) -> str:
         return "not installed"
 
 
-def machine_info(device="cpu") -> dict:
+def machine_info(device: Device = "cpu") -> dict:
     """What a reader needs to compare these numbers with theirs: CPU, cores, threads, GPU, versions, date, load."""
     device = select_device(device)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,7 @@ class StopFlag:
     loop finishes the batch in hand and returns a consistent history.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
 
@@ -96,13 +97,13 @@ class History(Observer):
     stop_reason: str = ""
     seconds: float = 0.0
 
-    def on_batch_end(self, logs):
+    def on_batch_end(self, logs: dict) -> None:
         self.batches.append(dict(logs))
 
-    def on_epoch_end(self, logs):
+    def on_epoch_end(self, logs: dict) -> None:
         self.epochs.append(dict(logs))
 
-    def on_train_end(self, logs):
+    def on_train_end(self, logs: dict) -> None:
         self.stopped, self.stop_reason, self.seconds = logs["stopped"], logs["stop_reason"], logs["seconds"]
 
     def __getitem__(self, key: str) -> list:
@@ -143,29 +144,34 @@ class ProgressBar(Observer):
     """A ``tqdm.auto`` bar over all batches of the run (a text bar headless, a widget in Jupyter)."""
 
     def __init__(self, desc: str = "training", leave: bool = False, **tqdm_kwargs):
-        self.desc, self.leave, self.kwargs, self.bar = desc, leave, tqdm_kwargs, None
+        self.desc, self.leave, self.kwargs = desc, leave, tqdm_kwargs
+        self.bar: Any = None  # a tqdm bar once training begins
 
-    def on_train_begin(self, info):
+    def on_train_begin(self, info: dict) -> None:
         from tqdm.auto import tqdm
 
         total = (info["num_epochs"] - info.get("start_epoch", 0)) * info["num_batches"]
         self.bar = tqdm(total=total, desc=self.desc, leave=self.leave, **self.kwargs)
 
-    def on_batch_end(self, logs):
+    def on_batch_end(self, logs: dict) -> None:
         self.bar.update(1)
         if logs["batch"] % 10 == 0:
             self.bar.set_postfix(epoch=logs["epoch"] + 1, loss=f"{logs['loss']:.3f}", refresh=False)
 
-    def on_train_end(self, logs):
+    def on_train_end(self, logs: dict) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
 class EarlyStopping(Observer):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    def __init__(self, stop: StopFlag, monitor: str = "val_acc", patience: int = 3, min_delta: float = 0.0,
-                 mode: str = "max"):
+    With a ``stop`` flag it sets the flag (a dashboard's Stop button and it share one); without, it raises
+    :class:`StopTraining`, which ``fit`` turns into the same clean stop.
+    """
+
+    def __init__(self, stop: StopFlag | None = None, monitor: str = "val_acc", patience: int = 3,
+                 min_delta: float = 0.0, mode: str = "max"):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         if patience < 1:
@@ -173,10 +179,10 @@ class EarlyStopping(Observer):
         self.stop, self.monitor, self.patience, self.min_delta, self.mode = stop, monitor, patience, min_delta, mode
         self.best, self.wait = None, 0
 
-    def on_train_begin(self, info):
+    def on_train_begin(self, info: dict) -> None:
         self.best, self.wait = None, 0
 
-    def on_epoch_end(self, logs):
+    def on_epoch_end(self, logs: dict) -> None:
         value = logs.get(self.monitor)
         if value is None:
             return
@@ -187,9 +193,12 @@ class EarlyStopping(Observer):
         else:
             self.wait += 1
             if self.wait >= self.patience:
-                self.stop.set(f"early stopping: {self.monitor} did not improve for {self.patience} epochs")
+                reason = f"early stopping: {self.monitor} did not improve for {self.patience} epochs"
+                if self.stop is None:
+                    raise StopTraining(reason)
+                self.stop.set(reason)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EarlyStopping({self.monitor}, patience={self.patience}, best={self.best})"
 
 
@@ -606,7 +615,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: DataLoader, *, device=None) -> dict:
+def evaluate(model: nn.Module, loader: DataLoader, *, device: str | torch.device | None = None) -> dict:
     """Mean cross-entropy and accuracy over ``loader`` (model in eval mode; restores the previous mode)."""
     check_loader("loader", loader, where="evaluate")
     device = select_device(device) if device is not None else _model_device(model)
@@ -675,7 +684,8 @@ def _as_batch(model: nn.Module, inputs) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+def predict_proba(model: nn.Module, inputs, *, device: str | torch.device | None = None,
+                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities for a tensor batch, a Dataset, a DataLoader, or photos (paths, PIL images, arrays).
 
     Photos go through the package's one decoder (:mod:`tlwidgets.images`),
@@ -708,8 +718,8 @@ def predict_proba(model: nn.Module, inputs, *, device=None, batch_size: int = 25
     return torch.cat(probs), torch.cat(labels)
 
 
-def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | None = None,
-            device=None) -> list[Prediction]:
+def predict(model: nn.Module, inputs: torch.Tensor | Dataset | DataLoader, *, k: int = 5,
+            classes: Sequence[str] | None = None, device: str | torch.device | None = None) -> list[Prediction]:
     """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
     k = check_int("k", k, min=1)
     classes = list(classes) if classes is not None else getattr(model, "classes", None)
@@ -727,7 +737,8 @@ def predict(model: nn.Module, inputs, *, k: int = 5, classes: Sequence[str] | No
     return out
 
 
-def confusion_matrix(model: nn.Module, loader, *, num_classes: int | None = None, device=None) -> torch.Tensor:
+def confusion_matrix(model: nn.Module, loader: Dataset | DataLoader, *, num_classes: int | None = None,
+                     device: str | torch.device | None = None) -> torch.Tensor:
     """``cm[true, predicted]`` counts over a labelled Dataset or DataLoader."""
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, min=2)

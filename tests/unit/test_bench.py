@@ -295,3 +295,13 @@ def test_command_line_keeps_its_options():
     args = parse_args(["--quick", "--only", "chart", "forward", "--device", "cpu"])
     assert args.quick and args.only == ["chart", "forward"] and args.device == "cpu"
     assert args.json.endswith("benchmarks.json") and args.out.endswith("benchmarks.md")
+
+
+def test_the_measuring_tools_are_not_part_of_the_installed_package():
+    import importlib.util
+
+    import tomllib
+
+    assert importlib.util.find_spec("tlwidgets.bench") is None
+    packaged = tomllib.loads((render.REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert packaged["include"] == ["tlwidgets*"]

@@ -107,3 +107,15 @@ def test_replay_needs_something_to_replay():
         runlog.replay(History(), [])
     with pytest.raises(ValueError, match="seconds_per_epoch must be >= 0"):
         runlog.replay(History(), [], seconds_per_epoch=-1)
+
+
+def test_the_events_log_and_chart_state_are_core_modules():
+    """Run logs, replay and the chart's state import neither ipywidgets nor matplotlib (they run headless,
+    in scripts and in the dashboard's thread); checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tlwidgets.training, tlwidgets.runlog, tlwidgets.chart_state; "
+            "print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

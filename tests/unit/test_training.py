@@ -544,3 +544,9 @@ def test_events_are_dispatched_only_by_name_from_the_event_list():
     assert rec.names() == list(training.EVENTS)
     with pytest.raises(ValueError, match="unknown training event 'on_epoch_begin'"):
         events.emit("on_epoch_begin", {})
+
+
+def test_early_stopping_without_a_flag_raises_stop_training(tiny_model, tiny_data):
+    early = EarlyStopping(monitor="loss", mode="min", patience=1, min_delta=10.0)  # nothing improves by 10
+    history = _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=5, observers=[early])
+    assert len(history) == 2 and history.stop_reason == "early stopping: loss did not improve for 1 epochs"
