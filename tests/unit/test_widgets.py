@@ -6,6 +6,7 @@ tests/browser/test_widgets_browser.py.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -114,14 +115,100 @@ def test_freeze_slider_clamps_repr_and_display():
     assert data["text/plain"] == repr(fs)  # what papermill / a front end without widgets shows
 
 
-def test_freeze_slider_refresh_follows_freeze_called_elsewhere():
+def test_freeze_slider_follows_tl_freeze_at_once():
     model = tl.digit_cnn(5)
     fs = FreezeSlider(model)
-    tl.freeze(model, 2)
-    assert fs.value == 0  # stale until refreshed
-    fs.refresh()
-    assert fs.value == 2 and "data-state='frozen'" in fs.groups_view.value
+    tl.freeze(model, 2)  # called elsewhere, e.g. in a later cell: no refresh needed
+    assert fs.value == 2 and fs.groups_view.value.count("data-state='frozen'") == 2
     assert count_text(freeze_report(model)) in fs.count_label.value
+    tl.unfreeze_all(model)
+    assert fs.value == 0 and "data-state='frozen'" not in fs.groups_view.value
+    other = tl.digit_cnn(5)
+    tl.freeze(other, 3)  # another model: this slider does not move
+    assert fs.value == 0
+    fs.close()
+    tl.freeze(model, 1)  # a closed slider stops following
+    assert fs.value == 0
+
+
+def test_freeze_slider_follows_freezing_by_hand_after_the_cell(monkeypatch):
+    import tlwidgets.widgets.freeze_slider as fsmod
+
+    class Events:  # a recording fake of IPython's event manager
+        def __init__(self):
+            self.registered = []
+
+        def register(self, name, fn):
+            self.registered.append((name, fn))
+
+    shell = type("Shell", (), {"events": Events()})()
+    monkeypatch.setattr(fsmod, "_HOOKED", False)
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    FreezeSlider(tl.digit_cnn(5))  # a second slider does not register a second hook
+    assert [name for name, _ in shell.events.registered] == ["post_run_cell"]
+    for name in ("conv1", "conv2", "features"):  # the plain-PyTorch way
+        model.groups[name].requires_grad_(False)
+    assert fs.value == 0  # nothing told the slider yet: the cell is still running
+    shell.events.registered[0][1](None)  # the cell finished
+    assert fs.value == 3 and fs.groups_view.value.count("data-state='frozen'") == 3
+    assert f"trainable: {5 * 128 + 5:,} /" in fs.count_label.value and "not a plain" not in fs.count_label.value
+    fs.value = 1  # and dragging afterwards freezes through tl.freeze as usual
+    assert [p.requires_grad for p in model.groups["conv2"].parameters()] == [True] * 4
+
+
+def test_freeze_slider_names_a_freeze_that_is_not_the_first_n_groups():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    model.groups["conv2"].requires_grad_(False)  # conv2 frozen, conv1 not
+    fs.refresh()
+    assert fs.value == 0 and "not a plain" in fs.count_label.value
+    assert fs.groups_view.value.count("data-state='frozen'") == 1
+    model.groups["conv1"].requires_grad_(False)
+    model.head.weight.requires_grad_(False)  # the head half frozen
+    fs.refresh()
+    assert fs.value == 2 and "data-state='mixed'" in fs.groups_view.value and "not a plain" in fs.count_label.value
+
+
+def test_freeze_slider_shows_accuracy_per_depth_from_results():
+    from tlwidgets.widgets.freeze_slider import accuracy_by_depth
+
+    model = tl.digit_cnn(5)
+    rows = [{"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.90, "test_acc": 0.5},
+            {"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.92, "test_acc": 0.5},
+            {"strategy": "fine_tune", "frozen_groups": 2, "val_acc": 0.95, "test_acc": 0.5},
+            {"strategy": "feature_extraction", "frozen_groups": 3, "val_acc": 0.85, "test_acc": 0.5},
+            {"strategy": "scratch", "frozen_groups": 0, "val_acc": 0.10, "test_acc": 0.5}]
+    metric, by_depth = accuracy_by_depth(rows)
+    assert metric == "val_acc" and by_depth == {0: [0.90, 0.92], 2: [0.95], 3: [0.85]}  # chosen on validation
+    assert accuracy_by_depth([{k: v for k, v in r.items() if k != "val_acc"} for r in rows])[0] == "test_acc"
+    fs = FreezeSlider(model)
+    assert "no runs measured yet" in fs.accuracy_view.value and fs.accuracy_at() is None
+    fs.show_results(rows)
+    assert fs.accuracy_at(0) == pytest.approx(0.91) and fs.accuracy_at(1) is None
+    assert "at 0 frozen: val_acc 91.0% (2 runs, 90.0%–92.0%)" in fs.accuracy_view.value
+    fs.value = 2
+    assert "at 2 frozen: val_acc 95.0% (1 run)" in fs.accuracy_view.value and "95.0% measured here" in repr(fs)
+    fs.value = 1
+    assert "at 1 frozen: not measured" in fs.accuracy_view.value
+    assert re.search(r"data-depth='2' style='[^']*font-weight:bold", fs.accuracy_view.value)  # the best depth
+
+
+def test_freeze_slider_takes_run_results():
+    class Run:  # the RunResult interface the slider reads: row() and, when known, val_acc
+        def __init__(self, n, acc):
+            self.n_frozen, self.val_acc = n, acc
+
+        def row(self):
+            return {"strategy": "fine_tune", "frozen_groups": self.n_frozen, "test_acc": 0.0}
+
+    fs = FreezeSlider(tl.digit_cnn(5), results=[Run(1, 0.8), Run(1, 0.9)])
+    assert fs.accuracy_at(1) == pytest.approx(0.85)
+    with pytest.raises(TypeError, match="RunResult objects or dict rows"):
+        fs.show_results([0.9])
+    with pytest.raises(ValueError, match="metric must be one of"):
+        fs.show_results([], metric="loss")
 
 
 def test_freeze_slider_shows_errors_in_the_widget():
