@@ -105,7 +105,9 @@ def exercise3(freeze_first) -> CheckResult:
     from ..freezing import freeze, group_states
     from ..models import load_digit_model
 
-    if not callable(freeze_first):
+    from torch import nn
+
+    if not callable(freeze_first) or isinstance(freeze_first, nn.Module):
         raise ValueError(f"exercise3 expects your function freeze_first, got {type(freeze_first).__name__}")
     model = load_digit_model()
     names = model.group_names
