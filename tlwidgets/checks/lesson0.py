@@ -109,12 +109,14 @@ def exercise3(freeze_first) -> CheckResult:
 
     if not callable(freeze_first) or isinstance(freeze_first, nn.Module):
         raise ValueError(f"exercise3 expects your function freeze_first, got {type(freeze_first).__name__}")
-    model = load_digit_model()
-    names = model.group_names
+    import copy
+
+    base = load_digit_model()
+    names = base.group_names
     wrong = []
     for start_frozen in (False, True):
-        for n in range(model.num_groups):
-            model = load_digit_model()
+        for n in range(base.num_groups):
+            model = copy.deepcopy(base)
             if start_frozen:
                 model.requires_grad_(False)
             try:
@@ -122,7 +124,7 @@ def exercise3(freeze_first) -> CheckResult:
             except Exception as exc:  # noqa: BLE001 - a student's bug is a hint, not a crash
                 return not_yet(f"freeze_first(model, {n}) raised {type(exc).__name__}: {exc}")
             got = group_states(model)
-            reference = load_digit_model()
+            reference = copy.deepcopy(base)
             freeze(reference, n)
             want = group_states(reference)
             if got != want:
@@ -131,7 +133,7 @@ def exercise3(freeze_first) -> CheckResult:
         return passed("the first n groups frozen and the rest trainable, for every n, from any starting state: "
                       "tl.freeze(model, n) sets exactly these flags")
     fresh = [w for w in wrong if not w[0]]
-    if len(fresh) == model.num_groups - 1 and all(g == ["trainable"] * len(names) for _, _, g, _ in fresh):
+    if len(fresh) == base.num_groups - 1 and all(g == ["trainable"] * len(names) for _, _, g, _ in fresh):
         return not_yet("freeze_first changed nothing: fill in its body - for the first n names in "
                        "model.group_names, call requires_grad_(False) on that group's parameters")
     start_frozen, n, got, want = (fresh or wrong)[0]
