@@ -8,14 +8,17 @@ pretrained ones.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import nn
 
 from .models import GroupedModel
 from .validate import ArgumentTypeError, check_int
 
-__all__ = ["freeze", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES"]
+__all__ = ["freeze", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES", "group_states",
+           "frozen_prefix", "on_freeze"]
 
 BN_MODES = ("eval", "train")
 
@@ -77,7 +80,9 @@ def freeze(model: GroupedModel, n_groups: int, *, frozen_bn: str = "eval") -> Fr
     model.num_frozen = n_groups
     model.frozen_bn_mode = frozen_bn
     model.train(model.training)  # re-apply BatchNorm modes for the new boundary
-    return freeze_report(model)
+    report = freeze_report(model)
+    _notify(model, report)
+    return report
 
 
 def unfreeze_all(model: GroupedModel) -> FreezeReport:
@@ -85,8 +90,9 @@ def unfreeze_all(model: GroupedModel) -> FreezeReport:
 
 
 def freeze_report(model: GroupedModel) -> FreezeReport:
-    groups = tuple((name, sum(p.numel() for p in model.groups[name].parameters()), i < model.num_frozen)
-                   for i, name in enumerate(model.group_names))
+    # read from the parameters themselves, so a model frozen by hand (requires_grad_) is reported as it is
+    groups = tuple((name, sum(p.numel() for p in model.groups[name].parameters()), state == "frozen")
+                   for name, state in zip(model.group_names, group_states(model)))
     trainable, total = model.parameter_counts()
     return FreezeReport(groups, trainable, total, model.frozen_bn_mode)
 
@@ -94,3 +100,54 @@ def freeze_report(model: GroupedModel) -> FreezeReport:
 def batchnorm_modes(model: nn.Module) -> dict[str, bool]:
     """``{module name: training?}`` for every BatchNorm layer (used by tests and lesson 3)."""
     return {n: m.training for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def group_states(model: GroupedModel) -> list[str]:
+    """``'frozen'``, ``'trainable'`` or ``'mixed'`` per group, read from ``requires_grad`` of its parameters.
+
+    The truth about a model is in its parameters, not in ``model.num_frozen``:
+    a student who freezes by hand with ``requires_grad_(False)`` never touches
+    that attribute. A group without parameters counts as frozen.
+    """
+    states = []
+    for name in model.group_names:
+        flags = {p.requires_grad for p in model.groups[name].parameters()}
+        states.append("mixed" if len(flags) > 1 else "trainable" if flags == {True} else "frozen")
+    return states
+
+
+def frozen_prefix(model: GroupedModel) -> int:
+    """How many groups, from the stem on, are entirely frozen (what ``freeze(model, n)`` would give as ``n``)."""
+    n = 0
+    for state in group_states(model)[:max_frozen(model)]:
+        if state != "frozen":
+            break
+        n += 1
+    return n
+
+
+# models -> callbacks run after each freeze(model, ...): a FreezeSlider follows a model frozen from code
+_LISTENERS: "weakref.WeakKeyDictionary[GroupedModel, list[Callable[[FreezeReport], None]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def on_freeze(model: GroupedModel, callback: Callable[[FreezeReport], None]) -> Callable[[], None]:
+    """Call ``callback(report)`` after every :func:`freeze` of ``model``; returns a function that unregisters it.
+
+    Views (the freeze slider) use it to show the model's state the moment code
+    changes it, instead of waiting for a refresh.
+    """
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    callbacks = _LISTENERS.setdefault(model, [])
+    callbacks.append(callback)
+
+    def remove() -> None:
+        if callback in callbacks:
+            callbacks.remove(callback)
+    return remove
+
+
+def _notify(model: GroupedModel, report: FreezeReport) -> None:
+    for callback in list(_LISTENERS.get(model, ())):
+        callback(report)

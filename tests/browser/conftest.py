@@ -338,7 +338,7 @@ def start_jupyter_server(notebook_dirs: Iterable[Path], work: Path, *, copy: boo
         port = _free_port()
         token = secrets.token_hex(24)
         cmd = [
-            sys.executable, "-m", "jupyter", "lab",
+            sys.executable, "-m", "jupyterlab",  # not `jupyter lab`: that script may run another interpreter
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}",

@@ -7,31 +7,37 @@ Notebook: tests/browser/notebooks/widgets_demo.ipynb
   cell 3 Dashboard(kind='mnist', strategy='scratch', n_per_class=100, num_epochs=30)
   cell 4 DigitPad(model)
   cell 5 tl.fit(..., observers=[LiveChart()]) in the cell itself (the lessons' usage)
-Screenshots go to test-output/browser/widgets-*.png.
+  cell 6 tl.freeze(model, 3): freezing from code in a later cell
+The notebook is opened and run once for the whole module (one kernel, one page): the tests read
+and drive that one state in file order. Screenshots go to test-output/browser/widgets-*.png.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
 import pytest
 
+from .conftest import VIEWPORT
 from .helpers import (
     assert_no_widget_errors,
     cell_output,
+    notebook_panel,
     open_notebook,
     run_all_cells,
     screenshot,
+    wait_for_kernel_idle,
     wait_for_text,
 )
 
 NOTEBOOK = "widgets_demo.ipynb"
-SLIDER_CELL, DASHBOARD_CELL, PAD_CELL, FIT_CELL = 2, 3, 4, 5
+SLIDER_CELL, DASHBOARD_CELL, PAD_CELL, FIT_CELL, FREEZE_CELL = 2, 3, 4, 5, 6
 COUNT = re.compile(r"trainable: ([\d,]+) / ([\d,]+) parameters \(([\d.]+)%\)")
 
 
-def _tolerate_shortened_title(page, monkeypatch):
+def _tolerate_shortened_title(page):
     """``helpers.open_notebook`` waits for ``document.title`` to start with the file name, but
     JupyterLab shortens long names in the title ("widgets_demo… - workspace"); compare a prefix.
     Harmless once the helper allows for that."""
@@ -42,19 +48,58 @@ def _tolerate_shortened_title(page, monkeypatch):
             arg = arg[:10]
         return original(expression, *args, arg=arg, **kwargs)
 
-    monkeypatch.setattr(page, "wait_for_function", wait_for_function)
+    page.wait_for_function = wait_for_function
+
+
+@pytest.fixture(scope="module")
+def demo_page(jupyter_server, chromium_browser):
+    """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
+    context = chromium_browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    context.set_default_timeout(90_000)
+    context.set_default_navigation_timeout(120_000)
+    page = context.new_page()
+    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
+    _tolerate_shortened_title(page)
+    jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
+    t0 = time.monotonic()
+    open_notebook(page, jupyter_server, NOTEBOOK)
+    run_all_cells(page)
+    print(f"\n[timing] open + run all cells: {time.monotonic() - t0:.1f} s")
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture
-def demo_page(jupyter_server, browser_page, monkeypatch):
-    """widgets_demo.ipynb opened in a fresh kernel with every cell executed."""
-    _tolerate_shortened_title(browser_page, monkeypatch)
-    jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
-    t0 = time.monotonic()
-    open_notebook(browser_page, jupyter_server, NOTEBOOK)
-    run_all_cells(browser_page)
-    print(f"\n[timing] open + run all cells: {time.monotonic() - t0:.1f} s")
-    return browser_page
+def demo(demo_page, request):
+    """The shared page; a screenshot of it when this test fails."""
+    yield demo_page
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        try:
+            screenshot(demo_page, f"FAILED-{request.node.name}")
+        except Exception:
+            pass
+
+
+def run_code_in_new_cell(page, code: str):
+    """Add a cell below the last one, type ``code`` into it and run it (Shift+Enter), as a student would.
+
+    Returns the new cell's output area."""
+    cells = notebook_panel(page).locator(".jp-Cell")
+    n = cells.count()
+    cells.last.locator(".jp-InputPrompt").first.click()  # select the cell (command mode), not its editor
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # insert a cell below
+    _wait_until(lambda: cells.count() == n + 1, 30, "no new cell", page)
+    editor = cells.nth(n).locator(".cm-content").first
+    editor.click()
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Shift+Enter")
+    _wait_until(lambda: re.search(r"\[\d+\]", cells.nth(n).locator(".jp-InputPrompt").first.inner_text()),
+                60, "the new cell did not run", page)
+    wait_for_kernel_idle(page)
+    return cells.nth(n).locator(".jp-OutputArea")
 
 
 def _wait_until(fn, timeout_s: float, what: str, page, poll_ms: int = 200):
@@ -72,37 +117,45 @@ def _wait_until(fn, timeout_s: float, what: str, page, poll_ms: int = 200):
     raise AssertionError(f"{what} (last: {last!r}) within {timeout_s:.0f} s")
 
 
-def test_freeze_slider_and_dashboard_train_stop(demo_page):
-    page = demo_page
+def test_freeze_slider_follows_tl_freeze_and_freezing_by_hand(demo):
+    page = demo
     assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
-
-    # ---- the freeze slider renders as a widget and moving it changes the trainable count
     out = cell_output(page, SLIDER_CELL)
     slider = out.locator(".tl-freeze-slider").first
     slider.wait_for(state="visible", timeout=60_000)
     assert "frozen groups" in slider.inner_text()
+    readout = slider.locator(".widget-readout").first
     count = out.locator(".tl-freeze-count").first
-    before = wait_for_text(count, COUNT)
-    trainable0, total0, _ = COUNT.search(before).groups()
-    assert trainable0 == total0  # the loaded digit model starts with nothing frozen
-    assert out.locator("tr[data-state='frozen']").count() == 0
-    screenshot(page, "widgets-freeze-slider-before")
+    frozen_rows = out.locator("tr[data-state='frozen']")
 
+    # ---- cell 6 ran tl.freeze(model, 3) after the slider was shown at 0: the slider followed
+    _wait_until(lambda: readout.inner_text().strip() == "3", 30, "the slider did not follow tl.freeze(model, 3)", page)
+    _wait_until(lambda: frozen_rows.count() == 3, 30, "group table does not show 3 frozen groups", page)
+    trainable3, total, _ = COUNT.search(wait_for_text(count, COUNT)).groups()
+    assert trainable3 == "645"  # only the head: 128 x 5 weights + 5 biases
+    slider.scroll_into_view_if_needed()
+    screenshot(page, "widgets-freeze-slider-after-tl-freeze")
+
+    # ---- moving the slider afterwards freezes the model (read back in the kernel)
     handle = slider.locator(".noUi-handle").first
     handle.focus()
-    page.keyboard.press("ArrowRight")
-    after = _wait_until(lambda: (t := count.inner_text().strip()) != before and COUNT.search(t) and t,
-                        60, "the trainable-parameter count did not change after ArrowRight", page)
-    trainable1, total1, _ = COUNT.search(after).groups()
-    assert total1 == total0 and int(trainable1.replace(",", "")) < int(trainable0.replace(",", ""))
-    assert slider.locator(".widget-readout").first.inner_text().strip() == "1"
-    _wait_until(lambda: out.locator("tr[data-state='frozen']").count() == 1, 30, "group table not updated", page)
-    page.keyboard.press("ArrowRight")
-    _wait_until(lambda: out.locator("tr[data-state='frozen']").count() == 2, 30, "second group not frozen", page)
-    assert count.inner_text().strip() != after
-    slider.scroll_into_view_if_needed()
-    screenshot(page, "widgets-freeze-slider-after")
+    page.keyboard.press("ArrowLeft")
+    _wait_until(lambda: frozen_rows.count() == 2, 30, "ArrowLeft did not unfreeze a group", page)
+    trainable2 = COUNT.search(wait_for_text(count, COUNT)).groups()[0]
+    assert int(trainable2.replace(",", "")) > 645 and readout.inner_text().strip() == "2"
+    printed = run_code_in_new_cell(page, 'print("model frozen:", tl.freezing.group_states(model))')
+    wait_for_text(printed, "model frozen: ['frozen', 'frozen', 'trainable', 'trainable']", timeout=30_000)
 
+    # ---- freezing by hand in plain PyTorch: the slider follows once the cell has run
+    run_code_in_new_cell(page, "model.requires_grad_(True)")
+    _wait_until(lambda: readout.inner_text().strip() == "0" and frozen_rows.count() == 0, 30,
+                "the slider did not follow model.requires_grad_(True)", page)
+    assert COUNT.search(wait_for_text(count, COUNT)).groups()[:2] == (total, total)
+    assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
+
+
+def test_dashboard_train_stop(demo):
+    page = demo
     # ---- the dashboard: Train updates the chart, Stop stops before the epoch budget ends
     dash = cell_output(page, DASHBOARD_CELL)
     train = dash.locator("button.tl-train-button").first
@@ -141,8 +194,21 @@ def test_freeze_slider_and_dashboard_train_stop(demo_page):
     screenshot(page, "widgets-dashboard-stopped")
 
 
-def test_digit_pad_and_inline_live_chart(demo_page):
-    page = demo_page
+def _drag(page, box, points, steps: int = 4) -> None:
+    """Press the mouse at the first (row, col) cell of the 28x28 canvas, move through the others, release."""
+    def xy(rc):
+        r, c = rc
+        return box["x"] + (c + 0.5) * box["width"] / 28, box["y"] + (r + 0.5) * box["height"] / 28
+
+    page.mouse.move(*xy(points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*xy(p), steps=steps)
+    page.mouse.up()
+
+
+def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
+    page = demo
     # ---- LiveChart as a plain fit() observer displayed itself and drew the finished run
     fit_out = cell_output(page, FIT_CELL)
     img = fit_out.locator("img.tl-live-chart-image").first
@@ -156,27 +222,33 @@ def test_digit_pad_and_inline_live_chart(demo_page):
     fit_out.scroll_into_view_if_needed()
     screenshot(page, "widgets-inline-live-chart")
 
-    # ---- the digit pad: clicking cells draws and the prediction follows
+    # ---- the digit pad: dragging the mouse draws, and the prediction follows the drawing
     out = cell_output(page, PAD_CELL)
-    pad = out.locator(".tl-digit-pad").first
-    pad.wait_for(state="visible", timeout=60_000)
-    cells = pad.locator("button")
-    assert cells.count() == 14 * 14
-    assert "draw something" in out.inner_text()
-    for r in range(2, 12):  # a vertical stroke: a "1"
-        cells.nth(r * 14 + 7).click()
-    _wait_until(lambda: out.locator(".tl-digit-probs").count() == 1, 60, "no probability bars after drawing", page)
-    _wait_until(lambda: "draw something" not in out.inner_text(), 30, "prediction not shown", page)
-    colour = cells.nth(6 * 14 + 7).evaluate("el => getComputedStyle(el).backgroundColor")
-    assert colour in ("rgb(0, 0, 0)", "rgba(0, 0, 0, 1)"), colour
-    # the model's answer for a vertical stroke is "1" (after the last click has been processed)
-    prediction = out.locator(".widget-html", has_text="%").first
+    canvas = out.locator(".tl-digit-pad canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    canvas.scroll_into_view_if_needed()
+    prediction = out.locator(".tl-digit-prediction").first
+    assert "draw something" in prediction.inner_text()
+    box = canvas.bounding_box()
+    assert 250 <= box["width"] <= 300 and box["width"] == box["height"]  # 28 cells of 10 px
+    t0 = time.monotonic()
+    _drag(page, box, [(4, 14), (23, 14)], steps=12)  # one vertical stroke: a "1"
     wait_for_text(prediction, re.compile(r"^1\s*\(\d+%\)"), timeout=30_000)
+    print(f"\n[timing] drag to prediction: {time.monotonic() - t0:.2f} s")
+    _wait_until(lambda: out.locator(".tl-digit-probs").count() == 1, 30, "no probability bars after drawing", page)
+    # the canvas shows the ink: the middle of the stroke is black, a far corner white
+    pixel = canvas.evaluate("""(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)""",
+                            [145, 140])
+    corner = canvas.evaluate("""(c) => Array.from(c.getContext('2d').getImageData(5, 5, 1, 1).data)""")
+    assert pixel[:3] == [0, 0, 0] and corner[:3] == [255, 255, 255], (pixel, corner)
+    screenshot(page, "widgets-digit-pad-one")
+
     out.locator("button", has_text="Clear").first.click()
-    _wait_until(lambda: "draw something" in out.inner_text(), 30, "Clear did not reset the pad", page)
-    pad.scroll_into_view_if_needed()
-    cells.nth(7).click()  # leave something drawn for the screenshot
-    for r in range(2, 12):
-        cells.nth(r * 14 + 7).click()
-    _wait_until(lambda: out.locator(".tl-digit-probs").count() == 1, 60, "no bars after redrawing", page)
-    screenshot(page, "widgets-digit-pad")
+    _wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
+    assert canvas.evaluate("""(c) => Array.from(c.getContext('2d').getImageData(145, 140, 1, 1).data)""")[:3] \
+        == [255, 255, 255]
+    ring = [(14 + 8 * math.sin(a), 14 + 6 * math.cos(a)) for a in [i * 2 * math.pi / 24 for i in range(25)]]
+    _drag(page, box, ring, steps=2)  # a closed loop: a "0"
+    wait_for_text(prediction, re.compile(r"^0\s*\(\d+%\)"), timeout=30_000)
+    assert_no_widget_errors(page, reprs=("DigitPad(",))
+    screenshot(page, "widgets-digit-pad-zero")

@@ -631,7 +631,8 @@ def test_c07_predict_refuses_nan_tensor():
 
 
 def test_c07_digit_drawing_in_0_255_is_rescaled_with_a_message():
-    from tlwidgets.widgets.digit_pad import grid_from_image, pad_to_mnist
+    from tlwidgets.widgets.digit_pad import check_drawing as grid_from_image
+    from tlwidgets.widgets.digit_pad import pad_to_mnist
 
     digit = np.zeros((28, 28), np.float32)
     digit[6:22, 12:16] = 1.0
@@ -647,7 +648,7 @@ def test_c07_digit_drawing_in_0_255_is_rescaled_with_a_message():
                                           (300.0, r"in \[0, 1\] \(ink = 1\) or 0\.\.255, got 0\.\.300"),
                                           (float("nan"), "NaN")])
 def test_c07_digit_drawing_out_of_any_range_is_refused(bad, message):
-    from tlwidgets.widgets.digit_pad import grid_from_image
+    from tlwidgets.widgets.digit_pad import check_drawing as grid_from_image
 
     digit = np.zeros((28, 28), np.float32)
     digit[5, 5] = bad
@@ -668,15 +669,15 @@ def test_c07_digit_pad_set_image_uses_the_check():
 
 
 # ============================================================= 08 argument checks at the door ===
-@pytest.mark.parametrize("row, col, error", [(14, 0, ValueError), (0, -1, ValueError), (1.5, 2, TypeError)])
-def test_c08_digit_pad_paint_refuses_cells_off_the_pad(row, col, error):
+@pytest.mark.parametrize("point", [(28, 0), (0, -1), (float("nan"), 2), ("a", 1), (1, 2, 3)])
+def test_c08_digit_pad_stroke_refuses_points_off_the_pad(point):
     from tlwidgets.widgets.digit_pad import DigitPad
 
     pad = DigitPad()
-    with pytest.raises(error, match=r"(row|col) must be an integer in 0\.\.13"):
-        pad.paint(row, col)
+    with pytest.raises(ValueError, match=r"stroke points must be \(row, col\) pairs of numbers in 0\.\.27"):
+        pad.stroke([(5, 5), point])
     assert not pad.grid.any()
-    assert pad.paint(np.int64(7), np.int64(7))  # NumPy cell indices are fine
+    assert pad.stroke([(np.int64(7), np.int64(7)), (np.float32(9.5), 7)])  # NumPy numbers are fine
 
 
 

@@ -6,6 +6,7 @@ tests/browser/test_widgets_browser.py.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -30,7 +31,7 @@ from tlwidgets.widgets import (
 )
 from tlwidgets.widgets.confusion import confusion_cells
 from tlwidgets.widgets.dashboard import history_dict, results_table_html
-from tlwidgets.widgets.digit_pad import grid_from_image, pad_to_mnist, stamp
+from tlwidgets.widgets.digit_pad import DigitCanvas, centre_digit, pad_to_mnist, pen_stroke
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
 from tlwidgets.widgets.live_chart import progress_text, summary_text
@@ -127,14 +128,100 @@ def test_freeze_slider_refuses_out_of_range_repr_and_display():
     assert data["text/plain"] == repr(fs)  # what papermill / a front end without widgets shows
 
 
-def test_freeze_slider_refresh_follows_freeze_called_elsewhere():
+def test_freeze_slider_follows_tl_freeze_at_once():
     model = tl.digit_cnn(5)
     fs = FreezeSlider(model)
-    tl.freeze(model, 2)
-    assert fs.value == 0  # stale until refreshed
-    fs.refresh()
-    assert fs.value == 2 and "data-state='frozen'" in fs.groups_view.value
+    tl.freeze(model, 2)  # called elsewhere, e.g. in a later cell: no refresh needed
+    assert fs.value == 2 and fs.groups_view.value.count("data-state='frozen'") == 2
     assert count_text(freeze_report(model)) in fs.count_label.value
+    tl.unfreeze_all(model)
+    assert fs.value == 0 and "data-state='frozen'" not in fs.groups_view.value
+    other = tl.digit_cnn(5)
+    tl.freeze(other, 3)  # another model: this slider does not move
+    assert fs.value == 0
+    fs.close()
+    tl.freeze(model, 1)  # a closed slider stops following
+    assert fs.value == 0
+
+
+def test_freeze_slider_follows_freezing_by_hand_after_the_cell(monkeypatch):
+    import tlwidgets.widgets.freeze_slider as fsmod
+
+    class Events:  # a recording fake of IPython's event manager
+        def __init__(self):
+            self.registered = []
+
+        def register(self, name, fn):
+            self.registered.append((name, fn))
+
+    shell = type("Shell", (), {"events": Events()})()
+    monkeypatch.setattr(fsmod, "_HOOKED", False)
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    FreezeSlider(tl.digit_cnn(5))  # a second slider does not register a second hook
+    assert [name for name, _ in shell.events.registered] == ["post_run_cell"]
+    for name in ("conv1", "conv2", "features"):  # the plain-PyTorch way
+        model.groups[name].requires_grad_(False)
+    assert fs.value == 0  # nothing told the slider yet: the cell is still running
+    shell.events.registered[0][1](None)  # the cell finished
+    assert fs.value == 3 and fs.groups_view.value.count("data-state='frozen'") == 3
+    assert f"trainable: {5 * 128 + 5:,} /" in fs.count_label.value and "not a plain" not in fs.count_label.value
+    fs.value = 1  # and dragging afterwards freezes through tl.freeze as usual
+    assert [p.requires_grad for p in model.groups["conv2"].parameters()] == [True] * 4
+
+
+def test_freeze_slider_names_a_freeze_that_is_not_the_first_n_groups():
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    model.groups["conv2"].requires_grad_(False)  # conv2 frozen, conv1 not
+    fs.refresh()
+    assert fs.value == 0 and "not a plain" in fs.count_label.value
+    assert fs.groups_view.value.count("data-state='frozen'") == 1
+    model.groups["conv1"].requires_grad_(False)
+    model.head.weight.requires_grad_(False)  # the head half frozen
+    fs.refresh()
+    assert fs.value == 2 and "data-state='mixed'" in fs.groups_view.value and "not a plain" in fs.count_label.value
+
+
+def test_freeze_slider_shows_accuracy_per_depth_from_results():
+    from tlwidgets.widgets.freeze_slider import accuracy_by_depth
+
+    model = tl.digit_cnn(5)
+    rows = [{"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.90, "test_acc": 0.5},
+            {"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.92, "test_acc": 0.5},
+            {"strategy": "fine_tune", "frozen_groups": 2, "val_acc": 0.95, "test_acc": 0.5},
+            {"strategy": "feature_extraction", "frozen_groups": 3, "val_acc": 0.85, "test_acc": 0.5},
+            {"strategy": "scratch", "frozen_groups": 0, "val_acc": 0.10, "test_acc": 0.5}]
+    metric, by_depth = accuracy_by_depth(rows)
+    assert metric == "val_acc" and by_depth == {0: [0.90, 0.92], 2: [0.95], 3: [0.85]}  # chosen on validation
+    assert accuracy_by_depth([{k: v for k, v in r.items() if k != "val_acc"} for r in rows])[0] == "test_acc"
+    fs = FreezeSlider(model)
+    assert "no runs measured yet" in fs.accuracy_view.value and fs.accuracy_at() is None
+    fs.show_results(rows)
+    assert fs.accuracy_at(0) == pytest.approx(0.91) and fs.accuracy_at(1) is None
+    assert "at 0 frozen: val_acc 91.0% (2 runs, 90.0%–92.0%)" in fs.accuracy_view.value
+    fs.value = 2
+    assert "at 2 frozen: val_acc 95.0% (1 run)" in fs.accuracy_view.value and "95.0% measured here" in repr(fs)
+    fs.value = 1
+    assert "at 1 frozen: not measured" in fs.accuracy_view.value
+    assert re.search(r"data-depth='2' style='[^']*font-weight:bold", fs.accuracy_view.value)  # the best depth
+
+
+def test_freeze_slider_takes_run_results():
+    class Run:  # the RunResult interface the slider reads: row() and, when known, val_acc
+        def __init__(self, n, acc):
+            self.n_frozen, self.val_acc = n, acc
+
+        def row(self):
+            return {"strategy": "fine_tune", "frozen_groups": self.n_frozen, "test_acc": 0.0}
+
+    fs = FreezeSlider(tl.digit_cnn(5), results=[Run(1, 0.8), Run(1, 0.9)])
+    assert fs.accuracy_at(1) == pytest.approx(0.85)
+    with pytest.raises(TypeError, match="RunResult objects or dict rows"):
+        fs.show_results([0.9])
+    with pytest.raises(ValueError, match="metric must be one of"):
+        fs.show_results([], metric="loss")
 
 
 def test_freeze_slider_shows_errors_in_the_widget():
@@ -512,25 +599,33 @@ def test_pca_2d_keeps_planar_geometry_and_rng_state():
 
 
 # ----------------------------------------------------------------------------- DigitPad
-def test_stamp_and_mnist_preprocessing():
-    g = stamp(np.zeros((14, 14), np.float32), 0, 0, brush=1)
-    assert g[0, 0] == 1.0 and g[0, 1] == g[1, 0] == pytest.approx(0.6) and g[1, 1] == pytest.approx(0.3)
-    assert stamp(g, 0, 0, brush=0, erase=True)[0, 0] == 0.0
-    corner = np.zeros((14, 14), np.float32)
-    corner[0:4, 0:2] = 1.0  # a stroke in the top-left corner
-    x = pad_to_mnist(corner, 0.0, 1.0)[0, 0]
-    assert x.shape == (28, 28) and x.max() <= 1.0
+def test_pen_stroke_paints_a_soft_line_and_erases():
+    g = pen_stroke(np.zeros((28, 28), np.float32), [(5, 10), (20, 10)], radius=1.5)
+    assert g.dtype == np.float32 and g.min() == 0.0 and g.max() == 1.0
+    assert (g[5:21, 9:12] == 1.0).all()  # within radius - 0.5 of the path: full ink
+    assert g[12, 12] == pytest.approx(0.0) and (g[12, 11] == 1.0) and g[:3].sum() == 0  # ends are round
+    assert 0 < pen_stroke(np.zeros((28, 28)), [(14, 14)], radius=1.2)[15, 15] < 1  # a dot has soft edges
+    again = pen_stroke(g, [(5, 10), (20, 10)], radius=0.5)
+    assert (again >= g).all()  # ink only ever increases
+    erased = pen_stroke(g, [(12, 10)], radius=1.0, erase=True)
+    assert erased[12, 10] == 0.0 and erased[5, 10] == 1.0
+    corner = np.zeros((28, 28), np.float32)
+    corner[0:8, 0:3] = 1.0  # a stroke in the top-left corner
+    x = centre_digit(corner)
+    assert x.shape == (28, 28) and 0 <= x.min() and x.max() <= 1.0
     ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
     cy, cx = float((x * ys).sum() / x.sum()), float((x * xs).sum() / x.sum())
     assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass, as MNIST was
-    rows = torch.nonzero(x.sum(1) > 0.05).flatten()
-    assert 18 <= len(rows) <= 22  # scaled to fill a 20-pixel box
+    assert 18 <= len(torch.nonzero(x.sum(1) > 0.05)) <= 22  # scaled to fill a 20-pixel box
+    assert torch.allclose(pad_to_mnist(corner, 0.5, 0.25)[0, 0], (x - 0.5) / 0.25)
 
 
-def test_digit_pad_recognises_real_digits_and_clicks_paint():
+def test_digit_pad_recognises_real_digits_and_drawn_strokes():
     from tlwidgets.data import MNIST_MEAN, MNIST_STD
 
     pad = DigitPad()
+    assert isinstance(pad.canvas, DigitCanvas) and "tl-digit-pad" in pad.canvas._dom_classes
+    assert "draw something" in pad.prediction.value and not pad.grid.any()
     task = tl.mnist_source_task(5, test_per_class=6)
     right = 0
     for x, y in task.test:
@@ -539,10 +634,37 @@ def test_digit_pad_recognises_real_digits_and_clicks_paint():
         right += max(probs, key=probs.get) == task.classes[int(y)]
     assert right >= 0.8 * len(task.test), f"{right}/{len(task.test)} digits recognised through the pad"
     pad.clear()
-    assert not pad.grid.any() and "draw something" in pad.prediction.value
-    assert all(b.style.button_color == "#ffffff" for b in pad._buttons)
-    pad._buttons[5 * 14 + 7].click()  # what a browser click does
-    assert pad.grid[5, 7] == 1.0 and pad._buttons[5 * 14 + 7].style.button_color == "#000000"
-    assert "%" in pad.prediction.value and pad.bars.value.count("tl-digit-probs") == 1
-    assert "1 cells inked" not in repr(pad) and "inked" in repr(pad)
-    assert grid_from_image(np.ones((28, 28)), 14).shape == (14, 14)
+    assert not pad.grid.any() and pad.canvas.pixels == [0] * 784 and "draw something" in pad.prediction.value
+    one = pad.stroke([(4, 14), (23, 14)])  # a vertical drag
+    assert max(one, key=one.get) == "1" and "1</span>" in pad.prediction.value
+    assert pad.bars.value.count("tl-digit-probs") == 1 and "pixels inked" in repr(pad)
+    pad.clear()
+    zero = pad.stroke([(14 + 8 * np.sin(a), 14 + 6 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 40)])
+    assert max(zero, key=zero.get) == "0"
+    image, x = pad.image(), pad.input_tensor()
+    assert image.shape == (28, 28) and 0 <= image.min() and image.max() <= 1  # 28x28 in 0-1
+    assert x.shape == (1, 1, 28, 28) and torch.allclose(x[0, 0], (image - MNIST_MEAN) / MNIST_STD)
+    with torch.no_grad():  # what the pad shows is what the model gives for that tensor
+        p = pad.model(x).softmax(1)[0]
+    assert p.tolist() == pytest.approx(list(zero.values()), abs=1e-6)
+
+
+def test_digit_pad_follows_the_canvas_like_a_browser_would():
+    pad = DigitPad(pen="marker")
+    assert pad.canvas.pen_radius == 2.2
+    pad.pen.value = "fine"
+    assert pad.canvas.pen_radius == 1.0
+    pad.mode.value = "erase"
+    assert pad.canvas.mode == "erase"  # the canvas's JavaScript reads this
+    bitmap = (pen_stroke(np.zeros((28, 28)), [(4, 14), (23, 14)]) * 255).round().astype(int)
+    pad.canvas.pixels = bitmap.ravel().tolist()  # what the front end sends after a drag
+    assert "1</span>" in pad.prediction.value and pad.grid[10, 14] == 1.0
+    pad.pen.value = "marker"
+    pad.stroke([(4, 14), (23, 14)])  # erase mode with a wider pen: the stroke is gone again
+    assert "draw something" in pad.prediction.value
+    pad.clear_button.click()
+    assert not pad.grid.any()
+    with pytest.raises(ValueError, match="28x28"):
+        pad.set_image(np.zeros((14, 14)))
+    with pytest.raises(ValueError, match="pen must be one of"):
+        DigitPad(pad.model, pen="brush")

@@ -16,66 +16,117 @@ def _as_fraction(answer, exercise: str) -> float:
     return float(answer)
 
 
-def exercise1(answer, model, task) -> CheckResult:
-    """Top-1 accuracy of ``model`` on ``task.test``, recomputed here."""
+def _given(x) -> bool:
+    """False for the untouched placeholders ``...`` and ``None``."""
+    return x is not None and x is not Ellipsis
+
+
+def exercise1(accuracy, model, task) -> CheckResult:
+    """Write ``accuracy(model, loader)`` by hand: the share of correct top-1 answers, in eval mode, whole loader.
+
+    Judged by behaviour against ``tl.evaluate`` on ``task.test``: called with
+    the model left in training mode (a typical slip: BatchNorm then uses the
+    batch's statistics and Dropout drops features), with a last batch smaller
+    than the others, and as fraction rather than percentage.
+    """
     from torch.utils.data import DataLoader
 
     from ..training import evaluate
 
-    if answer is None:
-        return not_yet("replace `answer = None` with the accuracy, a float in [0, 1]: the share of test digits "
-                       "whose most probable class (argmax) equals the label")
-    value = _as_fraction(answer, "exercise1")
-    acc = evaluate(model, DataLoader(task.test, batch_size=512))["acc"]
-    if abs(value - acc) <= 5e-4:
-        return passed(f"accuracy {acc:.4f} on {len(task.test):,} test digits")
-    if abs(value / 100 - acc) <= 5e-4:
-        return not_yet(f"that looks like a percentage; give a fraction in [0, 1] ({value / 100:.4f})")
-    if abs((1 - value) - acc) <= 5e-4:
-        return not_yet("that is the error rate (share of mistakes); accuracy is the share of correct answers")
-    return not_yet(f"{value:.4f} is not the accuracy on task.test; compare probs.argmax(1) with the labels "
-                   "over the whole test split")
-
-
-def exercise2(answer) -> CheckResult:
-    """The ImageNet-1k indices of the domestic cat classes, checked against the class names."""
-    from ..lesson_utils import CAT_CLASSES, DOMESTIC_CAT_NAMES
-    from ..models import imagenet_classes
-
-    if answer is None:
-        return not_yet("replace `answer = None` with a list of integers: the indices i where names[i] is a "
-                       "domestic cat (look around the foxes, e.g. print(list(enumerate(names))[270:295]))")
-    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__iter__"):
-        raise ValueError(f"exercise2 expects a list of integers, got {type(answer).__name__}")
+    if not callable(accuracy):
+        raise ValueError(f"exercise1 expects your function accuracy(model, loader), got {type(accuracy).__name__}")
+    n = len(task.test)
+    batch = max(2, n // 3 + 1)  # three batches, the last one smaller
+    was_training = model.training
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
     try:
-        given = sorted({int(i) for i in answer})
-    except (TypeError, ValueError):
-        raise ValueError("exercise2 expects a list of integers (class indices), e.g. [1, 2, 3]") from None
-    names = imagenet_classes()
-    expected = [i for i, n in enumerate(names) if n in DOMESTIC_CAT_NAMES]
-    if expected != list(CAT_CLASSES):  # the ranges in lesson_utils must be the names' positions
-        raise RuntimeError(f"ImageNet class list out of the expected order: cats at {expected}")
-    if given == expected:
-        return passed(", ".join(f"{i} {names[i]}" for i in expected))
-    bad = [i for i in given if not 0 <= i < len(names)]
-    if bad:
-        return not_yet(f"{bad} are not ImageNet-1k indices (0..999)")
-    wild = [names[i] for i in given if i not in expected]
-    missing = [names[i] for i in expected if i not in given]
-    hint = []
-    if wild:
-        hint.append(f"not domestic cats: {wild}")
-    if missing:
-        hint.append(f"{len(missing)} domestic cat class(es) missing")
-    return not_yet("; ".join(hint))
+        model.train()
+        got = accuracy(model, DataLoader(task.test, batch_size=batch))
+    except Exception as exc:  # noqa: BLE001 - a student's bug is a hint, not a crash
+        return not_yet(f"accuracy(model, loader) raised {type(exc).__name__}: {exc}")
+    finally:
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, saved[k])]
+        model.load_state_dict(saved)  # the lesson's model leaves the check as it came
+        model.train(was_training)
+    if changed:
+        return not_yet(f"measuring changed the model ({changed[0]}): in training mode BatchNorm updates its "
+                       "running statistics (and Dropout drops features) - call model.eval() first, and compute "
+                       "under torch.no_grad()")
+    if got is None or got is Ellipsis:
+        return not_yet("accuracy returned nothing: fill in its body - loop over the loader, count "
+                       "(logits.argmax(1) == y).sum() and divide by the number of examples; return a float")
+    value = _as_fraction(got, "exercise1")
+    want = evaluate(model, DataLoader(task.test, batch_size=batch))["acc"]
+    if abs(value - want) <= 1e-6:
+        return passed(f"{value:.4f} on {n:,} test digits, the same as tl.evaluate, even when handed a model "
+                      "in training mode")
+    if abs(value / 100 - want) <= 1e-6:
+        return not_yet(f"that looks like a percentage ({value:.2f}); return a fraction in [0, 1]")
+    if abs((1 - value) - want) <= 1e-6:
+        return not_yet("that is the error rate (share of mistakes); accuracy is the share of correct answers")
+    with torch.no_grad():
+        model.eval()
+        per_batch = [float((model(x).argmax(1) == y).float().mean()) for x, y in
+                     DataLoader(task.test, batch_size=batch)]
+        model.train(was_training)
+    if abs(value - sum(per_batch) / len(per_batch)) <= 1e-6:
+        return not_yet("you averaged the batches' accuracies, but the last batch is smaller: count correct "
+                       "answers and examples over the whole loader, then divide once")
+    if any(abs(value - b) <= 1e-6 for b in per_batch):
+        return not_yet("that is one batch's accuracy: go over every batch of the loader")
+    return not_yet(f"{value:.4f} is not tl.evaluate's {want:.4f}: the model came in training mode - call "
+                   "model.eval() first (and torch.no_grad()), so BatchNorm and Dropout behave as at test time")
+
+
+def exercise2(prediction, measured, net, x_pets, truth, size: int = 96) -> CheckResult:
+    """Predict, then measure: top-1 species accuracy of the ImageNet model on the pet photos at ``size`` px.
+
+    The check measures it too (the lesson's photos resized with antialiasing)
+    and accepts any route within 2 points (decoding the files again at
+    ``size`` px gives slightly different pixels than resizing the tensors).
+    """
+    import torch.nn.functional as F
+
+    from ..lesson_utils import species_predictions
+    from ..training import predict_proba
+
+    if not _given(prediction):
+        return not_yet(f"first write your prediction (a fraction in [0, 1]) in `prediction`: at {size} px will "
+                       "species accuracy go up or down, and to about what?")
+    if not _given(measured):
+        return not_yet(f"now measure: resize x_pets to {size} px (F.interpolate(..., antialias=True)), run "
+                       "predict_proba and species_predictions(probs, 'top1'), compare with truth")
+    pred = _as_fraction(prediction, "exercise2 (prediction)")
+    value = _as_fraction(measured, "exercise2 (measured)")
+    truth = list(truth)
+    small = F.interpolate(x_pets, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    probs, _ = predict_proba(net, small, batch_size=64)
+    want = sum(s == t for s, t in zip(species_predictions(probs, "top1"), truth)) / len(truth)
+    full, _ = predict_proba(net, x_pets, batch_size=64)
+    at_lesson = sum(s == t for s, t in zip(species_predictions(full, "top1"), truth)) / len(truth)
+    mass = sum(s == t for s, t in zip(species_predictions(probs, "mass"), truth)) / len(truth)
+    if abs(value - at_lesson) <= 1e-9 and abs(at_lesson - want) > 1e-9:
+        return not_yet(f"that is the accuracy at the lesson's {x_pets.shape[-1]} px: resize the photos to "
+                       f"{size} px before predicting")
+    if abs(value - want) <= 0.02:
+        gap = pred - want
+        return passed(f"{want:.1%} at {size} px vs {at_lesson:.1%} at {x_pets.shape[-1]} px; your prediction "
+                      f"{pred:.0%} was {'spot on' if abs(gap) < 0.02 else f'{gap:+.0%} off'}. "
+                      "Now explain in a sentence why fewer pixels cost accuracy.")
+    if abs(value / 100 - want) <= 0.02:
+        return not_yet("that looks like a percentage; give a fraction in [0, 1]")
+    if abs(value - mass) <= 1e-3:
+        return not_yet("that uses the probability-mass rule (exercise 3); this exercise measures the top-1 rule")
+    return not_yet(f"{value:.3f} is not the top-1 species accuracy at {size} px; check that the photos are "
+                   f"{size} x {size} and that you compare species_predictions(probs, 'top1') with truth")
 
 
 def exercise3(answer, probs, truth) -> CheckResult:
     """Species accuracy when the species is decided by summed dog vs cat probability."""
     from ..lesson_utils import species_predictions
 
-    if answer is None:
-        return not_yet("replace `answer = None` with a float: sum probs over the dog classes (151..268) and over "
+    if not _given(answer):
+        return not_yet("replace `answer = ...` with a float: sum probs over the dog classes (151..268) and over "
                        "the cat classes (281..285) for each photo, call it a dog when the dog sum is larger, "
                        "and compare with truth")
     value = _as_fraction(answer, "exercise3")
@@ -90,5 +141,7 @@ def exercise3(answer, probs, truth) -> CheckResult:
                       "uses what the model knows even when no single breed wins")
     if abs(value - top1) <= 1e-3:
         return not_yet("that is the top-1 rule's accuracy; add up the probabilities over each species' classes")
+    if abs(value / 100 - acc) <= 1e-3:
+        return not_yet("that looks like a percentage; give a fraction in [0, 1]")
     return not_yet(f"{value:.3f} is not it; check the ranges (dogs 151..268 inclusive, cats 281..285) and that "
                    "you compare 'dog'/'cat' strings with truth")
