@@ -1,4 +1,4 @@
-"""Checks for lesson 5 (dogs -> cats with the dashboard). Each inspects the objects passed in."""
+"""Checks for lesson 6 (dogs -> cats with the dashboard). Each inspects the objects passed in."""
 from __future__ import annotations
 
 import html
