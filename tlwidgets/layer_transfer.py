@@ -43,7 +43,8 @@ from .training import Observer, fit, seed_everything, select_device
 
 __all__ = ["VARIANTS", "transplant", "train_val", "BestOnValidation", "train_and_test", "predict_labels",
            "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe", "probe_table",
-           "as_photos", "as_digits", "imagenet_class_groups"]
+           "as_photos", "as_digits", "imagenet_class_groups", "zero_shot_table", "output_feature_sets",
+           "specialise_top", "FeatureMaps", "feature_maps", "tail_features", "IMAGENET_NAMES_BREED"]
 
 #: Yosinski et al.'s names: "B" = trained on task B; "nB" = first n layers copied, the rest retrained on B;
 #: "+" = the copied layers are fine-tuned too (otherwise they stay frozen).
@@ -509,3 +510,116 @@ def imagenet_class_groups(classes: Sequence[str]) -> dict[str, list[int]]:
             or classes[285] != "Egyptian cat":
         raise ValueError("the class list is not in ImageNet-1k's standard order (151 Chihuahua ... 285 Egyptian cat)")
     return {"dogs": dogs, "cats": cats}
+
+
+# ---------------------------------------------------------------------------
+# dogs -> cats: what the ImageNet model already knows, and sources that know only dogs
+# ---------------------------------------------------------------------------
+#: The cat breeds of Oxford-IIIT Pet that ImageNet-1k names (as a class of its own) and the class that names them.
+IMAGENET_NAMES_BREED = {"Persian": "Persian cat", "Siamese": "Siamese cat", "Egyptian Mau": "Egyptian cat"}
+
+
+def zero_shot_table(logits: torch.Tensor, labels: torch.Tensor, breeds: Sequence[str],
+                    imagenet_names: Sequence[str]) -> list[dict]:
+    """Per breed: the ImageNet label most often ranked first, how often, and how often any domestic-cat class is.
+
+    ``logits`` are the untouched 1,000-way outputs for photos of the breeds (``labels`` index ``breeds``).
+    No training at all: this is what the source model "already knows" about each target class.
+    """
+    if logits.shape[1] != len(imagenet_names):
+        raise ValueError(f"logits have {logits.shape[1]} outputs, but {len(imagenet_names)} ImageNet names given")
+    cats = set(imagenet_class_groups(imagenet_names)["cats"])
+    dogs = set(imagenet_class_groups(imagenet_names)["dogs"])
+    top1 = logits.argmax(1)
+    rows = []
+    for c, breed in enumerate(breeds):
+        mine = top1[labels == c]
+        if len(mine) == 0:
+            continue
+        counts = torch.bincount(mine, minlength=logits.shape[1])
+        best = int(counts.argmax())
+        named = IMAGENET_NAMES_BREED.get(breed)
+        rows.append({"breed": breed, "photos": len(mine), "most frequent ImageNet label": imagenet_names[best],
+                     "rate": counts[best].item() / len(mine),
+                     "any cat class": sum(int(counts[i]) for i in cats) / len(mine),
+                     "any dog class": sum(int(counts[i]) for i in dogs) / len(mine),
+                     "ImageNet names it": named or "-",
+                     "named correctly": (counts[imagenet_names.index(named)].item() / len(mine)) if named else None})
+    return rows
+
+
+def output_feature_sets(head: nn.Module, features: CutFeatures, boundary: int,
+                        imagenet_names: Sequence[str]) -> dict[str, tuple]:
+    """Feature sets for probes built from an ImageNet model's own outputs: the 118 dog-class logits, the 5
+    cat-class logits, all 1,000 logits, and the penultimate features themselves.
+
+    A head on the dog logits describes each cat as a mix of dog breeds: "dog knowledge, literally".
+    """
+    groups = imagenet_class_groups(imagenet_names)
+    with torch.no_grad():
+        tr, te = head(features.train[boundary]), head(features.test[boundary])
+    ytr, yte = features.train_labels, features.test_labels
+    return {"118 dog-class outputs": (tr[:, groups["dogs"]], ytr, te[:, groups["dogs"]], yte),
+            "5 cat-class outputs": (tr[:, groups["cats"]], ytr, te[:, groups["cats"]], yte),
+            "all 1,000 outputs": (tr, ytr, te, yte),
+            "penultimate features (1,280)": (features.train[boundary], ytr, features.test[boundary], yte)}
+
+
+def specialise_top(model: GroupedModel, maps: "FeatureMaps", start: int, num_classes: int, *, num_epochs: int = 8,
+                   lr: float = 1e-3, lr_decay: float = 0.3, val_per_class: int = 2, seed: int = 0,
+                   device="cpu") -> tuple[GroupedModel, Metrics, float]:
+    """Fine-tune groups ``start..`` of a copy of ``model`` (with a new head) on activation maps cached at ``start``.
+
+    This is fine-tuning the top of a network (everything below ``start`` frozen) at the cost of training a
+    small network: the frozen part ran once. The head learns at ``lr``, each pretrained group below it at
+    ``lr_decay`` times the rate of the group above (discriminative rates); the epoch is chosen on validation.
+    Returns ``(the fine-tuned tail, its test metrics on the source task, best val acc)``.
+    """
+    from .models import replace_head
+
+    tail = copy.deepcopy(model.tail(start))
+    tail.num_frozen = 0
+    replace_head(tail, num_classes)
+    x, y = maps.train
+    tr, va = stratified_split(y, val_per_class, seed=seed)
+    seed_everything(seed)
+    dev = select_device(device)
+    best = BestOnValidation(tail)
+    fit(tail, DataLoader(TensorDataset(x[tr], y[tr]), batch_size=32, shuffle=True),
+        DataLoader(TensorDataset(x[va], y[va]), batch_size=256), num_epochs=num_epochs, lr=lr, lr_decay=lr_decay,
+        observers=[best], device=dev, seed=seed, progress=False)
+    best.restore()
+    metrics = classification_metrics(maps.test[1], predict_labels(tail, TensorDataset(*maps.test), device=dev),
+                                     num_classes)
+    return tail.eval(), metrics, best.best_acc
+
+
+class FeatureMaps:
+    """Un-pooled activations of a task's train and test images at one boundary: ``train = (x, y)``, ``test = (x, y)``."""
+
+    def __init__(self, train: tuple, test: tuple, boundary: int):
+        self.train, self.test, self.boundary = train, test, boundary
+
+    def __repr__(self) -> str:
+        return (f"FeatureMaps(boundary {self.boundary}: {len(self.train[1])} train + {len(self.test[1])} test, "
+                f"shape {tuple(self.train[0].shape[1:])})")
+
+
+def feature_maps(model: GroupedModel, task: Task, boundary: int, *, device="auto", progress: bool = True
+                 ) -> FeatureMaps:
+    """The cached activations at ``boundary`` (via ``tl.cached_features``), as plain tensors."""
+    from .features import cached_features
+
+    fs = cached_features(model, task, boundary, device=device, progress=progress)
+    return FeatureMaps(tuple(fs.train.tensors), tuple(fs.test.tensors), boundary)
+
+
+@torch.no_grad()
+def tail_features(tail: GroupedModel, maps: FeatureMaps, *, device="cpu") -> tuple:
+    """Run a tail (all but its head) over cached maps: ``(train_x, train_y, test_x, test_y)`` for :func:`probe`."""
+    tail.eval().to(device)
+    k = tail.num_groups - 1
+
+    def run(x):
+        return torch.cat([tail(x[i:i + 256].to(device), 0, k).flatten(1).cpu() for i in range(0, len(x), 256)])
+    return run(maps.train[0]), maps.train[1], run(maps.test[0]), maps.test[1]

@@ -214,3 +214,51 @@ def test_imagenet_class_groups_are_the_118_dogs_and_5_cats():
         imagenet_class_groups(names[:10])
     with pytest.raises(ValueError, match="standard order"):
         imagenet_class_groups(list(reversed(names)))
+
+
+# ------------------------------------------------------------------------------------ dogs -> cats ---
+def test_zero_shot_table_names_the_most_frequent_label_per_breed():
+    from tlwidgets.layer_transfer import zero_shot_table
+    names = imagenet_classes()
+    logits = torch.zeros(6, 1000)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    for i, cls in enumerate([283, 283, 281, 151, 151, 281]):   # Persian, Persian, tabby | Chihuahua x2, tabby
+        logits[i, cls] = 5.0
+    rows = zero_shot_table(logits, labels, ["Persian", "Bengal"], names)
+    assert rows[0]["most frequent ImageNet label"] == "Persian cat" and rows[0]["rate"] == pytest.approx(2 / 3)
+    assert rows[0]["any cat class"] == 1.0 and rows[0]["named correctly"] == pytest.approx(2 / 3)
+    assert rows[1]["most frequent ImageNet label"] == "Chihuahua" and rows[1]["any dog class"] == pytest.approx(2 / 3)
+    assert rows[1]["ImageNet names it"] == "-" and rows[1]["named correctly"] is None
+    with pytest.raises(ValueError, match="outputs"):
+        zero_shot_table(logits[:, :10], labels, ["Persian", "Bengal"], names)
+
+
+def test_output_feature_sets_slice_the_dog_and_cat_logits():
+    from tlwidgets.layer_transfer import CutFeatures, output_feature_sets
+    head = nn.Linear(8, 1000)
+    feats = CutFeatures([3], {3: "features"}, {3: torch.randn(5, 8)}, {3: torch.randn(4, 8)},
+                        torch.arange(5) % 2, torch.arange(4) % 2)
+    sets = output_feature_sets(head, feats, 3, imagenet_classes())
+    dogs_tr, ytr, dogs_te, _ = sets["118 dog-class outputs"]
+    assert dogs_tr.shape == (5, 118) and dogs_te.shape == (4, 118) and torch.equal(ytr, feats.train_labels)
+    with torch.no_grad():
+        assert torch.allclose(dogs_tr, head(feats.train[3])[:, 151:269])
+        assert torch.allclose(sets["5 cat-class outputs"][0], head(feats.train[3])[:, 281:286])
+    assert sets["all 1,000 outputs"][0].shape == (5, 1000)
+    assert sets["penultimate features (1,280)"][0] is feats.train[3]
+
+
+def test_specialise_top_trains_a_copy_of_the_top_and_tail_features_run_it(tiny_model, tiny_data):
+    from tlwidgets.layer_transfer import FeatureMaps, specialise_top, tail_features
+    model = tiny_model(seed=3).eval()
+    x, y = tiny_data(90, 3, seed=1).tensors
+    with torch.no_grad():
+        maps = FeatureMaps((model(x[:60], 0, 2), y[:60]), (model(x[60:], 0, 2), y[60:]), 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tail, metrics, val_acc = specialise_top(model, maps, 2, 3, num_epochs=5, val_per_class=4, lr=1e-2)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())   # the source is untouched
+    assert tail.group_names == ["features", "head"] and metrics.n == 30 and 0 <= val_acc <= 1
+    assert not torch.equal(tail.groups["features"][2].weight, model.groups["features"][2].weight)
+    tr_x, tr_y, te_x, te_y = tail_features(tail, maps)
+    assert tr_x.shape == (60, 16) and te_x.shape == (30, 16) and torch.equal(te_y, y[60:])
+    assert "boundary 2" in repr(maps)
