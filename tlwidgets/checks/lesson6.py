@@ -8,8 +8,11 @@ from ..data import Task
 from ..transfer import RunResult
 
 
-def exercise1(task, result) -> CheckResult:
-    """A photo folder turned into a task with ``tl.folder_task`` and trained better than chance."""
+def exercise1(task, result, *, num_classes: int | None = None) -> CheckResult:
+    """A photo folder turned into a task with ``tl.folder_task`` and trained better than chance.
+
+    ``num_classes`` (when given) is the number of class folders the exercise asks for.
+    """
     if task is None or result is None:
         return not_yet("build `task = tl.folder_task(path, image_size=...)` on a folder of class sub-folders and "
                        "`result = tl.run_strategy('feature_extraction', task, ...)`, then pass both")
@@ -19,6 +22,9 @@ def exercise1(task, result) -> CheckResult:
         raise ValueError(f"exercise1 expects a RunResult second (from tl.run_strategy), got {type(result).__name__}")
     if not task.name.startswith("Photos in "):
         return not_yet(f"{task.name!r} is not a photo-folder task: make it with tl.folder_task(path)")
+    if num_classes is not None and task.num_classes != num_classes:
+        return not_yet(f"the task has {task.num_classes} classes ({', '.join(task.classes)}); the exercise asks for "
+                       f"{num_classes}: add a sub-folder per missing class")
     if result.task_name != task.name or result.model.classes != task.classes:
         return not_yet("the result was trained on another task: pass the task you trained on")
     chance = 1 / task.num_classes
@@ -51,12 +57,18 @@ def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, 
                   f"{n_per_class}/class reached {answer['test_acc']:.3f} in {answer['epochs']} epochs")
 
 
-def exercise3(answer, dashboard) -> CheckResult:
-    """How many epochs the dashboard's last replay showed (read from its chart, not guessed)."""
+def exercise3(answer, dashboard, *, original=None) -> CheckResult:
+    """How many epochs the dashboard's last replay showed (read from its chart, not guessed).
+
+    ``original`` is the lesson's own dashboard: the exercise asks for a fresh one that loaded the log.
+    """
     from ..widgets.dashboard import Dashboard
 
     if not isinstance(dashboard, Dashboard):
         raise ValueError(f"exercise3 needs the dashboard second, got {type(dashboard).__name__}")
+    if original is not None and dashboard is original:
+        return not_yet("that is the lesson's own dashboard: make a fresh one, Dashboard(cat_breeds, kind='pets'), "
+                       "and load the saved log into it with load_log(log_path)")
     if answer is None:
         return not_yet("load a log into a dashboard (load_log), replay it, and count the epochs its chart shows "
                        "(dashboard.chart.records)")
@@ -71,3 +83,50 @@ def exercise3(answer, dashboard) -> CheckResult:
     if answer != shown:
         return not_yet(f"the chart shows a different number of epochs than {answer}; count dashboard.chart.records")
     return passed(f"the replay showed {shown} epochs, with no training at all")
+
+
+def exercise4(dog_outputs, head, features) -> CheckResult:
+    """``dog_outputs(features)`` returns the ImageNet model's 118 dog-class outputs for pooled ``features``.
+
+    Judged by behaviour against ``head(features)``: the 118 dog columns (ImageNet classes 151..268) as logits,
+    or as probabilities / log-probabilities over all 1,000 classes, are accepted.
+    """
+    import torch
+
+    from ..layer_transfer import imagenet_class_groups
+    from ..models import imagenet_classes
+
+    if dog_outputs is None or dog_outputs is ... or not callable(dog_outputs):
+        return not_yet("define `def dog_outputs(features): ...` returning the 118 dog-class outputs of the head")
+    try:
+        out = dog_outputs(features)
+    except Exception as exc:  # the student's code failed: report it as a hint
+        return not_yet(f"dog_outputs(features) raised {type(exc).__name__}: {exc}")
+    if out is None:
+        return not_yet("dog_outputs returned None: end the function with `return ...`")
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"exercise4 expects dog_outputs to return a tensor, got {type(out).__name__}")
+    n = len(features)
+    if out.dim() != 2 or out.shape[0] != n:
+        return not_yet(f"expected one row per photo ({n} rows, 118 columns), got shape {tuple(out.shape)}")
+    width = out.shape[1]
+    if width == features.shape[1]:
+        return not_yet(f"{width} columns: those are the features themselves; pass them through the head first")
+    if width == 1000:
+        return not_yet("1,000 columns: that is every ImageNet class; keep only the dog breeds")
+    if width == 5:
+        return not_yet("5 columns: those look like the domestic-cat classes; the exercise wants the dog breeds")
+    if width != 118:
+        return not_yet(f"{width} columns: ImageNet has 118 dog classes, indices 151 to 268 inclusive "
+                       "(a Python slice 151:269)")
+    dogs = imagenet_class_groups(imagenet_classes())["dogs"]
+    with torch.no_grad():
+        logits = head(features)
+        routes = (logits[:, dogs], logits.softmax(1)[:, dogs], logits.log_softmax(1)[:, dogs])
+    if not any(torch.allclose(out.detach().float(), r, atol=1e-4, rtol=1e-4) for r in routes):
+        if torch.allclose(out.detach().float(), logits[:, dogs].softmax(1), atol=1e-4):
+            return not_yet("softmax over the 118 dog columns only renormalises them: take the logits (or the "
+                           "softmax over all 1,000 classes) and then the dog columns")
+        return not_yet("118 columns, but not the dog-class outputs of this head: index the head's output with "
+                       "ImageNet classes 151..268")
+    return passed(f"{n} photos x 118 dog-class outputs: each cat described as a mix of dog breeds")
