@@ -422,7 +422,7 @@ def bench_chart(cfg: Config) -> Section:
     from tlwidgets.training import seed_everything
 
     task = mnist_target_task(200, test_per_class=200)
-    train_loader, test_loader = task.loaders(32)
+    train_loader, test_loader, _ = task.loaders(32)   # the validation loader (never the test one)
     # a run of the length a student watches (several seconds): the chart has a fixed cost per run (its
     # first and last frames), which a sub-second toy run would inflate into a percentage it never is in use
     epochs = 8 if cfg.quick else 20
@@ -505,7 +505,7 @@ def bench_data(cfg: Config) -> Section:
     for w, aug in tqdm(configs, desc="data loading", unit="config"):
         if aug and task.augment is None:
             continue
-        train_loader, _ = task.loaders(32, augment=aug, num_workers=w, pin_memory=pin)
+        train_loader, *_ = task.loaders(32, augment=aug, num_workers=w, pin_memory=pin)
         ips, t = bench.loader_throughput(train_loader, passes=cfg.repeats, device=dev)
         rows.append([w, "yes" if pin else "no", "yes" if aug else "no", f"{ips:,.0f}", f"{t.spread:.0%}"])
         data.append({"workers": w, "pin_memory": pin, "augment": aug, "img_s": ips, "runs_s": t.runs})
@@ -528,7 +528,7 @@ def bench_data(cfg: Config) -> Section:
         max_batches = None if cfg.cuda else (3 if cfg.quick else 6)
         wait_rows = []
         for w in (0, 2):
-            loader, _ = task.loaders(32, augment=True, num_workers=w, pin_memory=pin)
+            loader, *_ = task.loaders(32, augment=True, num_workers=w, pin_memory=pin)
             step(*[t.to(dev) for t in next(iter(loader))])  # warm-up
             d = bench.data_wait(loader, step, device=dev, max_batches=max_batches)
             wait_rows.append([w, d["batches"], fmt_seconds(d["data_s"]), fmt_seconds(d["compute_s"]),
