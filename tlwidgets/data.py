@@ -34,6 +34,7 @@ from .infra import (DATA_ENV, REPO_DATASETS, REPO_ROOT, ChecksumError, DataMissi
                     file_digest, files_digest, network_available, read_manifest, safe_extract, sha256_file,
                     user_cache_dir, verify_checksums)
 from .results import note_data_source
+from .splits import stratified_split
 from .validate import check_choice, check_float, check_int, check_path
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -202,7 +203,14 @@ def describe_data_root(spec: DatasetSpec, root: Path) -> str:
 # ---------------------------------------------------------------------------
 @dataclass(eq=False)
 class Task:
-    """A supervised task: named classes, a training split and a fixed test split.
+    """A supervised task: named classes and three disjoint splits, ``train``, ``val`` and ``test``.
+
+    Why three: every choice (how many epochs, how many groups to freeze, which
+    learning rate) is made on ``val``, a stratified, seeded slice carved from
+    the training pool (:func:`tlwidgets.splits.stratified_split`); ``test`` is
+    looked at once, at the end, so the reported number is not inflated by the
+    choices. ``val_note`` says how ``val`` was carved (shown in ``repr``).
+    ``val`` may be None for a hand-built task; then nothing can be selected.
 
     ``fingerprint`` identifies exactly which samples and preprocessing the task
     holds, so cached features computed from it can be reused safely.
@@ -216,6 +224,8 @@ class Task:
     input_size: tuple[int, ...] = ()
     fingerprint: str = ""
     augment: Callable | None = field(default=None, repr=False)
+    val: Dataset | None = None
+    val_note: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -223,20 +233,27 @@ class Task:
 
     def loaders(self, batch_size: int = 64, *, shuffle: bool = True, augment: bool = False,
                 num_workers: int = 0, pin_memory: bool = False):
-        """``(train_loader, test_loader)``; ``augment=True`` applies the task's training augmentation."""
+        """``(train_loader, val_loader, test_loader)``; ``val_loader`` is None when the task has no ``val``.
+
+        ``augment=True`` applies the task's training augmentation (to the training split only).
+        """
         train = self.train
         if augment:
             if self.augment is None:
                 raise ValueError(f"task {self.name!r} has no augmentation; use augment=False")
             train = TransformedDataset(self.train, self.augment)
         kw = dict(num_workers=num_workers, pin_memory=pin_memory)
+        eval_bs = max(batch_size, 256)
         return (DataLoader(train, batch_size=batch_size, shuffle=shuffle, **kw),
-                DataLoader(self.test, batch_size=max(batch_size, 256), shuffle=False, **kw))
+                None if self.val is None else DataLoader(self.val, batch_size=eval_bs, shuffle=False, **kw),
+                DataLoader(self.test, batch_size=eval_bs, shuffle=False, **kw))
 
     def __repr__(self) -> str:
         per = "all" if self.n_per_class is None else self.n_per_class
+        val = "no val" if self.val is None else \
+            f"{len(self.val)} val" + (f" ({self.val_note})" if self.val_note else "")
         return (f"Task({self.name!r}: {self.num_classes} classes, {len(self.train)} train "
-                f"({per} per class), {len(self.test)} test, input {tuple(self.input_size)})")
+                f"({per} per class), {val}, {len(self.test)} test, input {tuple(self.input_size)})")
 
 
 class TransformedDataset(Dataset):
@@ -280,6 +297,18 @@ def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, 
             idx = idx[:n]
         picked.append(idx)
     return torch.cat(picked).sort().values
+
+
+def _carve_val(labels: torch.Tensor, classes: Sequence[int], seed: int, *, val_per_class: int | None = None,
+               val_fraction: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest_idx, val_idx)`` into ``labels``: a stratified validation slice of the samples of ``classes``.
+
+    The training images are then drawn from ``rest_idx`` only, so train and val never share a sample
+    and the validation set does not depend on how many training images a lesson asks for.
+    """
+    pool = torch.nonzero(torch.isin(labels, torch.as_tensor(list(classes)))).flatten()
+    tr, va = stratified_split(labels[pool], val_per_class, val_fraction=val_fraction, seed=seed)
+    return pool[tr], pool[va]
 
 
 def fingerprint(*parts) -> str:
@@ -339,12 +368,20 @@ def _check_digits(digits) -> list[int]:
     return out
 
 
+MNIST_VAL_PER_CLASS = 50
+
+
 def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None, *,
-               test_per_class: int | None = None, root=None, seed: int = 0) -> Task:
+               test_per_class: int | None = None, val_per_class: int | None = MNIST_VAL_PER_CLASS, root=None,
+               seed: int = 0) -> Task:
     """MNIST restricted to ``digits`` (labels renumbered 0..k-1), ``n_per_class`` training images each.
 
-    The images are normalised once and kept in memory: at 28x28 the whole task
-    fits in a few MB and every epoch is pure compute.
+    ``val_per_class`` images of each digit (default 50) are first set aside from
+    the training file as the validation split (seeded by ``seed``); the
+    ``n_per_class`` training images are drawn from the rest (``val_per_class=None``:
+    no validation split, only for rebuilding the shipped source model). The images are
+    normalised once and kept in memory: at 28x28 the whole task fits in a few
+    MB and every epoch is pure compute.
     """
     digits = _check_digits(digits)
     n_per_class = check_n_per_class(n_per_class)
@@ -352,20 +389,29 @@ def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None
     seed = check_int("seed", seed, min=0)
     data_root = find_dataset(MNIST_SPEC, root)
     verify_checksums(data_root, "MNIST/raw/", only=MNIST_SPEC.required)
-    parts = {}
-    for split, n in (("train", n_per_class), ("test", test_per_class)):
-        images, labels = _mnist_tensors(str(data_root), split == "train")
-        idx = take_per_class(labels, digits, n, seed)
+    remap = torch.full((10,), -1, dtype=torch.long)
+    remap[torch.tensor(digits)] = torch.arange(len(digits))
+
+    def subset(images, labels, idx):
         x = (images[idx].float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)).unsqueeze(1)
-        remap = torch.full((10,), -1, dtype=torch.long)
-        remap[torch.tensor(digits)] = torch.arange(len(digits))
-        parts[split] = (TensorDataset(x, remap[labels[idx]]), idx)
+        return TensorDataset(x, remap[labels[idx]])
+
+    images, labels = _mnist_tensors(str(data_root), True)
+    if val_per_class is None:      # no validation split: only for rebuilding the shipped source model
+        rest = torch.nonzero(torch.isin(labels, torch.tensor(digits))).flatten()
+        val_idx = rest[:0]
+    else:
+        rest, val_idx = _carve_val(labels, digits, seed, val_per_class=val_per_class)
+    train_idx = rest[take_per_class(labels[rest], digits, n_per_class, seed)]
+    test_images, test_labels = _mnist_tensors(str(data_root), False)
+    test_idx = take_per_class(test_labels, digits, test_per_class, seed)
     name = f"MNIST digits {digits[0]}-{digits[-1]}" if digits == list(range(digits[0], digits[-1] + 1)) \
         else f"MNIST digits {digits}"
-    return Task(name, [str(d) for d in digits], parts["train"][0], parts["test"][0], n_per_class,
-                (1, 28, 28), fingerprint("mnist", _mnist_content_key(data_root), digits, parts["train"][1],
-                                        parts["test"][1]),
-                augment=None)
+    return Task(name, [str(d) for d in digits], subset(images, labels, train_idx),
+                subset(test_images, test_labels, test_idx), n_per_class, (1, 28, 28),
+                fingerprint("mnist", _mnist_content_key(data_root), digits, train_idx, val_idx, test_idx),
+                augment=None, val=None if val_per_class is None else subset(images, labels, val_idx),
+                val_note="" if val_per_class is None else f"{val_per_class} per class, seed {seed}")
 
 
 def mnist_source_task(n_per_class: int | None = None, **kw) -> Task:
@@ -494,9 +540,18 @@ def read_pet_annotations(root: str | os.PathLike, split: str) -> tuple[list[str]
     return names, breeds, species
 
 
+PETS_VAL_FRACTION = 0.2
+
+
 def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image_size: int = 160,
-              root=None, seed: int = 0, backbone: str = "efficientnet_lite0") -> Task:
+              val_fraction: float = PETS_VAL_FRACTION, root=None, seed: int = 0,
+              backbone: str = "efficientnet_lite0") -> Task:
     """An Oxford-IIIT Pet task: ``cat_vs_dog`` (2 classes), ``cat_breeds`` (12) or ``dog_breeds`` (25).
+
+    The validation split is ``val_fraction`` (default 20 %, rounded, at least 1)
+    of each class's ``trainval`` photos, seeded by ``seed``; the ``n_per_class``
+    training photos are drawn from the rest (the shipped subset has as few as
+    7 trainval photos of a breed: 1 for validation, 6 to train).
 
     Works on the curated subset in ``../shared/datasets`` or on the full
     dataset when a user has downloaded it; both use the official split files.
@@ -512,6 +567,7 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     pet_dir = data_root / "oxford-iiit-pet"
     parts, fps = {}, []
     classes: list[str] | None = None
+    val_note = ""
     for split, n in (("trainval", n_per_class), ("test", None)):
         names, breeds, species = read_pet_annotations(data_root, split)
         if kind == "cat_vs_dog":
@@ -524,20 +580,27 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
         if classes is None:
             classes = sorted(set(label_names), key=str.lower)
         labels = torch.tensor([classes.index(b) for b in label_names])
-        idx = _split_by_class(labels, range(len(classes)), n, seed)
-        files = [f"oxford-iiit-pet/images/{names[i]}" for i in idx.tolist()]
-        verify_checksums(data_root, "oxford-iiit-pet/", only=files)
-        paths = tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist())
-        images, ok, bad = _decode_images(paths, image_size)
-        _warn_skipped(bad, len(paths))
-        kept = idx[list(ok)]
-        parts[split] = ImageTensorDataset(images, labels[kept], *norm)
-        fps += [kept, files_digest(paths[i] for i in ok)]  # the key changes when any photo's bytes do
+        splits = {split: _split_by_class(labels, range(len(classes)), n, seed)}
+        if split == "trainval":
+            rest, val_idx = _carve_val(labels, range(len(classes)), seed, val_fraction=val_fraction)
+            splits = {"trainval": rest[_split_by_class(labels[rest], range(len(classes)), n, seed)], "val": val_idx}
+            counts = torch.bincount(labels[val_idx], minlength=len(classes))
+            val_note = (f"{val_fraction:.0%} of each class's trainval photos, {int(counts.min())}-"
+                        f"{int(counts.max())} per class, seed {seed}")
+        for part, idx in splits.items():
+            files = [f"oxford-iiit-pet/images/{names[i]}" for i in idx.tolist()]
+            verify_checksums(data_root, "oxford-iiit-pet/", only=files)
+            paths = tuple(str(pet_dir / "images" / names[i]) for i in idx.tolist())
+            images, ok, bad = _decode_images(paths, image_size)
+            _warn_skipped(bad, len(paths))
+            kept = idx[list(ok)]
+            parts[part] = ImageTensorDataset(images, labels[kept], *norm)
+            fps += [kept, files_digest(paths[i] for i in ok)]  # the key changes when any photo's bytes do
     title = {"cat_vs_dog": "Pets: cat vs dog", "cat_breeds": "Pets: 12 cat breeds",
              "dog_breeds": "Pets: 25 dog breeds"}[kind]
     return Task(title, classes, parts["trainval"], parts["test"], n_per_class, (3, image_size, image_size),
                 fingerprint("pets", kind, image_size, norm, *fps),
-                augment=default_augment(image_size))
+                augment=default_augment(image_size), val=parts["val"], val_note=val_note)
 
 
 def _check_image_size(image_size) -> int:
@@ -616,15 +679,17 @@ def _dedupe_by_content(paths: list[str], labels: list[int], classes: list[str]) 
 
 
 def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, image_size: int = 160,
-                test_fraction: float = 0.3, seed: int = 0, backbone: str = "efficientnet_lite0") -> Task:
+                test_fraction: float = 0.3, val_fraction: float = 0.2, seed: int = 0,
+                backbone: str = "efficientnet_lite0") -> Task:
     """"Your own photos": a folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
 
     Each class folder is searched recursively, skipping hidden folders (such
     as ``.ipynb_checkpoints``) and never following symbolic links. A photo
     whose bytes appear twice counts once, so no photo is in both splits.
     Unreadable files are skipped with one warning that counts them; each class
-    is split into train/test by ``test_fraction``. Pixels are normalised the
-    way ``backbone`` was trained.
+    is split into test (``test_fraction``), then validation (``val_fraction``
+    of the rest, at least 1) and train. Pixels are normalised the way
+    ``backbone`` was trained.
     """
     path = check_path("path", path)
     if path.is_file():
@@ -636,6 +701,9 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
     test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction:g}")
+    val_fraction = check_float("val_fraction", val_fraction)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction:g}")
     seed = check_int("seed", seed, min=0)
     norm = input_normalization(backbone)
     classes, links = _class_folders(path)
@@ -667,24 +735,31 @@ def folder_task(path: str | os.PathLike, n_per_class: int | None = None, *, imag
     paths = [decoded[i] for i in unique]
     labels = torch.tensor([labels_found[ok[i]] for i in unique], dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
-    train_idx, test_idx = [], []
+    train_idx, val_idx, test_idx = [], [], []
     for c in range(len(classes)):
         idx = torch.nonzero(labels == c).flatten()
-        if len(idx) < 2:
+        if len(idx) < 3:
             copies = sum(labels_found[ok[i]] == c for i in range(len(decoded))) - len(idx)
             also = f" ({copies} more were copies of other photos and count once)" if copies else ""
             raise ValueError(f"class folder {classes[c]!r} has {len(idx)} readable image(s){also}; "
-                             "each class needs at least 2 (one to train, one to test)")
+                             "each class needs at least 3 (one to train, one to validate, one to test)")
         idx = idx[torch.randperm(len(idx), generator=gen)]
         n_test = max(1, round(len(idx) * test_fraction))
+        rest = idx[n_test:]
+        if len(rest) < 2:
+            raise ValueError(f"class folder {classes[c]!r} has {len(idx)} readable image(s); each class "
+                             "needs at least 3 (one to train, one to validate, one to test)")
+        n_val = min(len(rest) - 1, max(1, round(len(rest) * val_fraction)))
         test_idx.append(idx[:n_test])
-        tr = idx[n_test:]
+        val_idx.append(rest[:n_val])
+        tr = rest[n_val:]
         train_idx.append(tr if n_per_class is None else tr[:n_per_class])
-    tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    tr, va, te = (torch.cat(i).sort().values for i in (train_idx, val_idx, test_idx))
     return Task(f"Photos in {path.name}", list(classes), ImageTensorDataset(images[tr], labels[tr], *norm),
                 ImageTensorDataset(images[te], labels[te], *norm), n_per_class, (3, image_size, image_size),
-                fingerprint("folder", classes, image_size, norm, files_digest(paths), tr, te),
-                augment=default_augment(image_size))
+                fingerprint("folder", classes, image_size, norm, files_digest(paths), tr, va, te),
+                augment=default_augment(image_size), val=ImageTensorDataset(images[va], labels[va], *norm),
+                val_note=f"{val_fraction:.0%} of each class after the test split, at least 1, seed {seed}")
 
 
 def main(argv: list[str] | None = None) -> int:

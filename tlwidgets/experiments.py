@@ -27,9 +27,11 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import ImageTensorDataset, Task, _fingerprint, _take_per_class
 from .features import cached_features
 from .freezing import max_frozen
+from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, replace_head
-from .training import History, evaluate, fit, seed_everything, select_device
-from .transfer import DEFAULT_LR, STRATEGIES, build_model, default_fine_tune_frozen
+from .training import History, fit, seed_everything, select_device
+from .transfer import (DEFAULT_LR, DEFAULT_LR_DECAY, STRATEGIES, BestOnValidation, _propagate, build_model,
+                       default_fine_tune_frozen, metrics_on)
 
 __all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
            "RunRecord", "LearningCurve", "learning_curve"]
@@ -72,7 +74,7 @@ def _subset_dataset(data: Dataset, idx: torch.Tensor) -> Dataset:
 
 
 def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
-    """``task`` with only ``n_per_class`` training images per class; the test set is unchanged.
+    """``task`` with only ``n_per_class`` training images per class; the val and test sets are unchanged.
 
     The fingerprint covers the parent task and the chosen samples, so feature
     caches computed on the subset are keyed correctly.
@@ -81,7 +83,8 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
         return task
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
     return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
-                tuple(task.input_size), _fingerprint("subset", task.fingerprint, idx), augment=task.augment)
+                tuple(task.input_size), _fingerprint("subset", task.fingerprint, idx), augment=task.augment,
+                val=task.val, val_note=task.val_note)
 
 
 # ---------------------------------------------------------------------------
@@ -90,6 +93,9 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
 def time_to_accuracy(history: History | Mapping, target: float, *, setup_seconds: float = 0.0,
                      key: str = "val_acc") -> float | None:
     """Seconds of training until the first epoch whose ``key`` reaches ``target``; None if it never does.
+
+    ``key`` defaults to the validation accuracy: how fast a run gets good is read on validation, like
+    every other choice, never on test.
 
     The time is ``setup_seconds`` (a one-off cost such as computing cached
     activations) plus the summed ``seconds`` of the epochs up to and including
@@ -135,16 +141,29 @@ class RunRecord:
     train_seconds: float
     setup_seconds: float
     history: History = field(repr=False)
+    test: Metrics | None = None
+    val_acc: float | None = None
+    best_epoch: int | None = None
 
     def row(self) -> dict:
+        t = self.test
         return {"strategy": self.strategy, "n_per_class": "all" if self.n_per_class is None else self.n_per_class,
                 "seed": self.seed, "num_train": self.num_train, "frozen_groups": self.n_frozen,
-                "epochs": len(self.history), "test_acc": round(self.test_acc, 4),
+                "epochs": len(self.history), "best_epoch": self.best_epoch,
+                "val_acc": None if self.val_acc is None else round(self.val_acc, 4),
+                "test_acc": round(self.test_acc, 4),
+                "balanced_acc": None if t is None else round(t.balanced_accuracy, 4),
+                "one_class": bool(t is not None and t.single_class),
                 "train_seconds": round(self.train_seconds, 2), "setup_seconds": round(self.setup_seconds, 2)}
 
 
 class LearningCurve:
-    """Test accuracy of several strategies against the number of labelled images per class."""
+    """Test accuracy of several strategies against the number of labelled images per class.
+
+    Every run chose its epoch on validation and was tested once; the table shows
+    the mean over seeds with its spread, balanced accuracy, and the chance and
+    majority-class rates of the test set.
+    """
 
     def __init__(self, task_name: str, records: Sequence[RunRecord], sizes: Sequence[int | None], num_classes: int):
         self.task_name, self.records, self.sizes = task_name, list(records), list(sizes)
@@ -169,6 +188,28 @@ class LearningCurve:
         accs = [r.test_acc for r in self.runs(strategy, n_per_class)]
         return max(accs) - min(accs) if accs else float("nan")
 
+    def seed_spread(self, strategy: str, n_per_class: int | None, key: str = "test_acc") -> Spread:
+        """Mean, std, min and max over seeds of ``key`` ("test_acc" or "balanced_acc") at one size."""
+        runs = self.runs(strategy, n_per_class)
+        if not runs:
+            raise KeyError(f"no run of {strategy!r} at n_per_class={n_per_class!r} in this curve")
+        return seed_spread(r.row()[key] if key != "test_acc" else r.test_acc for r in runs)
+
+    def balanced(self, strategy: str, n_per_class: int | None) -> float:
+        """Mean balanced accuracy over seeds of one strategy at one size."""
+        return self.seed_spread(strategy, n_per_class, "balanced_acc").mean
+
+    def gaps(self, strategy: str, baseline: str, n_per_class: int | None) -> list[float]:
+        """Per-seed ``strategy - baseline`` test accuracy at one size (seeds paired: same images)."""
+        a = {r.seed: r.test_acc for r in self.runs(strategy, n_per_class)}
+        b = {r.seed: r.test_acc for r in self.runs(baseline, n_per_class)}
+        return [a[s] - b[s] for s in sorted(a) if s in b]
+
+    def baselines(self, n_per_class: int | None = None) -> dict:
+        """Chance and majority-class rate of the (fixed) test set."""
+        t = next((r.test for r in self.records if r.test is not None), None)
+        return {"chance": None if t is None else t.chance, "majority": None if t is None else t.majority}
+
     def num_train(self, n_per_class: int | None) -> float:
         """Training images behind a size (mean over seeds; 'all' resolves to the pool size)."""
         return statistics.fmean(r.num_train for r in self.records if r.n_per_class == n_per_class)
@@ -178,17 +219,25 @@ class LearningCurve:
         return self.accuracy(strategy, n_per_class) - self.accuracy(baseline, n_per_class)
 
     def table(self) -> list[dict]:
-        """One row per size: mean test accuracy of each strategy (rounded to 3 decimals)."""
+        """One row per size: chance, majority, then per strategy mean test accuracy, its seed std and
+        mean balanced accuracy (rounded to 3 decimals)."""
         rows = []
+        base = self.baselines()
         for n in self.sizes:
-            row = {"n_per_class": "all" if n is None else n, "train_images": round(self.num_train(n))}
+            row = {"n_per_class": "all" if n is None else n, "train_images": round(self.num_train(n)),
+                   "chance": None if base["chance"] is None else round(base["chance"], 3),
+                   "majority": None if base["majority"] is None else round(base["majority"], 3)}
             for s in self.strategies:
-                row[s] = round(self.accuracy(s, n), 3)
+                sp = self.seed_spread(s, n)
+                row[s] = round(sp.mean, 3)
+                row[f"{s} ±"] = round(sp.std, 3)
+                if all(r.test is not None for r in self.runs(s, n)):
+                    row[f"{s} bal"] = round(self.balanced(s, n), 3)
             rows.append(row)
         return rows
 
     def time_table(self, target: float, n_per_class: int | None) -> list[dict]:
-        """Per strategy at one size: epochs and seconds until test accuracy first reaches ``target``.
+        """Per strategy at one size: epochs and seconds until validation accuracy first reaches ``target``.
 
         ``setup_s`` is the one-off cost of the cached activations that run
         used; ``to_target_s`` includes it. None means the target was never
@@ -204,7 +253,8 @@ class LearningCurve:
                              "setup_s": round(r.setup_seconds, 2),
                              "to_target_s": None if train_t is None else round(train_t + r.setup_seconds, 2),
                              "epoch_s": round(statistics.fmean(r.history["seconds"]), 3),
-                             "final_acc": round(r.test_acc, 3)})
+                             "best_val_acc": None if r.val_acc is None else round(r.val_acc, 3),
+                             "test_acc": round(r.test_acc, 3)})
         return rows
 
     def to_dict(self) -> dict:
@@ -213,26 +263,16 @@ class LearningCurve:
 
     def __repr__(self) -> str:
         head = f"LearningCurve({self.task_name!r}, {len(self.records)} runs)"
-        cols = ["n_per_class", "train_images", *self.strategies]
-        lines = [head, "  " + "  ".join(f"{c:>18}" for c in cols)]
-        for row in self.table():
-            lines.append("  " + "  ".join(f"{str(row[c]):>18}" for c in cols))
-        return "\n".join(lines)
+        return head + "\n" + repr(Table(self.table()))
+
+    def _repr_html_(self) -> str:
+        return Table(self.table(), title=f"{self.task_name}: mean test accuracy over seeds")._repr_html_()
 
 
 def _per_strategy(value, strategy: str, default):
     if isinstance(value, Mapping):
         return value.get(strategy, default)
     return default if value is None else value
-
-
-@torch.no_grad()
-def _propagate(model: GroupedModel, data: TensorDataset, start: int, stop: int, device, batch_size: int = 256):
-    """Run frozen groups ``start..stop-1`` over activations cached at ``start`` (eval mode)."""
-    model.eval().to(device)
-    x, y = data.tensors
-    out = [model(x[i:i + batch_size].to(device), start, stop).float().cpu() for i in range(0, len(x), batch_size)]
-    return TensorDataset(torch.cat(out), y)
 
 
 def _fresh_tail(base: GroupedModel, k: int, task: Task) -> GroupedModel:
@@ -252,26 +292,28 @@ def _fresh_tail(base: GroupedModel, k: int, task: Task) -> GroupedModel:
 def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
                    seeds: Sequence[int] = (0,), num_epochs: int | Mapping[str, int] = 10,
                    lr: float | Mapping[str, float] | None = None, n_frozen: int | None = None,
+                   lr_decay: float | None = None, head_epochs: int | None = None,
                    min_steps: int = 0, batch_size: int = 32, backbone: str = "efficientnet_lite0",
                    scratch_arch: str = "small", scratch_task: Task | None = None, cache: bool = True, track=True,
                    device="auto", progress: bool = False, on_run=None) -> LearningCurve:
     """Train every strategy at every size (labelled images per class) and seed; return the curve.
 
     ``task`` is the pool: its training set must hold at least ``max(sizes)``
-    images per class (``None`` in ``sizes`` means all of it). Transfer
-    strategies compute the pool's activations once at the lowest freeze
-    boundary they need and train on subsets of them; "scratch" trains the
-    whole network on the subset's images. ``num_epochs`` and ``lr`` may be
-    dicts keyed by strategy; ``min_steps`` raises the epochs of small sets
-    (see :func:`epochs_for`). ``scratch_task`` lets "scratch" train on
-    another version of the same pool, e.g. the same photos at fewer pixels:
-    a small CNN trained from scratch on a few hundred photos gains little
-    from 128 px and trains ~4x faster at 64 px. It must hold the same
-    classes and labels in the same order, so every run sees the same images.
-    ``track`` says which runs measure test
-    accuracy after every epoch (needed by :func:`time_to_accuracy`): True
-    (all), False (none: one evaluation at the end, much cheaper for
-    from-scratch runs with many tiny epochs) or a collection of sizes.
+    images per class (``None`` in ``sizes`` means all of it); its validation
+    and test splits are shared by every run. Transfer strategies compute the
+    pool's activations once at the lowest freeze boundary they need and train
+    on subsets of them; "scratch" trains the whole network on the subset's
+    images. ``num_epochs`` and ``lr`` may be dicts keyed by strategy;
+    ``min_steps`` raises the epochs of small sets (see :func:`epochs_for`).
+    Fine-tuning follows :func:`tlwidgets.transfer.run_strategy`'s recipe: the
+    head alone first (``head_epochs``, default the strategy's epochs), then
+    the unfrozen groups with discriminative rates (``lr_decay``).
+    ``scratch_task`` lets "scratch" train on another version of the same
+    pool, e.g. the same photos at fewer pixels: it must hold the same classes
+    and labels in the same order, so every run sees the same images.
+    ``track`` says which runs measure validation accuracy after every epoch
+    and keep the best epoch (True: all; False: none, the last epoch is kept;
+    or a collection of sizes). Every run is tested once, at the end.
     ``on_run(record)`` is called after each run.
     """
     sizes = list(sizes)
@@ -296,13 +338,19 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     def tracked(n) -> bool:
         return track if isinstance(track, bool) else n in set(track)
 
-    def train_and_test(model, train_loader, test_loader, n, seed, epochs, rate, num_train):
-        """Fit, then test once more only when the history has no final test accuracy."""
+    def train_select_test(model, train_loader, val_loader, test_loader, n, seed, epochs, rate, num_train,
+                          decay=1.0, start=None):
+        """Fit (keeping the best validation epoch when tracked), then test once."""
         t0 = time.perf_counter()
-        hist = fit(model, train_loader, test_loader if tracked(n) else None, device=dev, seed=seed,
-                   progress=progress, lr=rate, num_epochs=epochs_for(num_train, batch_size, epochs, min_steps))
-        acc = hist.last["val_acc"] if tracked(n) else evaluate(model, test_loader, device=dev)["acc"]
-        return hist, acc, time.perf_counter() - t0
+        keep = BestOnValidation(model, start=start) if tracked(n) and val_loader is not None else None
+        hist = fit(model, train_loader, val_loader if keep is not None else None, device=dev, seed=seed,
+                   progress=progress, lr=rate, lr_decay=decay, observers=[keep] if keep is not None else [],
+                   num_epochs=epochs_for(num_train, batch_size, epochs, min_steps))
+        if keep is not None:
+            keep.restore()
+        metrics = metrics_on(model, test_loader, task.num_classes, device=dev)
+        best = (keep.best, keep.best_epoch) if keep is not None else (None, len(hist))
+        return hist, metrics, best, time.perf_counter() - t0
     records: list[RunRecord] = []
 
     def finish(record):
@@ -310,44 +358,67 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
         if on_run is not None:
             on_run(record)
 
+    def loader(acts, idx=None, shuffle=False):
+        if acts is None:
+            return None
+        if idx is None:
+            return DataLoader(acts, batch_size=256)
+        return DataLoader(TensorDataset(acts.tensors[0][idx], acts.tensors[1][idx]), batch_size=batch_size,
+                          shuffle=shuffle)
+
     # transfer strategies: one forward pass over the pool at the lowest boundary needed
     transfer = [s for s in strategies if s != "scratch"]
     if transfer:
         seed_everything(seeds[0])
         base = build_model("fine_tune", task, backbone=backbone)
+        top = max_frozen(base)
         bounds = {}
         for s in transfer:
             if s == "feature_extraction":
-                bounds[s] = max_frozen(base)
+                bounds[s] = top
             else:
                 bounds[s] = default_fine_tune_frozen(base) if n_frozen is None else int(n_frozen)
-                if not 0 < bounds[s] < max_frozen(base):
-                    raise ValueError(f"fine_tune needs 0 < n_frozen < {max_frozen(base)} here, got {bounds[s]}")
-        low = min(bounds.values())
+                if not 0 < bounds[s] < top:
+                    raise ValueError(f"fine_tune needs 0 < n_frozen < {top} here, got {bounds[s]}")
+        needed = set(bounds.values()) | ({top} if "fine_tune" in transfer else set())
+        low = min(needed)
         t0 = time.perf_counter()
         feats = cached_features(base, task, low, device=dev, cache=cache, progress=progress)
-        acts = {low: (feats.train, feats.test, time.perf_counter() - t0)}
-        for k in sorted(set(bounds.values()) - {low}):
+        acts = {low: (feats.train, feats.val, feats.test, time.perf_counter() - t0)}
+        for k in sorted(needed - {low}):
             t0 = time.perf_counter()
-            acts[k] = (_propagate(base, feats.train, low, k, dev), _propagate(base, feats.test, low, k, dev),
-                       acts[low][2] + time.perf_counter() - t0)
+            acts[k] = (_propagate(base, feats.train, low, k, dev),
+                       None if feats.val is None else _propagate(base, feats.val, low, k, dev),
+                       _propagate(base, feats.test, low, k, dev), acts[low][3] + time.perf_counter() - t0)
         for s in transfer:
             k = bounds[s]
-            train_acts, test_acts, setup = acts[k]
-            test_loader = DataLoader(test_acts, batch_size=256)
+            train_acts, val_acts, test_acts, setup = acts[k]
             epochs = _per_strategy(num_epochs, s, 10)
             rate = _per_strategy(lr, s, DEFAULT_LR[s])
+            decay = DEFAULT_LR_DECAY[s] if lr_decay is None or s != "fine_tune" else lr_decay
             for n in sizes:
                 for seed in seeds:
                     idx = per_class_indices(pool_labels, n, seed)
                     seed_everything(seed)
                     tail = _fresh_tail(base, k, task)
-                    loader = DataLoader(TensorDataset(train_acts.tensors[0][idx], train_acts.tensors[1][idx]),
-                                        batch_size=batch_size, shuffle=True)
-                    hist, acc, secs = train_and_test(tail, loader, test_loader, n, seed, epochs, rate, len(idx))
-                    # setup is charged in proportion to the images this run used (train subset + test set)
-                    share = (len(idx) + len(test_acts)) / (len(train_acts) + len(test_acts))
-                    finish(RunRecord(s, n, seed, len(idx), k, acc, secs, setup * share, hist))
+                    start = None
+                    h_epochs = epochs if head_epochs is None else head_epochs
+                    if s == "fine_tune" and h_epochs > 0:     # the head learns alone first
+                        top_train, top_val, _, _ = acts[top]
+                        head = tail.tail(tail.num_groups - 1)
+                        _, _, (start, _), _ = train_select_test(
+                            head, loader(top_train, idx, True), loader(top_val), loader(acts[top][2]), n, seed,
+                            h_epochs, DEFAULT_LR["feature_extraction"], len(idx))
+                        for p in tail.parameters():
+                            p.requires_grad_(True)
+                    hist, metrics, (val_acc, best_epoch), secs = train_select_test(
+                        tail, loader(train_acts, idx, True), loader(val_acts), loader(test_acts), n, seed, epochs,
+                        rate, len(idx), decay=decay, start=start)
+                    # setup is charged in proportion to the images this run used (train subset + val + test)
+                    others = len(test_acts) + (len(val_acts) if val_acts is not None else 0)
+                    share = (len(idx) + others) / (len(train_acts) + others)
+                    finish(RunRecord(s, n, seed, len(idx), k, metrics.accuracy, secs, setup * share, hist,
+                                     metrics, val_acc, best_epoch))
     if "scratch" in strategies:
         epochs = _per_strategy(num_epochs, "scratch", 10)
         rate = _per_strategy(lr, "scratch", DEFAULT_LR["scratch"])
@@ -356,10 +427,11 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                 sub = subset_task(scratch_task or task, n, seed)
                 seed_everything(seed)
                 model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
-                train_loader, test_loader = sub.loaders(batch_size)
-                hist, acc, secs = train_and_test(model, train_loader, test_loader, n, seed, epochs, rate,
-                                                 len(sub.train))
-                finish(RunRecord("scratch", n, seed, len(sub.train), 0, acc, secs, 0.0, hist))
+                train_loader, val_loader, test_loader = sub.loaders(batch_size)
+                hist, metrics, (val_acc, best_epoch), secs = train_select_test(
+                    model, train_loader, val_loader, test_loader, n, seed, epochs, rate, len(sub.train))
+                finish(RunRecord("scratch", n, seed, len(sub.train), 0, metrics.accuracy, secs, 0.0, hist,
+                                 metrics, val_acc, best_epoch))
     order = {s: i for i, s in enumerate(strategies)}
     records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
     return LearningCurve(task.name, records, sizes, task.num_classes)

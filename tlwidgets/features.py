@@ -73,25 +73,34 @@ def _check_upto(model: GroupedModel, upto) -> int:
 
 
 class FeatureSet:
-    """Cached train/test activations of one task at one group boundary of one model."""
+    """Cached train/val/test activations of one task at one group boundary of one model.
 
-    def __init__(self, train: TensorDataset, test: TensorDataset, upto: int, key: str, from_disk: bool):
+    ``val`` is None when the task had no validation split.
+    """
+
+    def __init__(self, train: TensorDataset, test: TensorDataset, upto: int, key: str, from_disk: bool,
+                 val: TensorDataset | None = None):
         self.train, self.test, self.upto, self.key, self.from_disk = train, test, upto, key, from_disk
+        self.val = val
 
     def loaders(self, batch_size: int = 64, *, shuffle: bool = True):
+        """``(train_loader, val_loader, test_loader)``, like :meth:`tlwidgets.data.Task.loaders`."""
+        eval_bs = max(256, batch_size)
         return (DataLoader(self.train, batch_size=batch_size, shuffle=shuffle),
-                DataLoader(self.test, batch_size=max(256, batch_size)))
+                None if self.val is None else DataLoader(self.val, batch_size=eval_bs),
+                DataLoader(self.test, batch_size=eval_bs))
 
     def __repr__(self):
         shape = tuple(self.train.tensors[0].shape[1:])
         src = "disk cache" if self.from_disk else "computed"
-        return (f"FeatureSet(group boundary {self.upto}, {len(self.train)} train + {len(self.test)} test, "
+        val = "" if self.val is None else f" + {len(self.val)} val"
+        return (f"FeatureSet(group boundary {self.upto}, {len(self.train)} train{val} + {len(self.test)} test, "
                 f"shape {shape}, {src})")
 
 
 def cached_features(model: GroupedModel, task, upto: int | None = None, *, device="auto", cache: bool = True,
                     progress: bool = True) -> FeatureSet:
-    """Activations of ``task``'s train and test images at boundary ``upto``, from disk when possible.
+    """Activations of ``task``'s train, val and test images at boundary ``upto``, from disk when possible.
 
     The cache key covers the model's frozen weights, the boundary and the
     task's exact samples and preprocessing (``task.fingerprint``, which
@@ -112,11 +121,17 @@ def cached_features(model: GroupedModel, task, upto: int | None = None, *, devic
     if cache and path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), upto, key, True)
+            val = TensorDataset(*blob["val"]) if blob.get("val") else None
+            if (val is None) == (getattr(task, "val", None) is None):
+                return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), upto, key, True,
+                                  val=val)
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
     train = extract_features(model, task.train, upto, device=device, progress=progress)
     test = extract_features(model, task.test, upto, device=device, progress=progress)
+    val_data = getattr(task, "val", None)
+    val = None if val_data is None else extract_features(model, val_data, upto, device=device, progress=progress)
     if cache:
-        atomic_write(path, torch_bytes({"train": list(train.tensors), "test": list(test.tensors)}))
-    return FeatureSet(train, test, upto, key, False)
+        atomic_write(path, torch_bytes({"train": list(train.tensors), "test": list(test.tensors),
+                                        "val": None if val is None else list(val.tensors)}))
+    return FeatureSet(train, test, upto, key, False, val=val)

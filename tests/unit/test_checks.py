@@ -125,7 +125,7 @@ def _photo_folder(root: Path, classes: dict[str, tuple[int, int, int]], per_clas
 @pytest.fixture(scope="module")
 def photo_run(tmp_path_factory):
     """A folder of generated red/green 'photos', its task, and a from-scratch run that separates them."""
-    root = _photo_folder(tmp_path_factory.mktemp("lesson5") / "my_photos",
+    root = _photo_folder(tmp_path_factory.mktemp("lesson6") / "my_photos",
                          {"green": (30, 220, 30), "red": (220, 30, 30)}, 8)
     task = tl.folder_task(root, image_size=32)
     result = tl.run_strategy("scratch", task, num_epochs=3, lr=1e-2, device="cpu", progress=False)
@@ -273,11 +273,11 @@ def _placeholders():
             None, curve, target=0.6, n_per_class=None, strategy="feature_extraction", seed=0)),
         ("lesson4.exercise3", ["cat_curve"], lambda curve: checks.lesson4.exercise3(
             None, curve, strategy="feature_extraction", baseline="scratch")),
-        ("lesson5.exercise1", [], lambda: checks.lesson5.exercise1(None, None)),
-        ("lesson5.exercise2", ["dashboard"], lambda dash: checks.lesson5.exercise2(
+        ("lesson6.exercise1", [], lambda: checks.lesson6.exercise1(None, None)),
+        ("lesson6.exercise2", ["dashboard"], lambda dash: checks.lesson6.exercise2(
             None, dash, strategy="fine_tune", n_per_class=5, n_frozen=1)),
         # the lesson starts with `fresh = dashboard` (the one that trained in exercise 2) and `answer = None`
-        ("lesson5.exercise3", ["dashboard"], lambda dash: checks.lesson5.exercise3(None, dash)),
+        ("lesson6.exercise3", ["dashboard"], lambda dash: checks.lesson6.exercise3(None, dash)),
     ]
 
 
@@ -933,86 +933,86 @@ def test_lesson4_exercise3_bad_input(cat_curve):
         checks.lesson4.exercise3({5: "30", None: 45.0}, cat_curve, strategy="feature_extraction")
 
 
-# --------------------------------------------------------------------------------- lesson 5 ---
-def test_lesson5_exercise1_photo_folder_task_and_run(photo_run, capsys):
+# --------------------------------------------------------------------------------- lesson 6 ---
+def test_lesson6_exercise1_photo_folder_task_and_run(photo_run, capsys):
     task, result = photo_run
     model = result.model.eval()
     x, y = task.test[:][0], task.test.labels
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean().item()
     assert acc > 0.5 and result.test_acc == pytest.approx(acc)
-    expect_pass(capsys, checks.lesson5.exercise1(task, result), "2 classes (green, red)", "chance 50%")
+    expect_pass(capsys, checks.lesson6.exercise1(task, result), "2 classes (green, red)", "chance 50%")
 
 
-def test_lesson5_exercise1_wrong_pairs(photo_run, digits5, capsys):
+def test_lesson6_exercise1_wrong_pairs(photo_run, digits5, capsys):
     task, result = photo_run
-    expect_hint(capsys, checks.lesson5.exercise1(task, None), "tl.folder_task")
-    expect_hint(capsys, checks.lesson5.exercise1(None, result), "tl.folder_task")
-    expect_hint(capsys, checks.lesson5.exercise1(digits5, result), "not a photo-folder task")
-    expect_hint(capsys, checks.lesson5.exercise1(task, dataclasses.replace(result, task_name="Photos in other")),
+    expect_hint(capsys, checks.lesson6.exercise1(task, None), "tl.folder_task")
+    expect_hint(capsys, checks.lesson6.exercise1(None, result), "tl.folder_task")
+    expect_hint(capsys, checks.lesson6.exercise1(digits5, result), "not a photo-folder task")
+    expect_hint(capsys, checks.lesson6.exercise1(task, dataclasses.replace(result, task_name="Photos in other")),
                 "another task")
     renamed = dataclasses.replace(result, model=tl.small_cnn(2, image_size=32, classes=["cat", "dog"]))
-    expect_hint(capsys, checks.lesson5.exercise1(task, renamed), "another task")
-    expect_hint(capsys, checks.lesson5.exercise1(task, dataclasses.replace(result, test_acc=0.5)),
+    expect_hint(capsys, checks.lesson6.exercise1(task, renamed), "another task")
+    expect_hint(capsys, checks.lesson6.exercise1(task, dataclasses.replace(result, test_acc=0.5)),
                 "not better than chance")
 
 
-def test_lesson5_exercise1_bad_types(photo_run):
+def test_lesson6_exercise1_bad_types(photo_run):
     task, result = photo_run
     with pytest.raises(ValueError, match="expects a tlwidgets Task"):
-        checks.lesson5.exercise1("my_photos", result)
+        checks.lesson6.exercise1("my_photos", result)
     with pytest.raises(ValueError, match="expects a RunResult"):
-        checks.lesson5.exercise1(task, 0.9)
+        checks.lesson6.exercise1(task, 0.9)
     with pytest.raises(ValueError, match="expects a RunResult"):
-        checks.lesson5.exercise1(task, result.row())
+        checks.lesson6.exercise1(task, result.row())
 
 
-def test_lesson5_exercise2_the_row_of_the_requested_run(dashboard, capsys):
+def test_lesson6_exercise2_the_row_of_the_requested_run(dashboard, capsys):
     rows = dashboard.results
     answer = next(r for r in rows if r["strategy"] == "fine_tune" and r["frozen_groups"] == 1)
     kw = dict(strategy="fine_tune", n_per_class=5, n_frozen=1)
-    expect_pass(capsys, checks.lesson5.exercise2(answer, dashboard, **kw), "run 1", "in 2 epochs")
-    expect_hint(capsys, checks.lesson5.exercise2(rows[-1], dashboard, **kw), "the run used", "feature_extraction")
-    expect_hint(capsys, checks.lesson5.exercise2(answer, dashboard, **{**kw, "n_frozen": 2}), "'frozen_groups': 1")
-    expect_hint(capsys, checks.lesson5.exercise2(answer, dashboard, **{**kw, "n_per_class": None}),
+    expect_pass(capsys, checks.lesson6.exercise2(answer, dashboard, **kw), "run 1", "in 2 epochs")
+    expect_hint(capsys, checks.lesson6.exercise2(rows[-1], dashboard, **kw), "the run used", "feature_extraction")
+    expect_hint(capsys, checks.lesson6.exercise2(answer, dashboard, **{**kw, "n_frozen": 2}), "'frozen_groups': 1")
+    expect_hint(capsys, checks.lesson6.exercise2(answer, dashboard, **{**kw, "n_per_class": None}),
                 "'n_per_class': 5")
     forged = {**answer, "test_acc": 1.0}
-    expect_hint(capsys, checks.lesson5.exercise2(forged, dashboard, **kw), "not in this dashboard's results")
+    expect_hint(capsys, checks.lesson6.exercise2(forged, dashboard, **kw), "not in this dashboard's results")
 
 
-def test_lesson5_exercise2_bad_types(dashboard):
+def test_lesson6_exercise2_bad_types(dashboard):
     with pytest.raises(ValueError, match="a results row"):
-        checks.lesson5.exercise2(dashboard.run_results[0], dashboard)  # the RunResult, not its row
+        checks.lesson6.exercise2(dashboard.run_results[0], dashboard)  # the RunResult, not its row
     with pytest.raises(ValueError, match="a results row"):
-        checks.lesson5.exercise2(dashboard.results, dashboard)
+        checks.lesson6.exercise2(dashboard.results, dashboard)
     with pytest.raises(ValueError, match="needs the dashboard"):
-        checks.lesson5.exercise2(dashboard.results[0], None)
+        checks.lesson6.exercise2(dashboard.results[0], None)
 
 
-def test_lesson5_exercise3_epochs_of_a_replay(dashboard, tmp_path, capsys):
+def test_lesson6_exercise3_epochs_of_a_replay(dashboard, tmp_path, capsys):
     log = dashboard.save_log(tmp_path / "log.json")
     logged = json.loads(log.read_text())["runs"]
     answer = len(logged[-1]["history"]["epochs"])  # replay() shows the last run of the log
     assert answer == 3
 
     fresh = Dashboard(digits_task, kind="mnist", n_per_class=5, headless=True)
-    expect_hint(capsys, checks.lesson5.exercise3(answer, fresh), "no runs")
+    expect_hint(capsys, checks.lesson6.exercise3(answer, fresh), "no runs")
     assert fresh.load_log(log) == 2
-    expect_hint(capsys, checks.lesson5.exercise3(answer, fresh), "nothing was replayed")
+    expect_hint(capsys, checks.lesson6.exercise3(answer, fresh), "nothing was replayed")
     fresh.replay(seconds_per_epoch=0)
-    expect_pass(capsys, checks.lesson5.exercise3(answer, fresh), "3 epochs")
-    expect_hint(capsys, checks.lesson5.exercise3(answer - 1, fresh), "different number of epochs")
-    expect_hint(capsys, checks.lesson5.exercise3(len(logged), fresh), "different number of epochs")
+    expect_pass(capsys, checks.lesson6.exercise3(answer, fresh), "3 epochs")
+    expect_hint(capsys, checks.lesson6.exercise3(answer - 1, fresh), "different number of epochs")
+    expect_hint(capsys, checks.lesson6.exercise3(len(logged), fresh), "different number of epochs")
     with pytest.raises(ValueError, match="integer number of epochs"):
-        checks.lesson5.exercise3(3.0, fresh)
+        checks.lesson6.exercise3(3.0, fresh)
     with pytest.raises(ValueError, match="integer number of epochs"):
-        checks.lesson5.exercise3(True, fresh)
+        checks.lesson6.exercise3(True, fresh)
     with pytest.raises(ValueError, match="needs the dashboard"):
-        checks.lesson5.exercise3(answer, str(log))
+        checks.lesson6.exercise3(answer, str(log))
 
 
-def test_lesson5_exercise3_a_dashboard_that_only_trained(dashboard, capsys):
+def test_lesson6_exercise3_a_dashboard_that_only_trained(dashboard, capsys):
     """The lesson's `fresh = dashboard` placeholder: its chart shows the last training, not a replay."""
     shown = len(dashboard.chart.records)
     assert shown == 3 and dashboard.chart.end_logs is not None
-    expect_hint(capsys, checks.lesson5.exercise3(shown, dashboard), "nothing was replayed")
+    expect_hint(capsys, checks.lesson6.exercise3(shown, dashboard), "nothing was replayed")

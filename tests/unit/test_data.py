@@ -308,8 +308,12 @@ def test_mnist_source_task_classes_counts_and_fixed_test_set():
     assert abs(task.train.tensors[0].mean().item()) < 0.3  # normalised with MNIST's mean/std
     small = data.mnist_source_task(12, test_per_class=7, root=BUNDLED)
     assert torch.bincount(_labels(small.test)).tolist() == [7] * 5
-    assert repr(task) == ("Task('MNIST digits 0-4': 5 classes, 60 train (12 per class), 500 test, "
-                          "input (1, 28, 28))")
+    assert repr(task) == ("Task('MNIST digits 0-4': 5 classes, 60 train (12 per class), 250 val (50 per class, "
+                          "seed 0), 500 test, input (1, 28, 28))")
+    # the validation split is carved from the training file, disjoint from the training images
+    assert torch.bincount(_labels(task.val)).tolist() == [50] * 5
+    train_x, val_x = task.train.tensors[0].flatten(1), task.val.tensors[0].flatten(1)
+    assert not (torch.cdist(train_x, val_x) == 0).any()
 
 
 def test_mnist_target_task_renumbers_digits_5_to_9_as_0_to_4():
@@ -355,17 +359,17 @@ def test_unknown_or_repeated_digits_are_refused(digits, shown):
 
 
 def test_more_images_than_exist_warns_and_uses_all():
-    with pytest.warns(UserWarning, match="asked for 450 images of class 0, only 400 exist; using all"):
+    with pytest.warns(UserWarning, match="asked for 450 images of class 0, only 350 exist; using all"):
         task = data.mnist_task([0], 450, root=BUNDLED)
-    assert len(task.train) == 400
+    assert len(task.train) == 350 and len(task.val) == 50   # 400 in the file, 50 of them set aside to validate
 
 
 def test_mnist_task_has_no_augmentation_to_ask_for():
     task = data.mnist_source_task(2, root=BUNDLED)
     with pytest.raises(ValueError, match="task 'MNIST digits 0-4' has no augmentation; use augment=False"):
         task.loaders(augment=True)
-    train, test = task.loaders(batch_size=4)
-    assert len(train) == 3 and test.batch_size == 256
+    train, val, test = task.loaders(batch_size=4)
+    assert len(train) == 3 and test.batch_size == val.batch_size == 256
 
 
 # --------------------------------------------------------------------------------- pets tasks ---
@@ -412,7 +416,8 @@ def test_pets_task_is_deterministic_by_seed(pets_root):
     assert torch.equal(a.train.images, b.train.images) and a.fingerprint == b.fingerprint
     assert not torch.equal(a.train.images, c.train.images) and a.fingerprint != c.fingerprint
     assert a.augment is not None
-    train, _ = a.loaders(batch_size=6, augment=True)
+    train, val, _ = a.loaders(batch_size=6, augment=True)
+    assert not torch.equal(a.val.images, c.val.images) and "seed 0" in repr(a)
     x, _ = next(iter(train))
     assert x.shape == (6, 3, 48, 48)
 
@@ -440,8 +445,9 @@ def test_folder_task_skips_unreadable_photos_with_a_counting_warning(tmp_path):
         with pytest.warns(UserWarning, match=r"skipped 2 unreadable image file\(s\)"):
             task = data.folder_task(root, image_size=32)
     assert task.classes == ["green", "red"] and task.input_size == (3, 32, 32)
-    assert len(task.train) == 6 and len(task.test) == 2  # 4 readable each: 1 test (30 %), 3 train
-    for ds in (task.train, task.test):
+    # 4 readable each: 1 test (30 %), then 1 of the other 3 to validate (20 %, at least 1), 2 to train
+    assert len(task.train) == 4 and len(task.val) == 2 and len(task.test) == 2
+    for ds in (task.train, task.val, task.test):
         for i in range(len(ds)):
             r, g, _ = ds.raw_image(i).float().mean((1, 2)).tolist()
             assert (g > r) == (ds.labels[i].item() == 0)  # label 0 is "green": the images match their folder

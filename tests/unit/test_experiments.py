@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 
 import tlwidgets as tl
+from tlwidgets.transfer import digit_cut_model
 from tlwidgets import experiments as ex
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.training import History
@@ -33,7 +34,7 @@ def test_subset_task_holds_the_same_images_as_the_task_builder():
     sub = ex.subset_task(pool, 7)
     assert torch.equal(sub.train.tensors[0], direct.train.tensors[0])
     assert torch.equal(sub.train.tensors[1], direct.train.tensors[1])
-    assert sub.test is pool.test and sub.n_per_class == 7
+    assert sub.test is pool.test and sub.val is pool.val and sub.n_per_class == 7
     assert sub.fingerprint != pool.fingerprint
     assert ex.subset_task(pool, 3).fingerprint != sub.fingerprint
     assert ex.subset_task(pool, None) is pool
@@ -93,18 +94,24 @@ def test_learning_curve_runs_every_cell_and_reuses_one_forward_pass(digit_pool, 
 
     monkeypatch.setattr(ex, "cached_features", counting)
     seen = []
-    curve = ex.learning_curve(digit_pool, [3, None], seeds=(0, 1), num_epochs=2, n_frozen=2, on_run=seen.append)
-    assert calls == [2]  # fine_tune (boundary 2) and feature extraction (3) share one pass
+    curve = ex.learning_curve(digit_pool, [3, None], seeds=(0, 1), num_epochs=2, n_frozen=1, on_run=seen.append)
+    assert calls == [1]  # fine_tune (boundary 1), its head-first stage and feature extraction (2) share one pass
     assert len(curve.records) == len(seen) == 3 * 2 * 2
     assert curve.strategies == list(tl.STRATEGIES)
     for r in curve.records:
         assert 0.0 <= r.test_acc <= 1.0
         assert r.num_train == (15 if r.n_per_class == 3 else 60)
-        assert r.n_frozen == {"scratch": 0, "feature_extraction": 3, "fine_tune": 2}[r.strategy]
-        assert len(r.history) == 2 and r.history.last["val_acc"] == pytest.approx(r.test_acc)
+        assert r.n_frozen == {"scratch": 0, "feature_extraction": 2, "fine_tune": 1}[r.strategy]
+        # the epoch kept is the best on validation (fine-tuning may keep its head-only start, epoch 0)
+        assert len(r.history) == 2 and r.val_acc >= max(r.history["val_acc"])
+        assert r.test.accuracy == r.test_acc and r.test.n == 100 and r.test.chance == 0.2
     table = curve.table()
     assert [row["n_per_class"] for row in table] == [3, "all"]
-    assert table[0]["train_images"] == 15
+    assert table[0]["train_images"] == 15 and table[0]["chance"] == 0.2 and table[0]["majority"] == 0.2
+    assert table[0]["scratch ±"] == round(curve.seed_spread("scratch", 3).std, 3)
+    assert table[0]["fine_tune bal"] == round(curve.balanced("fine_tune", 3), 3)
+    gaps = curve.gaps("fine_tune", "scratch", 3)
+    assert len(gaps) == 2 and sum(gaps) / 2 == pytest.approx(curve.gap("fine_tune", "scratch", 3))
     mean = (curve.runs("scratch", 3)[0].test_acc + curve.runs("scratch", 3)[1].test_acc) / 2
     assert curve.accuracy("scratch", 3) == pytest.approx(mean)
     assert curve.gap("fine_tune", "scratch", None) == pytest.approx(
@@ -117,17 +124,18 @@ def test_learning_curve_matches_a_hand_made_run(digit_pool):
     """The subset-of-cached-activations shortcut trains exactly what run_strategy would on the subset."""
     curve = ex.learning_curve(digit_pool, [4], ["feature_extraction"], num_epochs=3, seeds=(5,))
     sub = ex.subset_task(digit_pool, 4, seed=5)
-    feats = tl.cached_features(tl.load_digit_model(), sub, 3, progress=False)
+    model = digit_cut_model(5, digit_pool.classes)
+    feats = tl.cached_features(model, sub, 2, progress=False)
     ref = curve.records[0]
     assert ref.num_train == len(feats.train) == 20
-    model = tl.load_digit_model()
     tl.seed_everything(5)  # the new head's initial weights follow the seed
     model = tl.replace_head(model, 5, digit_pool.classes)
-    tl.freeze(model, 3)
-    tail = model.tail(3)
-    train_loader, test_loader = feats.loaders(32)
-    hist = tl.fit(tail, train_loader, test_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
+    tl.freeze(model, 2)
+    tail = model.tail(2)
+    train_loader, val_loader, test_loader = feats.loaders(32)
+    hist = tl.fit(tail, train_loader, val_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
     assert hist["val_acc"] == pytest.approx(ref.history["val_acc"])
+    assert ref.val_acc == pytest.approx(max(hist["val_acc"]))
 
 
 def test_track_false_evaluates_once_and_min_steps_adds_epochs(digit_pool):

@@ -47,39 +47,135 @@ def exercise1(answer, model, upto: int, num_classes: int) -> CheckResult:
                    "(print its shape, then flatten)")
 
 
-def exercise2(answer, head: nn.Module, features) -> CheckResult:
-    """A head trained on 5 labelled images per class: the reported accuracy must be the head's real one."""
-    from ..training import evaluate
+def _split_tensors(features):
+    """(train_x, train_y, test_x, test_y) from a FeatureSet or from a 4-tuple of plain tensors (the by-hand route)."""
+    if hasattr(features, "loaders") and hasattr(features, "train"):
+        return (*features.train.tensors, *features.test.tensors)
+    if isinstance(features, (tuple, list)) and len(features) == 4 and all(isinstance(t, torch.Tensor)
+                                                                           for t in features):
+        return tuple(features)
+    raise ValueError("exercise2 expects the features third: the FeatureSet from tl.cached_features(...), or the "
+                     f"by-hand tensors as a tuple (f_train, y_train, f_test, y_test); got {type(features).__name__}")
 
+
+@torch.no_grad()
+def _head_accuracy(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``head`` on features ``x``; a head without a Flatten gets the features flattened."""
+    was_training = head.training
+    head.eval()
+    try:
+        try:
+            out = head(x)
+        except RuntimeError:
+            out = head(x.flatten(1))
+        if out.dim() != 2 or out.shape[0] != len(y):
+            out = head(x.flatten(1))
+    finally:
+        head.train(was_training)
+    return (out.argmax(1) == y).float().mean().item()
+
+
+def exercise2(answer, head: nn.Module, features) -> CheckResult:
+    """A head on the conv2 features, trained on 5 labelled images per class: its real test accuracy.
+
+    Both routes count: the FeatureSet of ``tl.cached_features`` (its activations keep their 32x7x7 shape)
+    or the by-hand tensors ``(f_train, y_train, f_test, y_test)`` (already flattened), with a head that
+    flattens or not.
+    """
     if answer is None:
         return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained "
-                       "on tl.cached_features(model, tl.mnist_target_task(5, ...), upto=2)")
+                       "on the conv2 features of tl.mnist_target_task(5, ...)")
     if isinstance(answer, torch.Tensor) and answer.numel() == 1:
         answer = answer.item()
     if isinstance(answer, bool) or not isinstance(answer, Real):
         raise ValueError(f"exercise2 expects a float between 0 and 1, got {type(answer).__name__}")
     if not isinstance(head, nn.Module):
         raise ValueError(f"exercise2 expects the trained head (an nn.Module) second, got {type(head).__name__}")
-    _need_features(features, "exercise2")
-    labels = features.train.tensors[1]
-    counts = torch.bincount(labels).tolist()
+    x_train, y_train, x_test, y_test = _split_tensors(features)
+    width = x_train[0].numel()
+    if width != 32 * 7 * 7:
+        return not_yet(f"these features have {width} numbers per digit; the lesson's feature extraction cuts after "
+                       "conv2 (32 x 7 x 7 = 1568 numbers): use upto=2, not the layer before the old head")
+    counts = torch.bincount(y_train).tolist()
     if set(counts) != {5}:
         return not_yet(f"the features hold {counts} training images per class; build the task with "
                        "n_per_class=5 and extract its features")
-    _, test_loader = features.loaders(256)
     try:
-        acc = evaluate(head, test_loader)["acc"]
+        acc = _head_accuracy(head, x_test, y_test)
     except (RuntimeError, ValueError) as exc:
         return not_yet(f"the head cannot classify these features ({str(exc).splitlines()[0][:160]}); "
                        "was it trained on the same group boundary?")
     if abs(float(answer) - acc) > 1e-3:
         return not_yet(f"you report {float(answer):.3f} but this head scores {acc:.3f} on the features' test split; "
-                       "evaluate the head you pass in")
+                       "evaluate the head you pass in (on the test features, once)")
     chance = 1 / len(counts)
     if acc < chance + 0.3:
         return not_yet(f"{acc:.3f} is barely above chance ({chance:.2f}): train longer or with a larger lr "
                        "(the head has few parameters; 30 epochs at lr=1e-3 is a good start)")
     return passed(f"{acc:.1%} with only 5 labelled images per class (chance: {chance:.0%})")
+
+
+def exercise4(freeze_and_swap) -> CheckResult:
+    """Write ``freeze_and_swap(source, num_classes)``: source's conv1 + conv2 frozen, a new trainable head.
+
+    Judged by behaviour on a fresh digit model: the output has ``num_classes`` scores, a training step
+    changes the new head and nothing of the source (weights and BatchNorm statistics), and the source's
+    ``features`` layer and old head are not used.
+    """
+    from ..models import load_digit_model
+
+    if not callable(freeze_and_swap):
+        raise ValueError(f"exercise4 expects your function freeze_and_swap, got {type(freeze_and_swap).__name__}")
+    source = load_digit_model()
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    try:
+        model = freeze_and_swap(source, 3)
+    except Exception as exc:  # noqa: BLE001 - the student's code: report, never crash the lesson
+        return not_yet(f"freeze_and_swap raised {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+    if model is None or model is Ellipsis:
+        return not_yet("complete the function: replace the `...` lines and `return` the new model")
+    if not isinstance(model, nn.Module):
+        return not_yet(f"freeze_and_swap must return an nn.Module, it returned {type(model).__name__}")
+    params = {id(p) for p in model.parameters()}
+    for name in ("features", "head"):
+        if any(id(p) in params for p in source.groups[name].parameters()):
+            return not_yet(f"your model still uses the source's `{name}` group: cut after conv2 — keep only "
+                           "conv1 and conv2 and put a new nn.Linear(32 * 7 * 7, num_classes) on their output")
+    x = torch.randn(6, 1, 28, 28)
+    model.train()
+    try:
+        out = model(x)
+    except RuntimeError as exc:
+        return not_yet(f"the model cannot take a batch of digits ({str(exc).splitlines()[0][:140]}); "
+                       "conv2 outputs 32 x 7 x 7: flatten before the Linear layer")
+    if out.shape != (6, 3):
+        return not_yet(f"the output has shape {tuple(out.shape)}, expected (6, 3): one score per class of the new "
+                       "task (num_classes), from a new head")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return not_yet("nothing in your model can train: the new head must keep requires_grad=True "
+                       "(freeze the source first, then add the head)")
+    conv_ids = {id(p) for n in ("conv1", "conv2") for p in source.groups[n].parameters()}
+    if any(id(p) in conv_ids for p in trainable):
+        return not_yet("conv1/conv2 weights still have requires_grad=True: freeze them with "
+                       "p.requires_grad_(False) for every parameter of the source")
+    opt = torch.optim.SGD(trainable, lr=0.1)
+    head_before = [p.detach().clone() for p in trainable]
+    torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0, 1, 2])).backward()
+    opt.step()
+    model.train()
+    with torch.no_grad():
+        model(x)  # a second forward pass in train mode: BatchNorm in train mode would move its statistics
+    changed = [n for n, v in source.state_dict().items() if not torch.equal(v, before[n])
+               and not n.startswith(("features", "head"))]
+    if changed:
+        return not_yet(f"training changed the frozen part ({changed[:2]}): requires_grad_(False) stops gradients "
+                       "but not BatchNorm's running statistics — keep the frozen convolutions in eval mode "
+                       "(e.g. override train() or call .eval() on them after model.train())")
+    if all(torch.equal(a, b) for a, b in zip(head_before, trainable)):
+        return not_yet("a training step did not change the new head: is it connected to the output?")
+    return passed(f"conv1 + conv2 frozen (weights and BatchNorm statistics unchanged by a training step), "
+                  f"a new head with {sum(p.numel() for p in trainable):,} trainable parameters")
 
 
 def exercise3(answer, head: nn.Module, features, classes) -> CheckResult:
@@ -95,7 +191,7 @@ def exercise3(answer, head: nn.Module, features, classes) -> CheckResult:
         raise ValueError(f"exercise3 expects the head (an nn.Module) second, got {type(head).__name__}")
     _need_features(features, "exercise3")
     classes = list(classes)
-    _, test_loader = features.loaders(256)
+    test_loader = features.loaders(256)[-1]
     cm = confusion_matrix(head, test_loader, num_classes=len(classes))
     off = cm.clone()
     off.fill_diagonal_(0)

@@ -30,9 +30,19 @@ def smallest_frozen_for(model: GroupedModel, fraction: float) -> int | None:
         freeze(model, before, frozen_bn=bn_mode)
 
 
-def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
-    """The smallest number of frozen groups for which fewer than ``fraction`` of the parameters train."""
+_UNSET = object()
+
+
+def exercise1(answer, model, fraction: float = 0.15, *, prediction=_UNSET) -> CheckResult:
+    """The smallest number of frozen groups for which fewer than ``fraction`` of the parameters train.
+
+    ``prediction`` (predict, then measure): the student's guess, written before measuring; it must be
+    filled in but may be wrong — the message compares it with the measurement.
+    """
     _need_model(model, "exercise1")
+    if prediction is None:
+        return not_yet("write your prediction first (`prediction = ...`, an integer), before you measure: "
+                       "where do most of the parameters sit?")
     if answer is None:
         return not_yet("replace `answer = None` with an integer number of frozen groups; move the freeze slider "
                        "(or call tl.freeze(model, k)) and watch the trainable fraction")
@@ -44,8 +54,12 @@ def exercise1(answer, model, fraction: float = 0.15) -> CheckResult:
         before, bn_mode = model.num_frozen, model.frozen_bn_mode
         report = freeze(model, answer)
         freeze(model, before, frozen_bn=bn_mode)
+        guess = "" if prediction is _UNSET else (
+            " — as you predicted" if prediction == answer else
+            f" (you predicted {prediction}: the last groups hold far more parameters than the early ones)")
         return passed(f"freezing {answer} groups leaves {report.trainable:,} of {report.total:,} parameters "
-                      f"({report.trainable_fraction:.1%}) to train: the groups after '{model.group_names[answer - 1]}'")
+                      f"({report.trainable_fraction:.1%}) to train: the groups after '{model.group_names[answer - 1]}'"
+                      + guess)
     if expected is not None and expected < answer <= max_frozen(model):
         return not_yet(f"{answer} frozen groups qualifies, but is it the smallest? Try unfreezing one more group")
     return not_yet(f"with {answer} frozen groups {freeze_report_fraction(model, answer)} of the parameters still "
@@ -74,9 +88,10 @@ def _param_groups(answer) -> list[dict]:
 def exercise2(answer, model, ratio: float = 0.01) -> CheckResult:
     """Per-group learning rates: the stem's lr is ``ratio`` times the head's, rising group by group."""
     _need_model(model, "exercise2")
-    if answer is None:
-        return not_yet("replace `answer = None` with layerwise_lr_groups(model, lr, decay) for a decay you "
-                       "work out: the stem sits num_groups - 1 groups below the head")
+    if answer is None or answer is Ellipsis:
+        return not_yet("complete discriminative_groups: return one {'params': [...], 'lr': ...} dict per layer "
+                       "group (or layerwise_lr_groups(model, lr, decay)); the stem sits num_groups - 1 groups "
+                       "below the head, so the decay per group d satisfies d ** (num_groups - 1) = stem_ratio")
     groups = _param_groups(answer)
     owner = {}
     for i, name in enumerate(model.group_names):
@@ -127,14 +142,20 @@ def frozen_batchnorms_in_eval(model: GroupedModel) -> list[str]:
     return names
 
 
-def exercise3(answer, model) -> CheckResult:
-    """The BatchNorm layers that stay in eval mode while ``model`` trains (those in frozen groups)."""
+def exercise3(answer, model, n_frozen: int | None = 2) -> CheckResult:
+    """The BatchNorm layers that stay in eval mode while ``model`` trains (those in frozen groups).
+
+    ``n_frozen``: how many groups the exercise asks to freeze (None: accept any freeze depth).
+    """
     _need_model(model, "exercise3")
     if answer is None:
         return not_yet("replace `answer = None` with a list of module names, e.g. from "
                        "tlwidgets.freezing.batchnorm_modes(model) after model.train()")
     if isinstance(answer, str) or not isinstance(answer, (list, tuple, set)):
         raise ValueError(f"exercise3 expects a list of BatchNorm module names, got {type(answer).__name__}")
+    if n_frozen is not None and model.num_frozen != n_frozen:
+        return not_yet(f"the model has {model.num_frozen} frozen groups; the exercise freezes the first {n_frozen}: "
+                       f"tl.freeze(model, {n_frozen}) first, then model.train() and look at the BatchNorm layers")
     expected = frozen_batchnorms_in_eval(model)
     got = set(answer)
     if got == set(expected):

@@ -1,73 +1,176 @@
-"""Checks for lesson 5 (dogs -> cats with the dashboard). Each inspects the objects passed in."""
+"""Checks for lesson 5 (which layers transfer). Each judges behaviour or a measured number, never strings of code."""
 from __future__ import annotations
 
-import html
+import copy
 
-from . import CheckResult, not_yet, passed
-from ..data import Task
-from ..transfer import RunResult
+import torch
+from torch import nn
 
-
-def exercise1(task, result) -> CheckResult:
-    """A photo folder turned into a task with ``tl.folder_task`` and trained better than chance."""
-    if task is None or result is None:
-        return not_yet("build `task = tl.folder_task(path, image_size=...)` on a folder of class sub-folders and "
-                       "`result = tl.run_strategy('feature_extraction', task, ...)`, then pass both")
-    if not isinstance(task, Task):
-        raise ValueError(f"exercise1 expects a tlwidgets Task first (from tl.folder_task), got {type(task).__name__}")
-    if not isinstance(result, RunResult):
-        raise ValueError(f"exercise1 expects a RunResult second (from tl.run_strategy), got {type(result).__name__}")
-    if not task.name.startswith("Photos in "):
-        return not_yet(f"{task.name!r} is not a photo-folder task: make it with tl.folder_task(path)")
-    if result.task_name != task.name or result.model.classes != task.classes:
-        return not_yet("the result was trained on another task: pass the task you trained on")
-    chance = 1 / task.num_classes
-    if result.test_acc <= chance:
-        return not_yet(f"test accuracy {result.test_acc:.1%} is not better than chance ({chance:.0%}): "
-                       "more photos per class, or more epochs")
-    return passed(f"{task.num_classes} classes ({', '.join(task.classes)}), {len(task.train)} training photos: "
-                  f"{result.test_acc:.1%} on {len(task.test)} held-out photos (chance {chance:.0%})")
+from . import CheckResult, is_integer, not_yet, passed
+from ..layer_transfer import SeedResults
+from ..models import GroupedModel, digit_cnn
 
 
-def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, n_frozen: int = 7) -> CheckResult:
-    """A dashboard run with the given settings, driven from Python; ``answer`` is its results row."""
-    from ..widgets.dashboard import Dashboard
-
-    if not isinstance(dashboard, Dashboard):
-        raise ValueError(f"exercise2 needs the dashboard second, got {type(dashboard).__name__}")
-    if answer is None:
-        return not_yet(f"run dashboard.run_sync(strategy={strategy!r}, n_per_class={n_per_class!r}, "
-                       f"n_frozen={n_frozen}, ...) and answer with its row: dashboard.results[-1]")
-    if not isinstance(answer, dict):
-        raise ValueError(f"exercise2 expects a results row (a dict from dashboard.results), got {type(answer).__name__}")
-    if answer not in dashboard.results:
-        return not_yet("that row is not in this dashboard's results: pass the dashboard that ran it")
-    want = {"strategy": strategy, "n_per_class": "all" if n_per_class is None else n_per_class,
-            "frozen_groups": n_frozen}
-    wrong = {k: answer.get(k) for k, v in want.items() if answer.get(k) != v}
-    if wrong:
-        return not_yet(f"the run used {wrong}; it should use {want}")
-    return passed(f"run {dashboard.results.index(answer) + 1}: fine-tuning above group {n_frozen} with "
-                  f"{n_per_class}/class reached {answer['test_acc']:.3f} in {answer['epochs']} epochs")
+def _bn_buffers(module: nn.Module) -> dict:
+    return {k: v.clone() for k, v in module.state_dict().items() if "running" in k or "num_batches" in k}
 
 
-def exercise3(answer, dashboard) -> CheckResult:
-    """How many epochs the dashboard's last replay showed (read from its chart, not guessed)."""
-    from ..widgets.dashboard import Dashboard
+def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
+    """``build_anb(source, n)`` returns a fresh digit CNN whose first ``n`` groups are frozen copies of ``source``'s.
 
-    if not isinstance(dashboard, Dashboard):
-        raise ValueError(f"exercise3 needs the dashboard second, got {type(dashboard).__name__}")
-    if answer is None:
-        return not_yet("load a log into a dashboard (load_log), replay it, and count the epochs its chart shows "
-                       "(dashboard.chart.records)")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise ValueError(f"exercise3 expects an integer number of epochs, got {type(answer).__name__}")
-    if not dashboard.runs:
-        return not_yet("this dashboard has no runs: load_log(path) first, then replay()")
-    shown = len(dashboard.chart.records)
-    replayed = html.unescape(dashboard.status.value).startswith("replay")  # training since would overwrite it
-    if shown == 0 or dashboard.chart.end_logs is None or not replayed:
-        return not_yet("nothing was replayed yet: call dashboard.replay(seconds_per_epoch=0)")
-    if answer != shown:
-        return not_yet(f"the chart shows a different number of epochs than {answer}; count dashboard.chart.records")
-    return passed(f"the replay showed {shown} epochs, with no training at all")
+    Judged by behaviour on a random source network: the copied groups hold the source's weights (as copies,
+    not shared tensors), the other groups do not, and one training step changes neither the copied groups'
+    weights nor their BatchNorm statistics while the upper groups learn.
+    """
+    if build_anb is None or build_anb is ... or not callable(build_anb):
+        return not_yet("define `def build_anb(source, n): ...` returning a new network (tl.digit_cnn(5)) whose first "
+                       "n groups are frozen copies of source's")
+    torch.manual_seed(seed)
+    source = digit_cnn(5)
+    with torch.no_grad():  # a source whose BatchNorm statistics are not the defaults, so copying them shows
+        for m in source.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    before = copy.deepcopy(source.state_dict())
+    x, y = torch.randn(16, 1, 28, 28), torch.arange(16) % 5
+    for n in n_values:
+        try:
+            model = build_anb(source, n)
+        except Exception as exc:  # the student's code failed: say so as a hint, with the error
+            return not_yet(f"build_anb(source, {n}) raised {type(exc).__name__}: {exc}")
+        if model is None:
+            return not_yet(f"build_anb(source, {n}) returned None: end the function with `return model`")
+        if not isinstance(model, GroupedModel) or model.group_names != source.group_names:
+            return not_yet(f"build_anb must return a digit CNN (tl.digit_cnn(5)) with groups {source.group_names}, "
+                           f"got {type(model).__name__}")
+        if model is source:
+            return not_yet("build_anb returned the source network itself: make a new tl.digit_cnn(5) and copy "
+                           "only the first n groups into it")
+        names = model.group_names
+        for name in names[:n]:
+            for (k, a), b in zip(source.groups[name].state_dict().items(), model.groups[name].state_dict().values()):
+                if not torch.equal(a, b):
+                    return not_yet(f"n={n}: group {name!r} ({k}) does not hold the source's weights: copy each of "
+                                   f"the first n groups, e.g. model.groups[name].load_state_dict("
+                                   f"source.groups[name].state_dict())")
+            if any(p.data_ptr() == q.data_ptr() for p, q in zip(model.groups[name].parameters(),
+                                                                source.groups[name].parameters())):
+                return not_yet(f"n={n}: group {name!r} shares its tensors with the source, so training the new "
+                               "network would change the source too: copy the weights (load_state_dict or "
+                               "copy.deepcopy), do not assign the source's modules")
+        for name in names[n:-1]:
+            same = all(torch.equal(a, b) for a, b in zip(source.groups[name].state_dict().values(),
+                                                        model.groups[name].state_dict().values()))
+            if same:
+                return not_yet(f"n={n}: group {name!r} was copied too; only the first n groups come from the source, "
+                               "the rest start from random weights")
+        for i, name in enumerate(names):
+            grads = {p.requires_grad for p in model.groups[name].parameters()}
+            if i < n and True in grads:
+                return not_yet(f"n={n}: group {name!r} still trains: freeze the copied groups "
+                               "(p.requires_grad_(False) for their parameters, or tl.freeze(model, n))")
+            if i >= n and False in grads:
+                return not_yet(f"n={n}: group {name!r} is frozen but must learn task B: freeze only the first "
+                               f"{n} groups")
+        # one training step, the way tl.fit does it: model.train(), then an optimiser on the trainable parameters
+        frozen_bn = {name: _bn_buffers(model.groups[name]) for name in names[:n]}
+        upper = {k: v.clone() for k, v in model.groups[names[-1]].state_dict().items()}
+        model.train()
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        model.eval()
+        for name in names[:n]:
+            after = _bn_buffers(model.groups[name])
+            if any(not torch.equal(after[k], v) for k, v in frozen_bn[name].items()):
+                return not_yet(f"n={n}: the weights of {name!r} stayed put, but its BatchNorm running statistics "
+                               "changed during training: a frozen group must stay in eval mode. tl.freeze(model, n) "
+                               "does that (GroupedModel.train keeps the first model.num_frozen groups in eval)")
+        if all(torch.equal(upper[k], v) for k, v in model.groups[names[-1]].state_dict().items()):
+            return not_yet(f"n={n}: one training step did not change the head: is anything trainable?")
+    if any(not torch.equal(v, source.state_dict()[k]) for k, v in before.items()):
+        return not_yet("build_anb changed the source network: copy from it, never train or modify it")
+    return passed(f"for n = {', '.join(map(str, n_values))}: the first n groups are frozen copies of the source "
+                  "(BatchNorm statistics included), the rest is fresh and learns")
+
+
+def _check_prediction(prediction, allowed, what: str) -> CheckResult | None:
+    if prediction is None or prediction is ...:
+        return not_yet(f"write your prediction first ({what}), before you look at the measurement")
+    if prediction not in allowed:
+        return not_yet(f"your prediction {prediction!r} is not one of {list(allowed)}")
+    return None
+
+
+def exercise2(prediction, answer, sweep: SeedResults) -> CheckResult:
+    """Predict, then measure: the depth ``n`` at which frozen A-layers (AnB) lose most against base B."""
+    if not isinstance(sweep, SeedResults) or "variant" not in sweep.keys:
+        raise ValueError(f"exercise2 needs the lesson's Yosinski sweep (SeedResults) third, got {type(sweep).__name__}")
+    depths = sorted({r["n"] for r in sweep.rows if r["variant"] == "AnB"})
+    hint = _check_prediction(prediction, depths, "an n from " + ", ".join(map(str, depths)))
+    if hint is not None:
+        return hint
+    if answer is None or answer is ...:
+        return not_yet("now measure: compute base B's mean minus AnB's mean at each n from `sweep` and answer with the "
+                       "n where the loss is largest")
+    if not is_integer(answer):
+        raise ValueError(f"exercise2 expects the depth n as an integer, got {type(answer).__name__}")
+    answer = int(answer)
+    base = sweep.mean(variant="base B")
+    loss = {n: base - sweep.mean(variant="AnB", n=n) for n in depths}
+    worst = max(loss, key=loss.get)
+    plus = {n: base - sweep.mean(variant="AnB+", n=n) for n in depths if ("AnB+", n) in sweep.settings()}
+    if answer not in depths:
+        return not_yet(f"{answer} is not a depth of this sweep ({depths})")
+    if answer == min(loss, key=loss.get):
+        return not_yet("that is where AnB loses least (or gains): the question asks where the loss is largest")
+    if plus and answer == max(plus, key=plus.get) and answer != worst:
+        return not_yet("that is the worst n for AnB+ (fine-tuned); the question is about frozen AnB")
+    if answer != worst:
+        return not_yet(f"at n={answer} AnB loses {loss[answer]:+.3f}; compare every n (mean over seeds)")
+    verdict = "as you predicted" if prediction == worst else f"you predicted n={prediction}"
+    return passed(f"AnB loses most at n={worst} ({loss[worst]:.3f} below base B), {verdict}: the deepest copied "
+                  "layers are the most specific to digits 0-4")
+
+
+def exercise3(prediction, answer, cuts: SeedResults, *, other: SeedResults | None = None) -> CheckResult:
+    """Predict, then measure: the cut whose pooled features give the best *validation* accuracy (digits as photos).
+
+    Accepts the group name (``"block4"``) or its position among the cuts (``0`` = first cut). ``other`` is the
+    cat-breed sweep, so answering with the cats' best cut gets its own hint.
+    """
+    if not isinstance(cuts, SeedResults) or cuts.keys != ("features",):
+        raise ValueError(f"exercise3 needs the digits' cut sweep (SeedResults keyed by 'features') third, "
+                         f"got {type(cuts).__name__}")
+    order = [s[0] for s in cuts.settings()]
+    hint = _check_prediction(prediction, order + list(range(len(order))), "a cut name such as " + repr(order[0]))
+    if hint is not None:
+        return hint
+    if answer is None or answer is ...:
+        return not_yet("now measure: for each cut take the mean 'val_acc' over seeds (cuts.values('val_acc', "
+                       "features=name)) and answer with the best one")
+    if isinstance(answer, bool) or not (isinstance(answer, str) or is_integer(answer)):
+        raise ValueError(f"exercise3 expects a cut name (str) or its position (int), got {type(answer).__name__}")
+    if not isinstance(answer, str):
+        if not 0 <= int(answer) < len(order):
+            return not_yet(f"position {int(answer)} is not among the {len(order)} cuts (0..{len(order) - 1})")
+        answer = order[int(answer)]
+    if answer not in order:
+        return not_yet(f"{answer!r} is not one of the cuts {order}")
+    val = {c: cuts.mean("val_acc", features=c) for c in order}
+    test = {c: cuts.mean("accuracy", features=c) for c in order}
+    best = max(val, key=val.get)
+    if answer == best:
+        verdict = "as you predicted" if prediction in (best, order.index(best)) else f"you predicted {prediction!r}"
+        return passed(f"on validation the best cut for digits is {best!r} ({val[best]:.3f}; its test accuracy, "
+                      f"looked at once: {test[best]:.3f}), {verdict}")
+    if answer == max(test, key=test.get):
+        return not_yet("that cut is best on the *test* set; choose on validation (val_acc), never on test")
+    if other is not None and answer == max({c: other.mean("val_acc", features=c) for c in order}, key=lambda c:
+                                           other.mean("val_acc", features=c)):
+        return not_yet("that is the best cut for the cat photos; the question is about the digits")
+    if answer == order[-1]:
+        return not_yet("the last cut (just before ImageNet's head) is not automatically the best: compare val_acc")
+    return not_yet(f"{answer!r} reaches {val[answer]:.3f} on validation; another cut does better")

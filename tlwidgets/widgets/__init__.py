@@ -12,7 +12,8 @@ from .dashboard import Dashboard
 from .digit_pad import DigitPad
 from .freeze_slider import FreezeSlider
 from .gallery import gallery, plot_features_2d, show_task
+from .layer_plots import plot_cut_sweep, plot_layer_sweep
 from .live_chart import LiveChart
 
 __all__ = ["FreezeSlider", "LiveChart", "Dashboard", "gallery", "confusion_view", "show_task", "plot_features_2d",
-           "plot_learning_curve", "DigitPad", "is_headless"]
+           "plot_learning_curve", "DigitPad", "is_headless", "plot_layer_sweep", "plot_cut_sweep"]

@@ -45,8 +45,8 @@ __all__ = ["Dashboard", "results_table_html", "STRATEGY_LABELS", "LOG_FORMAT"]
 
 STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
-TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "test_acc",
-                 "seconds", "stopped")
+TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "val_acc",
+                 "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
 
 
 def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Callable[[int | None], Task]:

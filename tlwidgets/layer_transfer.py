@@ -1,0 +1,625 @@
+"""Which layers transfer: Yosinski et al. (2014) in small, cut sweeps, and probes on fixed features.
+
+Why a module of its own: lessons 5 and 6 ask questions that are each answered by
+many small trainings over several seeds ("how good is a network whose first
+``n`` layers came from another task?", "how good is a linear head on the output
+of group ``k``?"). Written in a notebook that would be pages of loops; here it is
+a few tested functions, and the lessons stay thin.
+
+- :func:`transplant` builds Yosinski's "AnB": the first ``n`` layer groups of a
+  network trained on task A copied into a fresh network, frozen or not.
+- :func:`yosinski_sweep` trains the paper's variants (base B, BnB, BnB+, AnB,
+  AnB+) for every depth ``n`` and several seeds.
+- :func:`pooled_cut_features` runs a frozen backbone once and keeps the
+  globally pooled output of several group boundaries (a "cut sweep" then costs
+  one forward pass).
+- :func:`probe` trains a linear head on fixed features, choosing its epoch on a
+  validation split and measuring the test split once.
+- :class:`SeedResults` holds one row per (setting, seed) and summarises the
+  spread with :func:`tlwidgets.metrics.seed_spread`.
+
+Every training run here selects only on validation data (the epoch with the
+best validation accuracy) and evaluates the test set once, at the end.
+Core module: imports neither ipywidgets nor matplotlib.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from typing import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from .data import ImageTensorDataset, MNIST_MEAN, MNIST_STD, Task, input_normalization
+from .features import feature_cache_dir
+from .freezing import freeze
+from .metrics import Metrics, Spread, classification_metrics, seed_spread
+from .models import GroupedModel, digit_cnn, weights_fingerprint
+from .splits import stratified_split
+from .training import Observer, fit, seed_everything, select_device
+
+__all__ = ["VARIANTS", "transplant", "train_val", "BestOnValidation", "train_and_test", "predict_labels",
+           "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe", "probe_table",
+           "as_photos", "as_digits", "imagenet_class_groups", "zero_shot_table", "output_feature_sets",
+           "specialise_top", "FeatureMaps", "feature_maps", "tail_features", "IMAGENET_NAMES_BREED"]
+
+#: Yosinski et al.'s names: "B" = trained on task B; "nB" = first n layers copied, the rest retrained on B;
+#: "+" = the copied layers are fine-tuned too (otherwise they stay frozen).
+VARIANTS = ("base B", "BnB", "BnB+", "AnB", "AnB+")
+
+
+# ---------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------
+def transplant(source: GroupedModel, target: GroupedModel, n: int, *, frozen: bool = True) -> GroupedModel:
+    """Copy the weights of ``source``'s first ``n`` layer groups into ``target`` (in place) and return it.
+
+    With ``frozen=True`` those ``n`` groups are frozen (``tl.freeze(target, n)``:
+    ``requires_grad_(False)`` and BatchNorm kept in eval mode); otherwise every
+    group of ``target`` trains. Groups ``n..`` keep ``target``'s own (random)
+    weights. The two networks must have the same architecture up to group ``n``.
+    """
+    if not isinstance(source, GroupedModel) or not isinstance(target, GroupedModel):
+        raise TypeError(f"transplant() needs two GroupedModels, got {type(source).__name__} and "
+                        f"{type(target).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < target.num_groups:
+        raise ValueError(f"n must be an integer in 0..{target.num_groups - 1} (the head is never copied), got {n!r}")
+    if source.group_names[:n] != target.group_names[:n]:
+        raise ValueError(f"the first {n} groups differ: {source.group_names[:n]} vs {target.group_names[:n]}")
+    for name in target.group_names[:n]:
+        state = source.groups[name].state_dict()
+        try:
+            target.groups[name].load_state_dict(copy.deepcopy(state))
+        except RuntimeError as exc:
+            raise ValueError(f"group {name!r} has different shapes in source and target: {exc}") from None
+    freeze(target, n if frozen else 0)
+    return target
+
+
+def train_val(task: Task, val_per_class: int, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """The task's training and validation sets.
+
+    A task that already carries a validation split (``task.val``) uses it;
+    otherwise ``val_per_class`` samples of each class are carved from the
+    training pool with :func:`tlwidgets.splits.stratified_split` (seeded).
+    """
+    val = getattr(task, "val", None)
+    if val is not None:
+        return task.train, val
+    labels = _labels(task.train)
+    tr, va = stratified_split(labels, val_per_class, seed=seed)
+    return Subset(task.train, tr.tolist()), Subset(task.train, va.tolist())
+
+
+def _labels(data: Dataset) -> torch.Tensor:
+    if isinstance(data, TensorDataset):
+        return data.tensors[1]
+    if isinstance(data, ImageTensorDataset):
+        return data.labels
+    if isinstance(data, Subset):
+        return _labels(data.dataset)[torch.as_tensor(data.indices)]
+    return torch.as_tensor([int(data[i][1]) for i in range(len(data))])
+
+
+def _stack(data: Dataset) -> TensorDataset:
+    """A dataset as one (inputs, labels) TensorDataset (all in memory: the course's data is small)."""
+    if isinstance(data, TensorDataset):
+        return data
+    xs, ys = zip(*(data[i] for i in range(len(data))))
+    return TensorDataset(torch.stack(xs), torch.as_tensor(ys))
+
+
+class BestOnValidation(Observer):
+    """Keeps a copy of the weights from the epoch with the best validation accuracy.
+
+    ``fit`` trains for a fixed number of epochs; this observer lets the caller
+    return to the best epoch afterwards, so the number of epochs is chosen on
+    validation data, never on the test set.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model, self.best_acc, self.best_epoch, self.state = model, -1.0, None, None
+
+    def on_epoch_end(self, logs: dict) -> None:
+        acc = logs.get("val_acc")
+        if acc is not None and acc > self.best_acc:
+            self.best_acc, self.best_epoch = acc, logs["epoch"]
+            self.state = copy.deepcopy(self.model.state_dict())
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+    def __repr__(self) -> str:
+        return f"BestOnValidation(best val_acc={self.best_acc:.3f} at epoch {self.best_epoch})"
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, data: Dataset, *, device="cpu", batch_size: int = 512) -> torch.Tensor:
+    """Arg-max class of every sample of ``data`` (model in eval mode; its mode is restored)."""
+    was = model.training
+    model.eval()
+    out = [model(x.to(device)).argmax(1).cpu() for x, _ in DataLoader(data, batch_size=batch_size)]
+    model.train(was)
+    return torch.cat(out)
+
+
+def train_and_test(model: nn.Module, train: Dataset, val: Dataset, test: Dataset, num_classes: int, *,
+                   num_epochs: int = 5, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
+                   weight_decay: float = 0.0, device="cpu") -> tuple[Metrics, float]:
+    """Train with ``tl.fit``, go back to the best-validation epoch, measure the test set once.
+
+    Returns ``(test metrics, best validation accuracy)``.
+    """
+    dev = select_device(device)
+    best = BestOnValidation(model)
+    fit(model, DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=512),
+        num_epochs=num_epochs, lr=lr, weight_decay=weight_decay, observers=[best], device=dev, seed=seed,
+        progress=False)
+    best.restore()
+    y_pred = predict_labels(model, test, device=dev)
+    return classification_metrics(_labels(test), y_pred, num_classes), best.best_acc
+
+
+# ---------------------------------------------------------------------------
+# results over seeds
+# ---------------------------------------------------------------------------
+class SeedResults:
+    """One row per (setting, seed): accuracy, balanced accuracy, chance, majority, validation accuracy.
+
+    ``keys`` name the columns that identify a setting (e.g. ``("variant", "n")``);
+    :meth:`spread` and :meth:`summary` aggregate over the seeds.
+    """
+
+    def __init__(self, keys: Sequence[str], rows: Iterable[Mapping] = ()):
+        self.keys = tuple(keys)
+        self.rows: list[dict] = [dict(r) for r in rows]
+
+    def add(self, metrics: Metrics, *, seed: int, val_acc: float | None = None, **setting) -> dict:
+        missing = [k for k in self.keys if k not in setting]
+        if missing:
+            raise ValueError(f"a row needs the setting keys {self.keys}; missing {missing}")
+        row = {**setting, "seed": seed, "accuracy": metrics.accuracy,
+               "balanced_accuracy": metrics.balanced_accuracy, "chance": metrics.chance,
+               "majority": metrics.majority, "single_class": metrics.single_class, "val_acc": val_acc}
+        self.rows.append(row)
+        return row
+
+    def values(self, metric: str = "accuracy", **where) -> list[float]:
+        vals = [r[metric] for r in self.rows if all(r.get(k) == v for k, v in where.items())]
+        if not vals:
+            raise KeyError(f"no rows with {where}; settings present: {self.settings()}")
+        return vals
+
+    def spread(self, metric: str = "accuracy", **where) -> Spread:
+        """:func:`seed_spread` of ``metric`` over the rows matching ``where`` (e.g. ``variant="AnB", n=2``)."""
+        return seed_spread(self.values(metric, **where))
+
+    def mean(self, metric: str = "accuracy", **where) -> float:
+        return self.spread(metric, **where).mean
+
+    def settings(self) -> list[tuple]:
+        return list(dict.fromkeys(tuple(r[k] for k in self.keys) for r in self.rows))
+
+    def summary(self, metrics: Sequence[str] = ("accuracy", "balanced_accuracy")) -> list[dict]:
+        """One row per setting: mean, std, min and max of each metric over seeds, plus chance."""
+        out = []
+        for setting in self.settings():
+            where = dict(zip(self.keys, setting))
+            row = dict(where)
+            for m in metrics:
+                s = self.spread(m, **where)
+                short = "acc" if m == "accuracy" else "bal_acc" if m == "balanced_accuracy" else m
+                row.update({f"{short}_mean": s.mean, f"{short}_std": s.std, f"{short}_min": s.min,
+                            f"{short}_max": s.max})
+            row["seeds"] = len(self.values(**where))
+            row["chance"] = self.values("chance", **where)[0]
+            row["majority"] = self.values("majority", **where)[0]
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"keys": list(self.keys), "rows": self.rows}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        lines = [f"SeedResults({len(self.rows)} runs, {len(self.settings())} settings by {self.keys})"]
+        for s in self.summary(("accuracy",)):
+            name = ", ".join(f"{k}={s[k]}" for k in self.keys)
+            lines.append(f"  {name}: acc {s['acc_mean']:.3f} ± {s['acc_std']:.3f} "
+                         f"(min {s['acc_min']:.3f}, max {s['acc_max']:.3f}, {s['seeds']} seeds)")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Yosinski et al. 2014, in small
+# ---------------------------------------------------------------------------
+def _activations(model: GroupedModel, data: TensorDataset, n: int, device) -> TensorDataset:
+    """Output of groups ``0..n-1`` (frozen, eval mode) for every sample: what a frozen prefix always gives."""
+    was = model.training
+    model.eval()
+    x, y = data.tensors
+    with torch.no_grad():
+        out = torch.cat([model(x[i:i + 512].to(device), 0, n).cpu() for i in range(0, len(x), 512)])
+    model.train(was)
+    return TensorDataset(out, y)
+
+
+def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2, 3), seeds: Sequence[int] = (0, 1, 2),
+                   make_net: Callable[[int], GroupedModel] = digit_cnn, num_epochs: int = 5,
+                   source_epochs: int | None = None, lr: float = 1e-3, batch_size: int = 32,
+                   val_per_class: int = 20, variants: Sequence[str] = VARIANTS, device="cpu",
+                   progress: bool = True) -> SeedResults:
+    """The paper's experiment: for every seed, train A and B networks, then every variant at every depth.
+
+    - base B: the B network itself;
+    - BnB / AnB: first ``n`` groups copied from the B / A network and frozen, the rest re-initialised and
+      trained on B (cheap: the frozen prefix runs once, its activations are reused);
+    - BnB+ / AnB+: the same, but every group is fine-tuned on B.
+
+    All runs use the same B training/validation split (stratified, ``val_per_class`` per class), select their
+    epoch on validation, and are measured once on B's test set. Rows: ``variant``, ``n`` (0 for base B), seed,
+    accuracy, balanced accuracy, chance, majority, val_acc.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    probe_net = make_net(task_b.num_classes)
+    bad = [n for n in depths if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < probe_net.num_groups]
+    if bad or not depths:
+        raise ValueError(f"depths must be integers in 1..{probe_net.num_groups - 1} for {probe_net.name}, got "
+                         f"{list(depths)}")
+    dev = select_device(device)
+    source_epochs = num_epochs if source_epochs is None else source_epochs
+    a_train, a_val = (_stack(d) for d in train_val(task_a, val_per_class, seed=0))
+    b_train, b_val = (_stack(d) for d in train_val(task_b, val_per_class, seed=0))
+    b_test = _stack(task_b.test)
+    k = task_b.num_classes
+    results = SeedResults(("variant", "n"))
+    need_a = any(v.startswith("A") for v in variants)
+    total = len(seeds) * (1 + need_a + len(depths) * sum(v != "base B" for v in variants))
+    bar = tqdm(total=total, desc="Yosinski sweep", leave=False, disable=not progress)
+
+    def train(model, train_ds, val_ds, test_ds, num_classes, s):
+        return train_and_test(model, train_ds, val_ds, test_ds, num_classes, num_epochs=num_epochs, lr=lr,
+                              batch_size=batch_size, seed=s, device=dev)
+
+    for s in seeds:
+        seed_everything(s)
+        nets = {}
+        if need_a:
+            nets["A"] = make_net(task_a.num_classes)
+            train_and_test(nets["A"], a_train, a_val, a_val, task_a.num_classes, num_epochs=source_epochs, lr=lr,
+                           batch_size=batch_size, seed=s, device=dev)
+            bar.update()
+        seed_everything(s + 10_000)
+        nets["B"] = make_net(k)
+        metrics, val_acc = train_and_test(nets["B"], b_train, b_val, b_test, k, num_epochs=source_epochs, lr=lr,
+                                          batch_size=batch_size, seed=s, device=dev)
+        bar.update()
+        if "base B" in variants:
+            results.add(metrics, seed=s, val_acc=val_acc, variant="base B", n=0)
+        for n in depths:
+            for src in ("B", "A"):
+                if f"{src}nB" not in variants and f"{src}nB+" not in variants:
+                    continue
+                source = nets[src]
+                if f"{src}nB" in variants:   # frozen: train only the fresh top on cached activations
+                    seed_everything(s * 100 + n)
+                    model = transplant(source, make_net(k), n, frozen=True)
+                    acts = [_activations(source, d, n, dev) for d in (b_train, b_val, b_test)]
+                    metrics, val_acc = train(model.tail(n), *acts, k, s)
+                    results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB", n=n)
+                    bar.update()
+                if f"{src}nB+" in variants:  # fine-tuned: everything trains on the images
+                    seed_everything(s * 100 + n)
+                    model = transplant(source, make_net(k), n, frozen=False)
+                    metrics, val_acc = train(model, b_train, b_val, b_test, k, s)
+                    results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB+", n=n)
+                    bar.update()
+    bar.close()
+    return results
+
+
+# ---------------------------------------------------------------------------
+# cut sweeps: pooled activations at several group boundaries, in one pass
+# ---------------------------------------------------------------------------
+class CutFeatures:
+    """Globally pooled activations of one task's train and test images at several group boundaries.
+
+    ``train[b]`` / ``test[b]`` are ``(N, channels)`` tensors for boundary ``b``
+    (the output of groups ``0..b-1``); ``names[b]`` is the last group run.
+    """
+
+    def __init__(self, boundaries, names, train, test, train_labels, test_labels, from_disk=False):
+        self.boundaries, self.names = list(boundaries), dict(names)
+        self.train, self.test = train, test
+        self.train_labels, self.test_labels, self.from_disk = train_labels, test_labels, from_disk
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{self.names[b]}→{self.train[b].shape[1]}" for b in self.boundaries)
+        return (f"CutFeatures({len(self.train_labels)} train + {len(self.test_labels)} test; boundaries {dims}"
+                f"{'; from disk cache' if self.from_disk else ''})")
+
+
+@torch.no_grad()
+def _pooled_pass(model: GroupedModel, data: Dataset, boundaries: Sequence[int], device, batch_size: int,
+                 progress: bool, desc: str) -> tuple[dict, torch.Tensor]:
+    from tqdm.auto import tqdm
+
+    model.eval().to(device)
+    feats = {b: [] for b in boundaries}
+    labels = []
+    last = max(boundaries)
+    for x, y in tqdm(DataLoader(data, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
+        h = x.to(device)
+        for i in range(last):
+            h = model.groups[model.group_names[i]](h)
+            if i + 1 in feats:
+                pooled = h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
+                feats[i + 1].append(pooled.float().cpu())
+        labels.append(torch.as_tensor(y))
+    return {b: torch.cat(v) for b, v in feats.items()}, torch.cat(labels)
+
+
+def pooled_cut_features(model: GroupedModel, task: Task, boundaries: Sequence[int], *, device="auto",
+                        batch_size: int = 64, cache: bool = True, progress: bool = True) -> CutFeatures:
+    """Run ``model`` once over ``task``'s train and test images; keep the pooled output at each boundary.
+
+    A boundary ``b`` is the output of groups ``0..b-1`` (as in ``tl.cached_features(model, task, b)``),
+    averaged over its spatial positions ("global average pooling"), so every cut gives one vector per image.
+    Results are cached on disk (keyed by the weights, the boundaries and ``task.fingerprint``).
+    """
+    boundaries = sorted(set(int(b) for b in boundaries))
+    if not boundaries or boundaries[0] < 1 or boundaries[-1] > model.num_groups - 1:
+        raise ValueError(f"boundaries must lie in 1..{model.num_groups - 1} for {model.name}, got {boundaries}")
+    names = {b: model.group_names[b - 1] for b in boundaries}
+    dev = select_device(device)
+    key = hashlib.sha1(f"pooled|{model.name}|{weights_fingerprint(model, model.group_names[:boundaries[-1]])}|"
+                       f"{boundaries}|{task.fingerprint}".encode()).hexdigest()[:20]
+    path = feature_cache_dir() / f"{model.name}-pooled-{key}.pt"
+    if cache and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return CutFeatures(boundaries, names, {int(k): v for k, v in blob["train"].items()},
+                               {int(k): v for k, v in blob["test"].items()}, blob["train_labels"],
+                               blob["test_labels"], from_disk=True)
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    train, ytr = _pooled_pass(model, task.train, boundaries, dev, batch_size, progress, f"{model.name}: train cuts")
+    test, yte = _pooled_pass(model, task.test, boundaries, dev, batch_size, progress, f"{model.name}: test cuts")
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save({"train": {str(b): v for b, v in train.items()}, "test": {str(b): v for b, v in test.items()},
+                        "train_labels": ytr, "test_labels": yte}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return CutFeatures(boundaries, names, train, test, ytr, yte)
+
+
+# ---------------------------------------------------------------------------
+# linear probes on fixed features
+# ---------------------------------------------------------------------------
+def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+          num_classes: int, *, seed: int = 0, val_per_class: int = 2, num_epochs: int = 30, lr: float = 1e-2,
+          weight_decay: float = 1e-4, batch_size: int = 32, n_per_class: int | None = None,
+          device="cpu") -> tuple[Metrics, float]:
+    """A linear head on fixed features: the feature-extraction measurement, one seed.
+
+    The seed draws the validation split (``val_per_class`` per class, carved from
+    the training features), optionally ``n_per_class`` training samples per
+    class from the rest, and the head's initialisation. Features are
+    standardised with the training mean and std. The epoch is chosen on
+    validation; the test set is measured once. Returns ``(test metrics, best val acc)``.
+    """
+    train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError(f"features and labels differ in length: train {len(train_x)} vs {len(train_y)}, "
+                         f"test {len(test_x)} vs {len(test_y)}")
+    tr, va = stratified_split(train_y, val_per_class, seed=seed)
+    if n_per_class is not None:
+        gen = torch.Generator().manual_seed(seed)
+        keep = []
+        for c in torch.unique(train_y[tr]).tolist():
+            idx = tr[train_y[tr] == c]
+            keep.append(idx[torch.randperm(len(idx), generator=gen)[:n_per_class]])
+        tr = torch.cat(keep).sort().values
+    mean, std = train_x[tr].mean(0), train_x[tr].std(0).clamp_min(1e-6)
+    norm = lambda x: (x - mean) / std  # noqa: E731
+    seed_everything(seed)
+    head = nn.Linear(train_x.shape[1], num_classes)
+    return train_and_test(head, TensorDataset(norm(train_x[tr]), train_y[tr]),
+                          TensorDataset(norm(train_x[va]), train_y[va]), TensorDataset(norm(test_x), test_y),
+                          num_classes, num_epochs=num_epochs, lr=lr, batch_size=batch_size, seed=seed,
+                          weight_decay=weight_decay, device=device)
+
+
+def probe_table(feature_sets: Mapping[str, tuple], num_classes: int, seeds: Sequence[int], *, key: str = "features",
+                results: SeedResults | None = None, progress: bool = True, **probe_kw) -> SeedResults:
+    """:func:`probe` for every named feature set ``name -> (train_x, train_y, test_x, test_y)`` and seed."""
+    from tqdm.auto import tqdm
+
+    results = results if results is not None else SeedResults((key,))
+    jobs = [(name, s) for name in feature_sets for s in seeds]
+    for name, s in tqdm(jobs, desc="linear probes", leave=False, disable=not progress):
+        metrics, val_acc = probe(*feature_sets[name], num_classes, seed=s, **probe_kw)
+        results.add(metrics, seed=s, val_acc=val_acc, **{key: name})
+    return results
+
+
+# ---------------------------------------------------------------------------
+# moving images between domains (digits <-> photos)
+# ---------------------------------------------------------------------------
+def as_photos(task: Task, image_size: int = 64, backbone: str = "efficientnet_lite0") -> Task:
+    """A digit task as 3-channel photos of ``image_size`` px, normalised for ``backbone``.
+
+    So an ImageNet model can look at MNIST: undo MNIST's normalisation, repeat
+    the grey channel three times, resize (antialiased).
+    """
+    from torch.nn.functional import interpolate
+
+    def convert(data):
+        d = _stack(data)
+        x = (d.tensors[0] * MNIST_STD + MNIST_MEAN).clamp(0, 1)
+        x = interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+        x = (x.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
+        return ImageTensorDataset(x, d.tensors[1], *input_normalization(backbone))
+
+    return Task(f"{task.name} as {image_size}px photos", task.classes, convert(task.train), convert(task.test),
+                task.n_per_class, (3, image_size, image_size),
+                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}".encode()).hexdigest()[:16])
+
+
+def as_digits(task: Task) -> Task:
+    """A photo task as 28x28 grey "digits" normalised like MNIST, so the digit network can look at it."""
+    from torch.nn.functional import interpolate
+
+    def convert(data):
+        if not isinstance(data, ImageTensorDataset):
+            raise TypeError(f"as_digits() needs a photo task (ImageTensorDataset), got {type(data).__name__}")
+        x = data.images.float().div(255).mean(1, keepdim=True)
+        x = interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+        return TensorDataset((x - MNIST_MEAN) / MNIST_STD, data.labels)
+
+    return Task(f"{task.name} as 28px grey", task.classes, convert(task.train), convert(task.test),
+                task.n_per_class, (1, 28, 28),
+                hashlib.sha1(f"as_digits|{task.fingerprint}".encode()).hexdigest()[:16])
+
+
+def imagenet_class_groups(classes: Sequence[str]) -> dict[str, list[int]]:
+    """Indices of ImageNet-1k's 118 dog classes (151..268) and 5 domestic-cat classes (281..285).
+
+    Checked against the names, so a different class list is refused instead of silently mis-sliced.
+    """
+    if len(classes) != 1000:
+        raise ValueError(f"expected the 1000 ImageNet-1k class names, got {len(classes)}")
+    dogs, cats = list(range(151, 269)), list(range(281, 286))
+    if classes[151] != "Chihuahua" or classes[268] != "Mexican hairless" or classes[281] != "tabby" \
+            or classes[285] != "Egyptian cat":
+        raise ValueError("the class list is not in ImageNet-1k's standard order (151 Chihuahua ... 285 Egyptian cat)")
+    return {"dogs": dogs, "cats": cats}
+
+
+# ---------------------------------------------------------------------------
+# dogs -> cats: what the ImageNet model already knows, and sources that know only dogs
+# ---------------------------------------------------------------------------
+#: The cat breeds of Oxford-IIIT Pet that ImageNet-1k names (as a class of its own) and the class that names them.
+IMAGENET_NAMES_BREED = {"Persian": "Persian cat", "Siamese": "Siamese cat", "Egyptian Mau": "Egyptian cat"}
+
+
+def zero_shot_table(logits: torch.Tensor, labels: torch.Tensor, breeds: Sequence[str],
+                    imagenet_names: Sequence[str]) -> list[dict]:
+    """Per breed: the ImageNet label most often ranked first, how often, and how often any domestic-cat class is.
+
+    ``logits`` are the untouched 1,000-way outputs for photos of the breeds (``labels`` index ``breeds``).
+    No training at all: this is what the source model "already knows" about each target class.
+    """
+    if logits.shape[1] != len(imagenet_names):
+        raise ValueError(f"logits have {logits.shape[1]} outputs, but {len(imagenet_names)} ImageNet names given")
+    cats = set(imagenet_class_groups(imagenet_names)["cats"])
+    dogs = set(imagenet_class_groups(imagenet_names)["dogs"])
+    top1 = logits.argmax(1)
+    rows = []
+    for c, breed in enumerate(breeds):
+        mine = top1[labels == c]
+        if len(mine) == 0:
+            continue
+        counts = torch.bincount(mine, minlength=logits.shape[1])
+        best = int(counts.argmax())
+        named = IMAGENET_NAMES_BREED.get(breed)
+        rows.append({"breed": breed, "photos": len(mine), "most frequent ImageNet label": imagenet_names[best],
+                     "rate": counts[best].item() / len(mine),
+                     "any cat class": sum(int(counts[i]) for i in cats) / len(mine),
+                     "any dog class": sum(int(counts[i]) for i in dogs) / len(mine),
+                     "ImageNet names it": named or "-",
+                     "named correctly": (counts[imagenet_names.index(named)].item() / len(mine)) if named else None})
+    return rows
+
+
+def output_feature_sets(head: nn.Module, features: CutFeatures, boundary: int,
+                        imagenet_names: Sequence[str]) -> dict[str, tuple]:
+    """Feature sets for probes built from an ImageNet model's own outputs: the 118 dog-class logits, the 5
+    cat-class logits, all 1,000 logits, and the penultimate features themselves.
+
+    A head on the dog logits describes each cat as a mix of dog breeds: "dog knowledge, literally".
+    """
+    groups = imagenet_class_groups(imagenet_names)
+    with torch.no_grad():
+        tr, te = head(features.train[boundary]), head(features.test[boundary])
+    ytr, yte = features.train_labels, features.test_labels
+    return {"118 dog-class outputs": (tr[:, groups["dogs"]], ytr, te[:, groups["dogs"]], yte),
+            "5 cat-class outputs": (tr[:, groups["cats"]], ytr, te[:, groups["cats"]], yte),
+            "all 1,000 outputs": (tr, ytr, te, yte),
+            "penultimate features (1,280)": (features.train[boundary], ytr, features.test[boundary], yte)}
+
+
+def specialise_top(model: GroupedModel, maps: "FeatureMaps", start: int, num_classes: int, *, num_epochs: int = 8,
+                   lr: float = 1e-3, lr_decay: float = 0.3, val_per_class: int = 2, seed: int = 0,
+                   device="cpu") -> tuple[GroupedModel, Metrics, float]:
+    """Fine-tune groups ``start..`` of a copy of ``model`` (with a new head) on activation maps cached at ``start``.
+
+    This is fine-tuning the top of a network (everything below ``start`` frozen) at the cost of training a
+    small network: the frozen part ran once. The head learns at ``lr``, each pretrained group below it at
+    ``lr_decay`` times the rate of the group above (discriminative rates); the epoch is chosen on validation.
+    Returns ``(the fine-tuned tail, its test metrics on the source task, best val acc)``.
+    """
+    from .models import replace_head
+
+    tail = copy.deepcopy(model.tail(start))
+    tail.num_frozen = 0
+    replace_head(tail, num_classes)
+    x, y = maps.train
+    tr, va = stratified_split(y, val_per_class, seed=seed)
+    seed_everything(seed)
+    dev = select_device(device)
+    best = BestOnValidation(tail)
+    fit(tail, DataLoader(TensorDataset(x[tr], y[tr]), batch_size=32, shuffle=True),
+        DataLoader(TensorDataset(x[va], y[va]), batch_size=256), num_epochs=num_epochs, lr=lr, lr_decay=lr_decay,
+        observers=[best], device=dev, seed=seed, progress=False)
+    best.restore()
+    metrics = classification_metrics(maps.test[1], predict_labels(tail, TensorDataset(*maps.test), device=dev),
+                                     num_classes)
+    return tail.eval(), metrics, best.best_acc
+
+
+class FeatureMaps:
+    """Un-pooled activations of a task's train and test images at one boundary: ``train = (x, y)``, ``test = (x, y)``."""
+
+    def __init__(self, train: tuple, test: tuple, boundary: int):
+        self.train, self.test, self.boundary = train, test, boundary
+
+    def __repr__(self) -> str:
+        return (f"FeatureMaps(boundary {self.boundary}: {len(self.train[1])} train + {len(self.test[1])} test, "
+                f"shape {tuple(self.train[0].shape[1:])})")
+
+
+def feature_maps(model: GroupedModel, task: Task, boundary: int, *, device="auto", progress: bool = True
+                 ) -> FeatureMaps:
+    """The cached activations at ``boundary`` (via ``tl.cached_features``), as plain tensors."""
+    from .features import cached_features
+
+    fs = cached_features(model, task, boundary, device=device, progress=progress)
+    return FeatureMaps(tuple(fs.train.tensors), tuple(fs.test.tensors), boundary)
+
+
+@torch.no_grad()
+def tail_features(tail: GroupedModel, maps: FeatureMaps, *, device="cpu") -> tuple:
+    """Run a tail (all but its head) over cached maps: ``(train_x, train_y, test_x, test_y)`` for :func:`probe`."""
+    tail.eval().to(device)
+    k = tail.num_groups - 1
+
+    def run(x):
+        return torch.cat([tail(x[i:i + 256].to(device), 0, k).flatten(1).cpu() for i in range(0, len(x), 256)])
+    return run(maps.train[0]), maps.train[1], run(maps.test[0]), maps.test[1]
