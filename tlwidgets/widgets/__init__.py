@@ -13,6 +13,8 @@ from .digit_pad import DigitPad
 from .freeze_slider import FreezeSlider
 from .gallery import gallery, plot_features_2d, show_task
 from .live_chart import LiveChart
+from .word_neighbours import WordNeighbours, plot_words_2d
 
 __all__ = ["FreezeSlider", "LiveChart", "Dashboard", "gallery", "confusion_view", "show_task", "plot_features_2d",
-           "plot_learning_curve", "DigitPad", "is_headless"]
+           "plot_learning_curve", "DigitPad", "is_headless",
+           "WordNeighbours", "plot_words_2d"]
