@@ -183,6 +183,14 @@ class WordVectors:
         return f"WordVectors({self.name}: {len(self):,} words x {self.dim} dimensions)"
 
 
+def _verify(base: Path, files: list[str]) -> None:
+    """Check ``files`` against ``base/SHA256SUMS`` (the repository's layout) and, where there is one, against
+    ``base/text/SHA256SUMS`` (the layout of the shared asset folder a ``$TLLAB_DATA`` root may point to)."""
+    verify_checksums(base, "text/", only=files)
+    if (base / "text" / "SHA256SUMS").exists():
+        verify_checksums(base / "text", "", only=[f.removeprefix("text/") for f in files])
+
+
 def full_glove_available() -> bool:
     """Whether the optional PyPI package with all 400,000 GloVe 6B words (and pyarrow to read it) is installed."""
     return all(importlib.util.find_spec(m) is not None for m in (FULL_PACKAGE, "pyarrow"))
@@ -212,7 +220,7 @@ def load_word_vectors(root=None, *, full: bool = False) -> WordVectors:
                                       "trimmed copy that ships with the course")
         return _load_full_glove()
     base = find_dataset(TEXT_SPEC, root)
-    verify_checksums(base, "text/", only=[VECTORS_FILE, VOCAB_FILE])
+    _verify(base, [VECTORS_FILE, VOCAB_FILE])
     vectors = np.load(base / VECTORS_FILE, allow_pickle=False)
     words = (base / VOCAB_FILE).read_text(encoding="utf-8").split("\n")
     if words and words[-1] == "":
@@ -346,11 +354,13 @@ class TextTask:
 
 
 def load_sentences(root=None) -> list[dict]:
-    """The rows of ``sentiment_sentences.csv`` (checksum-verified): id, text, label, label_name, source, split."""
+    """The amazon and imdb rows of ``sentiment_sentences.csv`` (checksum-verified): id, text, label,
+    label_name, source, split. A data root that also holds the ``yelp`` rows (the shared asset folder does)
+    gives the same 2,000 sentences as the repository's copy, so every root gives the same lesson."""
     base = find_dataset(TEXT_SPEC, root)
-    verify_checksums(base, "text/", only=[SENTENCES_FILE])
+    _verify(base, [SENTENCES_FILE])
     with open(base / SENTENCES_FILE, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if r["source"] in SOURCES]
     for r in rows:
         r["label"] = int(r["label"])
     return rows
