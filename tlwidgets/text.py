@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .data import ChecksumError, DatasetSpec, candidate_roots, find_dataset, verify_checksums
+from .data import DatasetSpec, find_dataset, verify_checksums
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
 from .training import History, Observer, fit, select_device
