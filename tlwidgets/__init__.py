@@ -44,6 +44,23 @@ from .training import (
     seed_everything,
     select_device,
 )
+from .text import (
+    BagOfWords,
+    TextTask,
+    WordVectors,
+    analogy,
+    bag_model,
+    encode_ids,
+    fit_linear_head,
+    full_glove_available,
+    load_sentences,
+    load_word_vectors,
+    nearest,
+    sentence_vectors,
+    text_task,
+    tokenize,
+    train_bag_model,
+)
 from .transfer import STRATEGIES, RunResult, build_model, run_strategy
 
 __version__ = "0.1.0"

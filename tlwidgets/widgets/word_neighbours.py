@@ -1,0 +1,178 @@
+"""Type words, see what pretrained word vectors put next to them (lesson 7), and a 2-D map of words.
+
+The logic (reading the query, finding neighbours, writing the table) is in
+plain functions over :mod:`tlwidgets.text`, so it is tested without a browser;
+:class:`WordNeighbours` only wires a text box and a slider to it. A query is
+either words (``terrible delicious``: neighbours of each) or one sum
+(``king - man + woman``: neighbours of the resulting vector, the words used
+excluded). In a headless run the view's plain-text form shows the same table.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import torch
+
+from ..text import WordVectors, nearest, tokenize
+from ._util import ErrorBox, widget_bundle
+
+__all__ = ["WordNeighbours", "QueryResult", "parse_query", "run_query", "results_html", "results_text",
+           "plot_words_2d"]
+
+_SUM = re.compile(r"\s[+-]\s|^\s*-")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Neighbours of one word or one vector sum; ``missing`` names words without a vector."""
+
+    query: str
+    neighbours: tuple[tuple[str, float], ...]
+    missing: tuple[str, ...] = ()
+
+
+def parse_query(text: str) -> list[tuple[int, str]] | list[str]:
+    """``"king - man + woman"`` → ``[(1, 'king'), (-1, 'man'), (1, 'woman')]``; ``"good bad"`` → ``['good', 'bad']``.
+
+    Words are lower-cased and tokenized like GloVe (so ``Don't`` asks for ``do`` and ``n't``).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a query is a string, got {type(text).__name__}")
+    if _SUM.search(" " + text.strip() + " ") is None:
+        return list(dict.fromkeys(t for t in tokenize(text) if re.search(r"\w", t)))
+    terms, sign = [], 1
+    for part in re.split(r"(\s[+-]\s|^\s*-\s*)", " " + text.strip() + " "):
+        stripped = part.strip()
+        if stripped in ("+", "-"):
+            sign = 1 if stripped == "+" else -1
+            continue
+        for tok in (t for t in tokenize(part) if re.search(r"\w", t)):
+            terms.append((sign, tok))
+            sign = 1
+    return terms
+
+
+def run_query(wv: WordVectors, text: str, k: int = 8) -> list[QueryResult]:
+    """The neighbours the widget shows for ``text`` (see :func:`parse_query`)."""
+    parsed = parse_query(text)
+    if not parsed:
+        return []
+    if isinstance(parsed[0], str):
+        return [QueryResult(w, tuple(nearest(wv, w, k)) if w in wv else (), () if w in wv else (w,))
+                for w in parsed]
+    missing = tuple(w for _, w in parsed if w not in wv)
+    label = " ".join(("+ " if s > 0 else "- ") + w for s, w in parsed).removeprefix("+ ")
+    if missing:
+        return [QueryResult(label, (), missing)]
+    vec = sum(s * wv[w] for s, w in parsed)
+    return [QueryResult(label, tuple(nearest(wv, vec, k, exclude=[w for _, w in parsed])))]
+
+
+def results_text(results: list[QueryResult]) -> str:
+    """One line per query: ``terrible → horrible 0.94, awful 0.89, ...``."""
+    lines = []
+    for r in results:
+        if r.missing:
+            lines.append(f"{r.query} → no vector for {', '.join(r.missing)}")
+        else:
+            lines.append(f"{r.query} → " + ", ".join(f"{w} {s:.2f}" for w, s in r.neighbours))
+    return "\n".join(lines) if lines else "(type a word)"
+
+
+def results_html(results: list[QueryResult]) -> str:
+    """The results as a small HTML table (word, then its neighbours with cosine similarity)."""
+    if not results:
+        return "<i>type a word, several words, or a sum like <code>king - man + woman</code></i>"
+    rows = []
+    for r in results:
+        if r.missing:
+            cells = f"<td style='color:#b00020'>no vector for {html.escape(', '.join(r.missing))}</td>"
+        else:
+            cells = "<td>" + ", ".join(f"{html.escape(w)}&nbsp;<small style='color:#607d8b'>{s:.2f}</small>"
+                                       for w, s in r.neighbours) + "</td>"
+        rows.append(f"<tr><th style='text-align:left;padding-right:10px;font-family:monospace'>"
+                    f"{html.escape(r.query)}</th>{cells}</tr>")
+    return "<table class='tl-neighbours' style='font-size:13px'>" + "".join(rows) + "</table>"
+
+
+class WordNeighbours:
+    """``display(WordNeighbours(wv))``: a text box; the nearest words of what you type, updated as you type.
+
+    ``.value`` sets the query from Python (as the browser does) and ``.results`` holds what is shown.
+    """
+
+    def __init__(self, wv: WordVectors, value: str = "terrible delicious", k: int = 8):
+        if not isinstance(wv, WordVectors):
+            raise TypeError(f"WordNeighbours needs tl.load_word_vectors()'s WordVectors, got {type(wv).__name__}")
+        self.wv = wv
+        self.errors = ErrorBox()
+        self.text = widgets.Text(value=value, description="words", continuous_update=True,
+                                 placeholder="terrible   or   king - man + woman",
+                                 layout=widgets.Layout(width="420px"))
+        self.text.add_class("tl-word-query")
+        self.k_slider = widgets.IntSlider(value=k, min=1, max=20, description="neighbours",
+                                          layout=widgets.Layout(width="300px"))
+        self.table = widgets.HTML()
+        self.table.add_class("tl-word-neighbours")
+        self.results: list[QueryResult] = []
+        self.widget = widgets.VBox([widgets.HBox([self.text, self.k_slider]), self.table, self.errors.widget])
+        update = self.errors.guard(self._update, "word neighbours")
+        self.text.observe(update, names="value")
+        self.k_slider.observe(update, names="value")
+        update()
+
+    def _update(self, change=None) -> None:
+        self.results = run_query(self.wv, self.text.value, self.k_slider.value)
+        self.table.value = results_html(self.results)
+
+    @property
+    def value(self) -> str:
+        return self.text.value
+
+    @value.setter
+    def value(self, text: str) -> None:
+        self.text.value = text
+
+    def _repr_mimebundle_(self, **kwargs):
+        return widget_bundle(self.widget, repr(self) + "\n" + results_text(self.results), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"WordNeighbours({self.wv.name}, query {self.text.value!r}, k={self.k_slider.value})"
+
+
+def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | None = None):
+    """Words placed by the first two principal components of their vectors, coloured and labelled by group.
+
+    Words without a vector are left out (and listed in the title), never silently replaced.
+    """
+    import matplotlib.pyplot as plt
+
+    from .gallery import pca_2d
+
+    words, labels, missing = [], [], []
+    for g, ws in enumerate(groups.values()):
+        for w in ws:
+            (words if w in wv else missing).append(w)
+            if w in wv:
+                labels.append(g)
+    if len(words) < 2:
+        raise ValueError(f"need at least 2 words with vectors to plot, got {words}")
+    proj, (v1, v2) = pca_2d(torch.stack([wv[w] for w in words]))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    cmap = plt.get_cmap("tab10")
+    for g, name in enumerate(groups):
+        m = torch.tensor(labels) == g
+        ax.scatter(proj[m, 0].numpy(), proj[m, 1].numpy(), s=18, color=cmap(g % 10), label=name)
+    for (x, y), w, g in zip(proj.tolist(), words, labels):
+        ax.annotate(w, (x, y), fontsize=8, color=cmap(g % 10), xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel(f"PC 1 ({v1:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({v2:.0%} of variance)")
+    extra = f" (no vector: {', '.join(missing)})" if missing else ""
+    ax.set_title((title or "word vectors, first two principal components") + extra, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
