@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from IPython.display import HTML, display
+from IPython.utils.capture import capture_output
 
 # Leave one core for the server and the clicks: training runs in a background thread.
 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
@@ -40,8 +41,11 @@ LOG = Path("logs/dogs_to_cats.json")   # recorded by apps/record_demo_log.py; th
 
 DASHBOARD = """\
 try:
-    dashboard = Dashboard(kind="pets", strategy="feature_extraction", n_per_class=None, num_epochs=30,
-                          title="Dogs → cats: 12 cat breeds")
+    # The one-off photo decoding shows a progress bar that closes when done; in Voilà a closed
+    # widget would stay on the page as "Error displaying widget", so its output is kept out.
+    with capture_output():
+        dashboard = Dashboard(kind="pets", strategy="feature_extraction", n_per_class=None, num_epochs=30,
+                              title="Dogs → cats: 12 cat breeds")
 except tl.DataMissingError as exc:  # no photos on this machine: say how to get them, keep the digit pad
     dashboard = None
     display(HTML("<pre class='tl-app-missing-data'>" + str(exc) + "</pre>"))
