@@ -9,7 +9,7 @@ export TLLAB_DATA ?= $(DATA)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	--nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg --ignore-glob='tests/browser/notebooks/*'
 
-.PHONY: setup course test unit lessons browser benchmark lab strip lint
+.PHONY: setup course test unit lessons browser benchmark lab strip lint demo book
 
 setup:
 	@bash scripts/setup.sh
@@ -45,3 +45,9 @@ lab: setup
 # numbering the kept cells so nbval compares them (plain nbstripout would clear their counts)
 strip: setup
 	$(PY) scripts/strip_notebooks.py
+
+# the instructor's app: the dogs -> cats dashboard and the digit pad, no code, on http://127.0.0.1:$(DEMO_PORT)
+# (apps/voila.json: loopback only, idle kernels culled after 5 minutes)
+DEMO_PORT ?= 8866
+demo: setup
+	cd apps && ../$(PY) -m voila dogs_to_cats.ipynb --port=$(DEMO_PORT)

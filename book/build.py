@@ -1,0 +1,169 @@
+"""Build the course as a static website (Jupyter Book 1.x, offline) from the executed lessons.
+
+    .venv/bin/python book/build.py                       # what `make book` runs
+    .venv/bin/python book/build.py --lessons DIR --out DIR
+
+Source: the notebooks `python -m tlwidgets.course --quick` wrote to build/lessons/ (with their
+outputs: figures, results tables, the saved state of their widgets). When that folder is
+missing or lacks a lesson, the course is run first (quick mode, ~2-3 min on 2 CPU cores).
+
+Output: build/book/_build/html/index.html, a folder any static web host serves (docs/deploy.md).
+Nothing is executed during the build and nothing is fetched: the widget scripts (requirejs,
+@jupyter-widgets/html-manager) and MathJax come from deploy/npm/node_modules
+(scripts/install_npm.sh), not from a CDN. The build time is printed and kept in build-time.txt.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+NPM = REPO / "deploy" / "npm" / "node_modules"
+# (source in node_modules, destination in the book's _static, via html_static_path "_widgets")
+STATIC_FILES = [
+    ("requirejs/require.js", "require.js"),
+    ("@jupyter-widgets/html-manager/dist/embed-amd.js", "wm/embed-amd.js"),
+    ("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
+    ("mathjax/es5/output/chtml/fonts/woff-v2", "mathjax/output/chtml/fonts/woff-v2"),
+]
+__all__ = ["lesson_info", "lesson_map", "stage", "build"]
+
+
+def _text(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def lesson_info(path: Path) -> dict:
+    """Title and the 'What you will learn' bullets of an executed lesson, and whether it has outputs."""
+    nb = json.loads(path.read_text())
+    md = [_text(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    first = md[0] if md else ""
+    title = next((line.lstrip("# ").strip() for line in first.splitlines() if line.startswith("# ")), path.stem)
+    learn = re.search(r"\*\*What you will learn\*\*\s*\n(.*?)(?:\n\s*\n|\*\*Prerequisites)", first, re.S)
+    bullets = [re.sub(r"\s+", " ", b).strip() for b in re.split(r"\n- ", "\n" + learn.group(1).strip())[1:]] if learn else []
+    figures = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    executed = any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    return {"stem": path.stem, "title": title, "learn": bullets, "figures": figures, "executed": executed}
+
+
+def lesson_map(infos: list[dict], results: list[dict]) -> str:
+    """The book's front page: what each lesson teaches, how long it ran, what it measured."""
+    by_name = {r["lesson"]: r for r in results}
+    lines = ["# Transfer Learning Lab", "",
+             "A hands-on course in transfer learning with PyTorch: take a model trained on one task and reuse "
+             "it on another with little labelled data. Running examples: MNIST digits 0–4 → 5–9, and an "
+             "ImageNet model (118 dog breeds, five kinds of cat) → twelve cat breeds.", "",
+             "These pages are the lessons **as executed** by `python -m tlwidgets.course --quick` (quick mode: "
+             "smaller models and fewer epochs than the full run); widgets show the state they were saved in. "
+             "To run and change them, open the notebooks in JupyterLab (`make lab`).", "",
+             "## Lesson map", "",
+             "| lesson | what you will learn | run time (quick) | headline results |", "|---|---|---:|---|"]
+    for info in infos:
+        r = by_name.get(info["stem"], {})
+        learn = "<br>".join(info["learn"]) or "–"
+        seconds = f"{r['seconds']:.0f} s" if isinstance(r.get("seconds"), (int, float)) else "–"
+        headline = ", ".join(f"{k} = {v}" for k, v in (r.get("results") or {}).items()) or "–"
+        lines.append(f"| [{info['title']}](lessons/{info['stem']}.ipynb) | {learn} | {seconds} | {headline} |")
+    lines += ["", "The [results page](results.md) has the course run's whole table.", ""]
+    return "\n".join(lines)
+
+
+def _config(title: str) -> str:
+    return f"""\
+title: "{title}"
+author: Transfer Learning Lab contributors
+only_build_toc_files: true
+execute:
+  execute_notebooks: "off"     # pages show the outputs of the course run; nothing runs here
+launch_buttons:
+  thebe: false
+  binderhub_url: ""
+html:
+  use_repository_button: false
+  use_issues_button: false
+  use_edit_page_button: false
+  use_multitoc_numbering: false
+sphinx:
+  config:
+    html_static_path: ["_widgets"]          # copied into _static (not named _static: Sphinx owns that)
+    nb_ipywidgets_js:                        # widget scripts from npm, served with the site
+      "require.js": {{}}
+      "wm/embed-amd.js": {{}}
+    mathjax_path: "mathjax/tex-chtml.js"     # MathJax from npm, not a CDN
+    html_show_copyright: false
+"""
+
+
+def stage(lessons: Path, src: Path) -> list[dict]:
+    """Write the book's sources to ``src``: config, toc, lesson map, results page, notebooks, static JS."""
+    paths = sorted(lessons.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no executed lessons (NN_*.ipynb) in {lessons}: run `make course` first")
+    if src.exists():
+        shutil.rmtree(src)
+    (src / "lessons").mkdir(parents=True)
+    infos = [lesson_info(p) for p in paths]
+    for p in paths:
+        shutil.copy(p, src / "lessons" / p.name)
+    results_json, results_md = lessons / "results.json", lessons / "results.md"
+    results = json.loads(results_json.read_text()) if results_json.exists() else []
+    (src / "intro.md").write_text(lesson_map(infos, results))
+    table = results_md.read_text() if results_md.exists() else "No course results were found next to the notebooks."
+    (src / "results.md").write_text("# Results of the course run\n\nOne row per lesson, as printed by "
+                                    "`python -m tlwidgets.course --quick` (peak RSS is the lesson's kernel).\n\n"
+                                    + table)
+    chapters = "\n".join(f"      - file: lessons/{i['stem']}" for i in infos)
+    (src / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nparts:\n  - caption: Lessons\n    chapters:\n"
+                                  f"{chapters}\n  - caption: Results\n    chapters:\n      - file: results\n")
+    (src / "_config.yml").write_text(_config("Transfer Learning Lab"))
+    for rel, dest in STATIC_FILES:
+        source = NPM / rel
+        if not source.exists():
+            raise FileNotFoundError(f"{source} is missing: run `bash scripts/install_npm.sh`")
+        target = src / "_widgets" / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    return infos
+
+
+def build(src: Path, out: Path) -> float:
+    """``jupyter-book build`` (Sphinx, HTML); returns the seconds it took."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd + ["build", str(src), "--path-output", str(out), "--builder", "html", "--quiet"],
+                   check=True)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lessons", type=Path, default=REPO / "build" / "lessons",
+                   help="executed lesson notebooks (default: build/lessons, from `make course`)")
+    p.add_argument("--out", type=Path, default=REPO / "build" / "book", help="output folder (default: build/book)")
+    p.add_argument("--no-run", action="store_true", help="never run the course, even if lessons are missing")
+    args = p.parse_args(argv)
+    wanted = {q.name for q in (REPO / "lessons").glob("[0-9][0-9]_*.ipynb")}
+    have = {q.name for q in args.lessons.glob("[0-9][0-9]_*.ipynb")} if args.lessons.is_dir() else set()
+    if not args.no_run and args.lessons == REPO / "build" / "lessons" and not wanted <= have:
+        print(f"executed lessons missing ({sorted(wanted - have)}): running the course first", flush=True)
+        subprocess.run([sys.executable, "-m", "tlwidgets.course", "--quick", "--no-html"], check=False, cwd=REPO)
+    src = args.out / "src"
+    infos = stage(args.lessons, src)
+    seconds = build(src, args.out)
+    index = args.out / "_build" / "html" / "index.html"
+    (args.out / "build-time.txt").write_text(f"{seconds:.1f}\n")
+    print(f"book: {len(infos)} lessons, built in {seconds:.1f} s -> {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
