@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import tlwidgets as tl
-from tlwidgets import bench
+from benchmarks import measure as bench
 from tlwidgets.data import Task
 
 PACKAGE = Path(tl.__file__).resolve().parent
