@@ -680,7 +680,9 @@ def test_c08_digit_pad_paint_refuses_cells_off_the_pad(row, col, error):
 
 
 
-def _dash():
+@pytest.fixture(scope="module")
+def dash():
+    """One dashboard for all setter cases: a refused setting leaves it unchanged, so they cannot interfere."""
     from tlwidgets.widgets.dashboard import Dashboard
 
     return Dashboard(kind="mnist", headless=True)
@@ -811,8 +813,7 @@ def test_c08_freeze_slider_refuses_instead_of_clamping():
     ({"n_frozen": 9}, r"n_frozen must be in 0\.\.2"),
     ({"strategy": "transfer"}, r"unknown strategy 'transfer'"),
 ])
-def test_c08_dashboard_setters_refuse_out_of_range(setting, message):
-    dash = _dash()
+def test_c08_dashboard_setters_refuse_out_of_range(setting, message, dash):
     before = dash.config()
     with pytest.raises(ValueError, match=message):
         dash.set(**setting)
