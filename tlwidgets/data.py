@@ -30,9 +30,22 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .images import DECODE_CACHE, IMAGE_SUFFIXES, ImageDecodeError
-from .infra import (DATA_ENV, REPO_DATASETS, REPO_ROOT, ChecksumError, DataMissingError, atomic_write,
-                    file_digest, files_digest, network_available, read_manifest, safe_extract, sha256_file,
-                    user_cache_dir, verify_checksums)
+from .infra import (
+    DATA_ENV,
+    REPO_DATASETS,
+    REPO_ROOT,
+    ChecksumError,
+    DataMissingError,
+    atomic_write,
+    file_digest,
+    files_digest,
+    network_available,
+    read_manifest,
+    safe_extract,
+    sha256_file,
+    user_cache_dir,
+    verify_checksums,
+)
 from .results import note_data_source
 from .splits import stratified_split
 from .validate import check_choice, check_float, check_int, check_path

@@ -19,8 +19,16 @@ import torch
 from torch import nn
 
 from .data import input_normalization
-from .infra import (ChecksumError, DataMissingError, asset_path, atomic_write, network_available, plain,
-                    sha256_file, torch_bytes)
+from .infra import (
+    ChecksumError,
+    DataMissingError,
+    asset_path,
+    atomic_write,
+    network_available,
+    plain,
+    sha256_file,
+    torch_bytes,
+)
 from .validate import check_bool, check_choice, check_int, check_path
 
 __all__ = [

@@ -422,20 +422,20 @@ def _check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
                          "give the model a head for this task: replace_head(model, task.num_classes, task.classes)")
 
 
-def _has_training_batchnorm(model: nn.Module) -> bool:
-    return any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+_SINGLE_SAMPLE_BN = "more than 1 value per channel"
 
 
-def _last_batch_size(loader) -> int | None:
-    """The size of the last batch ``loader`` yields per epoch (None when it cannot be known in advance)."""
+def _dataset_size(loader) -> str:
     try:
-        if loader.batch_size is None or loader.drop_last:
-            return None
-        n = len(loader.dataset)
+        return str(len(loader.dataset))
     except (AttributeError, TypeError):
-        return None
-    rest = n % loader.batch_size
-    return rest or loader.batch_size
+        return "?"
+
+
+def _single_sample_warning(n_samples) -> str:
+    return (f"a training batch held 1 sample ({n_samples} samples in all); BatchNorm cannot compute batch "
+            "statistics from a single sample, so that batch is skipped (every epoch). Use a batch size that does "
+            "not leave 1 over, or DataLoader(..., drop_last=True), to silence this")
 
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
@@ -472,18 +472,6 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     if len(train_loader) == 0:
         raise ValueError("train_loader yields no batches: the training set is empty")
     device = select_device(device)
-    skip_single = False
-    if _last_batch_size(train_loader) == 1:
-        model.train()
-        if _has_training_batchnorm(model):
-            if len(train_loader) == 1:
-                raise ValueError("train_loader yields one batch of 1 sample: BatchNorm layers cannot compute batch "
-                                 "statistics from one sample; train on at least 2 samples")
-            skip_single = True
-            warnings.warn(f"the last training batch of every epoch holds 1 sample ({len(train_loader.dataset)} "
-                          f"samples, batch_size={train_loader.batch_size}); BatchNorm cannot train on a single "
-                          "sample, so that batch is skipped. Use another batch size or drop_last=True to silence "
-                          "this", stacklevel=2)
     model.to(device)
     opt = _make_optimizer(model, lr, optimizer, lr_decay, weight_decay)
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -493,7 +481,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     stop = stop if stop is not None else StopFlag()
     events = Events([history, *([ProgressBar()] if progress else []), *observers], stop)
     run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed,
-               skip_single=skip_single)
+               dataset_size=_dataset_size(train_loader))
     events.emit("on_train_begin", {
         "num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
         "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)})
@@ -541,7 +529,8 @@ class _Run:
     history: History
     ckpt: Path | None
     seed: int | None
-    skip_single: bool = False  # drop a last batch of 1 sample (BatchNorm cannot train on it; fit warned)
+    dataset_size: str = ""  # for the warning when a batch of 1 sample has to be dropped
+    warned_single: bool = False
     batches_done: int = 0
     t0: float = field(default_factory=time.perf_counter)
 
@@ -558,11 +547,12 @@ class _Run:
         for b, (x, y) in enumerate(train_loader):
             check_inputs(x, where=f"fit(): epoch {epoch + 1}", batch=b, model=self.model)
             _check_label_dtype(y, where=f"fit(): epoch {epoch + 1}", batch=b)
-            if self.skip_single and x.shape[0] == 1:
-                continue
             self.batch(epoch, b, x, y, totals)
             if self.stop_reason():
                 return self.stop_reason()
+        if totals["seen"] == 0:
+            raise ValueError("every training batch held 1 sample: BatchNorm layers cannot compute batch "
+                             "statistics from one sample; use batch_size >= 2 (and at least 2 samples)")
         logs = {"epoch": epoch, "loss": totals["loss_sum"] / totals["seen"], "acc": totals["correct"] / totals["seen"],
                 "val_loss": None, "val_acc": None}
         if val_loader is not None:
@@ -579,7 +569,15 @@ class _Run:
         """One optimiser step; emits this batch's own loss/acc beside the epoch's running means."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
-        out = _forward(self.model, x)
+        try:
+            out = _forward(self.model, x)
+        except ValueError as exc:  # a last batch of 1 reaching a training BatchNorm: drop it, say so
+            if x.shape[0] != 1 or _SINGLE_SAMPLE_BN not in str(exc):
+                raise
+            if not self.warned_single:
+                warnings.warn(_single_sample_warning(self.dataset_size), stacklevel=4)
+                self.warned_single = True
+            return
         _check_labels(out, y)
         loss = self.loss_fn(out, y)
         if not torch.isfinite(loss):

@@ -27,16 +27,15 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from ..data import Task, mnist_target_task, pets_task
-from ..data import check_n_per_class
-from ..infra import atomic_write
-from ..validate import check_float, check_int
+from ..data import Task, check_n_per_class, mnist_target_task, pets_task
 from ..freezing import freeze, max_frozen
+from ..infra import atomic_write
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
 from ..runlog import replay as replay_run
 from ..training import Observer, StopFlag
 from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
+from ..validate import check_float, check_int
 from ._util import ErrorBox, is_headless, widget_bundle
 from .freeze_slider import FreezeSlider
 from .live_chart import LiveChart, progress_text
