@@ -57,7 +57,7 @@ def test_transplant_fine_tuned_variant_leaves_everything_trainable(tiny_model):
     assert target.num_frozen == 0 and all(p.requires_grad for p in target.parameters())
 
 
-def test_transplant_refuses_bad_depths_and_architectures(tiny_model, digits_model_factory=None):
+def test_transplant_refuses_bad_depths_and_architectures(tiny_model):
     a, b = tiny_model(), tiny_model()
     for n in (-1, 4, 1.5, True):
         with pytest.raises(ValueError, match="n must be"):
