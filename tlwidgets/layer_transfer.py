@@ -79,15 +79,19 @@ def transplant(source: GroupedModel, target: GroupedModel, n: int, *, frozen: bo
     return target
 
 
-def train_val(task: Task, val_per_class: int, seed: int = 0) -> tuple[Dataset, Dataset]:
+def train_val(task: Task, val_per_class: int, seed: int = 0, *, use_task_val: bool = True
+              ) -> tuple[Dataset, Dataset]:
     """The task's training and validation sets.
 
-    A task that already carries a validation split (``task.val``) uses it;
-    otherwise ``val_per_class`` samples of each class are carved from the
-    training pool with :func:`tlwidgets.splits.stratified_split` (seeded).
+    A task that already carries a validation split (``task.val``) uses it
+    (unless ``use_task_val=False``); otherwise ``val_per_class`` samples of each
+    class are carved from ``task.train`` with :func:`tlwidgets.splits.stratified_split`
+    (seeded) -- the very split :func:`probe` carves from the same training
+    features with the same seed, so a network and a probe compared seed by seed
+    train and validate on the same images.
     """
     val = getattr(task, "val", None)
-    if val is not None:
+    if val is not None and use_task_val:
         return task.train, val
     labels = _labels(task.train)
     tr, va = stratified_split(labels, val_per_class, seed=seed)

@@ -57,7 +57,7 @@ def test_transplant_fine_tuned_variant_leaves_everything_trainable(tiny_model):
     assert target.num_frozen == 0 and all(p.requires_grad for p in target.parameters())
 
 
-def test_transplant_refuses_bad_depths_and_architectures(tiny_model, digits_model_factory=None):
+def test_transplant_refuses_bad_depths_and_architectures(tiny_model):
     a, b = tiny_model(), tiny_model()
     for n in (-1, 4, 1.5, True):
         with pytest.raises(ValueError, match="n must be"):
@@ -79,6 +79,7 @@ def test_train_val_carves_a_stratified_validation_split_or_uses_the_tasks(tiny_d
     assert train_val(task, 4, seed=1)[1].indices != val.indices
     task.val = tiny_data(9, 3, seed=5)
     assert train_val(task, 4)[1] is task.val
+    assert train_val(task, 4, seed=0, use_task_val=False)[1].indices == val.indices
 
 
 def test_best_on_validation_restores_the_best_epoch_not_the_last():
