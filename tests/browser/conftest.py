@@ -310,7 +310,7 @@ def _server_env(work: Path) -> dict:
 
 
 def start_jupyter_server(notebook_dirs: Iterable[Path], work: Path, *, copy: bool = True) -> JupyterServer:
-    """Copy ``notebook_dirs`` into ``work/root`` and start ``python -m jupyter lab`` there.
+    """Copy ``notebook_dirs`` into ``work/root`` and start ``python -m jupyterlab`` there.
 
     ``copy=False`` serves the single folder in ``notebook_dirs`` in place (for notebooks
     that use paths relative to their folder); autosave is off, so nothing is written

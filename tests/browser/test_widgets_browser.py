@@ -252,3 +252,16 @@ def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
     wait_for_text(prediction, re.compile(r"^0\s*\(\d+%\)"), timeout=30_000)
     assert_no_widget_errors(page, reprs=("DigitPad(",))
     screenshot(page, "widgets-digit-pad-zero")
+
+    # ---- a finger: the same drag as touch pointer events (Playwright's touchscreen only taps)
+    out.locator("button", has_text="Clear").first.click()
+    _wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
+    canvas.evaluate("""(c) => {
+        const box = c.getBoundingClientRect();
+        const at = (row) => ({clientX: box.left + box.width * 14.5 / 28, clientY: box.top + box.height * row / 28,
+                              pointerId: 7, pointerType: "touch", isPrimary: true, bubbles: true});
+        c.dispatchEvent(new PointerEvent("pointerdown", at(4.5)));
+        for (let r = 5; r <= 23; r++) c.dispatchEvent(new PointerEvent("pointermove", at(r + 0.5)));
+        c.dispatchEvent(new PointerEvent("pointerup", at(23.5)));
+    }""")
+    wait_for_text(prediction, re.compile(r"^1\s*\(\d+%\)"), timeout=30_000)

@@ -227,6 +227,11 @@ def test_passed_and_not_yet_print_exactly_one_line(capsys):
     assert out.splitlines() == ["❌ Not yet: look at the head"] and not r and r.message == "look at the head"
 
 
+def test_is_placeholder_knows_the_untouched_answers():
+    assert checks.is_placeholder(...) and checks.is_placeholder(None)
+    assert not any(checks.is_placeholder(x) for x in (0, 0.0, "", [], False, torch.tensor(0)))
+
+
 def test_lesson_modules_load_on_first_use():
     assert checks.lesson3.exercise2 is checks.lesson3.exercise2
     with pytest.raises(AttributeError, match="no exercise checks named 'lesson9'"):

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from numbers import Integral
 
-__all__ = ["CheckResult", "passed", "not_yet", "is_integer"]
+__all__ = ["CheckResult", "passed", "not_yet", "is_integer", "is_placeholder"]
 
 
 def is_integer(x) -> bool:
@@ -26,6 +26,15 @@ def is_integer(x) -> bool:
     dtype = getattr(x, "dtype", None)
     return (hasattr(x, "numel") and x.numel() == 1 and getattr(dtype, "is_floating_point", True) is False
             and "bool" not in str(dtype))
+
+
+def is_placeholder(x) -> bool:
+    """True for an answer the student has not touched yet: the lessons' ``...`` (or an older ``None``).
+
+    Every check tests this first and answers with a hint, never an exception
+    and never a pass, whatever else the placeholder might happen to satisfy.
+    """
+    return x is None or x is Ellipsis
 
 
 @dataclass(frozen=True)

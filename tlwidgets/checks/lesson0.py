@@ -4,12 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import CheckResult, is_integer, not_yet, passed
-
-
-def _given(x) -> bool:
-    """False for the untouched placeholders ``...`` and ``None``."""
-    return x is not None and x is not Ellipsis
+from . import CheckResult, is_integer, is_placeholder, not_yet, passed
 
 
 def exercise1(prediction, measured, model) -> CheckResult:
@@ -24,10 +19,10 @@ def exercise1(prediction, measured, model) -> CheckResult:
 
     from ..models import GroupedModel
 
-    if not _given(prediction):
+    if is_placeholder(prediction):
         return not_yet("first write your prediction (a number) in `prediction`, before measuring: the head maps "
                        "1280 features to 12 classes - how many weights and biases is that?")
-    if not _given(model) or not _given(measured):
+    if is_placeholder(model) or is_placeholder(measured):
         return not_yet("now measure: copy the photo model, freeze every parameter with requires_grad_(False), "
                        "swap its head for nn.Linear(1280, 12), and count the parameters with requires_grad=True")
     if not is_integer(prediction) and not isinstance(prediction, float):
@@ -73,7 +68,7 @@ def exercise2(answer, data_root=None) -> CheckResult:
     """Which data root holds the MNIST files the course reads?"""
     from ..data import SPECS, DataMissingError, candidate_roots, find_dataset
 
-    if not _given(answer):
+    if is_placeholder(answer):
         return not_yet("replace `answer = ...` with a path: the first folder of tl.candidate_roots(data_root) "
                        "that holds MNIST (or tl.data.find_dataset(tl.data.SPECS['mnist'], data_root))")
     if not isinstance(answer, (str, os.PathLike)):

@@ -5,7 +5,7 @@ from numbers import Real
 
 import torch
 
-from . import CheckResult, not_yet, passed
+from . import CheckResult, is_placeholder, not_yet, passed
 
 
 def _as_fraction(answer, exercise: str) -> float:
@@ -14,11 +14,6 @@ def _as_fraction(answer, exercise: str) -> float:
     if isinstance(answer, bool) or not isinstance(answer, Real):
         raise ValueError(f"{exercise} expects a number between 0 and 1 (e.g. 0.93), got {type(answer).__name__}")
     return float(answer)
-
-
-def _given(x) -> bool:
-    """False for the untouched placeholders ``...`` and ``None``."""
-    return x is not None and x is not Ellipsis
 
 
 def exercise1(accuracy, model, task) -> CheckResult:
@@ -52,7 +47,7 @@ def exercise1(accuracy, model, task) -> CheckResult:
         return not_yet(f"measuring changed the model ({changed[0]}): in training mode BatchNorm updates its "
                        "running statistics (and Dropout drops features) - call model.eval() first, and compute "
                        "under torch.no_grad()")
-    if got is None or got is Ellipsis:
+    if is_placeholder(got):
         return not_yet("accuracy returned nothing: fill in its body - loop over the loader, count "
                        "(logits.argmax(1) == y).sum() and divide by the number of examples; return a float")
     value = _as_fraction(got, "exercise1")
@@ -90,10 +85,10 @@ def exercise2(prediction, measured, net, x_pets, truth, size: int = 96) -> Check
     from ..lesson_utils import species_predictions
     from ..training import predict_proba
 
-    if not _given(prediction):
+    if is_placeholder(prediction):
         return not_yet(f"first write your prediction (a fraction in [0, 1]) in `prediction`: at {size} px will "
                        "species accuracy go up or down, and to about what?")
-    if not _given(measured):
+    if is_placeholder(measured):
         return not_yet(f"now measure: resize x_pets to {size} px (F.interpolate(..., antialias=True)), run "
                        "predict_proba and species_predictions(probs, 'top1'), compare with truth")
     pred = _as_fraction(prediction, "exercise2 (prediction)")
@@ -125,7 +120,7 @@ def exercise3(answer, probs, truth) -> CheckResult:
     """Species accuracy when the species is decided by summed dog vs cat probability."""
     from ..lesson_utils import species_predictions
 
-    if not _given(answer):
+    if is_placeholder(answer):
         return not_yet("replace `answer = ...` with a float: sum probs over the dog classes (151..268) and over "
                        "the cat classes (281..285) for each photo, call it a dog when the dog sum is larger, "
                        "and compare with truth")

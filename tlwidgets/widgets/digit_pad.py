@@ -199,7 +199,7 @@ function render({ model, el }) {
   let last = null, timer = null;
   canvas.addEventListener("pointerdown", (e) => {
     e.preventDefault();
-    canvas.setPointerCapture(e.pointerId);
+    try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* e.g. a synthetic pointer: draw anyway */ }
     last = where(e);
     segment(last[0], last[1], last[0], last[1]);
     draw();
