@@ -81,17 +81,22 @@ def hub(browser_prerequisites, tmp_path_factory):
         server.stop()
 
 
-def _login(context, hub, user: str):
+def _submit_login(context, hub, user: str):
+    """Log ``user`` in; the hub then spawns their server (waited for by :func:`_wait_for_lab`)."""
     page = context.new_page()
     page.goto(f"{hub.base_url}/hub/login")
     page.fill("#username_input", user)
     page.fill("#password_input", hub.extra["password"])
-    page.click("#login_submit")
+    page.click("#login_submit", no_wait_after=True)
+    return page
+
+
+def _wait_for_lab(page, hub, user: str) -> None:
     deadline = time.monotonic() + 240  # spawn pending, then the lab
     while True:
         try:
             page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=2_000)
-            return page
+            return
         except Exception:
             if "Unhandled error starting" in hub.log_tail(400) or time.monotonic() > deadline:
                 raise AssertionError(f"{user}'s server did not start; hub log:\n{hub.log_tail(40)}")
@@ -148,8 +153,10 @@ def test_two_students_run_lesson0_at_once_each_in_their_own_space(hub, chromium_
         block_external_requests(ctx, external)
         contexts[user] = ctx
     try:
+        for user in STUDENTS:  # both log in, then both servers spawn at the same time
+            pages[user] = _submit_login(contexts[user], hub, user)
         for user in STUDENTS:
-            pages[user] = _login(contexts[user], hub, user)
+            _wait_for_lab(pages[user], hub, user)
         print(f"\n[timing] hub: both logged in and spawned: {time.monotonic() - t0:.1f} s")
         for user in STUDENTS:
             _open_lesson(pages[user], hub, user)
