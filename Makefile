@@ -19,6 +19,7 @@ course: setup
 
 test: setup lint
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
+	@bash scripts/install_npm.sh || echo "npm packages missing: the book and hub browser tests will fail"
 	$(PY) -m pytest tests lessons $(NBVAL) -v --durations=20
 
 unit: setup
@@ -51,3 +52,9 @@ strip: setup
 DEMO_PORT ?= 8866
 demo: setup
 	cd apps && ../$(PY) -m voila dogs_to_cats.ipynb --port=$(DEMO_PORT)
+
+# the course as a static website (Jupyter Book 1, offline) from the executed lessons in build/lessons
+# (runs the course first when they are missing) -> build/book/_build/html/index.html; see docs/deploy.md
+book: setup
+	@bash scripts/install_npm.sh
+	$(PY) book/build.py

