@@ -216,7 +216,8 @@ def test_fit_linear_head_keeps_the_weight_decay_best_on_validation():
     sparse_x = torch.zeros(40, 600)
     sparse_x[torch.arange(40), torch.arange(40) % 2] = 1.0  # 0.2 % non-zero: the sparse path
     ys = torch.arange(40) % 2
-    assert tl.fit_linear_head(sparse_x, ys, sparse_x, ys).val_acc == 1.0
+    tied = tl.fit_linear_head(sparse_x, ys, sparse_x, ys, weight_decays=[1e-1, 1e-3])
+    assert tied.val_accs == {1e-1: 1.0, 1e-3: 1.0} and tied.weight_decay == 1e-3  # tie -> lower validation loss
     with pytest.raises(ValueError, match="differ in length"):
         tl.fit_linear_head(x[:10], y[:9], x, y)
 
