@@ -188,7 +188,7 @@ def test_lesson4_exercise3_gap_in_points(cat_curve, capsys):
     expect_hint(capsys, checks.lesson4.exercise3({n: v / 100 for n, v in answer.items()}, cat_curve, **kw),
                 "accuracy units")
     expect_hint(capsys, checks.lesson4.exercise3({n: -v for n, v in answer.items()}, cat_curve, **kw),
-                "check the sign")
+                "sign the wrong way round")
     expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, None: 40.0}, cat_curve, **kw), "at all per class")
     expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, "all": 45.0}, cat_curve, **kw), "curve's sizes")
     expect_hint(capsys, checks.lesson4.exercise3({5: 30.0}, cat_curve, **kw), "curve's sizes")

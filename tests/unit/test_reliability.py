@@ -189,7 +189,7 @@ FAULTS = [
     ("tar member with ../", lambda t, e, m: data.safe_extract(_evil_tar(t), t / "out"),
      ValueError, r".*evil\.tar: refusing to extract '\.\./\.\./etc/cron\.d/x'"),
     ("unreadable photo in a photo folder", lambda t, e, m: _unreadable_photo(t),
-     _Stopped, r"UserWarning: skipped 1 unreadable image file\(s\), e\.g\. .*corrupt\.jpg -> task with 4 train"),
+     _Stopped, r"UserWarning: skipped 1 unreadable image file\(s\), e\.g\. .*corrupt\.jpg -> task with 2 train"),
     ("photo folder with one class", lambda t, e, m: tl.folder_task(_photos(t / "p", {"cats": 4})),
      ValueError, r".*p has 1 class folder\(s\) \['cats'\]; a classifier needs at least 2"),
     ("photo folder that does not exist", lambda t, e, m: tl.folder_task(t / "my photos"),
