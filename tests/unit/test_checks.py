@@ -1,4 +1,4 @@
-"""tlwidgets.checks: every exercise check of lessons 0-5, on small real objects.
+"""tlwidgets.checks: the check machinery and the exercise checks of lessons 0, 1 and 5 (2-4: test_checks_lesson2-4.py).
 
 For each exercise: the lesson's placeholder gets a "❌ Not yet" hint (never an exception); an
 answer computed here, independently of the check module, passes; plausible wrong answers get a
@@ -95,20 +95,6 @@ def digits5():
     return tl.mnist_target_task(5, test_per_class=20, root=BUNDLED)
 
 
-@pytest.fixture(scope="module")
-def features5(digits5):
-    """conv2 activations (32x7x7) of the digit model on ``digits5``, not cached on disk."""
-    return tl.cached_features(tl.load_digit_model(), digits5, upto=2, cache=False, progress=False)
-
-
-@pytest.fixture(scope="module")
-def head5(features5):
-    """A linear head trained on ``features5`` (lesson 2's recipe): well above chance."""
-    head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 5))
-    train_loader, _ = features5.loaders(32)
-    tl.fit(head, train_loader, None, num_epochs=30, lr=1e-3, device="cpu", seed=0, progress=False)
-    return head.eval()
-
 
 def _photo_folder(root: Path, classes: dict[str, tuple[int, int, int]], per_class: int) -> Path:
     from PIL import Image
@@ -140,65 +126,6 @@ def dashboard():
     dash.run_sync(strategy="feature_extraction", n_per_class=5, num_epochs=3)
     return dash
 
-
-# Learning curves, by hand: {strategy: {size: [test_acc of seed 0, seed 1]}}
-DIGIT_ACCS = {
-    "fine_tune": {2: [0.80, 0.84], 5: [0.86, 0.88], 20: [0.92, 0.94]},
-    "scratch": {2: [0.50, 0.60], 5: [0.85, 0.79], 20: [0.91, 0.93]},  # seed 0 alone is close at 5: the mean is not
-}
-CAT_ACCS = {
-    "feature_extraction": {5: [0.50, 0.60], None: [0.80, 0.82]},
-    "scratch": {5: [0.20, 0.30], None: [0.35, 0.37]},
-}
-# per-epoch val_acc at the largest size (seconds per epoch, setup seconds) per (strategy, seed)
-CAT_HISTORIES = {
-    ("feature_extraction", 0): ([0.40, 0.55, 0.65, 0.70], 0.25, 1.5),
-    ("feature_extraction", 1): ([0.62, 0.70], 0.25, 1.0),
-    ("scratch", 0): ([0.20, 0.30, 0.35], 0.5, 0.0),
-    ("scratch", 1): ([0.25, 0.37], 0.5, 0.0),
-}
-
-
-def make_history(val_accs, seconds):
-    h = History()
-    for e, acc in enumerate(val_accs):
-        h.on_epoch_end({"epoch": e, "loss": 1.0 - acc, "acc": acc, "val_loss": 1.0 - acc, "val_acc": acc,
-                        "seconds": seconds})
-    h.on_train_end({"stopped": False, "stop_reason": "", "seconds": seconds * len(val_accs)})
-    return h
-
-
-def make_curve(name, accs, sizes, histories=None, num_classes=5):
-    records = []
-    for strategy, per_size in accs.items():
-        for n in sizes:
-            for seed, acc in enumerate(per_size[n]):
-                val, sec, setup = (histories or {}).get((strategy, seed), ([acc], 0.1, 0.0)) \
-                    if n == sizes[-1] else ([acc], 0.1, 0.0)
-                records.append(RunRecord(strategy, n, seed, num_classes * (n or 50), 0, acc, sec * len(val), setup,
-                                         make_history(val, sec)))
-    return LearningCurve(name, records, sizes, num_classes)
-
-
-def mean(xs):
-    return sum(xs) / len(xs)
-
-
-def first_catch_up(accs, sizes, strategy, baseline, margin):
-    for n in sizes:
-        if mean(accs[baseline][n]) >= mean(accs[strategy][n]) - margin:
-            return n
-    return "never"
-
-
-@pytest.fixture(scope="module")
-def digit_curve():
-    return make_curve("digits", DIGIT_ACCS, [2, 5, 20])
-
-
-@pytest.fixture(scope="module")
-def cat_curve():
-    return make_curve("cats", CAT_ACCS, [5, None], CAT_HISTORIES, num_classes=12)
 
 
 # ------------------------------------------------------------------------------ CheckResult ---
@@ -241,18 +168,18 @@ def test_lesson_modules_load_on_first_use():
 
 
 def test_every_check_a_lesson_calls_exists():
-    """The lessons call checks.lessonN.exerciseK for K = 1..3, and each check module has exactly those."""
+    """The lessons call checks.lessonN.exerciseK (K = 1..3 at least), and each check module has exactly those."""
     called = set()
     for path in sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb")):
         for cell in json.loads(path.read_text())["cells"]:
             src = "".join(cell["source"])
             called |= {(int(path.name[:2]), int(k)) for k in
                        re.findall(r"checks\.lesson%d\.exercise(\d)" % int(path.name[:2]), src)}
-    assert called == {(n, k) for n in range(6) for k in (1, 2, 3)}
+    assert {(n, k) for n in range(6) for k in (1, 2, 3)} <= called
     for n in range(6):
         module = getattr(checks, f"lesson{n}")
         assert sorted(name for name in vars(module) if name.startswith("exercise")) == [
-            "exercise1", "exercise2", "exercise3"]
+            f"exercise{k}" for m, k in sorted(called) if m == n]
 
 
 # ------------------------------------------------- the lessons' placeholders get a hint, never raise ---
@@ -266,18 +193,6 @@ def _placeholders():
                                                                                       tl.load_digit_model(), task)),
         ("lesson1.exercise2", [], lambda: checks.lesson1.exercise2(..., ..., *fake_photos())),
         ("lesson1.exercise3", [], lambda: checks.lesson1.exercise3(..., *species_probs())),
-        ("lesson2.exercise1", [], lambda: checks.lesson2.exercise1(None, tl.load_digit_model(), 2, 5)),
-        ("lesson2.exercise2", ["features5"], lambda feats: checks.lesson2.exercise2(None, None, feats)),
-        ("lesson2.exercise3", [], lambda: checks.lesson2.exercise3(None, *confused_breeds()[:3])),
-        ("lesson3.exercise1", [], lambda: checks.lesson3.exercise1(None, tl.load_digit_model(), fraction=0.15)),
-        ("lesson3.exercise2", [], lambda: checks.lesson3.exercise2(None, tl.load_digit_model(), ratio=0.01)),
-        ("lesson3.exercise3", [], lambda: checks.lesson3.exercise3(None, tl.load_digit_model())),
-        ("lesson4.exercise1", ["digit_curve"], lambda curve: checks.lesson4.exercise1(
-            None, curve, strategy="fine_tune", baseline="scratch", margin=0.02)),
-        ("lesson4.exercise2", ["cat_curve"], lambda curve: checks.lesson4.exercise2(
-            None, curve, target=0.6, n_per_class=None, strategy="feature_extraction", seed=0)),
-        ("lesson4.exercise3", ["cat_curve"], lambda curve: checks.lesson4.exercise3(
-            None, curve, strategy="feature_extraction", baseline="scratch")),
         ("lesson6.exercise1", [], lambda: checks.lesson6.exercise1(None, None)),
         ("lesson6.exercise2", ["dashboard"], lambda dash: checks.lesson6.exercise2(
             None, dash, strategy="fine_tune", n_per_class=5, n_frozen=1)),
@@ -584,358 +499,6 @@ def test_lesson1_exercise3_bad_input():
         checks.lesson1.exercise3("0.67", probs, truth)
     with pytest.raises(ValueError):
         checks.lesson1.exercise3(0.6, probs, truth[:5])
-
-
-# --------------------------------------------------------------------------------- lesson 2 ---
-def test_lesson2_exercise1_new_head_parameters(capsys):
-    model = tl.load_digit_model()
-    d_conv2, d_features = 32 * 7 * 7, 128  # two 2x2 poolings of 28x28 with 32 channels; the dense layer
-    with torch.no_grad():
-        assert model(torch.zeros(1, 1, 28, 28), 0, 2)[0].numel() == d_conv2
-    expect_pass(capsys, checks.lesson2.exercise1((d_conv2 + 1) * 5, model, 2, 5), "1568 features")
-    expect_pass(capsys, checks.lesson2.exercise1((d_features + 1) * 3, model, 3, 3))
-    expect_pass(capsys, checks.lesson2.exercise1(np.int64((d_conv2 + 1) * 5), model, 2, 5))
-    expect_pass(capsys, checks.lesson2.exercise1(torch.tensor((d_conv2 + 1) * 5), model, 2, 5))
-    expect_hint(capsys, checks.lesson2.exercise1(d_conv2 * 5, model, 2, 5), "biases")
-    expect_hint(capsys, checks.lesson2.exercise1(d_conv2, model, 2, 5), "model(x, 0, 2)")
-    expect_hint(capsys, checks.lesson2.exercise1((d_features + 1) * 5, model, 2, 5), "is not it")
-
-
-def test_lesson2_exercise1_on_a_photo_model_keeps_its_mode(capsys):
-    photo = tl.small_cnn(4, width=8, image_size=32)  # 3 channels; the features group is width*4 long
-    photo.train()
-    expect_pass(capsys, checks.lesson2.exercise1((8 * 4 + 1) * 4, photo, 5, 4), "32 features")
-    assert photo.training  # the dummy forward pass left the model as it found it
-
-
-@pytest.mark.parametrize("bad", [7845.0, "7845", True, torch.tensor(7845.0), torch.tensor([7845, 1])])
-def test_lesson2_exercise1_needs_an_integer(bad):
-    with pytest.raises(ValueError, match="expects an integer"):
-        checks.lesson2.exercise1(bad, tl.load_digit_model(), 2, 5)
-
-
-def test_lesson2_exercise2_reported_accuracy_of_the_head(features5, head5, capsys):
-    x, y = features5.test.tensors
-    with torch.no_grad():
-        acc = (head5(x).argmax(1) == y).float().mean().item()
-    assert acc > 0.5
-    expect_pass(capsys, checks.lesson2.exercise2(acc, head5, features5), "5 labelled images per class")
-    expect_pass(capsys, checks.lesson2.exercise2(torch.tensor(acc), head5, features5))
-    expect_hint(capsys, checks.lesson2.exercise2(acc - 0.1, head5, features5), "evaluate the head you pass in")
-
-
-def test_lesson2_exercise2_wrong_heads_and_features(features5, head5, capsys):
-    x, y = features5.train.tensors
-    uneven = FeatureSet(TensorDataset(x[1:], y[1:]), features5.test, 2, "uneven", False)
-    expect_hint(capsys, checks.lesson2.exercise2(0.8, head5, uneven), "n_per_class=5")
-    wrong_boundary = nn.Sequential(nn.Flatten(), nn.Linear(128, 5))  # a head for the 128 features of group 3
-    expect_hint(capsys, checks.lesson2.exercise2(0.8, wrong_boundary, features5), "same group boundary")
-    always_first = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 5))
-    with torch.no_grad():
-        always_first[1].weight.zero_()
-        always_first[1].bias.copy_(torch.tensor([1.0, 0, 0, 0, 0]))
-    expect_hint(capsys, checks.lesson2.exercise2(0.2, always_first, features5), "barely above chance")
-
-
-def test_lesson2_exercise2_bad_input(features5, head5):
-    with pytest.raises(ValueError, match="a float between 0 and 1"):
-        checks.lesson2.exercise2("0.8", head5, features5)
-    with pytest.raises(ValueError, match=r"head \(an nn.Module\)"):
-        checks.lesson2.exercise2(0.8, None, features5)
-    with pytest.raises(ValueError, match="FeatureSet"):
-        checks.lesson2.exercise2(0.8, head5, None)
-
-
-def confused_breeds(perfect: bool = False):
-    """A hand-made 3-breed test set of 'features' (one-hot of the prediction) and an identity head.
-
-    Mistakes (true -> predicted): Bengal -> Abyssinian 3x, Sphynx -> Bengal 2x, Abyssinian -> Bengal 1x.
-    """
-    classes = ["Abyssinian", "Bengal", "Sphynx"]
-    pairs = [(0, 0), (0, 0), (0, 1), (1, 1), (1, 0), (1, 0), (1, 0), (2, 2), (2, 1), (2, 1), (2, 2)]
-    if perfect:
-        pairs = [(t, t) for t, _ in pairs]
-    y = torch.tensor([t for t, _ in pairs])
-    x = torch.eye(3)[[p for _, p in pairs]]
-    head = nn.Linear(3, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.eye(3))
-        head.bias.zero_()
-    feats = FeatureSet(TensorDataset(x, y), TensorDataset(x, y), 8, "breeds", False)
-    return head, feats, classes, pairs
-
-
-def test_lesson2_exercise3_most_confused_pair(capsys):
-    head, feats, classes, pairs = confused_breeds()
-    mistakes = Counter((classes[t], classes[p]) for t, p in pairs if t != p)
-    answer, count = mistakes.most_common(1)[0]
-    assert answer == ("Bengal", "Abyssinian") and count == 3
-    expect_pass(capsys, checks.lesson2.exercise3(answer, head, feats, classes), "3 test photos of Bengal")
-    expect_pass(capsys, checks.lesson2.exercise3(list(answer), head, feats, tuple(classes)))
-    expect_hint(capsys, checks.lesson2.exercise3(answer[::-1], head, feats, classes), "wrong order")
-    expect_hint(capsys, checks.lesson2.exercise3(("Sphynx", "Bengal"), head, feats, classes), "happens 2 times")
-    expect_hint(capsys, checks.lesson2.exercise3(("Bengal", "Persian"), head, feats, classes), "not class names")
-
-
-def test_lesson2_exercise3_a_head_without_mistakes(capsys):
-    head, feats, classes, _ = confused_breeds(perfect=True)
-    expect_pass(capsys, checks.lesson2.exercise3(("Bengal", "Sphynx"), head, feats, classes), "no mistakes")
-
-
-@pytest.mark.parametrize("bad", ["Bengal", ("Bengal", "Sphynx", "Abyssinian"), 3, ("Bengal",)])
-def test_lesson2_exercise3_needs_a_pair(bad):
-    head, feats, classes, _ = confused_breeds()
-    with pytest.raises(ValueError, match="a pair of class names"):
-        checks.lesson2.exercise3(bad, head, feats, classes)
-
-
-def test_lesson2_exercise3_needs_a_head_and_features():
-    head, feats, classes, _ = confused_breeds()
-    with pytest.raises(ValueError, match="nn.Module"):
-        checks.lesson2.exercise3(("Bengal", "Sphynx"), None, feats, classes)
-    with pytest.raises(ValueError, match="FeatureSet"):
-        checks.lesson2.exercise3(("Bengal", "Sphynx"), head, None, classes)
-
-
-# --------------------------------------------------------------------------------- lesson 3 ---
-def smallest_k_by_hand(model, fraction):
-    sizes = group_sizes(model)
-    total = sum(sizes)
-    return next((k for k in range(model.num_groups) if sum(sizes[k:]) / total < fraction), None)
-
-
-def test_lesson3_exercise1_fewest_frozen_groups(capsys):
-    model = tl.load_digit_model()
-    assert smallest_k_by_hand(model, 0.15) == 3 and smallest_k_by_hand(model, 0.98) == 2
-    expect_pass(capsys, checks.lesson3.exercise1(3, model, fraction=0.15), "after 'features'")
-    expect_pass(capsys, checks.lesson3.exercise1(2, model, fraction=0.98), "97.6%")
-    expect_pass(capsys, checks.lesson3.exercise1(np.int64(2), model, fraction=0.98))
-    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=0.98), "is it the smallest")
-    expect_hint(capsys, checks.lesson3.exercise1(1, model, fraction=0.98), "99.9%", "fewer than 98%")
-    expect_hint(capsys, checks.lesson3.exercise1(9, model, fraction=0.98), "out of range")
-    expect_hint(capsys, checks.lesson3.exercise1(-1, model, fraction=0.98), "out of range")
-    assert smallest_k_by_hand(model, 1e-4) is None  # even the head alone is more than that
-    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=1e-4), "0.3%")
-
-
-def test_lesson3_exercise1_on_a_tiny_model_leaves_it_as_it_was(tiny_model, capsys):
-    model = tiny_model()
-    tl.freeze(model, 1, frozen_bn="train")
-    model.train()
-    flags = [p.requires_grad for p in model.parameters()]
-    k = smallest_k_by_hand(model, 0.7)
-    assert k == 2  # groups of 48 / 312 / 528 / 51 parameters: 579 of 939 train with 2 frozen
-    expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.7), "61.7%")
-    expect_hint(capsys, checks.lesson3.exercise1(1, model, fraction=0.7), "94.9%")
-    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=0.7), "is it the smallest")
-    assert [p.requires_grad for p in model.parameters()] == flags
-    assert (model.num_frozen, model.frozen_bn_mode, model.training) == (1, "train", True)
-
-
-@pytest.mark.parametrize("bad", [2.0, "2", True, [2]])
-def test_lesson3_exercise1_needs_an_integer(bad):
-    with pytest.raises(ValueError, match="integer number of frozen groups"):
-        checks.lesson3.exercise1(bad, tl.load_digit_model())
-
-
-def test_lesson3_checks_need_the_model():
-    for exercise in (checks.lesson3.exercise1, checks.lesson3.exercise2, checks.lesson3.exercise3):
-        with pytest.raises(ValueError, match="GroupedModel"):
-            exercise(None, nn.Linear(2, 2))
-
-
-def lr_groups_by_hand(model, lr, decay, names=None):
-    last = model.num_groups - 1
-    return [{"params": list(model.groups[n].parameters()), "lr": lr * decay ** (last - i)}
-            for i, n in enumerate(model.group_names) if names is None or n in names]
-
-
-def test_lesson3_exercise2_layerwise_learning_rates(capsys):
-    model = tl.load_digit_model()
-    tl.freeze(model, 0)
-    decay = 0.01 ** (1 / (model.num_groups - 1))
-    groups = lr_groups_by_hand(model, 1e-3, decay)
-    assert groups[0]["lr"] == pytest.approx(1e-5) and groups[-1]["lr"] == pytest.approx(1e-3)
-    expect_pass(capsys, checks.lesson3.exercise2(groups, model, ratio=0.01), "ratio 0.01", "4 groups")
-    expect_pass(capsys, checks.lesson3.exercise2(torch.optim.Adam(groups), model, ratio=0.01))
-    expect_pass(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-2, 0.5), model, ratio=0.125))
-
-
-def test_lesson3_exercise2_wrong_groups_get_hints(capsys):
-    model = tl.load_digit_model()
-    tl.freeze(model, 0)
-    decay = 0.01 ** (1 / (model.num_groups - 1))
-    hint = expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, 0.5), model), "aim for 0.01")
-    assert "d**3" in hint
-    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, 0.01 ** (1 / 4)), model),
-                "aim for 0.01")
-    backwards = lr_groups_by_hand(model, 1e-3, decay)
-    for g, lr in zip(backwards, reversed([g["lr"] for g in backwards])):
-        g["lr"] = lr
-    expect_hint(capsys, checks.lesson3.exercise2(backwards, model), "grow from the stem")
-    left_out = len(list(model.groups["conv2"].parameters())) + len(list(model.groups["features"].parameters()))
-    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, decay, ["conv1", "head"]), model),
-                f"{left_out} trainable tensors are in no parameter group")
-    other = tl.load_digit_model()
-    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(other, 1e-3, decay), model), "not in this model")
-    twice = lr_groups_by_hand(model, 1e-3, decay)
-    twice[1]["params"] = twice[1]["params"] + twice[0]["params"][:1]
-    expect_hint(capsys, checks.lesson3.exercise2(twice, model), "two groups")
-    split = lr_groups_by_hand(model, 1e-3, decay)
-    conv2 = split.pop(1)
-    split[1:1] = [{"params": conv2["params"][:1], "lr": conv2["lr"]}, {"params": conv2["params"][1:], "lr": 1.0}]
-    expect_hint(capsys, checks.lesson3.exercise2(split, model), "'conv2' got two different learning rates")
-    zero = lr_groups_by_hand(model, 1e-3, decay)
-    zero[0]["lr"] = 0
-    expect_hint(capsys, checks.lesson3.exercise2(zero, model), "positive 'lr'")
-
-
-def test_lesson3_exercise2_stem_frozen(capsys):
-    model = tl.load_digit_model()
-    tl.freeze(model, 2)  # forgot tl.freeze(model, 0): only features and head are trainable
-    trainable = [n for n in model.group_names if all(p.requires_grad for p in model.groups[n].parameters())]
-    groups = lr_groups_by_hand(model, 1e-3, 0.1, trainable)
-    expect_hint(capsys, checks.lesson3.exercise2(groups, model), "both the stem and the head")
-
-
-@pytest.mark.parametrize("bad", [0.01, [torch.zeros(2)], "layerwise_lr_groups", [{"lr": 1e-3}]])
-def test_lesson3_exercise2_needs_parameter_groups(bad):
-    with pytest.raises(ValueError, match="optimiser parameter groups"):
-        checks.lesson3.exercise2(bad, tl.load_digit_model())
-
-
-def test_lesson3_exercise3_batchnorms_of_frozen_groups(capsys):
-    model = tl.load_digit_model()
-    tl.freeze(model, 2)
-    model.train()
-    answer = frozen_bn_names(model)
-    assert answer == ["groups.conv1.1", "groups.conv2.1"]
-    model.eval()  # the check puts the model in training mode itself, then back
-    expect_pass(capsys, checks.lesson3.exercise3(answer, model), "2 BatchNorm layers", "conv1, conv2")
-    expect_pass(capsys, checks.lesson3.exercise3(tuple(reversed(answer)), model))
-    expect_pass(capsys, checks.lesson3.exercise3(set(answer), model))
-    assert not model.training
-    expect_hint(capsys, checks.lesson3.exercise3(answer[:1], model), "1 missing, 0 that should not be there")
-    expect_hint(capsys, checks.lesson3.exercise3([], model), "2 missing")
-
-    tl.freeze(model, 1)
-    model.train()
-    assert frozen_bn_names(model) == ["groups.conv1.1"]
-    expect_pass(capsys, checks.lesson3.exercise3(["groups.conv1.1"], model), "conv1 (the frozen groups)")
-    expect_hint(capsys, checks.lesson3.exercise3(answer, model), "1 that should not be there")
-
-    tl.freeze(model, 2, frozen_bn="train")
-    model.train()
-    assert frozen_bn_names(model) == []
-    expect_pass(capsys, checks.lesson3.exercise3([], model), "none")
-    expect_hint(capsys, checks.lesson3.exercise3(answer, model), "frozen_bn='train'")
-    assert model.training
-
-
-@pytest.mark.parametrize("bad", ["groups.conv1.1", 2, {"groups.conv1.1": False}])
-def test_lesson3_exercise3_needs_a_list_of_names(bad):
-    with pytest.raises(ValueError, match="list of BatchNorm module names"):
-        checks.lesson3.exercise3(bad, tl.load_digit_model())
-
-
-# --------------------------------------------------------------------------------- lesson 4 ---
-def test_lesson4_exercise1_first_size_where_scratch_catches_up(digit_curve, capsys):
-    sizes = [2, 5, 20]
-    answer = first_catch_up(DIGIT_ACCS, sizes, "fine_tune", "scratch", 0.02)
-    assert answer == 20
-    expect_pass(capsys, checks.lesson4.exercise1(answer, digit_curve, margin=0.02),
-                "at 20 per class", "+1.0 points behind")
-    loose = first_catch_up(DIGIT_ACCS, sizes, "fine_tune", "scratch", 0.07)
-    assert loose == 5
-    expect_pass(capsys, checks.lesson4.exercise1(loose, digit_curve, margin=0.07))
-    expect_hint(capsys, checks.lesson4.exercise1(5, digit_curve, margin=0.02), "look again")  # seed 0 alone says 5
-    expect_hint(capsys, checks.lesson4.exercise1(50, digit_curve, margin=0.02), "not one of the curve's sizes")
-    expect_hint(capsys, checks.lesson4.exercise1("never", digit_curve, margin=0.02), "at no size")
-    expect_hint(capsys, checks.lesson4.exercise1("all", digit_curve, margin=0.02), "not one of the curve's sizes")
-
-
-def test_lesson4_exercise1_never_and_all(cat_curve, capsys):
-    sizes = [5, None]
-    assert first_catch_up(CAT_ACCS, sizes, "feature_extraction", "scratch", 0.02) == "never"
-    expect_pass(capsys, checks.lesson4.exercise1("never", cat_curve, strategy="feature_extraction"), "never")
-    expect_hint(capsys, checks.lesson4.exercise1(5, cat_curve, strategy="feature_extraction"))
-    expect_hint(capsys, checks.lesson4.exercise1("all", cat_curve, strategy="feature_extraction"))
-
-
-def test_lesson4_exercise1_catching_up_only_with_all_labels(capsys):
-    """The size None ("all") is answered as "all": None itself is the lesson's placeholder."""
-    accs = {"fine_tune": {5: [0.90], None: [0.95]}, "scratch": {5: [0.70], None: [0.94]}}
-    curve = make_curve("digits, all sizes", accs, [5, None])
-    assert first_catch_up(accs, [5, None], "fine_tune", "scratch", 0.02) is None
-    expect_pass(capsys, checks.lesson4.exercise1("all", curve), "at all per class")
-    expect_hint(capsys, checks.lesson4.exercise1(None, curve), "'all'")
-    expect_hint(capsys, checks.lesson4.exercise1(5, curve), "look again")
-    expect_hint(capsys, checks.lesson4.exercise1("never", curve), "look again")
-
-
-@pytest.mark.parametrize("bad", [20.0, "20", True, [20]])
-def test_lesson4_exercise1_needs_a_size(bad, digit_curve):
-    with pytest.raises(ValueError, match="expects a size"):
-        checks.lesson4.exercise1(bad, digit_curve)
-
-
-def test_lesson4_checks_need_the_curve(digit_curve):
-    for exercise, args in ((checks.lesson4.exercise1, ()), (checks.lesson4.exercise2, (0.6,)),
-                           (checks.lesson4.exercise3, ())):
-        with pytest.raises(ValueError, match="LearningCurve"):
-            exercise(None, digit_curve.records, *args)
-
-
-def test_lesson4_exercise2_seconds_to_target_with_setup(cat_curve, capsys):
-    val, per_epoch, setup = CAT_HISTORIES[("feature_extraction", 0)]
-    epochs = next(i + 1 for i, a in enumerate(val) if a >= 0.6)
-    answer = setup + epochs * per_epoch
-    assert answer == pytest.approx(2.25)
-    kw = dict(target=0.6, n_per_class=None, strategy="feature_extraction", seed=0)
-    expect_pass(capsys, checks.lesson4.exercise2(answer, cat_curve, **kw), "2.25 s", "3 epoch(s)")
-    expect_pass(capsys, checks.lesson4.exercise2(2.251, cat_curve, **kw))
-    expect_hint(capsys, checks.lesson4.exercise2(answer - setup, cat_curve, **kw), "setup_seconds")
-    other_seed = CAT_HISTORIES[("feature_extraction", 1)]
-    expect_hint(capsys, checks.lesson4.exercise2(other_seed[2] + other_seed[1], cat_curve, **kw), "not quite")
-    expect_hint(capsys, checks.lesson4.exercise2("never", cat_curve, **kw), "not quite")
-    expect_pass(capsys, checks.lesson4.exercise2(1.25, cat_curve, **{**kw, "seed": 1}))
-    expect_hint(capsys, checks.lesson4.exercise2(answer, cat_curve, **{**kw, "seed": 7}), "no feature_extraction run")
-
-
-def test_lesson4_exercise2_a_run_that_never_gets_there(cat_curve, capsys):
-    kw = dict(target=0.6, n_per_class=None, strategy="scratch", seed=0)
-    assert max(CAT_HISTORIES[("scratch", 0)][0]) < 0.6
-    expect_pass(capsys, checks.lesson4.exercise2(None, cat_curve, **kw), "never reached 60%")  # the documented answer
-    expect_pass(capsys, checks.lesson4.exercise2("never", cat_curve, **kw))
-    expect_hint(capsys, checks.lesson4.exercise2(1.5, cat_curve, **kw), "ever reach 60%")
-
-
-@pytest.mark.parametrize("bad", ["2.25", True, [2.25]])
-def test_lesson4_exercise2_needs_seconds(bad, cat_curve):
-    with pytest.raises(ValueError, match="number of seconds or None"):
-        checks.lesson4.exercise2(bad, cat_curve, target=0.6, strategy="feature_extraction")
-
-
-def test_lesson4_exercise3_gap_in_points(cat_curve, capsys):
-    answer = {n: 100 * (mean(CAT_ACCS["feature_extraction"][n]) - mean(CAT_ACCS["scratch"][n])) for n in (5, None)}
-    assert answer == pytest.approx({5: 30.0, None: 45.0})
-    kw = dict(strategy="feature_extraction", baseline="scratch")
-    expect_pass(capsys, checks.lesson4.exercise3(answer, cat_curve, **kw), "5: +30.0", "all: +45.0", "does not shrink")
-    expect_pass(capsys, checks.lesson4.exercise3({5: 30, None: 45.04}, cat_curve, **kw))
-    expect_hint(capsys, checks.lesson4.exercise3({n: v / 100 for n, v in answer.items()}, cat_curve, **kw),
-                "accuracy units")
-    expect_hint(capsys, checks.lesson4.exercise3({n: -v for n, v in answer.items()}, cat_curve, **kw),
-                "check the sign")
-    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, None: 40.0}, cat_curve, **kw), "at all per class")
-    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, "all": 45.0}, cat_curve, **kw), "curve's sizes")
-    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0}, cat_curve, **kw), "curve's sizes")
-
-
-def test_lesson4_exercise3_bad_input(cat_curve):
-    with pytest.raises(ValueError, match="expects a dict"):
-        checks.lesson4.exercise3([30.0, 45.0], cat_curve, strategy="feature_extraction")
-    with pytest.raises(ValueError, match="numbers of points"):
-        checks.lesson4.exercise3({5: "30", None: 45.0}, cat_curve, strategy="feature_extraction")
 
 
 # --------------------------------------------------------------------------------- lesson 6 ---

@@ -1,0 +1,214 @@
+"""tlwidgets.checks.lesson3: fine-tuning (freeze depth, discriminative learning rates, frozen BatchNorm).
+
+Per exercise: correct routes pass, typical wrong answers get their own hint, the lesson's untouched
+placeholder gets a hint (never an exception), unreadable answers raise ValueError naming the type.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import tlwidgets as tl
+from tlwidgets import checks, data
+from tlwidgets.checks import CheckResult
+from tlwidgets.experiments import LearningCurve, RunRecord
+from tlwidgets.features import FeatureSet
+from tlwidgets.training import History
+
+from _check_helpers import expect_hint, expect_pass, frozen_bn_names, group_sizes, trainable_params
+
+BUNDLED = data.REPO_DATASETS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _placeholder(result, capsys):
+    out = capsys.readouterr().out
+    assert isinstance(result, CheckResult) and not result
+    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
+    assert len(result.message) > 20
+
+
+# --------------------------------------------------------------------------------- lesson 3 ---
+def smallest_k_by_hand(model, fraction):
+    sizes = group_sizes(model)
+    total = sum(sizes)
+    return next((k for k in range(model.num_groups) if sum(sizes[k:]) / total < fraction), None)
+
+
+def test_lesson3_exercise1_fewest_frozen_groups(capsys):
+    model = tl.load_digit_model()
+    assert smallest_k_by_hand(model, 0.15) == 3 and smallest_k_by_hand(model, 0.98) == 2
+    expect_pass(capsys, checks.lesson3.exercise1(3, model, fraction=0.15), "after 'features'")
+    expect_pass(capsys, checks.lesson3.exercise1(2, model, fraction=0.98), "97.6%")
+    expect_pass(capsys, checks.lesson3.exercise1(np.int64(2), model, fraction=0.98))
+    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=0.98), "is it the smallest")
+    expect_hint(capsys, checks.lesson3.exercise1(1, model, fraction=0.98), "99.9%", "fewer than 98%")
+    expect_hint(capsys, checks.lesson3.exercise1(9, model, fraction=0.98), "out of range")
+    expect_hint(capsys, checks.lesson3.exercise1(-1, model, fraction=0.98), "out of range")
+    assert smallest_k_by_hand(model, 1e-4) is None  # even the head alone is more than that
+    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=1e-4), "0.3%")
+
+
+def test_lesson3_exercise1_on_a_tiny_model_leaves_it_as_it_was(tiny_model, capsys):
+    model = tiny_model()
+    tl.freeze(model, 1, frozen_bn="train")
+    model.train()
+    flags = [p.requires_grad for p in model.parameters()]
+    k = smallest_k_by_hand(model, 0.7)
+    assert k == 2  # groups of 48 / 312 / 528 / 51 parameters: 579 of 939 train with 2 frozen
+    expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.7), "61.7%")
+    expect_hint(capsys, checks.lesson3.exercise1(1, model, fraction=0.7), "94.9%")
+    expect_hint(capsys, checks.lesson3.exercise1(3, model, fraction=0.7), "is it the smallest")
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert (model.num_frozen, model.frozen_bn_mode, model.training) == (1, "train", True)
+
+
+@pytest.mark.parametrize("bad", [2.0, "2", True, [2]])
+def test_lesson3_exercise1_needs_an_integer(bad):
+    with pytest.raises(ValueError, match="integer number of frozen groups"):
+        checks.lesson3.exercise1(bad, tl.load_digit_model())
+
+
+def test_lesson3_checks_need_the_model():
+    for exercise in (checks.lesson3.exercise1, checks.lesson3.exercise2, checks.lesson3.exercise3):
+        with pytest.raises(ValueError, match="GroupedModel"):
+            exercise(None, nn.Linear(2, 2))
+
+
+def lr_groups_by_hand(model, lr, decay, names=None):
+    last = model.num_groups - 1
+    return [{"params": list(model.groups[n].parameters()), "lr": lr * decay ** (last - i)}
+            for i, n in enumerate(model.group_names) if names is None or n in names]
+
+
+def test_lesson3_exercise2_layerwise_learning_rates(capsys):
+    model = tl.load_digit_model()
+    tl.freeze(model, 0)
+    decay = 0.01 ** (1 / (model.num_groups - 1))
+    groups = lr_groups_by_hand(model, 1e-3, decay)
+    assert groups[0]["lr"] == pytest.approx(1e-5) and groups[-1]["lr"] == pytest.approx(1e-3)
+    expect_pass(capsys, checks.lesson3.exercise2(groups, model, ratio=0.01), "ratio 0.01", "4 groups")
+    expect_pass(capsys, checks.lesson3.exercise2(torch.optim.Adam(groups), model, ratio=0.01))
+    expect_pass(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-2, 0.5), model, ratio=0.125))
+
+
+def test_lesson3_exercise2_wrong_groups_get_hints(capsys):
+    model = tl.load_digit_model()
+    tl.freeze(model, 0)
+    decay = 0.01 ** (1 / (model.num_groups - 1))
+    hint = expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, 0.5), model), "aim for 0.01")
+    assert "d**3" in hint
+    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, 0.01 ** (1 / 4)), model),
+                "aim for 0.01")
+    backwards = lr_groups_by_hand(model, 1e-3, decay)
+    for g, lr in zip(backwards, reversed([g["lr"] for g in backwards])):
+        g["lr"] = lr
+    expect_hint(capsys, checks.lesson3.exercise2(backwards, model), "grow from the stem")
+    left_out = len(list(model.groups["conv2"].parameters())) + len(list(model.groups["features"].parameters()))
+    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-3, decay, ["conv1", "head"]), model),
+                f"{left_out} trainable tensors are in no parameter group")
+    other = tl.load_digit_model()
+    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(other, 1e-3, decay), model), "not in this model")
+    twice = lr_groups_by_hand(model, 1e-3, decay)
+    twice[1]["params"] = twice[1]["params"] + twice[0]["params"][:1]
+    expect_hint(capsys, checks.lesson3.exercise2(twice, model), "two groups")
+    split = lr_groups_by_hand(model, 1e-3, decay)
+    conv2 = split.pop(1)
+    split[1:1] = [{"params": conv2["params"][:1], "lr": conv2["lr"]}, {"params": conv2["params"][1:], "lr": 1.0}]
+    expect_hint(capsys, checks.lesson3.exercise2(split, model), "'conv2' got two different learning rates")
+    zero = lr_groups_by_hand(model, 1e-3, decay)
+    zero[0]["lr"] = 0
+    expect_hint(capsys, checks.lesson3.exercise2(zero, model), "positive 'lr'")
+
+
+def test_lesson3_exercise2_stem_frozen(capsys):
+    model = tl.load_digit_model()
+    tl.freeze(model, 2)  # forgot tl.freeze(model, 0): only features and head are trainable
+    trainable = [n for n in model.group_names if all(p.requires_grad for p in model.groups[n].parameters())]
+    groups = lr_groups_by_hand(model, 1e-3, 0.1, trainable)
+    expect_hint(capsys, checks.lesson3.exercise2(groups, model), "both the stem and the head")
+
+
+@pytest.mark.parametrize("bad", [0.01, [torch.zeros(2)], "layerwise_lr_groups", [{"lr": 1e-3}]])
+def test_lesson3_exercise2_needs_parameter_groups(bad):
+    with pytest.raises(ValueError, match="optimiser parameter groups"):
+        checks.lesson3.exercise2(bad, tl.load_digit_model())
+
+
+def test_lesson3_exercise3_batchnorms_of_frozen_groups(capsys):
+    model = tl.load_digit_model()
+    tl.freeze(model, 2)
+    model.train()
+    answer = frozen_bn_names(model)
+    assert answer == ["groups.conv1.1", "groups.conv2.1"]
+    model.eval()  # the check puts the model in training mode itself, then back
+    expect_pass(capsys, checks.lesson3.exercise3(answer, model), "2 BatchNorm layers", "conv1, conv2")
+    expect_pass(capsys, checks.lesson3.exercise3(tuple(reversed(answer)), model))
+    expect_pass(capsys, checks.lesson3.exercise3(set(answer), model))
+    assert not model.training
+    expect_hint(capsys, checks.lesson3.exercise3(answer[:1], model), "1 missing, 0 that should not be there")
+    expect_hint(capsys, checks.lesson3.exercise3([], model), "2 missing")
+
+    tl.freeze(model, 1)
+    model.train()
+    assert frozen_bn_names(model) == ["groups.conv1.1"]
+    # n_frozen=None: the check accepts any freeze depth (the lesson asks for 2, checked below)
+    expect_pass(capsys, checks.lesson3.exercise3(["groups.conv1.1"], model, n_frozen=None), "conv1 (the frozen groups)")
+    expect_hint(capsys, checks.lesson3.exercise3(answer, model, n_frozen=None), "1 that should not be there")
+
+    tl.freeze(model, 2, frozen_bn="train")
+    model.train()
+    assert frozen_bn_names(model) == []
+    expect_pass(capsys, checks.lesson3.exercise3([], model), "none")
+    expect_hint(capsys, checks.lesson3.exercise3(answer, model), "frozen_bn='train'")
+    assert model.training
+
+
+@pytest.mark.parametrize("bad", ["groups.conv1.1", 2, {"groups.conv1.1": False}])
+def test_lesson3_exercise3_needs_a_list_of_names(bad):
+    with pytest.raises(ValueError, match="list of BatchNorm module names"):
+        checks.lesson3.exercise3(bad, tl.load_digit_model())
+
+
+
+
+# ---------------------------------------------------------------- placeholders and the new rules ---
+def test_lesson3_placeholders_get_a_hint_without_raising(capsys):
+    model = tl.load_digit_model()
+    _placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=None), capsys)
+    _placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=2), capsys)
+
+    def discriminative_groups(model, head_lr, stem_ratio):
+        ...  # the lesson's stub
+    _placeholder(checks.lesson3.exercise2(discriminative_groups(model, 1e-3, 0.01), model, ratio=0.01), capsys)
+    _placeholder(checks.lesson3.exercise3(None, model), capsys)
+
+
+def test_lesson3_exercise1_a_wrong_prediction_still_passes_and_is_compared(capsys):
+    model = tl.load_digit_model()
+    k = smallest_k_by_hand(model, 0.15)
+    expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.15, prediction=k), "as you predicted")
+    expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.15, prediction=k + 1), f"you predicted {k + 1}")
+
+
+def test_lesson3_exercise3_an_unfrozen_model_with_an_empty_list_is_not_the_exercise(capsys):
+    model = tl.load_digit_model()                 # nothing frozen: [] is "true" but not what was asked
+    model.train()
+    expect_hint(capsys, checks.lesson3.exercise3([], model), "tl.freeze(model, 2)")
+    tl.freeze(model, 1)
+    expect_hint(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model), "tl.freeze(model, 2)")
+    tl.freeze(model, 2)
+    expect_pass(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model))

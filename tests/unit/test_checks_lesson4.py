@@ -1,0 +1,264 @@
+"""tlwidgets.checks.lesson4: learning curves (catch-up size, time to accuracy, gaps in points, the training loop).
+
+Per exercise: correct routes pass, typical wrong answers get their own hint, the lesson's untouched
+placeholder gets a hint (never an exception), unreadable answers raise ValueError naming the type.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import tlwidgets as tl
+from tlwidgets import checks, data
+from tlwidgets.checks import CheckResult
+from tlwidgets.experiments import LearningCurve, RunRecord
+from tlwidgets.features import FeatureSet
+from tlwidgets.training import History
+
+from _check_helpers import expect_hint, expect_pass, frozen_bn_names, group_sizes, trainable_params
+
+BUNDLED = data.REPO_DATASETS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _placeholder(result, capsys):
+    out = capsys.readouterr().out
+    assert isinstance(result, CheckResult) and not result
+    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
+    assert len(result.message) > 20
+
+
+# Learning curves, by hand: {strategy: {size: [test_acc of seed 0, seed 1]}}
+DIGIT_ACCS = {
+    "fine_tune": {2: [0.80, 0.84], 5: [0.86, 0.88], 20: [0.92, 0.94]},
+    "scratch": {2: [0.50, 0.60], 5: [0.85, 0.79], 20: [0.91, 0.93]},  # seed 0 alone is close at 5: the mean is not
+}
+CAT_ACCS = {
+    "feature_extraction": {5: [0.50, 0.60], None: [0.80, 0.82]},
+    "scratch": {5: [0.20, 0.30], None: [0.35, 0.37]},
+}
+# per-epoch val_acc at the largest size (seconds per epoch, setup seconds) per (strategy, seed)
+CAT_HISTORIES = {
+    ("feature_extraction", 0): ([0.40, 0.55, 0.65, 0.70], 0.25, 1.5),
+    ("feature_extraction", 1): ([0.62, 0.70], 0.25, 1.0),
+    ("scratch", 0): ([0.20, 0.30, 0.35], 0.5, 0.0),
+    ("scratch", 1): ([0.25, 0.37], 0.5, 0.0),
+}
+
+
+def make_history(val_accs, seconds):
+    h = History()
+    for e, acc in enumerate(val_accs):
+        h.on_epoch_end({"epoch": e, "loss": 1.0 - acc, "acc": acc, "val_loss": 1.0 - acc, "val_acc": acc,
+                        "seconds": seconds})
+    h.on_train_end({"stopped": False, "stop_reason": "", "seconds": seconds * len(val_accs)})
+    return h
+
+
+def make_curve(name, accs, sizes, histories=None, num_classes=5):
+    records = []
+    for strategy, per_size in accs.items():
+        for n in sizes:
+            for seed, acc in enumerate(per_size[n]):
+                val, sec, setup = (histories or {}).get((strategy, seed), ([acc], 0.1, 0.0)) \
+                    if n == sizes[-1] else ([acc], 0.1, 0.0)
+                records.append(RunRecord(strategy, n, seed, num_classes * (n or 50), 0, acc, sec * len(val), setup,
+                                         make_history(val, sec)))
+    return LearningCurve(name, records, sizes, num_classes)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def first_catch_up(accs, sizes, strategy, baseline, margin):
+    for n in sizes:
+        if mean(accs[baseline][n]) >= mean(accs[strategy][n]) - margin:
+            return n
+    return "never"
+
+
+@pytest.fixture(scope="module")
+def digit_curve():
+    return make_curve("digits", DIGIT_ACCS, [2, 5, 20])
+
+
+@pytest.fixture(scope="module")
+def cat_curve():
+    return make_curve("cats", CAT_ACCS, [5, None], CAT_HISTORIES, num_classes=12)
+
+
+# --------------------------------------------------------------------------------- lesson 4 ---
+def test_lesson4_exercise1_first_size_where_scratch_catches_up(digit_curve, capsys):
+    sizes = [2, 5, 20]
+    answer = first_catch_up(DIGIT_ACCS, sizes, "fine_tune", "scratch", 0.02)
+    assert answer == 20
+    expect_pass(capsys, checks.lesson4.exercise1(answer, digit_curve, margin=0.02),
+                "at 20 per class", "+1.0 points behind")
+    loose = first_catch_up(DIGIT_ACCS, sizes, "fine_tune", "scratch", 0.07)
+    assert loose == 5
+    expect_pass(capsys, checks.lesson4.exercise1(loose, digit_curve, margin=0.07))
+    expect_hint(capsys, checks.lesson4.exercise1(5, digit_curve, margin=0.02), "look again")  # seed 0 alone says 5
+    expect_hint(capsys, checks.lesson4.exercise1(50, digit_curve, margin=0.02), "not one of the curve's sizes")
+    expect_hint(capsys, checks.lesson4.exercise1("never", digit_curve, margin=0.02), "at no size")
+    expect_hint(capsys, checks.lesson4.exercise1("all", digit_curve, margin=0.02), "not one of the curve's sizes")
+
+
+def test_lesson4_exercise1_never_and_all(cat_curve, capsys):
+    sizes = [5, None]
+    assert first_catch_up(CAT_ACCS, sizes, "feature_extraction", "scratch", 0.02) == "never"
+    expect_pass(capsys, checks.lesson4.exercise1("never", cat_curve, strategy="feature_extraction"), "never")
+    expect_hint(capsys, checks.lesson4.exercise1(5, cat_curve, strategy="feature_extraction"))
+    expect_hint(capsys, checks.lesson4.exercise1("all", cat_curve, strategy="feature_extraction"))
+
+
+def test_lesson4_exercise1_catching_up_only_with_all_labels(capsys):
+    """The size None ("all") is answered as "all": None itself is the lesson's placeholder."""
+    accs = {"fine_tune": {5: [0.90], None: [0.95]}, "scratch": {5: [0.70], None: [0.94]}}
+    curve = make_curve("digits, all sizes", accs, [5, None])
+    assert first_catch_up(accs, [5, None], "fine_tune", "scratch", 0.02) is None
+    expect_pass(capsys, checks.lesson4.exercise1("all", curve), "at all per class")
+    expect_hint(capsys, checks.lesson4.exercise1(None, curve), "'all'")
+    expect_hint(capsys, checks.lesson4.exercise1(5, curve), "look again")
+    expect_hint(capsys, checks.lesson4.exercise1("never", curve), "look again")
+
+
+@pytest.mark.parametrize("bad", [20.0, "20", True, [20]])
+def test_lesson4_exercise1_needs_a_size(bad, digit_curve):
+    with pytest.raises(ValueError, match="expects a size"):
+        checks.lesson4.exercise1(bad, digit_curve)
+
+
+def test_lesson4_checks_need_the_curve(digit_curve):
+    for exercise, args in ((checks.lesson4.exercise1, ()), (checks.lesson4.exercise2, (0.6,)),
+                           (checks.lesson4.exercise3, ())):
+        with pytest.raises(ValueError, match="LearningCurve"):
+            exercise(None, digit_curve.records, *args)
+
+
+def test_lesson4_exercise2_seconds_to_target_with_setup(cat_curve, capsys):
+    val, per_epoch, setup = CAT_HISTORIES[("feature_extraction", 0)]
+    epochs = next(i + 1 for i, a in enumerate(val) if a >= 0.6)
+    answer = setup + epochs * per_epoch
+    assert answer == pytest.approx(2.25)
+    kw = dict(target=0.6, n_per_class=None, strategy="feature_extraction", seed=0)
+    expect_pass(capsys, checks.lesson4.exercise2(answer, cat_curve, **kw), "2.25 s", "3 epoch(s)")
+    expect_pass(capsys, checks.lesson4.exercise2(2.251, cat_curve, **kw))
+    expect_hint(capsys, checks.lesson4.exercise2(answer - setup, cat_curve, **kw), "setup_seconds")
+    other_seed = CAT_HISTORIES[("feature_extraction", 1)]
+    expect_hint(capsys, checks.lesson4.exercise2(other_seed[2] + other_seed[1], cat_curve, **kw), "not quite")
+    expect_hint(capsys, checks.lesson4.exercise2("never", cat_curve, **kw), "not quite")
+    expect_pass(capsys, checks.lesson4.exercise2(1.25, cat_curve, **{**kw, "seed": 1}))
+    expect_hint(capsys, checks.lesson4.exercise2(answer, cat_curve, **{**kw, "seed": 7}), "no feature_extraction run")
+
+
+def test_lesson4_exercise2_a_run_that_never_gets_there(cat_curve, capsys):
+    kw = dict(target=0.6, n_per_class=None, strategy="scratch", seed=0)
+    assert max(CAT_HISTORIES[("scratch", 0)][0]) < 0.6
+    expect_pass(capsys, checks.lesson4.exercise2(None, cat_curve, **kw), "never reached 60%")  # the documented answer
+    expect_pass(capsys, checks.lesson4.exercise2("never", cat_curve, **kw))
+    expect_hint(capsys, checks.lesson4.exercise2(1.5, cat_curve, **kw), "ever reach 60%")
+
+
+@pytest.mark.parametrize("bad", ["2.25", True, [2.25]])
+def test_lesson4_exercise2_needs_seconds(bad, cat_curve):
+    with pytest.raises(ValueError, match="number of seconds or None"):
+        checks.lesson4.exercise2(bad, cat_curve, target=0.6, strategy="feature_extraction")
+
+
+def test_lesson4_exercise3_gap_in_points(cat_curve, capsys):
+    answer = {n: 100 * (mean(CAT_ACCS["feature_extraction"][n]) - mean(CAT_ACCS["scratch"][n])) for n in (5, None)}
+    assert answer == pytest.approx({5: 30.0, None: 45.0})
+    kw = dict(strategy="feature_extraction", baseline="scratch")
+    expect_pass(capsys, checks.lesson4.exercise3(answer, cat_curve, **kw), "5: +30.0", "all: +45.0", "grows")
+    expect_pass(capsys, checks.lesson4.exercise3({5: 30, None: 45.04}, cat_curve, **kw))
+    expect_hint(capsys, checks.lesson4.exercise3({n: v / 100 for n, v in answer.items()}, cat_curve, **kw),
+                "accuracy units")
+    expect_hint(capsys, checks.lesson4.exercise3({n: -v for n, v in answer.items()}, cat_curve, **kw),
+                "sign the wrong way round")
+    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, None: 40.0}, cat_curve, **kw), "at all per class")
+    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0, "all": 45.0}, cat_curve, **kw), "curve's sizes")
+    expect_hint(capsys, checks.lesson4.exercise3({5: 30.0}, cat_curve, **kw), "curve's sizes")
+
+
+def test_lesson4_exercise3_bad_input(cat_curve):
+    with pytest.raises(ValueError, match="expects a dict"):
+        checks.lesson4.exercise3([30.0, 45.0], cat_curve, strategy="feature_extraction")
+    with pytest.raises(ValueError, match="numbers of points"):
+        checks.lesson4.exercise3({5: "30", None: 45.0}, cat_curve, strategy="feature_extraction")
+
+
+
+
+# ---------------------------------------------------------------- placeholders and the new rules ---
+def test_lesson4_placeholders_get_a_hint_without_raising(digit_curve, cat_curve, capsys):
+    _placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=None), capsys)
+    _placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=5), capsys)
+    _placeholder(checks.lesson4.exercise2(..., cat_curve, target=0.6, prediction="less"), capsys)
+    _placeholder(checks.lesson4.exercise2(None, cat_curve, target=0.6), capsys)   # None is wrong when it got there
+    _placeholder(checks.lesson4.exercise3(None, cat_curve, prediction="grows"), capsys)
+
+    def train_epochs(model, train_loader, optimizer, num_epochs):
+        for epoch in range(num_epochs):
+            ...  # the lesson's stub
+    _placeholder(checks.lesson4.exercise4(train_epochs), capsys)
+
+
+def test_lesson4_exercise2_never_reaching_the_target_is_the_answer_none(cat_curve, capsys):
+    expect_pass(capsys, checks.lesson4.exercise2(None, cat_curve, target=0.99, prediction="more"), "never reached")
+
+
+def test_lesson4_exercise3_whole_points_pass_and_each_mistake_has_its_own_hint(cat_curve, capsys):
+    exact = {n: 100 * (mean(CAT_ACCS["feature_extraction"][n]) - mean(CAT_ACCS["scratch"][n])) for n in (5, None)}
+    expect_pass(capsys, checks.lesson4.exercise3({n: round(v) for n, v in exact.items()}, cat_curve,
+                                                 prediction="grows"), "points")
+    expect_pass(capsys, checks.lesson4.exercise3(exact, cat_curve, prediction="shrinks"), "you predicted 'shrinks'")
+    expect_hint(capsys, checks.lesson4.exercise3({n: -v for n, v in exact.items()}, cat_curve), "sign")
+    expect_hint(capsys, checks.lesson4.exercise3({n: v / 100 for n, v in exact.items()}, cat_curve),
+                "accuracy units")
+    expect_hint(capsys, checks.lesson4.exercise3({5: exact[5] + 3, None: exact[None]}, cat_curve), "100 * curve.gap")
+
+
+def _loop(model, train_loader, optimizer, num_epochs, *, keep_eval=True, labels=lambda y: y):
+    for _ in range(num_epochs):
+        model.train()
+        if keep_eval:
+            model[0].eval()
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), labels(y)).backward()
+            optimizer.step()
+
+
+def test_lesson4_exercise4_the_training_loop_judged_by_behaviour(capsys):
+    expect_pass(capsys, checks.lesson4.exercise4(_loop), "frozen group untouched")
+
+    def with_set_to_none(model, train_loader, optimizer, num_epochs):   # a second correct route
+        model.train()
+        for module in model[:1]:
+            module.eval()
+        for _ in range(num_epochs):
+            for x, y in train_loader:
+                loss = nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    expect_pass(capsys, checks.lesson4.exercise4(with_set_to_none))
+    expect_hint(capsys, checks.lesson4.exercise4(lambda m, l, o, n: _loop(m, l, o, n, keep_eval=False)),
+                "model[0].eval()")
+    expect_hint(capsys, checks.lesson4.exercise4(lambda m, l, o, n: _loop(m, l, o, n, labels=lambda y: (y + 1) % 5)),
+                "below 70 %")
+    expect_hint(capsys, checks.lesson4.exercise4(lambda m, l, o, n: None), "complete the loop")
