@@ -31,10 +31,11 @@ class FreezeReport:
     trainable: int
     total: int
     frozen_bn_mode: str
+    num_frozen: int = -1  # the frozen prefix (frozen_prefix); -1: count the frozen groups
 
-    @property
-    def num_frozen(self) -> int:
-        return sum(1 for _, _, f in self.groups if f)
+    def __post_init__(self):
+        if self.num_frozen < 0:
+            object.__setattr__(self, "num_frozen", sum(1 for _, _, f in self.groups if f))
 
     @property
     def trainable_fraction(self) -> float:
@@ -94,7 +95,7 @@ def freeze_report(model: GroupedModel) -> FreezeReport:
     groups = tuple((name, sum(p.numel() for p in model.groups[name].parameters()), state == "frozen")
                    for name, state in zip(model.group_names, group_states(model)))
     trainable, total = model.parameter_counts()
-    return FreezeReport(groups, trainable, total, model.frozen_bn_mode)
+    return FreezeReport(groups, trainable, total, model.frozen_bn_mode, frozen_prefix(model))
 
 
 def batchnorm_modes(model: nn.Module) -> dict[str, bool]:
@@ -116,14 +117,27 @@ def group_states(model: GroupedModel) -> list[str]:
     return states
 
 
+def _has_parameters(model: GroupedModel, name: str) -> bool:
+    return any(True for _ in model.groups[name].parameters())
+
+
 def frozen_prefix(model: GroupedModel) -> int:
-    """How many groups, from the stem on, are entirely frozen (what ``freeze(model, n)`` would give as ``n``)."""
-    n = 0
-    for state in group_states(model)[:max_frozen(model)]:
+    """How many groups, from the stem on, are entirely frozen (what ``freeze(model, n)`` would give as ``n``).
+
+    A group without parameters (a pooling step) looks frozen and trainable at once; at the edge of the
+    frozen run the flags cannot tell, so the model's own ``num_frozen`` decides when it is consistent.
+    """
+    names, states = model.group_names, group_states(model)
+    upper = 0  # the frozen run, parameterless groups included
+    for state in states[:max_frozen(model)]:
         if state != "frozen":
             break
-        n += 1
-    return n
+        upper += 1
+    lower = upper  # ... without the parameterless groups at its end
+    while lower > 0 and not _has_parameters(model, names[lower - 1]):
+        lower -= 1
+    recorded = getattr(model, "num_frozen", None)
+    return recorded if isinstance(recorded, int) and lower <= recorded <= upper else lower
 
 
 # models -> callbacks run after each freeze(model, ...): a FreezeSlider follows a model frozen from code

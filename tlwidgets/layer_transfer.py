@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import ImageTensorDataset, MNIST_MEAN, MNIST_STD, Task, input_normalization
 from .features import feature_cache_dir
 from .freezing import freeze
+from .infra import atomic_write, torch_bytes
 from .metrics import Metrics, Spread, classification_metrics, seed_spread
 from .models import GroupedModel, digit_cnn, weights_fingerprint
 from .splits import stratified_split
@@ -402,14 +403,9 @@ def pooled_cut_features(model: GroupedModel, task: Task, boundaries: Sequence[in
     train, ytr = _pooled_pass(model, task.train, boundaries, dev, batch_size, progress, f"{model.name}: train cuts")
     test, yte = _pooled_pass(model, task.test, boundaries, dev, batch_size, progress, f"{model.name}: test cuts")
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            torch.save({"train": {str(b): v for b, v in train.items()}, "test": {str(b): v for b, v in test.items()},
-                        "train_labels": ytr, "test_labels": yte}, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, torch_bytes({"train": {str(b): v for b, v in train.items()},
+                                        "test": {str(b): v for b, v in test.items()},
+                                        "train_labels": ytr, "test_labels": yte}))
     return CutFeatures(boundaries, names, train, test, ytr, yte)
 
 

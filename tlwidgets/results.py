@@ -74,7 +74,7 @@ def note_data_source(dataset: str, description: str) -> None:
     merged = json.loads(path.read_text()) if path.exists() else {}
     if merged.get(dataset) != description:
         merged[dataset] = description
-        path.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        atomic_write(path, json.dumps(merged, indent=1, sort_keys=True))
 
 
 def load_data_sources(directory: str | os.PathLike, lesson: str) -> dict[str, str]:

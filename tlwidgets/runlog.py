@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .infra import atomic_write
 from .training import Events, History, StopFlag
 
 __all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log",
@@ -71,12 +72,24 @@ def upgrade_history(hist: Mapping[str, Any]) -> dict:
     return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON log file's content; a missing, unreadable or damaged file is reported with its name."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"log file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable JSON log ({exc}); it is damaged or not a log: "
+                         "save it again with Dashboard.save_log(path)") from None
+
+
 def history_dict(source: object) -> tuple[dict, dict]:
     """``(History.to_dict(), config)`` from a History, its dict, a RunResult (anything with a ``history``
     History), a log entry, or the path of a log / History JSON file; batches upgraded to the current version."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        data = json.loads(path.read_text())
+        data = read_json(path)
         if isinstance(data, dict) and data.get("format") == FORMAT:
             runs = _check_log(data, path)["runs"]
             if not runs:
@@ -113,7 +126,7 @@ def _check_log(data: object, path: Path) -> dict:
 def read_log(path: str | os.PathLike) -> dict:
     """A run log, checked and upgraded to the current version: ``{"format", "version", "kind", "runs"}``."""
     path = Path(path)
-    data = _check_log(json.loads(path.read_text()), path)
+    data = _check_log(read_json(path), path)
     runs = [{"row": dict(r["row"]), "config": dict(r.get("config") or {}), "history": upgrade_history(r["history"])}
             for r in data.get("runs", [])]
     return {"format": FORMAT, "version": VERSION, "kind": data.get("kind"), "runs": runs}
@@ -122,14 +135,8 @@ def read_log(path: str | os.PathLike) -> dict:
 def write_log(path: str | os.PathLike, runs: Sequence[Mapping], *, kind: str | None = None) -> Path:
     """Write ``runs`` (``{"row", "config", "history"}`` each) as a current-version log, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "version": VERSION, "kind": kind, "runs": [dict(r) for r in runs]}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, json.dumps(data, indent=1))
     return path
 
 

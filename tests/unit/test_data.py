@@ -475,7 +475,7 @@ def test_class_with_a_single_readable_photo_is_refused(tmp_path):
     for p in sorted((root / "dogs").iterdir())[1:]:
         p.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="skipped 2"), \
-            pytest.raises(ValueError, match=r"class folder 'dogs' has 1 readable image\(s\); each class needs at least 2"):
+            pytest.raises(ValueError, match=r"class folder 'dogs' has 1 readable image\(s\); each class needs at least 3"):
         data.folder_task(root)
 
 

@@ -192,7 +192,7 @@ FAULTS = [
      ValueError, r".*evil\.tar: refusing to extract '\.\./\.\./etc/cron\.d/x'"),
     ("unreadable photo in a photo folder", lambda t, e, m: _unreadable_photo(t),
      _Stopped, r"UserWarning: skipped 1 unreadable image file\(s\), e\.g\. .*corrupt\.jpg: cannot be decoded as an "
-               r"image .*; the other 6 loaded -> task with 3 train"),
+               r"image .*; the other 6 loaded -> task with 2 train"),
     ("photo folder with one class", lambda t, e, m: tl.folder_task(_photos(t / "p", {"cats": 4})),
      ValueError, r".*p has 1 class folder\(s\) \['cats'\]; a classifier needs at least 2"),
     ("photo folder that does not exist", lambda t, e, m: tl.folder_task(t / "my photos"),

@@ -350,8 +350,16 @@ def _all_images(task):
     return torch.cat([task.train.images, task.test.images])
 
 
+def _n_photos(task) -> int:
+    """Photos in all three splits (train, validation, test)."""
+    return len(task.train) + len(task.val) + len(task.test)
+
+
 def _split_overlap(task) -> int:
-    return sum(any(torch.equal(a, b) for b in task.test.images) for a in task.train.images)
+    """Photos found in more than one split (train / val / test): must be 0."""
+    parts = [task.train.images, task.val.images, task.test.images]
+    return sum(any(torch.equal(a, b) for other in parts[i + 1:] for b in other)
+               for i, part in enumerate(parts) for a in part)
 
 
 def test_c03_symlink_loop_adds_nothing(tmp_path):
@@ -360,7 +368,7 @@ def test_c03_symlink_loop_adds_nothing(tmp_path):
     os.symlink(root, root / "dogs" / "up")              # back to the top of the tree
     with pytest.warns(UserWarning, match=r"did not follow 2 symbolic link\(s\)"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 12 and _split_overlap(task) == 0
+    assert _n_photos(task) == 12 and _split_overlap(task) == 0
 
 
 def test_c03_link_out_of_the_tree_is_not_followed(tmp_path):
@@ -370,7 +378,7 @@ def test_c03_link_out_of_the_tree_is_not_followed(tmp_path):
     os.symlink(outside / "dogs", root / "birds")  # a whole class folder that is a link
     with pytest.warns(UserWarning, match="symbolic link"):
         task = tl.folder_task(root, image_size=32)
-    assert task.classes == ["cats", "dogs"] and len(task.train) + len(task.test) == 6
+    assert task.classes == ["cats", "dogs"] and _n_photos(task) == 6
 
 
 def test_c03_linked_file_is_not_followed(tmp_path):
@@ -378,7 +386,7 @@ def test_c03_linked_file_is_not_followed(tmp_path):
     os.symlink(root / "dogs" / "dogs_0.png", root / "cats" / "really_a_dog.png")
     with pytest.warns(UserWarning, match=r"did not follow 1 symbolic link"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 6
+    assert _n_photos(task) == 6
 
 
 @pytest.mark.parametrize("hidden", [".ipynb_checkpoints", ".git", ".thumbnails"])
@@ -393,7 +401,7 @@ def test_c03_hidden_folders_are_skipped(tmp_path, hidden):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         task = tl.folder_task(root, image_size=32)
-    assert task.classes == ["cats", "dogs"] and len(task.train) + len(task.test) == 6
+    assert task.classes == ["cats", "dogs"] and _n_photos(task) == 6
 
 
 def test_c03_hidden_files_are_skipped(tmp_path):
@@ -403,7 +411,7 @@ def test_c03_hidden_files_are_skipped(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not even counted as unreadable
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 6
+    assert _n_photos(task) == 6
 
 
 def test_c03_duplicate_file_counts_once_and_is_never_in_both_splits(tmp_path):
@@ -412,7 +420,7 @@ def test_c03_duplicate_file_counts_once_and_is_never_in_both_splits(tmp_path):
         shutil.copy(root / "cats" / "cats_0.png", root / "cats" / f"copy_{i}.png")
     with pytest.warns(UserWarning, match=r"ignored 5 duplicate photo\(s\)"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 6 and _split_overlap(task) == 0
+    assert _n_photos(task) == 6 and _split_overlap(task) == 0
 
 
 def test_c03_same_photo_in_two_classes_is_kept_once(tmp_path):
@@ -420,14 +428,14 @@ def test_c03_same_photo_in_two_classes_is_kept_once(tmp_path):
     shutil.copy(root / "cats" / "cats_1.png", root / "dogs" / "confusing.png")
     with pytest.warns(UserWarning, match=r"ignored 1 photo\(s\) filed under two classes.*kept in 'cats' only"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 6 and _split_overlap(task) == 0
+    assert _n_photos(task) == 6 and _split_overlap(task) == 0
 
 
 def test_c03_nested_folders_inside_a_class_are_included(tmp_path):
-    root = _photo_tree(tmp_path / "photos", 2)
+    root = _photo_tree(tmp_path / "photos", 3)
     _png(root / "cats" / "2024" / "summer" / "c.png", (220, 30, 30), noise_seed=7)
     task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 5
+    assert _n_photos(task) == 7
 
 
 def test_c03_issue_scenario_loop_multiplies_nothing_into_test(tmp_path):
@@ -437,7 +445,7 @@ def test_c03_issue_scenario_loop_multiplies_nothing_into_test(tmp_path):
             os.symlink(root, root / c / f"loop{k}")
     with pytest.warns(UserWarning, match="symbolic link"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 6 and _split_overlap(task) == 0
+    assert _n_photos(task) == 6 and _split_overlap(task) == 0
 
 
 # ======================================================================== 04 sizes that make no sense ===
@@ -811,7 +819,7 @@ def test_c08_freeze_slider_refuses_instead_of_clamping():
     ({"num_epochs": 0}, r"num_epochs must be an integer >= 1, got 0"),
     ({"num_epochs": 2.5}, r"num_epochs must be an integer"),
     ({"n_per_class": -5}, r"n_per_class must be a positive number of labelled images, got -5"),
-    ({"n_frozen": 9}, r"n_frozen must be in 0\.\.2"),
+    ({"n_frozen": 9}, r"n_frozen must be in 0\.\.1"),
     ({"strategy": "transfer"}, r"unknown strategy 'transfer'"),
 ])
 def test_c08_dashboard_setters_refuse_out_of_range(setting, message, dash):
@@ -947,7 +955,8 @@ def test_c10_unwritable_cache_names_the_variable_and_cache_false(tmp_path, monke
 
 
 def test_c10_corrupt_dashboard_log_names_the_file(tmp_path):
-    from tlwidgets.widgets.dashboard import history_dict, read_json_log
+    from tlwidgets.runlog import read_json as read_json_log
+    from tlwidgets.widgets.dashboard import history_dict
 
     log = tmp_path / "run-log.json"
     log.write_text('{"format": "tlwidgets.dashboard-log", "runs": [')
@@ -967,7 +976,7 @@ def test_c10_bad_image_names_the_file_and_the_rest_loads(tmp_path):
     with pytest.warns(UserWarning, match=rf"skipped 1 unreadable image file\(s\), e\.g\. {bad}: cannot be decoded "
                                          r"as an image .*; the other 8 loaded"):
         task = tl.folder_task(root, image_size=32)
-    assert len(task.train) + len(task.test) == 8
+    assert _n_photos(task) == 8
 
 
 @pytest.mark.parametrize("damage", ["unsafe", "truncated", "empty", "text"])
