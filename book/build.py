@@ -48,7 +48,8 @@ def lesson_info(path: Path) -> dict:
     first = md[0] if md else ""
     title = next((line.lstrip("# ").strip() for line in first.splitlines() if line.startswith("# ")), path.stem)
     learn = re.search(r"\*\*What you will learn\*\*\s*\n(.*?)(?:\n\s*\n|\*\*Prerequisites)", first, re.S)
-    bullets = [re.sub(r"\s+", " ", b).strip() for b in re.split(r"\n- ", "\n" + learn.group(1).strip())[1:]] if learn else []
+    bullets = ([re.sub(r"\s+", " ", b).strip() for b in re.split(r"\n- ", "\n" + learn.group(1).strip())[1:]]
+               if learn else [])
     figures = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
     executed = any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
     return {"stem": path.stem, "title": title, "learn": bullets, "figures": figures, "executed": executed}

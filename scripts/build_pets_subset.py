@@ -1,4 +1,4 @@
-"""Ship the Oxford-IIIT Pet subset in datasets/oxford-iiit-pet/ (torchvision's layout), so a fresh clone runs every lesson.
+"""Ship the Oxford-IIIT Pet subset in datasets/oxford-iiit-pet/ (torchvision's layout): a clone runs every lesson.
 
 Two sources, one result:
 
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "datasets",
                      help="curated datasets folder with SHA256SUMS (default: ../shared/datasets)")
     src.add_argument("--full", type=Path, help="a full Oxford-IIIT Pet download (images/, annotations/)")
-    parser.add_argument("--datasets", type=Path, default=DATASETS, help="where to write (default: the repo's datasets/)")
+    parser.add_argument("--datasets", type=Path, default=DATASETS,
+                        help="where to write (default: the repo's datasets/)")
     args = parser.parse_args(argv)
     out = args.datasets / "oxford-iiit-pet"
     try:

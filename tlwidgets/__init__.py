@@ -29,21 +29,6 @@ from .models import (
     small_cnn,
 )
 from .results import record
-from .training import (
-    EarlyStopping,
-    History,
-    Observer,
-    Prediction,
-    ProgressBar,
-    StopFlag,
-    StopTraining,
-    confusion_matrix,
-    evaluate,
-    fit,
-    predict,
-    seed_everything,
-    select_device,
-)
 from .text import (
     BagOfWords,
     TextTask,
@@ -61,12 +46,31 @@ from .text import (
     tokenize,
     train_bag_model,
 )
+from .training import (
+    EarlyStopping,
+    History,
+    Observer,
+    Prediction,
+    ProgressBar,
+    StopFlag,
+    StopTraining,
+    confusion_matrix,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+    select_device,
+)
 from .transfer import STRATEGIES, RunResult, build_model, run_strategy
 
 __version__ = "0.1.0"
 
 # What the lessons use as ``tl.<name>`` (the public surface; sub-modules hold the rest).
 __all__ = [
+    # text (lesson 7)
+    "BagOfWords", "TextTask", "WordVectors", "analogy", "bag_model", "encode_ids", "fit_linear_head",
+    "full_glove_available", "load_sentences", "load_word_vectors", "nearest", "sentence_vectors", "text_task",
+    "tokenize", "train_bag_model",
     # data
     "Task", "ChecksumError", "DataMissingError", "candidate_roots", "folder_task", "mnist_source_task",
     "mnist_target_task", "mnist_task", "pets_task",

@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(out_dir / "results.md", table + "\n")
     atomic_write(out_dir / "results.json", json.dumps(
         [{"lesson": r.name, "status": r.status, "seconds": round(r.seconds, 1), "peak_rss_mb":
-          None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results, "data": r.data}
+          None if r.peak_rss_mb is None else round(r.peak_rss_mb), "message": r.message, "results": r.results,
+          "data": r.data}
          for r in runs], indent=1))
     print("\n" + table)
     print(f"\nExecuted notebooks: {out_dir}  HTML: {out_dir / 'html'}")

@@ -22,9 +22,9 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset

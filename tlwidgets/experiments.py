@@ -18,8 +18,8 @@ import copy
 import math
 import statistics
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
@@ -30,8 +30,16 @@ from .freezing import max_frozen
 from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, replace_head
 from .training import History, fit, seed_everything, select_device
-from .transfer import (DEFAULT_LR, DEFAULT_LR_DECAY, STRATEGIES, BestOnValidation, _propagate, build_model,
-                       default_fine_tune_frozen, metrics_on)
+from .transfer import (
+    DEFAULT_LR,
+    DEFAULT_LR_DECAY,
+    STRATEGIES,
+    BestOnValidation,
+    _propagate,
+    build_model,
+    default_fine_tune_frozen,
+    metrics_on,
+)
 
 __all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
            "RunRecord", "LearningCurve", "learning_curve"]

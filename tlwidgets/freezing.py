@@ -9,8 +9,8 @@ pretrained ones.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -141,7 +141,7 @@ def frozen_prefix(model: GroupedModel) -> int:
 
 
 # models -> callbacks run after each freeze(model, ...): a FreezeSlider follows a model frozen from code
-_LISTENERS: "weakref.WeakKeyDictionary[GroupedModel, list[Callable[[FreezeReport], None]]]" = \
+_LISTENERS: weakref.WeakKeyDictionary[GroupedModel, list[Callable[[FreezeReport], None]]] = \
     weakref.WeakKeyDictionary()
 
 

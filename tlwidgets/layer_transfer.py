@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import ImageTensorDataset, MNIST_MEAN, MNIST_STD, Task, input_normalization
+from .data import MNIST_MEAN, MNIST_STD, ImageTensorDataset, Task, input_normalization
 from .features import feature_cache_dir
 from .freezing import freeze
 from .infra import atomic_write, torch_bytes
@@ -565,7 +564,7 @@ def output_feature_sets(head: nn.Module, features: CutFeatures, boundary: int,
             "penultimate features (1,280)": (features.train[boundary], ytr, features.test[boundary], yte)}
 
 
-def specialise_top(model: GroupedModel, maps: "FeatureMaps", start: int, num_classes: int, *, num_epochs: int = 8,
+def specialise_top(model: GroupedModel, maps: FeatureMaps, start: int, num_classes: int, *, num_epochs: int = 8,
                    lr: float = 1e-3, lr_decay: float = 0.3, val_per_class: int = 2, seed: int = 0,
                    device="cpu") -> tuple[GroupedModel, Metrics, float]:
     """Fine-tune groups ``start..`` of a copy of ``model`` (with a new head) on activation maps cached at ``start``.
@@ -595,7 +594,10 @@ def specialise_top(model: GroupedModel, maps: "FeatureMaps", start: int, num_cla
 
 
 class FeatureMaps:
-    """Un-pooled activations of a task's train and test images at one boundary: ``train = (x, y)``, ``test = (x, y)``."""
+    """Un-pooled activations of a task's train and test images at one boundary.
+
+    Returns ``train = (x, y)`` and ``test = (x, y)``.
+    """
 
     def __init__(self, train: tuple, test: tuple, boundary: int):
         self.train, self.test, self.boundary = train, test, boundary

@@ -5,7 +5,7 @@ exercise checks and the tests can use it without a front end.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import Dataset

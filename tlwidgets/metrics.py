@@ -9,8 +9,8 @@ Core module: imports neither ipywidgets nor matplotlib.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import torch
 

@@ -12,8 +12,8 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -81,7 +81,7 @@ class GroupedModel(nn.Module):
             x = self.groups[n](x)
         return x
 
-    def tail(self, start: int) -> "GroupedModel":
+    def tail(self, start: int) -> GroupedModel:
         """A model made of groups ``start..`` sharing (not copying) their weights.
 
         Trained on activations cached at boundary ``start``, it updates the

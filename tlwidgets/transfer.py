@@ -26,8 +26,8 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -56,7 +56,7 @@ def _safe_name(name: str) -> str:
     return name[:150]
 
 
-def screenshot(page: "Page", name: str, *, full_page: bool = False) -> Path:
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
     """Save a PNG of the current viewport to ``test-output/browser/<name>.png``; returns the path."""
     stem = _safe_name(name)
     if stem.lower().endswith(".png"):
@@ -69,7 +69,7 @@ def screenshot(page: "Page", name: str, *, full_page: bool = False) -> Path:
 # --------------------------------------------------------------------------- kernel / notebook
 
 
-def notebook_panel(page: "Page") -> "Locator":
+def notebook_panel(page: Page) -> Locator:
     """Locator of the visible (current) notebook panel."""
     return page.locator(NOTEBOOK_PANEL).first
 
@@ -94,14 +94,14 @@ _KERNEL_STATUS_JS = """(panelSel) => {
 }"""
 
 
-def kernel_status(page: "Page") -> str | None:
+def kernel_status(page: Page) -> str | None:
     """Kernel status of the current notebook as JupyterLab shows it, lower-case:
     ``idle``, ``busy``, ``initializing``, ``connecting``, ``starting``, ``restarting``,
     ``unknown``, ``dead``, or ``no-kernel``; ``None`` when no notebook is shown."""
     return page.evaluate(_KERNEL_STATUS_JS, NOTEBOOK_PANEL)
 
 
-def wait_for_kernel_idle(page: "Page", timeout: float = KERNEL_TIMEOUT_MS, *, stable_ms: int = 500) -> None:
+def wait_for_kernel_idle(page: Page, timeout: float = KERNEL_TIMEOUT_MS, *, stable_ms: int = 500) -> None:
     """Wait until the current notebook has a kernel and it is ``idle``.
 
     ``timeout`` is in milliseconds (Playwright convention).  The status must stay
@@ -130,7 +130,7 @@ def wait_for_kernel_idle(page: "Page", timeout: float = KERNEL_TIMEOUT_MS, *, st
         page.wait_for_timeout(100)
 
 
-def dismiss_dialogs(page: "Page") -> int:
+def dismiss_dialogs(page: Page) -> int:
     """Close any modal JupyterLab dialog (e.g. kernel selection) by pressing its default button."""
     closed = 0
     for _ in range(5):
@@ -160,7 +160,7 @@ def _server_kernel_connected(server, name: str) -> bool:
     return False
 
 
-def open_notebook(page: "Page", server, name: str, *, timeout: float = NOTEBOOK_OPEN_TIMEOUT_MS) -> None:
+def open_notebook(page: Page, server, name: str, *, timeout: float = NOTEBOOK_OPEN_TIMEOUT_MS) -> None:
     """Open ``name`` (path relative to the server root, e.g. ``"smoke.ipynb"`` or
     ``"lessons/01.ipynb"``) and wait until it is rendered, has a kernel, and the kernel is idle.
 
@@ -200,7 +200,7 @@ def open_notebook(page: "Page", server, name: str, *, timeout: float = NOTEBOOK_
         page.wait_for_timeout(200)
 
 
-def click_menu(page: "Page", menu: str, item: str | re.Pattern, *, timeout: float = 30_000) -> None:
+def click_menu(page: Page, menu: str, item: str | re.Pattern, *, timeout: float = 30_000) -> None:
     """Click ``menu`` in the main menu bar, then the entry whose label is ``item``
     (exact text, or a regex), e.g. ``click_menu(page, "Run", "Run All Cells")``."""
     page.keyboard.press("Escape")  # close any open menu/completer
@@ -226,18 +226,18 @@ _CELLS_JS = """(panelSel) => {
 _EXECUTED = re.compile(r"^\[\d+\]:?$")
 
 
-def code_cell_states(page: "Page") -> list[dict]:
+def code_cell_states(page: Page) -> list[dict]:
     """``[{"prompt": "[1]:", "empty": False}, ...]`` for every code cell of the current notebook
     (``[ ]:`` not run, ``[*]:`` queued/running, ``[n]:`` done)."""
     return page.evaluate(_CELLS_JS, NOTEBOOK_PANEL)
 
 
-def code_cell_prompts(page: "Page") -> list[str]:
+def code_cell_prompts(page: Page) -> list[str]:
     """Input prompts of all code cells of the current notebook, e.g. ``['[1]:', '[*]:']``."""
     return [c["prompt"] for c in code_cell_states(page)]
 
 
-def _error_outputs(page: "Page") -> list[str]:
+def _error_outputs(page: Page) -> list[str]:
     texts = notebook_panel(page).locator(
         '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
     ).all_inner_texts()
@@ -247,7 +247,7 @@ def _error_outputs(page: "Page") -> list[str]:
 _TRACEBACK = re.compile(r"Traceback|^\s*\w*(Error|Exception)\b", re.M)
 
 
-def wait_for_all_cells_executed(page: "Page", timeout: float = RUN_ALL_TIMEOUT_MS, *, settle_s: float = 3.0) -> str:
+def wait_for_all_cells_executed(page: Page, timeout: float = RUN_ALL_TIMEOUT_MS, *, settle_s: float = 3.0) -> str:
     """Wait until execution has stopped (no ``[*]`` prompt, kernel idle for ``settle_s``).
 
     Returns ``"done"`` when every non-empty code cell has an execution count,
@@ -281,7 +281,7 @@ def wait_for_all_cells_executed(page: "Page", timeout: float = RUN_ALL_TIMEOUT_M
         page.wait_for_timeout(200)
 
 
-def clear_all_outputs(page: "Page") -> None:
+def clear_all_outputs(page: Page) -> None:
     """Menu *Edit > Clear Outputs of All Cells* (also resets the ``[n]`` prompts)."""
     click_menu(page, "Edit", "Clear Outputs of All Cells")
     deadline = time.monotonic() + 30
@@ -292,7 +292,7 @@ def clear_all_outputs(page: "Page") -> None:
     raise TimeoutError(f"outputs not cleared; prompts: {code_cell_prompts(page)}")
 
 
-def run_all_cells(page: "Page", *, timeout: float = RUN_ALL_TIMEOUT_MS, wait: bool = True) -> None:
+def run_all_cells(page: Page, *, timeout: float = RUN_ALL_TIMEOUT_MS, wait: bool = True) -> None:
     """Clear all outputs, then menu *Run > Run All Cells* on the current notebook; by default
     waits until every non-empty code cell has an execution count and the kernel is idle.
 
@@ -311,7 +311,7 @@ def run_all_cells(page: "Page", *, timeout: float = RUN_ALL_TIMEOUT_MS, wait: bo
     raise AssertionError(f"Run All Cells executed nothing; prompts: {code_cell_prompts(page)}")
 
 
-def restart_kernel_and_clear(page: "Page", *, timeout: float = KERNEL_TIMEOUT_MS) -> None:
+def restart_kernel_and_clear(page: Page, *, timeout: float = KERNEL_TIMEOUT_MS) -> None:
     """Menu *Kernel > Restart Kernel and Clear Outputs of All Cells...* (accepting the dialog)."""
     click_menu(page, "Kernel", re.compile(r"^\s*Restart Kernel and Clear Outputs of All Cells"))
     dlg = page.locator(".jp-Dialog")
@@ -327,13 +327,13 @@ def restart_kernel_and_clear(page: "Page", *, timeout: float = KERNEL_TIMEOUT_MS
 # --------------------------------------------------------------------------- widgets
 
 
-def widget_error_texts(page: "Page") -> list[str]:
+def widget_error_texts(page: Page) -> list[str]:
     """Widget placeholder / error texts currently visible in the notebook (should be empty)."""
     body = notebook_panel(page).inner_text()
     return [t for t in WIDGET_ERROR_TEXTS if t in body]
 
 
-def assert_no_widget_errors(page: "Page", *, reprs: tuple[str, ...] = ()) -> None:
+def assert_no_widget_errors(page: Page, *, reprs: tuple[str, ...] = ()) -> None:
     """Assert no "Loading widget..." / "Error displaying widget" text, no widget text repr
     (``IntSlider(value=...``, ``VBox(children=...`` or any of ``reprs``) and no
     Python traceback in the outputs of the current notebook."""
@@ -349,7 +349,7 @@ def assert_no_widget_errors(page: "Page", *, reprs: tuple[str, ...] = ()) -> Non
     assert not tracebacks, "error output in notebook:\n" + "\n---\n".join(tracebacks)
 
 
-def wait_for_text(locator: "Locator", expected: str | re.Pattern, timeout: float = 60_000) -> str:
+def wait_for_text(locator: Locator, expected: str | re.Pattern, timeout: float = 60_000) -> str:
     """Poll ``locator.inner_text()`` until it equals (str) / matches (pattern) ``expected``; returns it."""
     deadline = time.monotonic() + timeout / 1000.0
     text = None
@@ -368,6 +368,6 @@ def wait_for_text(locator: "Locator", expected: str | re.Pattern, timeout: float
         locator.page.wait_for_timeout(100)
 
 
-def cell_output(page: "Page", index: int) -> "Locator":
+def cell_output(page: Page, index: int) -> Locator:
     """Output area of the ``index``-th cell (0-based, counting all cells incl. markdown)."""
     return notebook_panel(page).locator(".jp-Cell").nth(index).locator(".jp-OutputArea")

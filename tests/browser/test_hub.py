@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO_ROOT, screenshot, wait_for_all_cells_executed, wait_for_kernel_idle
-from .helpers import run_all_cells
+from .helpers import REPO_ROOT, run_all_cells, screenshot, wait_for_all_cells_executed, wait_for_kernel_idle
 from .servers import block_external_requests, jupyter_env, start
 
 CONFIG = REPO_ROOT / "deploy" / "jupyterhub_config.py"

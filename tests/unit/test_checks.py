@@ -11,23 +11,18 @@ hand-made tensors, learning curves are built from hand-written RunRecords.
 from __future__ import annotations
 
 import dataclasses
-import re
 import json
-from collections import Counter
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
 import tlwidgets as tl
 from tlwidgets import checks, data
 from tlwidgets.checks import CheckResult
-from tlwidgets.experiments import LearningCurve, RunRecord
-from tlwidgets.features import FeatureSet
-from tlwidgets.training import History
 from tlwidgets.widgets import Dashboard
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,22 +5,15 @@ placeholder gets a hint (never an exception), unreadable answers raise ValueErro
 """
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import pytest
 import torch
+from _check_helpers import expect_hint, expect_pass, frozen_bn_names, group_sizes
 from torch import nn
-from torch.utils.data import TensorDataset
 
 import tlwidgets as tl
 from tlwidgets import checks, data
 from tlwidgets.checks import CheckResult
-from tlwidgets.experiments import LearningCurve, RunRecord
-from tlwidgets.features import FeatureSet
-from tlwidgets.training import History
-
-from _check_helpers import expect_hint, expect_pass, frozen_bn_names, group_sizes, trainable_params
 
 BUNDLED = data.REPO_DATASETS
 

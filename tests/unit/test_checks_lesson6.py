@@ -71,8 +71,8 @@ def test_exercise4_rejects_wrong_answers_each_with_its_own_hint(wrong, hint, hea
 
 
 def _fake_run(task):
-    from tlwidgets.transfer import RunResult
     from tlwidgets.training import History
+    from tlwidgets.transfer import RunResult
     model = types.SimpleNamespace(classes=task.classes)
     return RunResult("feature_extraction", task.name, None, 1, 10, History(), 0.9, 1.0, True, model)
 

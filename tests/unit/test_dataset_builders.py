@@ -7,7 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]

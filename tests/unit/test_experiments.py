@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 
 import tlwidgets as tl
-from tlwidgets.transfer import digit_cut_model
 from tlwidgets import experiments as ex
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.training import History
+from tlwidgets.transfer import digit_cut_model
 
 
 # ------------------------------------------------------------------------------------ subsets ---

@@ -18,7 +18,6 @@ from tlwidgets.training import fit
 from tlwidgets.transfer import run_strategy
 
 
-
 def _digit_task(n=20, test_per_class=10, seed=0, val_per_class=6):
     return data.mnist_target_task(n, test_per_class=test_per_class, root=data.REPO_DATASETS, seed=seed,
                                   val_per_class=val_per_class)

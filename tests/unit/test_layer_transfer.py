@@ -11,9 +11,21 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from tlwidgets.data import Task
-from tlwidgets.layer_transfer import (VARIANTS, BestOnValidation, SeedResults, as_digits, as_photos,
-                                      imagenet_class_groups, pooled_cut_features, probe, probe_table, train_and_test,
-                                      train_val, transplant, yosinski_sweep)
+from tlwidgets.layer_transfer import (
+    VARIANTS,
+    BestOnValidation,
+    SeedResults,
+    as_digits,
+    as_photos,
+    imagenet_class_groups,
+    pooled_cut_features,
+    probe,
+    probe_table,
+    train_and_test,
+    train_val,
+    transplant,
+    yosinski_sweep,
+)
 from tlwidgets.metrics import classification_metrics
 from tlwidgets.models import imagenet_classes
 

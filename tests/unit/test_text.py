@@ -312,10 +312,10 @@ def _build_script():
 
 def test_build_script_keeps_amazon_and_imdb_rows_unchanged_and_replaces_only_its_own_lines(tmp_path, monkeypatch):
     build = _build_script()
-    csv_bytes = ('id,text,label,label_name,source,split\n'
-                 'amazon-0001,"Good case, Excellent value.",1,positive,amazon,train\n'
-                 'yelp-0001,Wow... Loved this place.,1,positive,yelp,train\n'
-                 'imdb-0002,"A ""bad"" film.",0,negative,imdb,test\n').encode()
+    csv_bytes = (b'id,text,label,label_name,source,split\n'
+                 b'amazon-0001,"Good case, Excellent value.",1,positive,amazon,train\n'
+                 b'yelp-0001,Wow... Loved this place.,1,positive,yelp,train\n'
+                 b'imdb-0002,"A ""bad"" film.",0,negative,imdb,test\n')
     out, counts = build.filter_sentences(csv_bytes)
     lines = csv_bytes.decode().splitlines()
     assert out.decode().splitlines() == [lines[0], lines[1], lines[3]]

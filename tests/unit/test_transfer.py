@@ -9,8 +9,17 @@ import torch
 from tlwidgets import data, models, transfer
 from tlwidgets.data import IMAGENET_MEAN, IMAGENET_STD, ImageTensorDataset, Task, input_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate, layerwise_lr_groups
-from tlwidgets.transfer import (DEFAULT_LR, DIGIT_FE_CUT, STRATEGIES, RunResult, build_model, default_fine_tune_frozen,
-                                digit_cut_model, run_strategy, metrics_on)
+from tlwidgets.transfer import (
+    DEFAULT_LR,
+    DIGIT_FE_CUT,
+    STRATEGIES,
+    RunResult,
+    build_model,
+    default_fine_tune_frozen,
+    digit_cut_model,
+    metrics_on,
+    run_strategy,
+)
 
 DIGIT_TOTAL = 206_373  # digit_cnn(5): see test_models.test_digit_cnn_parameter_counts_by_hand
 CONV1, CONV2, HEAD = 16 * 9 + 16 + 32, 16 * 32 * 9 + 32 + 64, 1568 * 5 + 5   # the conv2-cut digit model's groups

@@ -38,7 +38,6 @@ def exercise1(prediction, measured, model) -> CheckResult:
         return not_yet(f"the head still has {outs} outputs: swap it for a new nn.Linear(1280, 12) "
                        "(one output per cat breed)")
     head = linears[-1]
-    head_params = head.weight.numel() + (head.bias.numel() if head.bias is not None else 0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     head_names = {n for n, p in model.named_parameters() if any(p is q for q in head.parameters())}
     trainable_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -97,10 +96,10 @@ def exercise3(freeze_first) -> CheckResult:
     from a trainable and from a fully frozen model, against the parameter
     flags ``tl.freeze`` sets. Any route that sets the right flags passes.
     """
+    from torch import nn
+
     from ..freezing import freeze, group_states
     from ..models import load_digit_model
-
-    from torch import nn
 
     if not callable(freeze_first) or isinstance(freeze_first, nn.Module):
         raise ValueError(f"exercise3 expects your function freeze_first, got {type(freeze_first).__name__}")

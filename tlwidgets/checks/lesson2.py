@@ -131,7 +131,8 @@ def exercise4(freeze_and_swap) -> CheckResult:
     try:
         model = freeze_and_swap(source, 3)
     except Exception as exc:  # noqa: BLE001 - the student's code: report, never crash the lesson
-        return not_yet(f"freeze_and_swap raised {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        return not_yet(f"freeze_and_swap raised {type(exc).__name__}: {first}")
     if model is None or model is Ellipsis:
         return not_yet("complete the function: replace the `...` lines and `return` the new model")
     if not isinstance(model, nn.Module):

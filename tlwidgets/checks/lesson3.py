@@ -7,9 +7,9 @@ from numbers import Real
 import torch
 from torch import nn
 
-from . import CheckResult, is_integer, not_yet, passed
 from ..freezing import freeze, max_frozen
 from ..models import GroupedModel
+from . import CheckResult, is_integer, not_yet, passed
 
 
 def _need_model(model, name: str) -> None:

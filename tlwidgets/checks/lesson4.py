@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-from . import CheckResult, not_yet, passed
 from ..experiments import LearningCurve, time_to_accuracy
+from . import CheckResult, not_yet, passed
 
 
 def _need_curve(curve, name: str) -> None:
@@ -169,7 +169,8 @@ def exercise4(train_epochs) -> CheckResult:
     try:
         train_epochs(model, train_loader, optimizer, 8)
     except Exception as exc:  # noqa: BLE001 - the student's code: report, never crash the lesson
-        return not_yet(f"train_epochs raised {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        return not_yet(f"train_epochs raised {type(exc).__name__}: {first}")
     if all(torch.equal(a, b) for a, b in zip(trained_before, model[1].parameters())):
         return not_yet("the trainable weights did not change: complete the loop — for every batch "
                        "optimizer.zero_grad(), loss = cross_entropy(model(x), y), loss.backward(), optimizer.step()")

@@ -6,9 +6,9 @@ import copy
 import torch
 from torch import nn
 
-from . import CheckResult, is_integer, not_yet, passed
 from ..layer_transfer import SeedResults
 from ..models import GroupedModel, digit_cnn
+from . import CheckResult, is_integer, not_yet, passed
 
 
 def _bn_buffers(module: nn.Module) -> dict:

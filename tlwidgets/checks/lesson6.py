@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import html
 
-from . import CheckResult, not_yet, passed
 from ..data import Task
 from ..transfer import RunResult
+from . import CheckResult, not_yet, passed
 
 
 def exercise1(task, result, *, num_classes: int | None = None) -> CheckResult:
@@ -45,7 +45,8 @@ def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, 
         return not_yet(f"run dashboard.run_sync(strategy={strategy!r}, n_per_class={n_per_class!r}, "
                        f"n_frozen={n_frozen}, ...) and answer with its row: dashboard.results[-1]")
     if not isinstance(answer, dict):
-        raise ValueError(f"exercise2 expects a results row (a dict from dashboard.results), got {type(answer).__name__}")
+        raise ValueError("exercise2 expects a results row (a dict from dashboard.results), "
+                         f"got {type(answer).__name__}")
     if answer not in dashboard.results:
         return not_yet("that row is not in this dashboard's results: pass the dashboard that ran it")
     want = {"strategy": strategy, "n_per_class": "all" if n_per_class is None else n_per_class,

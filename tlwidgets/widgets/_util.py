@@ -9,7 +9,7 @@ import io
 import logging
 import os
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -1,7 +1,7 @@
 """The confusion matrix as a picture: which classes does the model mix up?"""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -22,14 +22,13 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as widgets
 
 from ..data import Task, check_n_per_class, mnist_target_task, pets_task
 from ..freezing import freeze, max_frozen
-from ..infra import atomic_write
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
 from ..runlog import replay as replay_run
@@ -91,7 +90,7 @@ def results_table_html(rows: list[dict]) -> str:
 class _StatusObserver(Observer):
     """Puts 'run 3 · fine-tune · 20/class · epoch 4/30 · ...' into the dashboard's status line."""
 
-    def __init__(self, dashboard: "Dashboard", prefix: str):
+    def __init__(self, dashboard: Dashboard, prefix: str):
         self.d, self.prefix, self.num_epochs = dashboard, prefix, None
 
     def on_train_begin(self, info):
@@ -223,7 +222,7 @@ class Dashboard:
                 "n_frozen": int(self.freeze_slider.value) if strategy == "fine_tune" else None,
                 "batch_size": self.batch_size, "seed": self.seed}
 
-    def set(self, *, strategy=None, n_per_class="keep", lr=None, num_epochs=None, n_frozen=None) -> "Dashboard":
+    def set(self, *, strategy=None, n_per_class="keep", lr=None, num_epochs=None, n_frozen=None) -> Dashboard:
         """Set controls from Python, in dependency order (strategy first: it resets lr and the freeze range)."""
         if strategy is not None:
             if strategy not in STRATEGIES:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import anywidget
 import ipywidgets as widgets

@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import math
 import weakref
-from typing import Iterable
+from collections.abc import Iterable
 
 import ipywidgets as widgets
 
@@ -145,7 +145,7 @@ def depth_table_html(metric: str, by_depth: dict[int, list[float]], max_depth: i
 
 
 # --------------------------------------------------------------------------- view
-_LIVE: "weakref.WeakSet[FreezeSlider]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[FreezeSlider] = weakref.WeakSet()
 _HOOKED = False
 
 
