@@ -141,6 +141,9 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
                 status, message = "skipped", exc.evalue
             else:
                 status, message = "failed", f"{exc.ename}: {exc.evalue}"
+        except Exception as exc:  # a cell timeout, a dead kernel: this lesson failed, the course goes on
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            status, message = "failed", f"{type(exc).__name__}: {first}"
     seconds = time.perf_counter() - t0
     if html and out.exists():
         _to_html(out, out_dir / "html")

@@ -85,3 +85,9 @@ def test_injected_parameters_override_the_defaults_as_papermill_would():
     ns: dict = {}
     exec(src, ns)
     assert (ns["quick"], ns["device"], ns["seed"]) == (True, "cpu", 3)
+
+
+def test_a_cell_timeout_fails_that_lesson_and_the_course_goes_on(tmp_path):
+    slow = _notebook(tmp_path / "93_slow.ipynb", "import time\ntime.sleep(30)")
+    run = course.run_lesson(slow, tmp_path / "out", course.lesson_parameters(device="cpu"), html=False, timeout=2)
+    assert run.status == "failed" and "Timeout" in run.message, run
