@@ -105,9 +105,11 @@ def test_widgets_render_and_respond_in_notebook7(notebook7, browser_page):
     page.mouse.up()
     after = _wait_until(lambda: (t := count.inner_text().strip()) != before and COUNT.search(t) and t, 60,
                         "the trainable count did not change", page)
-    assert int(COUNT.search(after).group(1).replace(",", "")) < int(COUNT.search(before).group(1).replace(",", ""))
+    # the notebook's last cell froze 3 groups with tl.freeze (the slider follows it); dragging to 40 % of the
+    # track unfreezes some again, so more parameters train
+    assert int(COUNT.search(after).group(1).replace(",", "")) > int(COUNT.search(before).group(1).replace(",", ""))
     frozen = int(slider.locator(".widget-readout").first.inner_text().strip())
-    assert frozen >= 1
+    assert 1 <= frozen < 3
     _wait_until(lambda: out.locator("tr[data-state='frozen']").count() == frozen, 30, "group table not updated", page)
     slider.scroll_into_view_if_needed()
     screenshot(page, "notebook7-freeze-slider")

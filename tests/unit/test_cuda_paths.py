@@ -34,9 +34,10 @@ PACKAGE = Path(tl.__file__).resolve().parent
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """``torch.cuda`` reports one GPU; every call the code makes to it is recorded."""
+    """``torch.cuda`` reports two GPUs; every call the code makes to it is recorded."""
     calls: list[tuple] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("synchronize", device)))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: calls.append(("name", device)) or "FakeGPU 80GB")
     return calls
@@ -64,6 +65,8 @@ def test_auto_falls_back_to_mps_then_cpu(monkeypatch, no_accelerator):
 
 def test_explicit_cuda_index_is_kept(fake_cuda):
     assert tl.select_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"cuda:2.*2 CUDA GPU\(s\)"):  # an index the machine lacks is named
+        tl.select_device("cuda:2")
     given = torch.device("cuda", 0)
     assert tl.select_device(given) is given  # a torch.device passes through untouched
 
