@@ -126,12 +126,13 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     results_dir = out_dir / "results"
-    os.environ[RESULTS_ENV] = str(results_dir)  # the kernel inherits it; tl.record writes there
-    os.environ[LESSON_ENV] = path.stem  # ... and the data module notes which data this lesson loaded
+    # the kernel inherits these (only while this lesson runs): tl.record writes into results_dir, and the
+    # data module notes there which data this lesson loaded
+    env = {RESULTS_ENV: str(results_dir), LESSON_ENV: path.stem}
     t0 = time.perf_counter()
     status, message = "passed", ""
     log = out_dir / "logs" / f"{path.stem}.stderr.txt"
-    with _PeakMemory() as mem, _stderr_to(log):
+    with _environment(env), _PeakMemory() as mem, _stderr_to(log):
         try:
             pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name="python3",
                                 cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
@@ -151,6 +152,21 @@ def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True
     results = load_all(results_dir).get(stem, {}) if results_dir.exists() else {}
     data = load_data_sources(results_dir, stem)
     return LessonRun(stem, status, seconds, mem.peak_mb, message, results, out, data)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ table, the JSON and the exit status must tell them apart.
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import numpy as np
@@ -91,3 +92,9 @@ def test_a_cell_timeout_fails_that_lesson_and_the_course_goes_on(tmp_path):
     slow = _notebook(tmp_path / "93_slow.ipynb", "import time\ntime.sleep(30)")
     run = course.run_lesson(slow, tmp_path / "out", course.lesson_parameters(device="cpu"), html=False, timeout=2)
     assert run.status == "failed" and "Timeout" in run.message, run
+
+
+def test_running_a_lesson_leaves_the_callers_environment_as_it_was(runs):
+    """The runner's results folder must not leak into later kernels (nbval's, in the same pytest process)."""
+    assert os.environ.get("TLLAB_LESSON") is None
+    assert os.environ.get("TLLAB_RESULTS_DIR") != str(runs[1] / "results")
