@@ -43,6 +43,9 @@ __all__ = ["Dashboard", "results_table_html", "STRATEGY_LABELS", "LOG_FORMAT"]
 
 STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
+# the images-per-class a new dashboard starts at: what the shipped data holds for every class (the pet
+# subset has 7-12 trainval photos for most breeds, 1-2 of them kept for validation)
+DEFAULT_N_PER_CLASS = {"mnist": 20, "pets": 5}
 TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "val_acc",
                  "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
 
@@ -116,13 +119,15 @@ class Dashboard:
     """
 
     def __init__(self, task_builder: Callable[[int | None], Task] | None = None, *, kind: str = "mnist",
-                 strategy: str = "fine_tune", n_per_class: int | None = 20, n_options=N_OPTIONS,
+                 strategy: str = "fine_tune", n_per_class: int | None | str = "default", n_options=N_OPTIONS,
                  lr: float | None = None, num_epochs: int = 10, max_epochs: int = 100, batch_size: int = 32,
                  backbone: str = "efficientnet_lite0", seed: int = 0, headless: bool | None = None,
                  title: str | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         self.kind = kind
+        if n_per_class == "default":
+            n_per_class = DEFAULT_N_PER_CLASS.get(kind, 20)
         self.task_builder = task_builder if task_builder is not None else default_task_builder(kind, backbone)
         self.batch_size, self.backbone, self.seed = batch_size, backbone, seed
         self.headless = is_headless(headless)
