@@ -207,8 +207,10 @@ def describe_data_root(spec: DatasetSpec, root: Path) -> str:
         n = [((root / f"MNIST/raw/{f}").stat().st_size - 16) // 784 for f in
              ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")]
         return f"{n[0]:,} train + {n[1]:,} test ({where})"
-    photos = sum(1 for _ in (root / spec.required[0]).glob("*.jpg"))
-    return f"{photos:,} photos ({where})"
+    if spec is PETS_SPEC:
+        photos = sum(1 for _ in (root / spec.required[0]).glob("*.jpg"))
+        return f"{photos:,} photos ({where})"
+    return where
 
 
 # ---------------------------------------------------------------------------
