@@ -337,8 +337,6 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-# Old private names, kept only until experiments.py imports the public ones (issue 11).
-_take_per_class, _fingerprint = take_per_class, fingerprint
 
 _MNIST_CACHE: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import ImageTensorDataset, Task, _fingerprint, _take_per_class
+from .data import ImageTensorDataset, Task, fingerprint, take_per_class
 from .features import cached_features
 from .freezing import max_frozen
 from .metrics import Metrics, Spread, seed_spread
@@ -68,7 +68,7 @@ def per_class_indices(labels: torch.Tensor, n_per_class: int | None, seed: int =
     the images of ``mnist_target_task(5)``.
     """
     classes = sorted(int(c) for c in torch.unique(labels))
-    return _take_per_class(labels, classes, n_per_class, seed)
+    return take_per_class(labels, classes, n_per_class, seed)
 
 
 def _subset_dataset(data: Dataset, idx: torch.Tensor) -> Dataset:
@@ -91,7 +91,7 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
         return task
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
     return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
-                tuple(task.input_size), _fingerprint("subset", task.fingerprint, idx), augment=task.augment,
+                tuple(task.input_size), fingerprint("subset", task.fingerprint, idx), augment=task.augment,
                 val=task.val, val_note=task.val_note)
 
 
