@@ -27,6 +27,14 @@ def expect_hint(capsys, result, *needles) -> str:
     return result.message
 
 
+def expect_placeholder(result, capsys) -> None:
+    """The lesson's untouched placeholder gets a real hint (a falsy CheckResult, one printed line), never an error."""
+    out = capsys.readouterr().out
+    assert isinstance(result, CheckResult) and not result
+    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
+    assert len(result.message) > 20
+
+
 def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -108,3 +108,13 @@ def pytest_terminal_summary(terminalreporter):
     old = json.loads(MEASUREMENTS_FILE.read_text()) if MEASUREMENTS_FILE.exists() else {}
     old.update(_MEASURED)
     MEASUREMENTS_FILE.write_text(json.dumps(old, indent=1, sort_keys=True, default=str))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from 2 threads, and on a shared, busy 2-core box OpenMP's spin-waiting can
+    make them many times slower; test modules of tiny models use one thread (``pytestmark`` below)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

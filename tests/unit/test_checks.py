@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _check_helpers import expect_hint, expect_pass, trainable_params
 from torch import nn
 
 import tlwidgets as tl
@@ -30,47 +31,7 @@ BUNDLED = data.REPO_DATASETS  # the bundled MNIST subset: no shared data needed
 DOMESTIC_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-# --------------------------------------------------------------------------------- helpers ---
-def expect_pass(capsys, result, *needles) -> str:
-    """``result`` passed, printed exactly its own verdict, and its message mentions ``needles``."""
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult) and result and result.passed is True, result
-    assert out == repr(result) + "\n" and out.startswith("✅ Correct: ")
-    for needle in needles:
-        assert needle in result.message, (needle, result.message)
-    return result.message
-
-
-def expect_hint(capsys, result, *needles) -> str:
-    """``result`` is a falsy 'not yet' that printed one verdict, with a hint mentioning ``needles``."""
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult) and not result and result.passed is False, result
-    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ")
-    assert result.message.strip()
-    for needle in needles:
-        assert needle in result.message, (needle, result.message)
-    return result.message
-
-
-def trainable_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def group_sizes(model) -> list[int]:
-    return [sum(p.numel() for p in model.groups[n].parameters()) for n in model.group_names]
-
-
-def frozen_bn_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d) and not m.training]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 def digits_task(n):

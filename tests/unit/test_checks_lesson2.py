@@ -10,32 +10,18 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from _check_helpers import expect_hint, expect_pass
+from _check_helpers import expect_hint, expect_pass, expect_placeholder
 from torch import nn
 from torch.utils.data import TensorDataset
 
 import tlwidgets as tl
 from tlwidgets import checks, data
-from tlwidgets.checks import CheckResult
 from tlwidgets.features import FeatureSet
 
 BUNDLED = data.REPO_DATASETS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _placeholder(result, capsys):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult) and not result
-    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
-    assert len(result.message) > 20
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -175,13 +161,13 @@ def test_lesson2_exercise3_needs_a_head_and_features():
 # ------------------------------------------------------------- placeholders, new routes and exercise 4 ---
 def test_lesson2_placeholders_get_a_hint_without_raising(features5, capsys):
     capsys.readouterr()
-    _placeholder(checks.lesson2.exercise1(None, tl.load_digit_model(), 2, 5), capsys)
-    _placeholder(checks.lesson2.exercise2(None, None, features5), capsys)
-    _placeholder(checks.lesson2.exercise3(None, *confused_breeds()[:3]), capsys)
+    expect_placeholder(checks.lesson2.exercise1(None, tl.load_digit_model(), 2, 5), capsys)
+    expect_placeholder(checks.lesson2.exercise2(None, None, features5), capsys)
+    expect_placeholder(checks.lesson2.exercise3(None, *confused_breeds()[:3]), capsys)
 
     def freeze_and_swap(source, num_classes):
         ...  # the lesson's stub
-    _placeholder(checks.lesson2.exercise4(freeze_and_swap), capsys)
+    expect_placeholder(checks.lesson2.exercise4(freeze_and_swap), capsys)
 
 
 def test_lesson2_exercise2_by_hand_route_with_plain_tensors_and_no_flatten(features5, capsys):

@@ -8,30 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _check_helpers import expect_hint, expect_pass, frozen_bn_names, group_sizes
+from _check_helpers import expect_hint, expect_pass, expect_placeholder, frozen_bn_names, group_sizes
 from torch import nn
 
 import tlwidgets as tl
 from tlwidgets import checks, data
-from tlwidgets.checks import CheckResult
 
 BUNDLED = data.REPO_DATASETS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _placeholder(result, capsys):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult) and not result
-    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
-    assert len(result.message) > 20
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 # --------------------------------------------------------------------------------- lesson 3 ---
@@ -181,13 +167,13 @@ def test_lesson3_exercise3_needs_a_list_of_names(bad):
 # ---------------------------------------------------------------- placeholders and the new rules ---
 def test_lesson3_placeholders_get_a_hint_without_raising(capsys):
     model = tl.load_digit_model()
-    _placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=None), capsys)
-    _placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=2), capsys)
+    expect_placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=None), capsys)
+    expect_placeholder(checks.lesson3.exercise1(None, model, fraction=0.15, prediction=2), capsys)
 
     def discriminative_groups(model, head_lr, stem_ratio):
         ...  # the lesson's stub
-    _placeholder(checks.lesson3.exercise2(discriminative_groups(model, 1e-3, 0.01), model, ratio=0.01), capsys)
-    _placeholder(checks.lesson3.exercise3(None, model), capsys)
+    expect_placeholder(checks.lesson3.exercise2(discriminative_groups(model, 1e-3, 0.01), model, ratio=0.01), capsys)
+    expect_placeholder(checks.lesson3.exercise3(None, model), capsys)
 
 
 def test_lesson3_exercise1_a_wrong_prediction_still_passes_and_is_compared(capsys):

@@ -6,32 +6,17 @@ placeholder gets a hint (never an exception), unreadable answers raise ValueErro
 from __future__ import annotations
 
 import pytest
-import torch
-from _check_helpers import expect_hint, expect_pass
+from _check_helpers import expect_hint, expect_pass, expect_placeholder
 from torch import nn
 
 from tlwidgets import checks, data
-from tlwidgets.checks import CheckResult
 from tlwidgets.experiments import LearningCurve, RunRecord
 from tlwidgets.training import History
 
 BUNDLED = data.REPO_DATASETS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models only: one thread is faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _placeholder(result, capsys):
-    out = capsys.readouterr().out
-    assert isinstance(result, CheckResult) and not result
-    assert out == repr(result) + "\n" and out.startswith("❌ Not yet: ") and "✅" not in out
-    assert len(result.message) > 20
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 # Learning curves, by hand: {strategy: {size: [test_acc of seed 0, seed 1]}}
@@ -198,16 +183,16 @@ def test_lesson4_exercise3_bad_input(cat_curve):
 
 # ---------------------------------------------------------------- placeholders and the new rules ---
 def test_lesson4_placeholders_get_a_hint_without_raising(digit_curve, cat_curve, capsys):
-    _placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=None), capsys)
-    _placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=5), capsys)
-    _placeholder(checks.lesson4.exercise2(..., cat_curve, target=0.6, prediction="less"), capsys)
-    _placeholder(checks.lesson4.exercise2(None, cat_curve, target=0.6), capsys)   # None is wrong when it got there
-    _placeholder(checks.lesson4.exercise3(None, cat_curve, prediction="grows"), capsys)
+    expect_placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=None), capsys)
+    expect_placeholder(checks.lesson4.exercise1(None, digit_curve, prediction=5), capsys)
+    expect_placeholder(checks.lesson4.exercise2(..., cat_curve, target=0.6, prediction="less"), capsys)
+    expect_placeholder(checks.lesson4.exercise2(None, cat_curve, target=0.6), capsys)   # None is wrong when it got there
+    expect_placeholder(checks.lesson4.exercise3(None, cat_curve, prediction="grows"), capsys)
 
     def train_epochs(model, train_loader, optimizer, num_epochs):
         for epoch in range(num_epochs):
             ...  # the lesson's stub
-    _placeholder(checks.lesson4.exercise4(train_epochs), capsys)
+    expect_placeholder(checks.lesson4.exercise4(train_epochs), capsys)
 
 
 def test_lesson4_exercise2_never_reaching_the_target_is_the_answer_none(cat_curve, capsys):

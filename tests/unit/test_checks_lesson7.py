@@ -13,13 +13,7 @@ import tlwidgets as tl
 from tlwidgets import checks
 from tlwidgets.checks import CheckResult
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 @pytest.fixture(scope="module")

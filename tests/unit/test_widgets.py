@@ -39,14 +39,7 @@ from tlwidgets.widgets.live_chart import progress_text, summary_text
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared, busy 2-core box OpenMP's
-    spin-waiting can make them ~30x slower; one thread keeps these tests fast and stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 def small_digits(n):
