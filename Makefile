@@ -9,6 +9,12 @@ export TLLAB_DATA ?= $(DATA)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	--nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg --ignore-glob='tests/browser/notebooks/*'
 
+# make test runs on up to 4 cores: pytest-xdist workers take one test file or notebook at a time (--dist loadfile:
+# a notebook's cells run in order in one kernel); torch in each worker and its kernels gets cores / workers threads.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$((n < 4 ? n : 4)))  # each lesson kernel peaks at ~1.6 GB
+TEST_THREADS ?= $(shell w=$(TEST_WORKERS); n=$$(nproc); [ "$$w" -gt 0 ] 2>/dev/null && t=$$((n / w)) || t=$$n; echo $$((t > 0 ? t : 1)))
+
 .PHONY: setup course test unit lessons browser benchmark lab strip lint demo book
 
 setup:
@@ -20,7 +26,8 @@ course: setup
 test: setup lint
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
 	@bash scripts/install_npm.sh || echo "npm packages missing: the book and hub browser tests will fail"
-	$(PY) -m pytest tests lessons $(NBVAL) -v --durations=20
+	OMP_NUM_THREADS=$(TEST_THREADS) TLLAB_TEST_THREADS=$(TEST_THREADS) \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests lessons $(NBVAL) -v --durations=20
 
 unit: setup
 	$(PY) -m pytest tests/unit -q

@@ -64,6 +64,10 @@ class RecordedResults(pytest.Item):
 
 
 def pytest_sessionstart(session):
+    # under pytest-xdist (make test: -n 2 --dist loadfile, so each notebook runs whole on one worker)
+    # only the controller clears the results; the workers start after it
+    if hasattr(session.config, "workerinput"):
+        return
     if RESULTS_DIR.exists():
         shutil.rmtree(RESULTS_DIR)
 
