@@ -109,7 +109,7 @@ def test_pets_missing_message_gives_the_download_page(env):
                                         ("pets", "thor.robots.ox.ac.uk")])
 def test_download_offline_fails_in_seconds_and_writes_nothing(tmp_path, monkeypatch, name, host):
     probed = []
-    monkeypatch.setattr(data, "network_available", lambda h, *a, **k: probed.append(h) or False)
+    monkeypatch.setattr(data.roots, "network_available", lambda h, *a, **k: probed.append(h) or False)
     target = tmp_path / "target"
     t0 = time.perf_counter()
     with pytest.raises(DataMissingError) as info:
@@ -128,7 +128,7 @@ def test_download_offline_fails_in_seconds_and_writes_nothing(tmp_path, monkeypa
 def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, monkeypatch):
     import torchvision.datasets.utils as tvu
 
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: True)
     calls = []
 
     def flaky_download(url, folder, md5=None):
@@ -149,7 +149,7 @@ def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, monkeypatc
 def test_download_assembles_mnist_atomically_and_torchvision_reads_it(tmp_path, monkeypatch):
     import torchvision.datasets.utils as tvu
 
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: True)
 
     def fake_download(url, folder, md5=None):  # serve the bundled files, gzipped like the real ones
         name = Path(url).name
@@ -163,7 +163,7 @@ def test_download_assembles_mnist_atomically_and_torchvision_reads_it(tmp_path, 
     task = data.mnist_task([3, 4], 5, root=target)
     assert len(task.train) == 10
     # already present: no probe, no download
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: pytest.fail("probed although present"))
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: pytest.fail("probed although present"))
     assert data.download("mnist", target) == target
 
 
@@ -321,7 +321,7 @@ def test_mnist_target_task_renumbers_digits_5_to_9_as_0_to_4():
     assert task.classes == ["5", "6", "7", "8", "9"]
     assert torch.bincount(_labels(task.train)).tolist() == [6] * 5
     # find every training image among the raw digits and check its original label is 5 + new label
-    raw_images, raw_labels = data._mnist_tensors(str(BUNDLED), True)
+    raw_images, raw_labels = data.mnist_tensors(str(BUNDLED), True)
     pixels = (task.train.tensors[0].squeeze(1) * data.MNIST_STD + data.MNIST_MEAN) * 255
     pixels = pixels.round().to(torch.uint8)
     for img, label in zip(pixels, _labels(task.train)):
