@@ -505,3 +505,33 @@ def test_photo_tasks_are_normalised_for_their_backbone(pets_root):
     assert torch.allclose(lite.train[0][0], (raw - 0.5) / 0.5)
     assert torch.allclose(resnet.train[0][0],
                           (raw - torch.tensor(data.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(data.IMAGENET_STD).view(3, 1, 1))
+    assert (lite.kind, lite.normalization) == ("photos", lite.train.normalization)
+    assert resnet.normalization == resnet.train.normalization  # the task says what its pixels were scaled with
+
+
+# ---------------------------------------------------------------------- kind and normalisation ---
+def test_tasks_say_what_their_inputs_are_and_how_they_were_normalised(tmp_path):
+    """Code that picks a model or draws the images asks the task (``kind``), never its input size."""
+    from tlwidgets.experiments import subset_task
+    from tlwidgets.transfer import build_model
+
+    digits = data.mnist_target_task(4, test_per_class=2, root=BUNDLED)
+    assert digits.kind == "digits" and digits.normalization == ((data.MNIST_MEAN,), (data.MNIST_STD,))
+    pixels = digits.train.tensors[0] * data.MNIST_STD + data.MNIST_MEAN
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6  # undoing the stated normalisation gives 0..1
+    few = subset_task(digits, 2)
+    assert (few.kind, few.normalization) == (digits.kind, digits.normalization)
+    assert build_model("scratch", few).name.startswith("digit_cnn")  # chosen by kind, kept through the subset
+    root = _photo_folder(tmp_path / "photos", {"a": (200, 30, 30), "b": (30, 30, 200)}, 4)
+    photos = data.folder_task(root, image_size=32, backbone="resnet18")
+    assert photos.kind == "photos" and photos.normalization == (data.IMAGENET_MEAN, data.IMAGENET_STD)
+    # a task built by hand is "custom" unless it says otherwise; the same 1x28x28 tensors as digits do not
+    # make it one
+    x = torch.zeros(4, 1, 28, 28)
+    hand = data.Task("by hand", ["a", "b"], torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 0, 1])),
+                     torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 0, 1])), input_size=(1, 28, 28))
+    assert hand.kind == "custom" and hand.normalization is None
+    assert build_model("scratch", hand).name == "small_cnn"
+    with pytest.raises(ValueError, match=r"unknown task kind 'digit'; choose one of \('digits', 'photos', "
+                                         r"'custom'\); did you mean 'digits'\?"):
+        data.Task("typo", ["a"], hand.train, hand.test, kind="digit")
