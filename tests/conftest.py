@@ -65,7 +65,7 @@ class Env:
         xdg.mkdir(exist_ok=True)
         self.set(data.DATA_ENV, None)
         self.set("XDG_CACHE_HOME", xdg)
-        self._mp.setattr(data, "REPO_DATASETS", empty_repo)
+        self._mp.setattr(data.roots, "REPO_DATASETS", empty_repo)  # where the data-root rule reads it
         return data.candidate_roots()
 
 

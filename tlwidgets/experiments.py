@@ -92,7 +92,7 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
     return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
                 tuple(task.input_size), fingerprint("subset", task.fingerprint, idx), augment=task.augment,
-                val=task.val, val_note=task.val_note)
+                val=task.val, val_note=task.val_note, kind=task.kind, normalization=task.normalization)
 
 
 # ---------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def asset_path(name: str) -> Path:
     """
     from importlib.resources import files
 
-    return Path(str(files("tlwidgets").joinpath("assets", name)))
+    return Path(str(files("tlwidgets").joinpath("assets").joinpath(name)))
 
 
 # ---------------------------------------------------------------------------

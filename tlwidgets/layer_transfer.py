@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import MNIST_MEAN, MNIST_STD, ImageTensorDataset, Task, input_normalization
+from .data import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD, ImageTensorDataset, Task, input_normalization
 from .features import feature_cache_dir
 from .freezing import freeze
 from .infra import atomic_write, torch_bytes
@@ -478,7 +478,8 @@ def as_photos(task: Task, image_size: int = 64, backbone: str = "efficientnet_li
 
     return Task(f"{task.name} as {image_size}px photos", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (3, image_size, image_size),
-                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}".encode()).hexdigest()[:16])
+                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}".encode()).hexdigest()[:16],
+                kind="photos", normalization=input_normalization(backbone))
 
 
 def as_digits(task: Task) -> Task:
@@ -494,7 +495,8 @@ def as_digits(task: Task) -> Task:
 
     return Task(f"{task.name} as 28px grey", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (1, 28, 28),
-                hashlib.sha1(f"as_digits|{task.fingerprint}".encode()).hexdigest()[:16])
+                hashlib.sha1(f"as_digits|{task.fingerprint}".encode()).hexdigest()[:16],
+                kind="digits", normalization=MNIST_NORMALIZATION)
 
 
 def imagenet_class_groups(classes: Sequence[str]) -> dict[str, list[int]]:

@@ -36,12 +36,14 @@ def stratified_split(labels, val_per_class: int | None = None, *, val_fraction: 
     y = torch.as_tensor(labels).long()
     if y.dim() != 1 or len(y) == 0:
         raise ValueError(f"labels must be a non-empty 1-D sequence, got shape {tuple(y.shape)}")
+    fraction = 0.0 if val_fraction is None else float(val_fraction)  # used only when val_per_class is None
     gen = torch.Generator().manual_seed(int(seed))
-    train, val = [], []
+    train: list[torch.Tensor] = []
+    val: list[torch.Tensor] = []
     for c in torch.unique(y).tolist():
         idx = torch.nonzero(y == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=gen)]
-        k = int(val_per_class) if val_per_class is not None else max(1, round(len(idx) * float(val_fraction)))
+        k = int(val_per_class) if val_per_class is not None else max(1, round(len(idx) * fraction))
         if len(idx) - k < min_train_per_class:
             raise ValueError(f"class {c} has {len(idx)} samples: too few to hold out {k} for validation and keep "
                              f"{min_train_per_class} for training; lower val_per_class/val_fraction")

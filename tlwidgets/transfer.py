@@ -111,10 +111,6 @@ class RunResult:
                 f"{', cached activations' if self.used_cache else ''})")
 
 
-def _is_digit_task(task: Task) -> bool:
-    return tuple(task.input_size) == (1, 28, 28)
-
-
 def digit_cut_model(num_classes: int, classes: Sequence[str] | None = None, *, pretrained: bool = True,
                     cut: str = DIGIT_FE_CUT) -> GroupedModel:
     """The digit model up to ``cut`` (pretrained on 0-4, or random) with a new linear head on its output.
@@ -154,7 +150,7 @@ def build_model(strategy: str, task: Task, *, backbone: str = "efficientnet_lite
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     if strategy == "scratch" and scratch_arch not in ("small", "same"):
         raise ValueError(f"scratch_arch must be 'small' or 'same', got {scratch_arch!r}")
-    if _is_digit_task(task):
+    if task.kind == "digits":
         if strategy == "scratch" and scratch_arch == "small":
             return digit_cnn(task.num_classes, task.classes)
         return digit_cut_model(task.num_classes, task.classes, pretrained=strategy != "scratch")

@@ -109,7 +109,7 @@ def test_pets_missing_message_gives_the_download_page(env):
                                         ("pets", "thor.robots.ox.ac.uk")])
 def test_download_offline_fails_in_seconds_and_writes_nothing(tmp_path, monkeypatch, name, host):
     probed = []
-    monkeypatch.setattr(data, "network_available", lambda h, *a, **k: probed.append(h) or False)
+    monkeypatch.setattr(data.roots, "network_available", lambda h, *a, **k: probed.append(h) or False)
     target = tmp_path / "target"
     t0 = time.perf_counter()
     with pytest.raises(DataMissingError) as info:
@@ -128,7 +128,7 @@ def test_download_offline_fails_in_seconds_and_writes_nothing(tmp_path, monkeypa
 def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, monkeypatch):
     import torchvision.datasets.utils as tvu
 
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: True)
     calls = []
 
     def flaky_download(url, folder, md5=None):
@@ -149,7 +149,7 @@ def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, monkeypatc
 def test_download_assembles_mnist_atomically_and_torchvision_reads_it(tmp_path, monkeypatch):
     import torchvision.datasets.utils as tvu
 
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: True)
 
     def fake_download(url, folder, md5=None):  # serve the bundled files, gzipped like the real ones
         name = Path(url).name
@@ -163,7 +163,7 @@ def test_download_assembles_mnist_atomically_and_torchvision_reads_it(tmp_path, 
     task = data.mnist_task([3, 4], 5, root=target)
     assert len(task.train) == 10
     # already present: no probe, no download
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: pytest.fail("probed although present"))
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: pytest.fail("probed although present"))
     assert data.download("mnist", target) == target
 
 
@@ -321,7 +321,7 @@ def test_mnist_target_task_renumbers_digits_5_to_9_as_0_to_4():
     assert task.classes == ["5", "6", "7", "8", "9"]
     assert torch.bincount(_labels(task.train)).tolist() == [6] * 5
     # find every training image among the raw digits and check its original label is 5 + new label
-    raw_images, raw_labels = data._mnist_tensors(str(BUNDLED), True)
+    raw_images, raw_labels = data.mnist_tensors(str(BUNDLED), True)
     pixels = (task.train.tensors[0].squeeze(1) * data.MNIST_STD + data.MNIST_MEAN) * 255
     pixels = pixels.round().to(torch.uint8)
     for img, label in zip(pixels, _labels(task.train)):
@@ -505,3 +505,33 @@ def test_photo_tasks_are_normalised_for_their_backbone(pets_root):
     assert torch.allclose(lite.train[0][0], (raw - 0.5) / 0.5)
     assert torch.allclose(resnet.train[0][0],
                           (raw - torch.tensor(data.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(data.IMAGENET_STD).view(3, 1, 1))
+    assert (lite.kind, lite.normalization) == ("photos", lite.train.normalization)
+    assert resnet.normalization == resnet.train.normalization  # the task says what its pixels were scaled with
+
+
+# ---------------------------------------------------------------------- kind and normalisation ---
+def test_tasks_say_what_their_inputs_are_and_how_they_were_normalised(tmp_path):
+    """Code that picks a model or draws the images asks the task (``kind``), never its input size."""
+    from tlwidgets.experiments import subset_task
+    from tlwidgets.transfer import build_model
+
+    digits = data.mnist_target_task(4, test_per_class=2, root=BUNDLED)
+    assert digits.kind == "digits" and digits.normalization == ((data.MNIST_MEAN,), (data.MNIST_STD,))
+    pixels = digits.train.tensors[0] * data.MNIST_STD + data.MNIST_MEAN
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6  # undoing the stated normalisation gives 0..1
+    few = subset_task(digits, 2)
+    assert (few.kind, few.normalization) == (digits.kind, digits.normalization)
+    assert build_model("scratch", few).name.startswith("digit_cnn")  # chosen by kind, kept through the subset
+    root = _photo_folder(tmp_path / "photos", {"a": (200, 30, 30), "b": (30, 30, 200)}, 4)
+    photos = data.folder_task(root, image_size=32, backbone="resnet18")
+    assert photos.kind == "photos" and photos.normalization == (data.IMAGENET_MEAN, data.IMAGENET_STD)
+    # a task built by hand is "custom" unless it says otherwise; the same 1x28x28 tensors as digits do not
+    # make it one
+    x = torch.zeros(4, 1, 28, 28)
+    hand = data.Task("by hand", ["a", "b"], torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 0, 1])),
+                     torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 0, 1])), input_size=(1, 28, 28))
+    assert hand.kind == "custom" and hand.normalization is None
+    assert build_model("scratch", hand).name == "small_cnn"
+    with pytest.raises(ValueError, match=r"unknown task kind 'digit'; choose one of \('digits', 'photos', "
+                                         r"'custom'\); did you mean 'digits'\?"):
+        data.Task("typo", ["a"], hand.train, hand.test, kind="digit")

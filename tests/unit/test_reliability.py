@@ -106,7 +106,7 @@ def _offline_backbone(tmp_path, monkeypatch):
 
 
 def _offline_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: False)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: False)
     data.download("pets", tmp_path / "pets")
 
 

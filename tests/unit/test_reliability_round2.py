@@ -1038,7 +1038,7 @@ def test_c11_course_refuses_cuda_without_a_gpu_before_any_kernel(monkeypatch, ca
 
 
 def test_c11_offline_download_is_a_message_not_a_traceback(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: False)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: False)
     assert data.main(["download", "pets", "--root", str(tmp_path / "d")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot download Oxford-IIIT Pet: no network connection") and "Traceback" not in err
@@ -1046,7 +1046,7 @@ def test_c11_offline_download_is_a_message_not_a_traceback(monkeypatch, capsys, 
 
 def test_c11_download_into_an_unusable_root_is_a_message(monkeypatch, capsys, tmp_path):
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr(data, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(data.roots, "network_available", lambda *a, **k: True)
     assert data.main(["download", "mnist", "--root", str(tmp_path / "file" / "sub")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "file/sub" in err and "Traceback" not in err

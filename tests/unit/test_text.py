@@ -93,7 +93,7 @@ def test_a_corrupt_vocabulary_is_refused_by_its_checksum(tmp_path):
 
 
 def test_missing_text_data_names_the_build_script(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "REPO_DATASETS", tmp_path / "nothing")
+    monkeypatch.setattr(data.roots, "REPO_DATASETS", tmp_path / "nothing")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     with pytest.raises(tl.DataMissingError, match="build_text_data.py"):

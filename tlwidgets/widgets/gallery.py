@@ -161,15 +161,11 @@ def show_task(task, n_per_class: int = 4, *, split: str = "train"):
     """A grid with one row per class and ``n_per_class`` samples each: what the model will learn from."""
     import matplotlib.pyplot as plt
 
-    from ..data import MNIST_MEAN, MNIST_STD
-
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     ds = task.train if split == "train" else task.test
     labels = _dataset_labels(ds)
-    mean = std = None
-    if tuple(task.input_size) == (1, 28, 28):
-        mean, std = (MNIST_MEAN,), (MNIST_STD,)
+    mean, std = task.normalization or (None, None)
     mean = mean or _stat(getattr(ds, "mean", None))
     std = std or _stat(getattr(ds, "std", None))
     k = len(task.classes)

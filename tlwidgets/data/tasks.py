@@ -1,0 +1,181 @@
+"""The task a lesson trains on: :class:`Task`, and the sampling that builds its splits.
+
+Why a module of its own: every task builder (MNIST, pets, own photos) and
+every experiment that shrinks a task to a few labels per class must draw
+samples the same way, or two runs that should see the same images would
+not. Here lives the one :class:`Task` (three disjoint splits, its kind and
+its normalisation), the seeded per-class sampling (:func:`take_per_class`),
+the validation slice carved from the training pool (:func:`carve_val`) and
+the :func:`fingerprint` that keys feature caches by exactly which samples a
+task holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Sequence, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..splits import stratified_split
+from ..validate import check_choice, check_int
+
+__all__ = ["Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class",
+           "carve_val", "fingerprint"]
+
+#: ``(mean, std)`` per input channel, as the pixels were normalised.
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+
+#: What a task's inputs are, which decides the model that fits them:
+#: ``"digits"``: 1x28x28 greyscale digits normalised like MNIST (the course's digit CNN was trained on such);
+#: ``"photos"``: RGB photos normalised for an ImageNet backbone (pets, your own photos);
+#: ``"custom"``: a task built by hand from other tensors (the default); no source model is implied.
+TASK_KINDS = ("digits", "photos", "custom")
+
+
+@dataclass(eq=False)
+class Task:
+    """A supervised task: named classes and three disjoint splits, ``train``, ``val`` and ``test``.
+
+    Why three: every choice (how many epochs, how many groups to freeze, which
+    learning rate) is made on ``val``, a stratified, seeded slice carved from
+    the training pool (:func:`tlwidgets.splits.stratified_split`); ``test`` is
+    looked at once, at the end, so the reported number is not inflated by the
+    choices. ``val_note`` says how ``val`` was carved (shown in ``repr``).
+    ``val`` may be None for a hand-built task; then nothing can be selected.
+
+    ``kind`` (one of :data:`TASK_KINDS`) says what the inputs are, so code
+    that picks a model or draws the images asks the task instead of guessing
+    from its shape; ``normalization`` is the ``(mean, std)`` the inputs were
+    normalised with (None when unknown), so they can be shown as pictures
+    again and checked against a model's own.
+
+    ``fingerprint`` identifies exactly which samples and preprocessing the task
+    holds, so cached features computed from it can be reused safely.
+    """
+
+    name: str
+    classes: list[str]
+    train: Dataset
+    test: Dataset
+    n_per_class: int | None = None
+    input_size: tuple[int, ...] = ()
+    fingerprint: str = ""
+    augment: Callable | None = field(default=None, repr=False)
+    val: Dataset | None = None
+    val_note: str = ""
+    kind: str = "custom"
+    normalization: Normalization | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = check_choice("task kind", self.kind, TASK_KINDS)
+        if self.normalization is not None:
+            mean, std = self.normalization
+            self.normalization = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def loaders(self, batch_size: int = 64, *, shuffle: bool = True, augment: bool = False,
+                num_workers: int = 0, pin_memory: bool = False) -> tuple[DataLoader, DataLoader | None, DataLoader]:
+        """``(train_loader, val_loader, test_loader)``; ``val_loader`` is None when the task has no ``val``.
+
+        ``augment=True`` applies the task's training augmentation (to the training split only).
+        """
+        train = self.train
+        if augment:
+            if self.augment is None:
+                raise ValueError(f"task {self.name!r} has no augmentation; use augment=False")
+            train = TransformedDataset(self.train, self.augment)
+        eval_bs = max(batch_size, 256)
+        return (DataLoader(train, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                           pin_memory=pin_memory),
+                None if self.val is None else DataLoader(self.val, batch_size=eval_bs, shuffle=False,
+                                                         num_workers=num_workers, pin_memory=pin_memory),
+                DataLoader(self.test, batch_size=eval_bs, shuffle=False, num_workers=num_workers,
+                           pin_memory=pin_memory))
+
+    def __repr__(self) -> str:
+        per = "all" if self.n_per_class is None else self.n_per_class
+        val = "no val" if self.val is None else \
+            f"{_size(self.val)} val" + (f" ({self.val_note})" if self.val_note else "")
+        return (f"Task({self.name!r}: {self.num_classes} classes, {_size(self.train)} train "
+                f"({per} per class), {val}, {_size(self.test)} test, input {tuple(self.input_size)})")
+
+
+def _size(ds: Dataset) -> int:
+    """``len(ds)``: torch's ``Dataset`` type does not promise a length, every dataset a task holds has one."""
+    if not isinstance(ds, Sized):
+        raise TypeError(f"a task's datasets need a length (__len__), got {type(ds).__name__}")
+    return len(ds)
+
+
+class TransformedDataset(Dataset):
+    """``base`` with ``transform`` applied to each sample's input on access (augmentation, crops)."""
+
+    def __init__(self, base: Dataset, transform: Callable):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return _size(self.base)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        x, y = self.base[i]
+        return self.transform(x), y
+
+
+def check_n_per_class(n: Any, name: str = "n_per_class") -> int | None:
+    """``n`` labelled images per class: a positive integer (NumPy ones too), or None for all."""
+    if n is None:
+        return None
+    n = check_int(name, n)
+    if n <= 0:
+        raise ValueError(f"{name} must be a positive number of labelled images, got {n} (or None for all)")
+    return n
+
+
+def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
+    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly."""
+    n = check_n_per_class(n)
+    seed = check_int("seed", seed, min=0)
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in classes:
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) == 0:
+            raise ValueError(f"class {c!r} has no samples in this dataset")
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        if n is not None:
+            if n > len(idx):
+                warnings.warn(f"asked for {n} images of class {c!r}, only {len(idx)} exist; using all",
+                              stacklevel=2)
+            idx = idx[:n]
+        picked.append(idx)
+    return torch.cat(picked).sort().values
+
+
+def carve_val(labels: torch.Tensor, classes: Sequence[int], seed: int, *, val_per_class: int | None = None,
+              val_fraction: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest_idx, val_idx)`` into ``labels``: a stratified validation slice of the samples of ``classes``.
+
+    The training images are then drawn from ``rest_idx`` only, so train and val never share a sample
+    and the validation set does not depend on how many training images a lesson asks for.
+    """
+    pool = torch.nonzero(torch.isin(labels, torch.as_tensor(list(classes)))).flatten()
+    tr, va = stratified_split(labels[pool], val_per_class, val_fraction=val_fraction, seed=seed)
+    return pool[tr], pool[va]
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short hash of ``parts`` (tensors by their bytes, anything else by ``repr``): part of cache keys."""
+    h = hashlib.sha1()
+    for p in parts:
+        if isinstance(p, torch.Tensor):
+            h.update(p.numpy().tobytes())
+        else:
+            h.update(repr(p).encode())
+    return h.hexdigest()[:16]
