@@ -101,7 +101,7 @@ def exercise2(answer, model, ratio: float = 0.01) -> CheckResult:
     seen: set[int] = set()
     for g in groups:
         lr = g.get("lr")
-        if isinstance(lr, bool) or not isinstance(lr, Real) or not lr > 0:
+        if isinstance(lr, bool) or not isinstance(lr, Real) or not float(lr) > 0:
             return not_yet(f"every parameter group needs a positive 'lr'; one has {lr!r}")
         for p in g["params"]:
             if id(p) not in owner:

@@ -56,8 +56,8 @@ def exercise1(answer, wv, a: str = "good", b: str = "bad") -> CheckResult:
     return not_yet(f"{answer:.3f} is not cos({a}, {b}); compute F.cosine_similarity(wv[{a!r}], wv[{b!r}], dim=0)")
 
 
-_PROBES = (["the", "battery", "is", "great", "!"], ["not", "good", "qqqzzzx"], ["zzzqqqxx", "xxqqzz"], [],
-           ["great", "great", "bad"])
+_PROBES: tuple[list[str], ...] = (["the", "battery", "is", "great", "!"], ["not", "good", "qqqzzzx"],
+                                  ["zzzqqqxx", "xxqqzz"], [], ["great", "great", "bad"])
 
 
 def exercise2(sentence_vector, wv) -> CheckResult:

@@ -152,7 +152,9 @@ def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | No
 
     from .gallery import pca_2d
 
-    words, labels, missing = [], [], []
+    words: list[str] = []
+    labels: list[int] = []      # the group of each word in ``words``
+    missing: list[str] = []
     for g, ws in enumerate(groups.values()):
         for w in ws:
             (words if w in wv else missing).append(w)
