@@ -13,6 +13,8 @@ Fixtures
 ``browser_page`` (function)          a fresh ``Page`` (new incognito context, 1400x2400) per test;
                                       on failure a screenshot + console log land in
                                       ``test-output/browser/``.
+``offline_page`` (function)          ``browser_page`` with every request to a host other than
+                                      127.0.0.1 aborted and listed in ``page.external_requests``.
 
 All tests in this folder get the ``browser`` marker and are skipped (not failed) when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing.
@@ -38,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import REPO_ROOT, output_dir, screenshot
+from .servers import block_external_requests
 
 # Override only to test the skip logic or on a non-Debian box.
 CHROMIUM_PATH = os.environ.get("TLLAB_CHROMIUM_PATH", "/usr/bin/chromium")
@@ -471,3 +474,17 @@ def browser_page(chromium_browser, request):
             except OSError:
                 pass
         context.close()
+
+
+@pytest.fixture
+def offline_page(browser_page):
+    """``browser_page`` cut off from the network, as a classroom without internet would be.
+
+    The course promises to run offline; a page that silently fetched a font or a script from a CDN would
+    pass here and fail in class. Every request to another host is aborted and recorded in
+    ``page.external_requests`` for the test to assert on (some apps may fetch a font, and say so).
+    """
+    external: list[str] = []
+    block_external_requests(browser_page.context, external)
+    browser_page.external_requests = external
+    return browser_page

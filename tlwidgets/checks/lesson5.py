@@ -8,7 +8,7 @@ from torch import nn
 
 from ..layer_transfer import SeedResults
 from ..models import GroupedModel, digit_cnn
-from . import CheckResult, is_integer, not_yet, passed
+from . import CheckResult, as_integer, is_integer, need_prediction, not_yet, passed
 
 
 def _bn_buffers(module: nn.Module) -> dict:
@@ -96,28 +96,18 @@ def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
                   "(BatchNorm statistics included), the rest is fresh and learns")
 
 
-def _check_prediction(prediction, allowed, what: str) -> CheckResult | None:
-    if prediction is None or prediction is ...:
-        return not_yet(f"write your prediction first ({what}), before you look at the measurement")
-    if prediction not in allowed:
-        return not_yet(f"your prediction {prediction!r} is not one of {list(allowed)}")
-    return None
-
-
 def exercise2(prediction, answer, sweep: SeedResults) -> CheckResult:
     """Predict, then measure: the depth ``n`` at which frozen A-layers (AnB) lose most against base B."""
     if not isinstance(sweep, SeedResults) or "variant" not in sweep.keys:
         raise ValueError(f"exercise2 needs the lesson's Yosinski sweep (SeedResults) third, got {type(sweep).__name__}")
     depths = sorted({r["n"] for r in sweep.rows if r["variant"] == "AnB"})
-    hint = _check_prediction(prediction, depths, "an n from " + ", ".join(map(str, depths)))
+    hint = need_prediction(prediction, "an n from " + ", ".join(map(str, depths)), depths)
     if hint is not None:
         return hint
     if answer is None or answer is ...:
         return not_yet("now measure: compute base B's mean minus AnB's mean at each n from `sweep` and answer with the "
                        "n where the loss is largest")
-    if not is_integer(answer):
-        raise ValueError(f"exercise2 expects the depth n as an integer, got {type(answer).__name__}")
-    answer = int(answer)
+    answer = as_integer(answer, "exercise2", "the depth n as an integer")
     base = sweep.mean(variant="base B")
     loss = {n: base - sweep.mean(variant="AnB", n=n) for n in depths}
     worst = max(loss, key=loss.__getitem__)
@@ -145,7 +135,7 @@ def exercise3(prediction, answer, cuts: SeedResults, *, other: SeedResults | Non
         raise ValueError(f"exercise3 needs the digits' cut sweep (SeedResults keyed by 'features') third, "
                          f"got {type(cuts).__name__}")
     order = [s[0] for s in cuts.settings()]
-    hint = _check_prediction(prediction, order + list(range(len(order))), "a cut name such as " + repr(order[0]))
+    hint = need_prediction(prediction, "a cut name such as " + repr(order[0]), order + list(range(len(order))))
     if hint is not None:
         return hint
     if answer is None or answer is ...:
