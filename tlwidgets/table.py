@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,13 +100,17 @@ class Table:
         cell_style: CSS added to every HTML header and data cell (e.g. padding).
     """
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str | Column] | None = None, *,
+    def __init__(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str | Column] | None = None, *,
                  title: str | None = None, digits: int = 3, missing: str = "-", empty: str | None = None,
                  row_attrs: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
                  html_attrs: Mapping[str, str] | None = None, cell_style: str = ""):
-        if isinstance(rows, Mapping) or not all(isinstance(r, Mapping) for r in rows):
-            raise TypeError(f"rows must be a sequence of dicts (one per row), got {type(rows).__name__}")
-        self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
+        if isinstance(rows, Mapping):
+            raise TypeError("rows must be a sequence of dicts (one per row), got one dict: wrap it in a list")
+        self.rows: list[dict[str, Any]] = []
+        for r in rows:   # any iterable, a generator included, is read once, here
+            if not isinstance(r, Mapping):
+                raise TypeError(f"rows must be dicts (one per row), got a {type(r).__name__}: {r!r}")
+            self.rows.append(dict(r))
         if columns is None:
             columns = list(dict.fromkeys(k for r in self.rows for k in r))
         self.specs: list[Column] = [c if isinstance(c, Column) else Column(c) for c in columns]

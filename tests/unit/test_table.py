@@ -102,14 +102,16 @@ def test_empty_table():
 
 
 def test_columns_default_to_every_key_in_first_seen_order():
-    t = Table([{"b": 1}, {"a": 2, "b": 3}])
-    assert t.columns == ["b", "a"] and t.column("a") == [None, 2]
+    t = Table({"b": i} if i == 1 else {"a": 2, "b": 3} for i in (1, 2))   # a generator: read once
+    assert t.columns == ["b", "a"] and t.column("a") == [None, 2] and len(t) == 2
 
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="align must be one of .*got 'centre'"):
         Column("x", align="centre")
-    with pytest.raises(TypeError, match="rows must be a sequence of dicts"):
+    with pytest.raises(TypeError, match="rows must be a sequence of dicts.*wrap it in a list"):
         Table({"a": 1})
+    with pytest.raises(TypeError, match=r"rows must be dicts \(one per row\), got a tuple"):
+        Table([("a", 1)])
     with pytest.raises(TypeError, match="Column key must be a string"):
         Column(3)
