@@ -446,19 +446,28 @@ def chromium_browser(browser_prerequisites):
             pw.stop()
 
 
-@pytest.fixture
-def browser_page(chromium_browser, request):
-    """A fresh page in its own browser context (clean cookies/storage) for each test."""
-    context = chromium_browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+def new_page(browser):
+    """A page in a new browser context (clean cookies and storage), set up as every test here needs it:
+    the 1400x2400 viewport, timeouts sized for 2 slow shared cores, and "beforeunload" dialogs accepted
+    (leaving a modified notebook raises one, and page.goto() would wait on it forever).
+    Close it with ``page.context.close()``."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.set_default_timeout(90_000)
     context.set_default_navigation_timeout(120_000)
     page = context.new_page()
+    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
+    return page
+
+
+@pytest.fixture
+def browser_page(chromium_browser, request):
+    """A fresh page in its own browser context (clean cookies/storage) for each test."""
+    page = new_page(chromium_browser)
+    context = page.context
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
     page.console_messages_log = console  # handy when debugging a test
-    # Leaving a modified notebook raises "beforeunload"; accept it so page.goto() works.
-    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
     try:
         yield page
     finally:

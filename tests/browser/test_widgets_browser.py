@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from .conftest import VIEWPORT
+from .conftest import new_page
 from .helpers import (
     assert_no_widget_errors,
     cell_output,
@@ -55,11 +55,7 @@ def _tolerate_shortened_title(page):
 @pytest.fixture(scope="module")
 def demo_page(jupyter_server, chromium_browser):
     """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
-    context = chromium_browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-    context.set_default_timeout(90_000)
-    context.set_default_navigation_timeout(120_000)
-    page = context.new_page()
-    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
+    page = new_page(chromium_browser)
     _tolerate_shortened_title(page)
     jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
     t0 = time.monotonic()
@@ -69,7 +65,7 @@ def demo_page(jupyter_server, chromium_browser):
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
 
 
 @pytest.fixture
