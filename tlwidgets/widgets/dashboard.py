@@ -70,11 +70,10 @@ def results_table(rows: list[dict]) -> Table:
     browser test both find them."""
     accs = [r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))]
     best = max(accs) if accs else None
-    columns = [Column("#")] + [Column(c, label=c.replace("_", " ")) for c in TABLE_COLUMNS]
-    columns[1] = Column("strategy", fmt=lambda s: STRATEGY_LABELS.get(s, str(s)))
-    columns[TABLE_COLUMNS.index("test_acc") + 1] = Column("test_acc", label="test acc",
-                                                          emphasis=lambda v: v == best)
-    columns[TABLE_COLUMNS.index("seconds") + 1] = Column("seconds", fmt=".1f")
+    special = {"strategy": Column("strategy", fmt=lambda s: STRATEGY_LABELS.get(s, str(s))),
+               "test_acc": Column("test_acc", "test acc", emphasis=lambda v: v == best),
+               "seconds": Column("seconds", fmt=".1f")}
+    columns = [Column("#")] + [special.get(c, Column(c, c.replace("_", " "))) for c in TABLE_COLUMNS]
 
     def row_attrs(row) -> dict[str, str]:
         stopped = bool(row.get("stopped"))
