@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tlwidgets.table import Column, Table
+
 from .config import REPO
 
 __all__ = [
@@ -39,23 +41,17 @@ RECHECK_MARGIN = 1.1          # a variant must beat the default by 10 % before t
 # formatting
 # ---------------------------------------------------------------------------
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, align: str | None = None) -> str:
-    """A GitHub Markdown table; ``align`` is one letter per column, ``l`` or ``r`` (default: text left,
-    numbers right)."""
+    """A GitHub Markdown table of positional rows, drawn by the project's one table type
+    (:class:`tlwidgets.table.Table`); ``align`` is one letter per column, ``l`` or ``r`` (default: text left,
+    numbers right). Cells are shown as given (``str``): the sections format their numbers themselves."""
     if any(len(r) != len(headers) for r in rows):
-        raise ValueError("every row needs one cell per header")
-    if align is None:
-        align = "".join("r" if rows and all(isinstance(r[i], (int, float)) for r in rows) else "l"
-                        for i in range(len(headers)))
-    if len(align) != len(headers):
-        raise ValueError("align needs one letter per column")
-
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+        raise ValueError(f"every row needs one cell per header ({len(headers)}), got rows of "
+                         f"{sorted({len(r) for r in rows})} cells")
+    if align is not None and (len(align) != len(headers) or set(align) - {"l", "r"}):
+        raise ValueError(f"align needs one letter, l or r, per column ({len(headers)}), got {align!r}")
+    aligns = ["auto"] * len(headers) if align is None else ["right" if a == "r" else "left" for a in align]
+    columns = [Column(str(i), label=str(h), fmt=str, align=a) for i, (h, a) in enumerate(zip(headers, aligns))]
+    return Table([{str(i): v for i, v in enumerate(r)} for r in rows], columns, missing="None").to_markdown()
 
 
 def fmt_ratio(ratio: float | None) -> str:

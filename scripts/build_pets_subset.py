@@ -30,6 +30,8 @@ from pathlib import Path
 
 from dataset_manifest import DATASETS, REPO, read_sums, replace_section, sha256_file, update_sums
 
+from tlwidgets.table import Column, Table
+
 PREFIX = "oxford-iiit-pet/"
 MAX_DATASETS_BYTES = 40 * 2**20
 ANNOTATIONS = ("annotations/list.txt", "annotations/trainval.txt", "annotations/test.txt")
@@ -120,14 +122,16 @@ def provenance(rows: list[dict]) -> str:
         "- **Provenance of every photo**: `oxford-iiit-pet/sources.csv` (source repository, commit, path, git blob "
         "id, original format and size, new size, split and the rule that assigned it). Source repositories:",
         "",
-        "| repository | commit | photos |",
-        "|---|---|---:|",
+        Table([{"repository": f"github.com/{repo}", "commit": f"`{commit[:12]}`", "photos": n}
+               for (repo, commit), n in repos.most_common()],
+              [Column("repository", align="left"), Column("commit", align="left"), Column("photos", fmt=str)]
+              ).to_markdown(),
+        "",
+        Table([{"breed": breed, "species": "cat" if sp == "1" else "dog", "trainval": counts[(breed, sp, "trainval")],
+                "test": counts[(breed, sp, "test")]} for breed, sp in breeds],
+              [Column("breed", align="left"), Column("species", align="left"), Column("trainval", fmt=str),
+               Column("test", fmt=str)]).to_markdown(),
     ]
-    lines += [f"| github.com/{repo} | `{commit[:12]}` | {n} |" for (repo, commit), n in repos.most_common()]
-    lines += ["", "| breed | species | trainval | test |", "|---|---|---:|---:|"]
-    for breed, sp in breeds:
-        lines.append(f"| {breed} | {'cat' if sp == '1' else 'dog'} | {counts[(breed, sp, 'trainval')]} | "
-                     f"{counts[(breed, sp, 'test')]} |")
     return "\n".join(lines)
 
 

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tlwidgets.table import Column, Table
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests" / "unit" / "test_reliability_round2.py"
 ROUND1 = REPO / "tests" / "unit" / "test_reliability.py"
 DOC = REPO / "docs" / "reliability.md"
+OUTCOMES = ("passed", "failed", "skipped")
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
 
 CLASSES = {
@@ -99,18 +102,20 @@ def table(outcomes: dict[str, str]) -> str:
         m = re.search(r"::test_c(\d\d)_", nodeid)
         if m and nodeid.startswith("tests/unit/test_reliability_round2.py"):
             per[int(m.group(1))][outcome] += 1
-    lines = ["| # | grade in the battery | fault class | cases tested | passed | failed | skipped "
-             "| what the cases cover |",
-             "|---:|---|---|---:|---:|---:|---:|---|"]
-    total = Counter()
+    rows: list[dict[str, object]] = []
+    total: Counter = Counter()
     for n, (grade, title, cover) in CLASSES.items():
         c = per.get(n, Counter())
-        cases = sum(c.values())
         total.update(c)
-        counts = f"{cases} | {c['passed']} | {c['failed']} | {c['skipped']}"
-        lines.append(f"| {n} | {grade} | {title} | {counts} | {cover} |")
-    lines.append(f"| | | **all classes** | **{sum(total.values())}** | **{total['passed']}** | **{total['failed']}** "
-                 f"| **{total['skipped']}** | |")
+        rows.append({"#": n, "grade": grade, "class": title, "cases": sum(c.values()),
+                     **{k: c[k] for k in OUTCOMES}, "cover": cover})
+    rows.append({"class": "**all classes**", "cases": f"**{sum(total.values())}**",
+                 **{k: f"**{total[k]}**" for k in OUTCOMES}})
+    columns = [Column("#"), Column("grade", "grade in the battery", align="left"),
+               Column("class", "fault class", align="left"), Column("cases", "cases tested", fmt=str),
+               Column("passed", fmt=str), Column("failed", fmt=str), Column("skipped", fmt=str),
+               Column("cover", "what the cases cover", align="left")]
+    lines = [Table(rows, columns, missing="").to_markdown()]
     round1 = [o for k, o in outcomes.items() if k.startswith("tests/unit/test_reliability.py")]
     if round1:
         lines.append("")

@@ -58,7 +58,8 @@ def refresh(path: Path) -> None:
         pm.execute_notebook(str(path), str(out), parameters={"quick": True}, kernel_name="python3",
                             cwd=str(path.parent), progress_bar=False)
         ran = nbformat.read(out, as_version=4)
-    ran_code = [c for c in ran.cells if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    ran_code = [c for c in ran.cells
+                if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     own_code = [c for c in nb.cells if c.cell_type == "code"]
     if len(ran_code) != len(own_code):
         raise SystemExit(f"{path}: executed copy has {len(ran_code)} code cells, the notebook {len(own_code)}")

@@ -29,6 +29,7 @@ from .models import (
     small_cnn,
 )
 from .results import record
+from .table import Table
 from .text import (
     BagOfWords,
     TextTask,
@@ -82,4 +83,6 @@ __all__ = [
     "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
     "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "seed_everything",
     "select_device", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
+    # results tables (one type: text, Markdown and HTML)
+    "Table",
 ]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .infra import REPO_ROOT, atomic_write
 from .results import LESSON_ENV, RESULTS_ENV, load_all, load_data_sources
+from .table import Column, Table
 
 LESSONS_DIR = REPO_ROOT / "lessons"
 SKIP_ERRORS = ("DataMissingError",)
@@ -200,23 +201,32 @@ def _to_html(notebook: Path, html_dir: Path) -> None:
     atomic_write(html_dir / notebook.with_suffix(".html").name, body)
 
 
-def format_table(runs: list[LessonRun]) -> str:
-    """A Markdown table: lesson, status, time, peak memory and the lesson's headline numbers."""
-    lines = ["| lesson | status | time (s) | peak RSS (MB) | data it ran on | headline results |",
-             "|---|---|---:|---:|---|---|"]
+def results_table(runs: list[LessonRun]) -> Table:
+    """Lesson, status, time, peak memory, the data it ran on and the lesson's headline numbers, one row each.
+
+    A failed or skipped lesson shows the first line of its message where the numbers would be, so the
+    table alone says why a lesson has none.
+    """
+    rows = []
     for r in runs:
         if r.status == "passed":
             detail = ", ".join(f"{k}={v}" for k, v in r.results.items()) or "-"
         else:
             detail = r.message.splitlines()[0][:160] if r.message else "-"
-        rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "-"
-        data = "; ".join(f"{k}: {v}" for k, v in sorted(r.data.items())) or "-"
-        lines.append(f"| {r.name} | {r.status} | {r.seconds:.0f} | {rss} | {data} | {detail} |")
+        rows.append({"lesson": r.name, "status": r.status, "seconds": r.seconds, "rss": r.peak_rss_mb or None,
+                     "data": "; ".join(f"{k}: {v}" for k, v in sorted(r.data.items())) or "-", "detail": detail})
+    return Table(rows, [Column("lesson", align="left"), Column("status", align="left"),
+                        Column("seconds", "time (s)", fmt=".0f"), Column("rss", "peak RSS (MB)", fmt=".0f"),
+                        Column("data", "data it ran on", align="left"),
+                        Column("detail", "headline results", align="left")])
+
+
+def format_table(runs: list[LessonRun]) -> str:
+    """``results.md``: the Markdown results table and a line of totals (the README's table is pasted from it)."""
     total = sum(r.seconds for r in runs)
     counts = {s: sum(r.status == s for r in runs) for s in ("passed", "skipped", "failed")}
-    lines.append(f"\n{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped "
-                 f"in {total:.0f} s")
-    return "\n".join(lines)
+    return (results_table(runs).to_markdown() + f"\n\n{counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped in {total:.0f} s")
 
 
 def _check_options(args) -> str | None:

@@ -18,8 +18,9 @@ import copy
 import math
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
@@ -29,6 +30,7 @@ from .features import cached_features
 from .freezing import max_frozen
 from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, replace_head
+from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
 from .training import History, fit, seed_everything, select_device
 from .transfer import (
     DEFAULT_LR,
@@ -56,7 +58,7 @@ def dataset_labels(data: Dataset) -> torch.Tensor:
         return data.labels
     if isinstance(data, Subset):
         return dataset_labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.tensor([int(data[i][1]) for i in range(len(data))])
+    return torch.tensor([int(data[i][1]) for i in range(len(cast(Sized, data)))])  # map-style: has a length
 
 
 def per_class_indices(labels: torch.Tensor, n_per_class: int | None, seed: int = 0) -> torch.Tensor:
@@ -340,7 +342,7 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                 not torch.equal(dataset_labels(scratch_task.train), pool_labels):
             raise ValueError("scratch_task must hold the same classes and training labels as task (the same images, "
                              "e.g. built by the same builder with another image_size)")
-        if len(scratch_task.test) != len(task.test):
+        if len(cast(Sized, scratch_task.test)) != len(cast(Sized, task.test)):
             raise ValueError("scratch_task must have the same test set as task")
 
     def tracked(n) -> bool:
@@ -436,62 +438,11 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                 seed_everything(seed)
                 model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
                 train_loader, val_loader, test_loader = sub.loaders(batch_size)
+                n_train = len(cast(Sized, sub.train))
                 hist, metrics, (val_acc, best_epoch), secs = train_select_test(
-                    model, train_loader, val_loader, test_loader, n, seed, epochs, rate, len(sub.train))
-                finish(RunRecord("scratch", n, seed, len(sub.train), 0, metrics.accuracy, secs, 0.0, hist,
+                    model, train_loader, val_loader, test_loader, n, seed, epochs, rate, n_train)
+                finish(RunRecord("scratch", n, seed, n_train, 0, metrics.accuracy, secs, 0.0, hist,
                                  metrics, val_acc, best_epoch))
     order = {s: i for i, s in enumerate(strategies)}
     records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
     return LearningCurve(task.name, records, sizes, task.num_classes)
-
-
-# ---------------------------------------------------------------------------
-# tables
-# ---------------------------------------------------------------------------
-class Table:
-    """Rows of dicts, shown as an aligned text table by ``print`` and as HTML in a notebook.
-
-    The lessons show many small result tables; this keeps them readable
-    without adding pandas to the course's dependencies. Floats are shown with
-    ``digits`` decimals, ``None`` as a dash.
-    """
-
-    def __init__(self, rows: Sequence[Mapping], columns: Sequence[str] | None = None, *, title: str | None = None,
-                 digits: int = 3):
-        self.rows = [dict(r) for r in rows]
-        self.columns = list(columns) if columns is not None else list(dict.fromkeys(k for r in self.rows for k in r))
-        self.title, self.digits = title, digits
-
-    def _cell(self, v) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, bool):
-            return str(v)
-        if isinstance(v, float):
-            return f"{v:.{self.digits}f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    def column(self, name: str) -> list:
-        return [r.get(name) for r in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __repr__(self) -> str:
-        cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
-        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)]
-        lines = [self.title] if self.title else []
-        lines.append("  ".join(c.rjust(w) for c, w in zip(self.columns, widths)))
-        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        cap = f"<caption style='text-align:left'><b>{html.escape(self.title)}</b></caption>" if self.title else ""
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{html.escape(self._cell(r.get(c)))}</td>"
-                                        for c in self.columns) + "</tr>" for r in self.rows)
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

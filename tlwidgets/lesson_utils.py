@@ -5,7 +5,8 @@ exercise checks and the tests can use it without a front end.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
+from typing import cast
 
 import torch
 from torch.utils.data import Dataset
@@ -100,7 +101,7 @@ def model_inputs(data: Dataset, model: GroupedModel, indices: Sequence[int] | No
         raise ValueError(f"{type(data).__name__} keeps no raw images; expected a photo task's dataset")
     if model.mean is None or model.std is None:
         raise ValueError(f"{model.name} records no input mean/std")
-    idx = range(len(data)) if indices is None else [int(i) for i in indices]
+    idx = range(len(cast(Sized, data))) if indices is None else [int(i) for i in indices]
     raw = torch.stack([data.raw_image(i) for i in idx]).float() / 255
     mean = torch.tensor(model.mean).view(1, -1, 1, 1)
     std = torch.tensor(model.std).view(1, -1, 1, 1)
@@ -111,7 +112,7 @@ def dataset_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """All (inputs, labels) of a dataset as two tensors: handy for small test splits and plots."""
     if hasattr(data, "tensors"):
         return data.tensors[0], data.tensors[1]
-    xs, ys = zip(*(data[i] for i in range(len(data))))
+    xs, ys = zip(*(data[i] for i in range(len(cast(Sized, data)))))
     return torch.stack(xs), torch.as_tensor(ys)
 
 

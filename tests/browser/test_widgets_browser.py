@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from .conftest import VIEWPORT
+from .conftest import new_page
 from .helpers import (
     assert_no_widget_errors,
     cell_output,
@@ -30,6 +30,7 @@ from .helpers import (
     screenshot,
     wait_for_kernel_idle,
     wait_for_text,
+    wait_until,
 )
 
 NOTEBOOK = "widgets_demo.ipynb"
@@ -54,11 +55,7 @@ def _tolerate_shortened_title(page):
 @pytest.fixture(scope="module")
 def demo_page(jupyter_server, chromium_browser):
     """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
-    context = chromium_browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-    context.set_default_timeout(90_000)
-    context.set_default_navigation_timeout(120_000)
-    page = context.new_page()
-    page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else d.dismiss())
+    page = new_page(chromium_browser)
     _tolerate_shortened_title(page)
     jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
     t0 = time.monotonic()
@@ -68,7 +65,7 @@ def demo_page(jupyter_server, chromium_browser):
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
 
 
 @pytest.fixture
@@ -91,30 +88,15 @@ def run_code_in_new_cell(page, code: str):
     cells.last.locator(".jp-InputPrompt").first.click()  # select the cell (command mode), not its editor
     page.keyboard.press("Escape")
     page.keyboard.press("b")  # insert a cell below
-    _wait_until(lambda: cells.count() == n + 1, 30, "no new cell", page)
+    wait_until(lambda: cells.count() == n + 1, 30, "no new cell", page)
     editor = cells.nth(n).locator(".cm-content").first
     editor.click()
     page.keyboard.insert_text(code)
     page.keyboard.press("Shift+Enter")
-    _wait_until(lambda: re.search(r"\[\d+\]", cells.nth(n).locator(".jp-InputPrompt").first.inner_text()),
+    wait_until(lambda: re.search(r"\[\d+\]", cells.nth(n).locator(".jp-InputPrompt").first.inner_text()),
                 60, "the new cell did not run", page)
     wait_for_kernel_idle(page)
     return cells.nth(n).locator(".jp-OutputArea")
-
-
-def _wait_until(fn, timeout_s: float, what: str, page, poll_ms: int = 200):
-    """Poll ``fn()`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except Exception as exc:  # element re-rendered between two calls: retry
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        page.wait_for_timeout(poll_ms)
-    raise AssertionError(f"{what} (last: {last!r}) within {timeout_s:.0f} s")
 
 
 def test_freeze_slider_follows_tl_freeze_and_freezing_by_hand(demo):
@@ -129,8 +111,8 @@ def test_freeze_slider_follows_tl_freeze_and_freezing_by_hand(demo):
     frozen_rows = out.locator("tr[data-state='frozen']")
 
     # ---- cell 6 ran tl.freeze(model, 3) after the slider was shown at 0: the slider followed
-    _wait_until(lambda: readout.inner_text().strip() == "3", 30, "the slider did not follow tl.freeze(model, 3)", page)
-    _wait_until(lambda: frozen_rows.count() == 3, 30, "group table does not show 3 frozen groups", page)
+    wait_until(lambda: readout.inner_text().strip() == "3", 30, "the slider did not follow tl.freeze(model, 3)", page)
+    wait_until(lambda: frozen_rows.count() == 3, 30, "group table does not show 3 frozen groups", page)
     trainable3, total, _ = COUNT.search(wait_for_text(count, COUNT)).groups()
     assert trainable3 == "645"  # only the head: 128 x 5 weights + 5 biases
     slider.scroll_into_view_if_needed()
@@ -140,7 +122,7 @@ def test_freeze_slider_follows_tl_freeze_and_freezing_by_hand(demo):
     handle = slider.locator(".noUi-handle").first
     handle.focus()
     page.keyboard.press("ArrowLeft")
-    _wait_until(lambda: frozen_rows.count() == 2, 30, "ArrowLeft did not unfreeze a group", page)
+    wait_until(lambda: frozen_rows.count() == 2, 30, "ArrowLeft did not unfreeze a group", page)
     trainable2 = COUNT.search(wait_for_text(count, COUNT)).groups()[0]
     assert int(trainable2.replace(",", "")) > 645 and readout.inner_text().strip() == "2"
     printed = run_code_in_new_cell(page, 'print("model frozen:", tl.freezing.group_states(model))')
@@ -148,7 +130,7 @@ def test_freeze_slider_follows_tl_freeze_and_freezing_by_hand(demo):
 
     # ---- freezing by hand in plain PyTorch: the slider follows once the cell has run
     run_code_in_new_cell(page, "model.requires_grad_(True)")
-    _wait_until(lambda: readout.inner_text().strip() == "0" and frozen_rows.count() == 0, 30,
+    wait_until(lambda: readout.inner_text().strip() == "0" and frozen_rows.count() == 0, 30,
                 "the slider did not follow model.requires_grad_(True)", page)
     assert COUNT.search(wait_for_text(count, COUNT)).groups()[:2] == (total, total)
     assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
@@ -173,7 +155,7 @@ def test_dashboard_train_stop(demo):
     train.click()
     # epoch 2 of 30 finished: the status line advanced and the chart was re-rendered
     wait_for_text(status, re.compile(r"epoch ([2-9]|1\d)/30"), timeout=240_000)
-    _wait_until(lambda: chart_img.get_attribute("src") not in (None, "", src0), 30,
+    wait_until(lambda: chart_img.get_attribute("src") not in (None, "", src0), 30,
                 "the chart image did not change during training", page)
     assert not stop.is_disabled() and train.is_disabled()
     screenshot(page, "widgets-dashboard-training")
@@ -183,12 +165,12 @@ def test_dashboard_train_stop(demo):
     epochs_done = int(re.search(r"stopped after (\d+)/30", final).group(1))
     assert 2 <= epochs_done < 30
     rows = table.locator("tr.tl-run")
-    _wait_until(lambda: rows.count() == 1, 30, "the results table did not gain a row", page)
+    wait_until(lambda: rows.count() == 1, 30, "the results table did not gain a row", page)
     row = rows.first
     assert row.get_attribute("data-stopped") == "true"
     cells = row.locator("td").all_inner_texts()
     assert "from scratch" in cells and str(epochs_done) in cells and "True" in cells
-    _wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after stop", page)
+    wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after stop", page)
     assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
     dash.scroll_into_view_if_needed()
     screenshot(page, "widgets-dashboard-stopped")
@@ -235,7 +217,7 @@ def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
     _drag(page, box, [(4, 14), (23, 14)], steps=12)  # one vertical stroke: a "1"
     wait_for_text(prediction, re.compile(r"^1\s*\(\d+%\)"), timeout=30_000)
     print(f"\n[timing] drag to prediction: {time.monotonic() - t0:.2f} s")
-    _wait_until(lambda: out.locator(".tl-digit-probs").count() == 1, 30, "no probability bars after drawing", page)
+    wait_until(lambda: out.locator(".tl-digit-probs").count() == 1, 30, "no probability bars after drawing", page)
     # the canvas shows the ink: the middle of the stroke is black, a far corner white
     pixel = canvas.evaluate("""(c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data)""",
                             [145, 140])
@@ -244,7 +226,7 @@ def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
     screenshot(page, "widgets-digit-pad-one")
 
     out.locator("button", has_text="Clear").first.click()
-    _wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
+    wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
     assert canvas.evaluate("""(c) => Array.from(c.getContext('2d').getImageData(145, 140, 1, 1).data)""")[:3] \
         == [255, 255, 255]
     ring = [(14 + 8 * math.sin(a), 14 + 6 * math.cos(a)) for a in [i * 2 * math.pi / 24 for i in range(25)]]
@@ -255,7 +237,7 @@ def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
 
     # ---- a finger: the same drag as touch pointer events (Playwright's touchscreen only taps)
     out.locator("button", has_text="Clear").first.click()
-    _wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
+    wait_until(lambda: "draw something" in prediction.inner_text(), 30, "Clear did not reset the pad", page)
     canvas.evaluate("""(c) => {
         const box = c.getBoundingClientRect();
         const at = (row) => ({clientX: box.left + box.width * 14.5 / 28, clientY: box.top + box.height * row / 28,

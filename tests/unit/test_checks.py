@@ -118,9 +118,9 @@ def test_is_placeholder_knows_the_untouched_answers():
 def test_lesson_modules_load_on_first_use():
     assert checks.lesson3.exercise2 is checks.lesson3.exercise2
     with pytest.raises(AttributeError, match="no exercise checks named 'lesson9'"):
-        checks.lesson9
+        _ = checks.lesson9
     with pytest.raises(AttributeError):
-        checks.nothing_here
+        _ = checks.nothing_here
 
 
 def test_every_check_a_lesson_calls_exists():
@@ -130,7 +130,7 @@ def test_every_check_a_lesson_calls_exists():
         for cell in json.loads(path.read_text())["cells"]:
             src = "".join(cell["source"])
             called |= {(int(path.name[:2]), int(k)) for k in
-                       re.findall(r"checks\.lesson%d\.exercise(\d)" % int(path.name[:2]), src)}
+                       re.findall(rf"checks\.lesson{int(path.name[:2])}\.exercise(\d)", src)}
     assert {(n, k) for n in range(6) for k in (1, 2, 3)} <= called
     for n in range(6):
         module = getattr(checks, f"lesson{n}")

@@ -7,33 +7,14 @@ import copy
 
 import pytest
 import torch
+from _check_helpers import expect_hint, expect_pass
 
 import tlwidgets as tl
 from tlwidgets import checks
 from tlwidgets.layer_transfer import SeedResults, transplant
 from tlwidgets.metrics import classification_metrics
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def expect_pass(capsys, result, *fragments):
-    out = capsys.readouterr().out
-    assert result and result.passed, out
-    for f in fragments:
-        assert f in out, (f, out)
-
-
-def expect_hint(capsys, result, *fragments):
-    out = capsys.readouterr().out
-    assert not result and "Not yet" in out, out
-    for f in fragments:
-        assert f in out, (f, out)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (conftest)
 
 
 # ------------------------------------------------------------------------------------------ exercise 1 ---

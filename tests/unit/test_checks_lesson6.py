@@ -8,24 +8,11 @@ import types
 
 import pytest
 import torch
+from _check_helpers import expect_hint, expect_pass
 from torch import nn
 
 from tlwidgets import checks
 from tlwidgets.data import Task
-
-
-def expect_pass(capsys, result, *fragments):
-    out = capsys.readouterr().out
-    assert result and result.passed, out
-    for f in fragments:
-        assert f in out, (f, out)
-
-
-def expect_hint(capsys, result, *fragments):
-    out = capsys.readouterr().out
-    assert not result and "Not yet" in out, out
-    for f in fragments:
-        assert f in out, (f, out)
 
 
 @pytest.fixture(scope="module")

@@ -190,17 +190,6 @@ def test_plot_draws_one_line_per_strategy_on_a_log_axis(digit_pool):
     plt.close(fig)
 
 
-def test_table_aligns_text_and_escapes_html():
-    t = ex.Table([{"strategy": "scratch", "acc": 0.51234, "params": 12345, "stopped": None},
-                  {"strategy": "<fine>", "acc": 0.9}], title="runs")
-    text = repr(t).splitlines()
-    assert text[0] == "runs"
-    assert text[1].split() == ["strategy", "acc", "params", "stopped"]
-    assert text[2].split() == ["scratch", "0.512", "12,345", "-"]
-    assert len({len(line) for line in text[1:]}) == 1  # aligned columns
-    assert "&lt;fine&gt;" in t._repr_html_() and t.column("acc") == [0.51234, 0.9] and len(t) == 2
-
-
 def test_scratch_task_must_be_the_same_pool(digit_pool):
     other = tl.mnist_target_task(13, test_per_class=20)
     with pytest.raises(ValueError, match="scratch_task"):

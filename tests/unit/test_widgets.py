@@ -30,7 +30,7 @@ from tlwidgets.widgets import (
     show_task,
 )
 from tlwidgets.widgets.confusion import confusion_cells
-from tlwidgets.widgets.dashboard import history_dict, results_table_html
+from tlwidgets.widgets.dashboard import history_dict, results_table
 from tlwidgets.widgets.digit_pad import DigitCanvas, centre_digit, pad_to_mnist, pen_stroke
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
@@ -504,14 +504,15 @@ def test_dashboard_shows_training_errors_and_wait_reraises():
     assert "failed" in dash.status.value and not dash.running and dash.results == []
 
 
-def test_results_table_html_marks_best_and_stopped():
+def test_results_table_marks_best_and_stopped():
     rows = [{"strategy": "scratch", "test_acc": 0.5, "stopped": False, "trainable_params": 1234},
             {"strategy": "fine_tune", "test_acc": 0.9, "stopped": True}]
-    out = results_table_html(rows)
+    out = results_table(rows).to_html()
     assert "<b>0.900</b>" in out and "<b>0.500</b>" not in out
     assert "from scratch" in out and "fine-tune" in out and "1,234" in out
-    assert out.count("data-stopped='true'") == 1
-    assert "no runs yet" in results_table_html([])
+    assert out.count("data-stopped='true'") == 1 and out.count("<tr class='tl-run'") == 2
+    assert "| 2 | fine-tune |" in results_table(rows).to_markdown()   # the same rows for a document
+    assert "no runs yet" in results_table([]).to_html() and "tl-run" not in results_table([]).to_html()
 
 
 # ----------------------------------------------------------------------------- gallery, confusion, features

@@ -7,10 +7,13 @@ solution notebooks can ``assert checks.lesson2.exercise1(answer)``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
+from typing import Any
 
-__all__ = ["CheckResult", "passed", "not_yet", "is_integer", "is_placeholder"]
+__all__ = ["CheckResult", "passed", "not_yet", "is_integer", "is_placeholder", "as_integer", "as_number",
+           "need_prediction"]
 
 
 def is_integer(x) -> bool:
@@ -35,6 +38,41 @@ def is_placeholder(x) -> bool:
     and never a pass, whatever else the placeholder might happen to satisfy.
     """
     return x is None or x is Ellipsis
+
+
+def as_integer(answer: Any, name: str, what: str = "an integer") -> int:
+    """``answer`` as an int, or a ValueError naming the exercise, what it expects and what it got.
+
+    A wrong *type* is a bug in the student's cell, not a wrong answer: it raises (with the argument named)
+    instead of printing a hint, so the traceback points at the line to fix.
+    """
+    if not is_integer(answer):
+        raise ValueError(f"{name} expects {what}, got {type(answer).__name__}")
+    return int(answer)
+
+
+def as_number(answer: Any, name: str, what: str = "a number (a float)") -> float:
+    """``answer`` as a float (a one-element tensor's ``.item()`` accepted), or a ValueError as in
+    :func:`as_integer`; bools are refused, since ``True`` is an int to Python but never a measured number."""
+    if hasattr(answer, "numel") and hasattr(answer, "item") and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, Real):
+        raise ValueError(f"{name} expects {what}, got {type(answer).__name__}")
+    return float(answer)
+
+
+def need_prediction(prediction: Any, what: str, allowed: Collection | None = None) -> CheckResult | None:
+    """Predict, then measure: a hint when the prediction is still the placeholder (or not one of
+    ``allowed``), None when the check may go on to the measurement.
+
+    Writing the prediction down before looking is the point of these exercises, so every check asks for it
+    first, in the same words.
+    """
+    if is_placeholder(prediction):
+        return not_yet(f"write your prediction first (`prediction = ...`: {what}), before you measure")
+    if allowed is not None and prediction not in allowed:
+        return not_yet(f"your prediction {prediction!r} is not one of {list(allowed)}")
+    return None
 
 
 @dataclass(frozen=True)

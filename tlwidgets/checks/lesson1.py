@@ -1,19 +1,11 @@
 """Checks for lesson 1 (prediction with a pretrained model). Answers are recomputed, never looked up."""
 from __future__ import annotations
 
-from numbers import Real
-
 import torch
 
-from . import CheckResult, is_placeholder, not_yet, passed
+from . import CheckResult, as_number, is_placeholder, not_yet, passed
 
-
-def _as_fraction(answer, exercise: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, Real):
-        raise ValueError(f"{exercise} expects a number between 0 and 1 (e.g. 0.93), got {type(answer).__name__}")
-    return float(answer)
+FRACTION = "a number between 0 and 1 (e.g. 0.93)"
 
 
 def exercise1(accuracy, model, task) -> CheckResult:
@@ -50,7 +42,7 @@ def exercise1(accuracy, model, task) -> CheckResult:
     if is_placeholder(got):
         return not_yet("accuracy returned nothing: fill in its body - loop over the loader, count "
                        "(logits.argmax(1) == y).sum() and divide by the number of examples; return a float")
-    value = _as_fraction(got, "exercise1")
+    value = as_number(got, "exercise1", FRACTION)
     want = evaluate(model, DataLoader(task.test, batch_size=batch))["acc"]
     if abs(value - want) <= 1e-6:
         return passed(f"{value:.4f} on {n:,} test digits, the same as tl.evaluate, even when handed a model "
@@ -91,8 +83,8 @@ def exercise2(prediction, measured, net, x_pets, truth, size: int = 96) -> Check
     if is_placeholder(measured):
         return not_yet(f"now measure: resize x_pets to {size} px (F.interpolate(..., antialias=True)), run "
                        "predict_proba and species_predictions(probs, 'top1'), compare with truth")
-    pred = _as_fraction(prediction, "exercise2 (prediction)")
-    value = _as_fraction(measured, "exercise2 (measured)")
+    pred = as_number(prediction, "exercise2 (prediction)", FRACTION)
+    value = as_number(measured, "exercise2 (measured)", FRACTION)
     truth = list(truth)
     small = F.interpolate(x_pets, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     probs, _ = predict_proba(net, small, batch_size=64)
@@ -124,7 +116,7 @@ def exercise3(answer, probs, truth) -> CheckResult:
         return not_yet("replace `answer = ...` with a float: sum probs over the dog classes (151..268) and over "
                        "the cat classes (281..285) for each photo, call it a dog when the dog sum is larger, "
                        "and compare with truth")
-    value = _as_fraction(answer, "exercise3")
+    value = as_number(answer, "exercise3", FRACTION)
     truth = list(truth)
     if len(truth) != len(probs):
         raise ValueError(f"probs has {len(probs)} rows but truth has {len(truth)} labels")

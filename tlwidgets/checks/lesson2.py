@@ -1,12 +1,10 @@
 """Checks for lesson 2 (feature extraction). Each recomputes the answer from the model or features passed in."""
 from __future__ import annotations
 
-from numbers import Real
-
 import torch
 from torch import nn
 
-from . import CheckResult, is_integer, not_yet, passed
+from . import CheckResult, as_integer, as_number, not_yet, passed
 
 
 def _need_features(features, name: str) -> None:
@@ -33,9 +31,7 @@ def exercise1(answer, model, upto: int, num_classes: int) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with an integer: a Linear layer from d features to "
                        "num_classes outputs has d * num_classes weights plus num_classes biases")
-    if not is_integer(answer):
-        raise ValueError(f"exercise1 expects an integer number of parameters, got {type(answer).__name__}")
-    answer = int(answer)
+    answer = as_integer(answer, "exercise1", "an integer number of parameters")
     d = feature_size(model, upto)
     expected = (d + 1) * num_classes
     if answer == expected:
@@ -85,10 +81,7 @@ def exercise2(answer, head: nn.Module, features) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained "
                        "on the conv2 features of tl.mnist_target_task(5, ...)")
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, Real):
-        raise ValueError(f"exercise2 expects a float between 0 and 1, got {type(answer).__name__}")
+    answer = as_number(answer, "exercise2", "a float between 0 and 1")
     if not isinstance(head, nn.Module):
         raise ValueError(f"exercise2 expects the trained head (an nn.Module) second, got {type(head).__name__}")
     x_train, y_train, x_test, y_test = _split_tensors(features)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..freezing import freeze, max_frozen
 from ..models import GroupedModel
-from . import CheckResult, is_integer, not_yet, passed
+from . import CheckResult, as_integer, need_prediction, not_yet, passed
 
 
 def _need_model(model, name: str) -> None:
@@ -40,15 +40,13 @@ def exercise1(answer, model, fraction: float = 0.15, *, prediction=_UNSET) -> Ch
     filled in but may be wrong — the message compares it with the measurement.
     """
     _need_model(model, "exercise1")
-    if prediction is None:
-        return not_yet("write your prediction first (`prediction = ...`, an integer), before you measure: "
-                       "where do most of the parameters sit?")
+    hint = need_prediction(prediction, "an integer: where do most of the parameters sit?")
+    if hint is not None:
+        return hint
     if answer is None:
         return not_yet("replace `answer = None` with an integer number of frozen groups; move the freeze slider "
                        "(or call tl.freeze(model, k)) and watch the trainable fraction")
-    if not is_integer(answer):
-        raise ValueError(f"exercise1 expects an integer number of frozen groups, got {type(answer).__name__}")
-    answer = int(answer)
+    answer = as_integer(answer, "exercise1", "an integer number of frozen groups")
     expected = smallest_frozen_for(model, fraction)
     if answer == expected:
         before, bn_mode = model.num_frozen, model.frozen_bn_mode
@@ -101,7 +99,7 @@ def exercise2(answer, model, ratio: float = 0.01) -> CheckResult:
     seen: set[int] = set()
     for g in groups:
         lr = g.get("lr")
-        if isinstance(lr, bool) or not isinstance(lr, Real) or not lr > 0:
+        if isinstance(lr, bool) or not isinstance(lr, Real) or not float(lr) > 0:
             return not_yet(f"every parameter group needs a positive 'lr'; one has {lr!r}")
         for p in g["params"]:
             if id(p) not in owner:

@@ -5,12 +5,15 @@ import math
 from numbers import Real
 
 from ..experiments import LearningCurve, time_to_accuracy
-from . import CheckResult, not_yet, passed
+from . import CheckResult, need_prediction, not_yet, passed
 
 
-def _need_curve(curve, name: str) -> None:
+def _begin(curve, name: str, prediction, what: str) -> CheckResult | None:
+    """What every lesson-4 check does first: the curve must be a LearningCurve (else a ValueError naming the
+    exercise), and a missing prediction gets its hint before anything is measured."""
     if not isinstance(curve, LearningCurve):
         raise ValueError(f"{name} needs the lesson's LearningCurve as its second argument, got {type(curve).__name__}")
+    return None if prediction is _UNSET else need_prediction(prediction, what)
 
 
 def _size_label(n) -> str:
@@ -29,13 +32,6 @@ def catch_up_size(curve: LearningCurve, strategy: str = "fine_tune", baseline: s
 _UNSET = object()
 
 
-def _need_prediction(prediction, what: str) -> CheckResult | None:
-    """Predict, then measure: an unfilled prediction gets a hint before anything is measured."""
-    if prediction is None:
-        return not_yet(f"write your prediction first (`prediction = ...`: {what}), before you measure")
-    return None
-
-
 def _compare(prediction, actual) -> str:
     if prediction is _UNSET:
         return ""
@@ -45,10 +41,8 @@ def _compare(prediction, actual) -> str:
 def exercise1(answer, curve, strategy: str = "fine_tune", baseline: str = "scratch",
               margin: float = 0.02, *, prediction=_UNSET) -> CheckResult:
     """The smallest number of labels per class at which ``baseline`` comes within ``margin`` of ``strategy``."""
-    _need_curve(curve, "exercise1")
-    early = _need_prediction(prediction, "a size, or 'never'")
-    if early is not None:
-        return early
+    if (hint := _begin(curve, "exercise1", prediction, "a size, or 'never'")) is not None:
+        return hint
     if answer is None:
         return not_yet("replace `answer = None` with a size from the curve (an int, or 'all' for its size None), "
                        "or the string 'never'; compare curve.accuracy(...) of the two strategies size by size")
@@ -77,10 +71,8 @@ def exercise2(answer, curve, target: float, n_per_class=None, strategy: str = "f
 
     The placeholder is ``...`` (Ellipsis): None is a real answer (the run never got there).
     """
-    _need_curve(curve, "exercise2")
-    early = _need_prediction(prediction, "'more' or 'less' than the one-off setup")
-    if early is not None:
-        return early
+    if (hint := _begin(curve, "exercise2", prediction, "'more' or 'less' than the one-off setup")) is not None:
+        return hint
     if answer is Ellipsis:
         return not_yet("replace `answer = ...` with a number of seconds: time_to_accuracy(record.history, target, "
                        "setup_seconds=record.setup_seconds), or None if the run never reached the target")
@@ -117,10 +109,8 @@ def exercise3(answer, curve, strategy: str = "feature_extraction", baseline: str
 
     Points may be rounded to whole points; a gap with the wrong sign gets its own hint.
     """
-    _need_curve(curve, "exercise3")
-    early = _need_prediction(prediction, "'grows' or 'shrinks'")
-    if early is not None:
-        return early
+    if (hint := _begin(curve, "exercise3", prediction, "'grows' or 'shrinks'")) is not None:
+        return hint
     if answer is None:
         return not_yet("replace `answer = None` with a dict {n: points}, e.g. {5: 23.1, None: 37.5}; "
                        "curve.gap(strategy, baseline, n) is in accuracy units (0.1 = 10 points)")

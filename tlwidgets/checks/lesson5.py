@@ -8,7 +8,7 @@ from torch import nn
 
 from ..layer_transfer import SeedResults
 from ..models import GroupedModel, digit_cnn
-from . import CheckResult, is_integer, not_yet, passed
+from . import CheckResult, as_integer, is_integer, need_prediction, not_yet, passed
 
 
 def _bn_buffers(module: nn.Module) -> dict:
@@ -29,7 +29,7 @@ def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
     source = digit_cnn(5)
     with torch.no_grad():  # a source whose BatchNorm statistics are not the defaults, so copying them shows
         for m in source.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None:
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2)
     before = copy.deepcopy(source.state_dict())
@@ -96,37 +96,27 @@ def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
                   "(BatchNorm statistics included), the rest is fresh and learns")
 
 
-def _check_prediction(prediction, allowed, what: str) -> CheckResult | None:
-    if prediction is None or prediction is ...:
-        return not_yet(f"write your prediction first ({what}), before you look at the measurement")
-    if prediction not in allowed:
-        return not_yet(f"your prediction {prediction!r} is not one of {list(allowed)}")
-    return None
-
-
 def exercise2(prediction, answer, sweep: SeedResults) -> CheckResult:
     """Predict, then measure: the depth ``n`` at which frozen A-layers (AnB) lose most against base B."""
     if not isinstance(sweep, SeedResults) or "variant" not in sweep.keys:
         raise ValueError(f"exercise2 needs the lesson's Yosinski sweep (SeedResults) third, got {type(sweep).__name__}")
     depths = sorted({r["n"] for r in sweep.rows if r["variant"] == "AnB"})
-    hint = _check_prediction(prediction, depths, "an n from " + ", ".join(map(str, depths)))
+    hint = need_prediction(prediction, "an n from " + ", ".join(map(str, depths)), depths)
     if hint is not None:
         return hint
     if answer is None or answer is ...:
         return not_yet("now measure: compute base B's mean minus AnB's mean at each n from `sweep` and answer with the "
                        "n where the loss is largest")
-    if not is_integer(answer):
-        raise ValueError(f"exercise2 expects the depth n as an integer, got {type(answer).__name__}")
-    answer = int(answer)
+    answer = as_integer(answer, "exercise2", "the depth n as an integer")
     base = sweep.mean(variant="base B")
     loss = {n: base - sweep.mean(variant="AnB", n=n) for n in depths}
-    worst = max(loss, key=loss.get)
+    worst = max(loss, key=loss.__getitem__)
     plus = {n: base - sweep.mean(variant="AnB+", n=n) for n in depths if ("AnB+", n) in sweep.settings()}
     if answer not in depths:
         return not_yet(f"{answer} is not a depth of this sweep ({depths})")
-    if answer == min(loss, key=loss.get):
+    if answer == min(loss, key=loss.__getitem__):
         return not_yet("that is where AnB loses least (or gains): the question asks where the loss is largest")
-    if plus and answer == max(plus, key=plus.get) and answer != worst:
+    if plus and answer == max(plus, key=plus.__getitem__) and answer != worst:
         return not_yet("that is the worst n for AnB+ (fine-tuned); the question is about frozen AnB")
     if answer != worst:
         return not_yet(f"at n={answer} AnB loses {loss[answer]:+.3f}; compare every n (mean over seeds)")
@@ -145,7 +135,7 @@ def exercise3(prediction, answer, cuts: SeedResults, *, other: SeedResults | Non
         raise ValueError(f"exercise3 needs the digits' cut sweep (SeedResults keyed by 'features') third, "
                          f"got {type(cuts).__name__}")
     order = [s[0] for s in cuts.settings()]
-    hint = _check_prediction(prediction, order + list(range(len(order))), "a cut name such as " + repr(order[0]))
+    hint = need_prediction(prediction, "a cut name such as " + repr(order[0]), order + list(range(len(order))))
     if hint is not None:
         return hint
     if answer is None or answer is ...:
@@ -161,12 +151,12 @@ def exercise3(prediction, answer, cuts: SeedResults, *, other: SeedResults | Non
         return not_yet(f"{answer!r} is not one of the cuts {order}")
     val = {c: cuts.mean("val_acc", features=c) for c in order}
     test = {c: cuts.mean("accuracy", features=c) for c in order}
-    best = max(val, key=val.get)
+    best = max(val, key=val.__getitem__)
     if answer == best:
         verdict = "as you predicted" if prediction in (best, order.index(best)) else f"you predicted {prediction!r}"
         return passed(f"on validation the best cut for digits is {best!r} ({val[best]:.3f}; its test accuracy, "
                       f"looked at once: {test[best]:.3f}), {verdict}")
-    if answer == max(test, key=test.get):
+    if answer == max(test, key=test.__getitem__):
         return not_yet("that cut is best on the *test* set; choose on validation (val_acc), never on test")
     if other is not None and answer == max({c: other.mean("val_acc", features=c) for c in order}, key=lambda c:
                                            other.mean("val_acc", features=c)):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sized
+from typing import cast
 
 from ..data import Task
 from ..transfer import RunResult
@@ -31,8 +33,9 @@ def exercise1(task, result, *, num_classes: int | None = None) -> CheckResult:
     if result.test_acc <= chance:
         return not_yet(f"test accuracy {result.test_acc:.1%} is not better than chance ({chance:.0%}): "
                        "more photos per class, or more epochs")
-    return passed(f"{task.num_classes} classes ({', '.join(task.classes)}), {len(task.train)} training photos: "
-                  f"{result.test_acc:.1%} on {len(task.test)} held-out photos (chance {chance:.0%})")
+    n_train, n_test = len(cast(Sized, task.train)), len(cast(Sized, task.test))  # folder tasks: map-style datasets
+    return passed(f"{task.num_classes} classes ({', '.join(task.classes)}), {n_train} training photos: "
+                  f"{result.test_acc:.1%} on {n_test} held-out photos (chance {chance:.0%})")
 
 
 def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, n_frozen: int = 7) -> CheckResult:

@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
-from . import CheckResult, not_yet, passed
-
-
-def _as_float(answer, name: str) -> float:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, Real):
-        raise ValueError(f"{name} expects a number (a float), got {type(answer).__name__}")
-    return float(answer)
+from . import CheckResult, as_number, not_yet, passed
 
 
 def _need_vectors(wv, name: str) -> None:
@@ -32,7 +23,7 @@ def exercise1(answer, wv, a: str = "good", b: str = "bad") -> CheckResult:
     if answer is None:
         return not_yet(f"replace `answer = None` with a number: the cosine similarity of wv[{a!r}] and wv[{b!r}] "
                        "(their dot product divided by the product of their lengths)")
-    answer = _as_float(answer, "exercise1")
+    answer = as_number(answer, "exercise1")
     _need_vectors(wv, "exercise1")
     u, v = wv[a], wv[b]
     cos = F.cosine_similarity(u, v, dim=0).item()
@@ -56,8 +47,8 @@ def exercise1(answer, wv, a: str = "good", b: str = "bad") -> CheckResult:
     return not_yet(f"{answer:.3f} is not cos({a}, {b}); compute F.cosine_similarity(wv[{a!r}], wv[{b!r}], dim=0)")
 
 
-_PROBES = (["the", "battery", "is", "great", "!"], ["not", "good", "qqqzzzx"], ["zzzqqqxx", "xxqqzz"], [],
-           ["great", "great", "bad"])
+_PROBES: tuple[list[str], ...] = (["the", "battery", "is", "great", "!"], ["not", "good", "qqqzzzx"],
+                                  ["zzzqqqxx", "xxqqzz"], [], ["great", "great", "bad"])
 
 
 def exercise2(sentence_vector, wv) -> CheckResult:
@@ -111,7 +102,7 @@ def exercise3(answer, head, task, wv) -> CheckResult:
     if answer is None:
         return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained on "
                        "tl.text_task(sources='imdb', test_sources='amazon')")
-    answer = _as_float(answer, "exercise3")
+    answer = as_number(answer, "exercise3")
     if not isinstance(task, TextTask):
         raise ValueError(f"exercise3 expects the TextTask third, got {type(task).__name__}")
     if not isinstance(head, LinearHead):

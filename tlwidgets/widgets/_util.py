@@ -4,6 +4,7 @@ Kept apart from the views so that each piece can be tested without a browser.
 """
 from __future__ import annotations
 
+import functools
 import html
 import io
 import logging
@@ -82,6 +83,7 @@ class ErrorBox:
     def guard(self, fn: Callable, context: str = "") -> Callable:
         """Wrap a callback: exceptions are shown in the box instead of vanishing into the kernel log."""
 
+        @functools.wraps(fn)  # keeps the callback's name (logs, tracebacks) and sets __wrapped__
         def wrapped(*args, **kwargs):
             try:
                 out = fn(*args, **kwargs)
@@ -92,7 +94,6 @@ class ErrorBox:
                 self.clear()
             return out
 
-        wrapped.__wrapped__ = fn
         return wrapped
 
     def __repr__(self) -> str:

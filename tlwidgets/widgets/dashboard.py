@@ -19,11 +19,13 @@ demos on machines too slow to train in front of an audience.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, overload
 
 import ipywidgets as widgets
 
@@ -32,6 +34,7 @@ from ..freezing import freeze, max_frozen
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
 from ..runlog import replay as replay_run
+from ..table import Column, Table
 from ..training import Observer, StopFlag
 from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
 from ..validate import check_float, check_int
@@ -39,7 +42,7 @@ from ._util import ErrorBox, is_headless, widget_bundle
 from .freeze_slider import FreezeSlider
 from .live_chart import LiveChart, progress_text
 
-__all__ = ["Dashboard", "results_table_html", "STRATEGY_LABELS", "LOG_FORMAT"]
+__all__ = ["Dashboard", "results_table", "STRATEGY_LABELS", "LOG_FORMAT"]
 
 STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
@@ -61,33 +64,25 @@ def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Cal
 
 
 # --------------------------------------------------------------------------- logic (plain pytest)
-def results_table_html(rows: list[dict]) -> str:
-    """One HTML row per run (``RunResult.row()``), best test accuracy in bold, stopped runs marked."""
-    if not rows:
-        return "<div class='tl-results-empty' style='color:#666'>no runs yet: press Train</div>"
-    accs = [r.get("test_acc") for r in rows if isinstance(r.get("test_acc"), (int, float))]
+def results_table(rows: list[dict]) -> Table:
+    """The run list as a :class:`~tlwidgets.table.Table`: one row per run (``RunResult.row()``), numbered,
+    the best test accuracy in bold, stopped runs marked (``data-stopped``, shaded) so a glance and a
+    browser test both find them."""
+    accs = [r["test_acc"] for r in rows if isinstance(r.get("test_acc"), (int, float))]
     best = max(accs) if accs else None
-    head = "".join(f"<th style='padding:2px 8px'>{c.replace('_', ' ')}</th>" for c in ("#",) + TABLE_COLUMNS)
-    body = []
-    for i, r in enumerate(rows, 1):
-        cells = [str(i)]
-        for c in TABLE_COLUMNS:
-            v = r.get(c, "")
-            if c == "strategy":
-                v = STRATEGY_LABELS.get(v, v)
-            elif c == "trainable_params" and isinstance(v, int):
-                v = f"{v:,}"
-            elif c == "test_acc" and isinstance(v, (int, float)):
-                v = f"<b>{v:.3f}</b>" if v == best else f"{v:.3f}"
-            elif c == "seconds" and isinstance(v, (int, float)):
-                v = f"{v:.1f}"
-            cells.append(v if c == "test_acc" else html.escape(str(v)))
-        stopped = bool(r.get("stopped"))
-        style = " style='background:#fff3e0'" if stopped else ""
-        body.append(f"<tr class='tl-run' data-stopped='{str(stopped).lower()}'{style}>"
-                    + "".join(f"<td style='padding:2px 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
-    return ("<table class='tl-results' style='border-collapse:collapse;font-size:12px'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    special = {"strategy": Column("strategy", fmt=lambda s: STRATEGY_LABELS.get(s, str(s))),
+               "test_acc": Column("test_acc", "test acc", emphasis=lambda v: v == best),
+               "seconds": Column("seconds", fmt=".1f")}
+    columns = [Column("#")] + [special.get(c, Column(c, c.replace("_", " "))) for c in TABLE_COLUMNS]
+
+    def row_attrs(row) -> dict[str, str]:
+        stopped = bool(row.get("stopped"))
+        attrs = {"class": "tl-run", "data-stopped": str(stopped).lower()}
+        return {**attrs, "style": "background:#fff3e0"} if stopped else attrs
+
+    return Table([{"#": i, **r} for i, r in enumerate(rows, 1)], columns, empty="no runs yet: press Train",
+                 row_attrs=row_attrs, cell_style="padding:2px 8px",
+                 html_attrs={"class": "tl-results", "style": "border-collapse:collapse;font-size:12px"})
 
 
 class _StatusObserver(Observer):
@@ -126,7 +121,10 @@ class Dashboard:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
         self.kind = kind
-        if n_per_class == "default":
+        if isinstance(n_per_class, str):
+            if n_per_class != "default":
+                raise ValueError(f"n_per_class must be a positive integer, None (all) or 'default', "
+                                 f"got {n_per_class!r}")
             n_per_class = DEFAULT_N_PER_CLASS.get(kind, 20)
         self.task_builder = task_builder if task_builder is not None else default_task_builder(kind, backbone)
         self.batch_size, self.backbone, self.seed = batch_size, backbone, seed
@@ -172,7 +170,7 @@ class Dashboard:
             b.add_class(f"tl-{name}-button")
         self.status = widgets.HTML("ready")
         self.status.add_class("tl-dashboard-status")
-        self.table = widgets.HTML(results_table_html([]))
+        self.table = widgets.HTML(results_table([]).to_html())
         self.table.add_class("tl-dashboard-results")
         self.errors = ErrorBox()
         self.chart = LiveChart(title, headless=self.headless, auto_display=False, display_final=False)
@@ -252,7 +250,8 @@ class Dashboard:
             n_frozen = check_int("n_frozen", n_frozen)
             if not 0 <= n_frozen <= self.freeze_slider.slider.max:
                 raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.slider.max} for fine-tuning "
-                                 f"{self.template_model.name} (freezing every group but the head is feature extraction)")
+                                 f"{self.template_model.name} (freezing every group but the head is feature "
+                                 "extraction)")
             self.freeze_slider.value = n_frozen
         return self
 
@@ -280,13 +279,20 @@ class Dashboard:
         self.last_error = None
         self._set_running(True)
 
+    @overload
+    def train(self, block: Literal[True]) -> RunResult: ...
+
+    @overload
+    def train(self, block: Literal[False] = ...) -> None: ...
+
     def train(self, block: bool = False) -> RunResult | None:
         """Start a run with the current settings; ``block=True`` trains in this thread and returns the RunResult."""
         self._start()
         config = self.config()
         if block:
-            return self._run(config, raise_errors=True)
-        self._thread = threading.Thread(target=self._run, args=(config,), name="tlwidgets-dashboard", daemon=True)
+            return self._run(config)
+        self._thread = threading.Thread(target=self._run_in_background, args=(config,), name="tlwidgets-dashboard",
+                                        daemon=True)
         self._thread.start()
         return None
 
@@ -306,7 +312,14 @@ class Dashboard:
             print(f"{result!r}\n  {self.chart.summary}")
         return result
 
-    def _run(self, config: dict, raise_errors: bool = False) -> RunResult | None:
+    def _run_in_background(self, config: dict) -> None:
+        """The thread's target: a failure is already shown in the widget and kept in ``last_error`` (``wait``
+        re-raises it), so nothing is left to raise in a thread nobody joins."""
+        with contextlib.suppress(Exception):
+            self._run(config)
+
+    def _run(self, config: dict) -> RunResult:
+        """One run with ``config``; a failure is shown in the error box, kept in ``last_error`` and raised."""
         k = len(self._runs) + 1
         per = "all" if config["n_per_class"] is None else config["n_per_class"]
         prefix = f"run {k} · {STRATEGY_LABELS[config['strategy']]} · {per}/class"
@@ -322,7 +335,7 @@ class Dashboard:
                 self.run_results.append(result)
                 self.last_result = result
                 self._runs.append({"row": result.row(), "config": dict(config), "history": h.to_dict()})
-                self.table.value = results_table_html(self.results)
+                self.table.value = results_table(self.results).to_html()
             if h.stopped:
                 self._set_status(f"{prefix} · stopped after {len(h)}/{config['num_epochs']} epochs "
                                  f"({h.stop_reason}) · test_acc {result.test_acc:.3f}")
@@ -334,9 +347,7 @@ class Dashboard:
             self.last_error = exc
             self.errors.show(exc, prefix)
             self._set_status(f"{prefix} · failed: {type(exc).__name__}")
-            if raise_errors:
-                raise
-            return None
+            raise
         finally:
             self._set_running(False)
 
@@ -425,7 +436,7 @@ class Dashboard:
         runs = read_log(path)["runs"]
         with self._lock:
             self._runs.extend(runs)
-            self.table.value = results_table_html(self.results)
+            self.table.value = results_table(self.results).to_html()
         self._set_running(self._busy)
         return len(runs)
 

@@ -122,7 +122,7 @@ def pad_to_mnist(grid, mean: float = 0.1307, std: float = 0.3081) -> torch.Tenso
 
 def bars_html(probs: dict[str, float]) -> str:
     """Horizontal probability bars, the most likely class highlighted."""
-    best = max(probs, key=probs.get) if probs else None
+    best = max(probs, key=probs.__getitem__) if probs else None
     rows = []
     for name, p in probs.items():
         colour = "#1565c0" if name == best else "#90a4ae"
@@ -304,7 +304,8 @@ class DigitPad:
 
     # -- Python API ------------------------------------------------------------------
     def stroke(self, points: Iterable[tuple[float, float]], *, erase: bool | None = None) -> dict[str, float]:
-        """Draw along ``points`` (``(row, col)`` in 0..27) with the current pen, as a drag would; returns probabilities."""
+        """Draw along ``points`` (``(row, col)`` in 0..27) with the current pen, as a drag would; returns
+        probabilities."""
         erase = self.mode.value == "erase" if erase is None else erase
         points = list(points)
         for p in points:  # refused, not silently drawn off the pad
@@ -317,7 +318,8 @@ class DigitPad:
         self._set_grid(np.zeros((SIZE, SIZE), np.float32))
 
     def set_image(self, image) -> dict[str, float]:
-        """Put a 28x28 image in [0, 1] (ink = 1, e.g. an un-normalised MNIST digit) on the pad; returns probabilities."""
+        """Put a 28x28 image in [0, 1] (ink = 1, e.g. an un-normalised MNIST digit) on the pad; returns
+        probabilities."""
         img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         return self._set_grid(img.reshape(SIZE, SIZE) if img.size == SIZE * SIZE else img)
 
@@ -343,7 +345,7 @@ class DigitPad:
             self._probs = {}
             return {}
         probs = self._probs = self.probabilities()
-        best = max(probs, key=probs.get)
+        best = max(probs, key=probs.__getitem__)
         self.prediction.value = f"<span style='font-size:28px'>{html.escape(best)}</span> ({probs[best]:.0%})"
         self.bars.value = bars_html(probs)
         return probs

@@ -28,6 +28,7 @@ import ipywidgets as widgets
 
 from ..freezing import FreezeReport, freeze, freeze_report, frozen_prefix, group_states, max_frozen, on_freeze
 from ..models import GroupedModel
+from ..table import Column, Table
 from ..validate import check_int
 from ._util import ErrorBox, fmt_params, widget_bundle
 
@@ -60,18 +61,21 @@ def groups_html(report: FreezeReport, states: list[str] | None = None) -> str:
 
     Colour and the state word only (no emoji: a browser without an emoji font shows boxes).
     """
-    style = {"frozen": ("#546e7a", "#eceff1", "italic"), "trainable": ("#1b5e20", "#e8f5e9", "normal"),
-             "mixed": ("#e65100", "#fff3e0", "normal")}
-    cells = []
-    for name, params, state in group_rows(report, states):
-        colour, bg, font = style[state]
-        cells.append(f"<tr style='background:{bg};color:{colour};font-style:{font}' data-state='{state}'>"
-                     f"<td style='padding:1px 8px;font-family:monospace'>{html.escape(name)}</td>"
-                     f"<td style='padding:1px 8px;text-align:right'>{fmt_params(params)}</td>"
-                     f"<td style='padding:1px 8px'>{state}</td></tr>")
-    return ("<table class='tl-freeze-groups' style='border-collapse:collapse;font-size:12px'>"
-            "<tr><th style='text-align:left'>group</th><th>parameters</th><th>state</th></tr>"
-            + "".join(cells) + "</table>")
+    rows = [{"group": name, "parameters": params, "state": state} for name, params, state in group_rows(report, states)]
+    return Table(rows, [Column("group", align="left", style="font-family:monospace"), Column("parameters"),
+                        Column("state", align="left")],
+                 row_attrs=_group_row_attrs, cell_style="padding:1px 8px",
+                 html_attrs={"class": "tl-freeze-groups", "style": "border-collapse:collapse;font-size:12px"}
+                 ).to_html()
+
+
+_GROUP_STYLE = {"frozen": ("#546e7a", "#eceff1", "italic"), "trainable": ("#1b5e20", "#e8f5e9", "normal"),
+                "mixed": ("#e65100", "#fff3e0", "normal")}
+
+
+def _group_row_attrs(row: dict) -> dict[str, str]:
+    colour, bg, font = _GROUP_STYLE[row["state"]]
+    return {"style": f"background:{bg};color:{colour};font-style:{font}", "data-state": row["state"]}
 
 
 def _row_dict(row) -> dict:
@@ -127,7 +131,7 @@ def depth_table_html(metric: str, by_depth: dict[int, list[float]], max_depth: i
         return ("<div class='tl-freeze-accuracy' data-measured='0' style='font-size:12px;color:#607d8b'>"
                 "no runs measured yet: accuracy per freeze depth appears here</div>")
     means = {d: sum(v) / len(v) for d, v in by_depth.items()}
-    best = max(means, key=means.get)
+    best = max(means, key=means.__getitem__)
     head, body = [], []
     for d in range(max_depth + 1):
         border = "2px solid #1565c0" if d == current else "1px solid #ddd"
@@ -188,7 +192,8 @@ class FreezeSlider:
         self.frozen_bn = frozen_bn
         self.errors = ErrorBox()
         self._syncing = False
-        self._metric, self._by_depth = "val_acc", {}
+        self._metric = "val_acc"
+        self._by_depth: dict[int, list[float]] = {}
         report = freeze_report(model)
         self.slider = widgets.IntSlider(value=frozen_prefix(model), min=0, max=max_frozen(model), step=1,
                                         description=description, continuous_update=True,
@@ -207,7 +212,13 @@ class FreezeSlider:
         self._show(report)
         self.slider.observe(self.errors.guard(self._on_value, "freeze"), names="value")
         self_ref = weakref.ref(self)
-        self._unhook = on_freeze(model, lambda _report: (s := self_ref()) is not None and s.refresh())
+
+        def refresh_if_alive(_report: FreezeReport) -> None:  # a weak reference: the hook keeps no slider alive
+            slider = self_ref()
+            if slider is not None:
+                slider.refresh()
+
+        self._unhook = on_freeze(model, refresh_if_alive)
         _LIVE.add(self)
         _install_cell_hook()
         if results is not None:

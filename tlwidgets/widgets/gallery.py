@@ -99,8 +99,8 @@ def gallery_items(images_or_dataset, predictions, classes: Sequence[str] | None 
         else:
             row = p if isinstance(p, torch.Tensor) else torch.as_tensor(p)
             if row.dim() == 1 and row.numel() > 1:  # probabilities
-                conf, idx = row.max(0)
-                pred, conf = _name(idx, classes), float(conf)
+                top, idx = row.max(0)
+                pred, conf = _name(idx, classes), float(top)
             else:
                 pred, conf = _name(row.item(), classes), None
             true = _name(labels[i], classes) if labels is not None else None

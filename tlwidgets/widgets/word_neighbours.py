@@ -9,13 +9,13 @@ excluded). In a headless run the view's plain-text form shows the same table.
 """
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 import torch
 
+from ..table import Column, Table
 from ..text import WordVectors, nearest, tokenize
 from ._util import ErrorBox, widget_bundle
 
@@ -83,19 +83,16 @@ def results_text(results: list[QueryResult]) -> str:
 
 
 def results_html(results: list[QueryResult]) -> str:
-    """The results as a small HTML table (word, then its neighbours with cosine similarity)."""
-    if not results:
-        return "<i>type a word, several words, or a sum like <code>king - man + woman</code></i>"
-    rows = []
-    for r in results:
-        if r.missing:
-            cells = f"<td style='color:#b00020'>no vector for {html.escape(', '.join(r.missing))}</td>"
-        else:
-            cells = "<td>" + ", ".join(f"{html.escape(w)}&nbsp;<small style='color:#607d8b'>{s:.2f}</small>"
-                                       for w, s in r.neighbours) + "</td>"
-        rows.append(f"<tr><th style='text-align:left;padding-right:10px;font-family:monospace'>"
-                    f"{html.escape(r.query)}</th>{cells}</tr>")
-    return "<table class='tl-neighbours' style='font-size:13px'>" + "".join(rows) + "</table>"
+    """The results as a small HTML table (the project's one :class:`~tlwidgets.table.Table`): the query, then
+    its neighbours with their cosine similarity; a query with a word that has no vector in red."""
+    rows = [{"query": r.query, "missing": bool(r.missing),
+             "nearest": f"no vector for {', '.join(r.missing)}" if r.missing
+             else ", ".join(f"{w} {s:.2f}" for w, s in r.neighbours)} for r in results]
+    return Table(rows, [Column("query", align="left", style="font-family:monospace;padding-right:10px"),
+                        Column("nearest", "nearest words (cosine similarity)", align="left")],
+                 empty="type a word, several words, or a sum like king - man + woman",
+                 row_attrs=lambda r: {"style": "color:#b00020"} if r["missing"] else {},
+                 html_attrs={"class": "tl-neighbours", "style": "font-size:13px"}).to_html()
 
 
 class WordNeighbours:
@@ -152,7 +149,9 @@ def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | No
 
     from .gallery import pca_2d
 
-    words, labels, missing = [], [], []
+    words: list[str] = []
+    labels: list[int] = []      # the group of each word in ``words``
+    missing: list[str] = []
     for g, ws in enumerate(groups.values()):
         for w in ws:
             (words if w in wv else missing).append(w)
