@@ -156,6 +156,7 @@ def exercise4(train_epochs) -> CheckResult:
     trained_before = [p.detach().clone() for p in model[1].parameters()]
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     train_loader, val_loader, _ = task.loaders(16)
+    assert val_loader is not None, "mnist_target_task(val_per_class=30) always has a validation split"
     try:
         train_epochs(model, train_loader, optimizer, 8)
     except Exception as exc:  # noqa: BLE001 - the student's code: report, never crash the lesson
