@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from typing import Any
 
 import torch
 from torch import nn
@@ -104,14 +105,20 @@ def _labels(data: Dataset) -> torch.Tensor:
         return data.labels
     if isinstance(data, Subset):
         return _labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.as_tensor([int(data[i][1]) for i in range(len(data))])
+    return torch.as_tensor([int(data[i][1]) for i in range(_size(data))])
+
+
+def _size(data: Dataset) -> int:
+    if not isinstance(data, Sized):
+        raise TypeError(f"need a dataset with a length (a map-style Dataset), got {type(data).__name__}")
+    return len(data)
 
 
 def _stack(data: Dataset) -> TensorDataset:
     """A dataset as one (inputs, labels) TensorDataset (all in memory: the course's data is small)."""
     if isinstance(data, TensorDataset):
         return data
-    xs, ys = zip(*(data[i] for i in range(len(data))))
+    xs, ys = zip(*(data[i] for i in range(_size(data))))
     return TensorDataset(torch.stack(xs), torch.as_tensor(ys))
 
 
@@ -124,7 +131,8 @@ class BestOnValidation(Observer):
     """
 
     def __init__(self, model: nn.Module):
-        self.model, self.best_acc, self.best_epoch, self.state = model, -1.0, None, None
+        self.model, self.best_acc, self.best_epoch = model, -1.0, None
+        self.state: dict[str, Any] | None = None
 
     def on_epoch_end(self, logs: dict) -> None:
         acc = logs.get("val_acc")
@@ -308,9 +316,9 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
                 if f"{src}nB" in variants:   # frozen: train only the fresh top on cached activations
                     seed_everything(s * 100 + n)
                     model = transplant(source, make_net(k), n, frozen=True)
-                    acts = [extract_features(source, d, n, device=dev, batch_size=512, progress=False,
-                                             channels_last=False) for d in (b_train, b_val, b_test)]
-                    metrics, val_acc = train(model[n:], *acts, k, s)
+                    tr, va, te = (extract_features(source, d, n, device=dev, batch_size=512, progress=False,
+                                                   channels_last=False) for d in (b_train, b_val, b_test))
+                    metrics, val_acc = train(model[n:], tr, va, te, k, s)
                     results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB", n=n)
                     bar.update()
                 if f"{src}nB+" in variants:  # fine-tuned: everything trains on the images
@@ -350,7 +358,7 @@ def _pooled_pass(model: GroupedModel, data: Dataset, boundaries: Sequence[int], 
     from tqdm.auto import tqdm
 
     model.eval().to(device)
-    feats = {b: [] for b in boundaries}
+    feats: dict[int, list[torch.Tensor]] = {b: [] for b in boundaries}
     labels = []
     frozen = model[:max(boundaries)]
     for x, y in tqdm(DataLoader(data, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
@@ -442,7 +450,8 @@ def probe_table(feature_sets: Mapping[str, tuple], num_classes: int, seeds: Sequ
     results = results if results is not None else SeedResults((key,))
     jobs = [(name, s) for name in feature_sets for s in seeds]
     for name, s in tqdm(jobs, desc="linear probes", leave=False, disable=not progress):
-        metrics, val_acc = probe(*feature_sets[name], num_classes, seed=s, **probe_kw)
+        train_x, train_y, test_x, test_y = feature_sets[name]
+        metrics, val_acc = probe(train_x, train_y, test_x, test_y, num_classes, seed=s, **probe_kw)
         results.add(metrics, seed=s, val_acc=val_acc, **{key: name})
     return results
 

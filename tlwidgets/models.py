@@ -13,7 +13,7 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, overload
@@ -438,7 +438,7 @@ def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLi
     """
     import timm
 
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    net: Any = timm.create_model("tf_efficientnet_lite0", pretrained=False)   # Any: its layers are read by name
     if pretrained:
         path = Path(weights_path) if weights_path is not None else _effnet_weights_path()
         expected = EFFNET_LITE0_SHA256 if weights_path is None else None
@@ -520,7 +520,7 @@ class InputConfig(NamedTuple):
 
 
 def _timm_input_config(cfg: Any) -> InputConfig:
-    get = cfg.get if isinstance(cfg, Mapping) else functools.partial(getattr, cfg)
+    get: Callable[[str], Any] = cfg.get if isinstance(cfg, Mapping) else functools.partial(getattr, cfg)
     return InputConfig(tuple(float(v) for v in get("mean")), tuple(float(v) for v in get("std")),
                        int(get("input_size")[-1]))
 

@@ -285,16 +285,19 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
     if task.val is None:
         raise ValueError(f"choosing among n_frozen={ks} / lr={lrs} needs a validation split, and task "
                          f"{task.name!r} has none (val=None); build it with a task builder, which carves one")
-    best, tried = None, []
+    best: RunResult | None = None
+    tried = []
     for k, rate in itertools.product(ks, lrs):
         r = _run_one(strategy, task, k, rate, num_epochs=num_epochs, lr_decay=lr_decay, head_epochs=head_epochs,
                      batch_size=batch_size, augment=augment, backbone=backbone, scratch_arch=scratch_arch,
                      cache=cache, device=device, seed=seed, observers=observers, stop=stop, progress=progress,
                      model=None if model is None else copy.deepcopy(model), measure_test=False)
-        tried.append({"frozen_groups": r.n_frozen, "lr": r.lr, "val_acc": round(r.val_acc, 4),
+        val_acc = -1.0 if r.val_acc is None else r.val_acc   # never None here: the task has a validation split
+        tried.append({"frozen_groups": r.n_frozen, "lr": r.lr, "val_acc": round(val_acc, 4),
                       "best_epoch": r.best_epoch})
-        if best is None or r.val_acc > best.val_acc:
+        if best is None or val_acc > (best.val_acc or -1.0):
             best = r
+    assert best is not None   # ks and lrs are non-empty (_candidates)
     dev = select_device(device)
     _finish_test(best, task, batch_size, dev)
     best.selection = tried
@@ -334,10 +337,10 @@ def _run_one(strategy, task, n_frozen, lr, *, num_epochs, lr_decay, head_epochs,
         if h_epochs > 0:       # stage 1: the new head learns alone on the frozen backbone
             freeze(model, top)
             head, tr, va = _head_stage(model, task, k, top, batch_size, cache and not augment, dev, progress)
-            keep = BestOnValidation(head)
+            head_keep = BestOnValidation(head)
             fit(head, tr, va, num_epochs=h_epochs, lr=DEFAULT_LR["feature_extraction"], device=dev, seed=seed,
-                progress=progress, observers=[keep], stop=stop)
-            keep.restore()
+                progress=progress, observers=[head_keep], stop=stop)
+            head_keep.restore()
             if va is not None:
                 start_val = evaluate(head, va, device=dev)["acc"]
     report = freeze(model, k)
