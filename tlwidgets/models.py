@@ -1,9 +1,12 @@
 """Models as ordered layer groups: the unit that transfer learning freezes, caches and retrains.
 
-Every model in the course is a :class:`GroupedModel`: a sequence of named
-groups (stem ... blocks ... head) whose forward pass runs them in order. That
-one shape lets the same code freeze the first ``n`` groups, cache the
-activations at any group boundary, and train whatever follows.
+Every model in the course is a :class:`GroupedModel`: an ``nn.Sequential`` of
+named groups (stem ... blocks ... head). That one shape lets the same code
+freeze the first ``n_frozen`` groups, cache the activations at that boundary
+(``model[:n_frozen]``) and train whatever follows (``model[n_frozen:]``, the
+very same modules). The input each pretrained model expects (mean, std, size)
+is read from the library that ships its weights (timm's ``pretrained_cfg``,
+torchvision's ``Weights.transforms()``), never from a table of our own.
 """
 from __future__ import annotations
 
