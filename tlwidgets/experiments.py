@@ -26,10 +26,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from .data import ImageTensorDataset, Task, fingerprint, take_per_class
-from .features import cached_features
-from .freezing import max_frozen
+from .features import cached_features, propagate
+from .freezing import max_frozen, unfreeze_all
 from .metrics import Metrics, Spread, seed_spread
-from .models import GroupedModel, replace_head
+from .models import replace_head
 from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
 from .training import History, fit, seed_everything, select_device
 from .transfer import (
@@ -37,7 +37,6 @@ from .transfer import (
     DEFAULT_LR_DECAY,
     STRATEGIES,
     BestOnValidation,
-    _propagate,
     build_model,
     default_fine_tune_frozen,
     metrics_on,
@@ -285,20 +284,6 @@ def _per_strategy(value, strategy: str, default):
     return default if value is None else value
 
 
-def _fresh_tail(base: GroupedModel, k: int, task: Task) -> GroupedModel:
-    """Groups ``k..`` of ``base`` as an independent, fully trainable copy with a new head.
-
-    Copying only the tail (not the frozen backbone) keeps each run cheap; the
-    new head's initial weights follow the current torch seed.
-    """
-    tail = GroupedModel(((n, copy.deepcopy(base.groups[n])) for n in base.group_names[k:]),
-                        name=f"{base.name}[{k}:]", classes=task.classes, mean=base.mean, std=base.std,
-                        image_size=base.image_size)
-    for p in tail.parameters():
-        p.requires_grad_(True)
-    return replace_head(tail, task.num_classes, task.classes)
-
-
 def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
                    seeds: Sequence[int] = (0,), num_epochs: int | Mapping[str, int] = 10,
                    lr: float | Mapping[str, float] | None = None, n_frozen: int | None = None,
@@ -397,9 +382,9 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
         acts = {low: (feats.train, feats.val, feats.test, time.perf_counter() - t0)}
         for k in sorted(needed - {low}):
             t0 = time.perf_counter()
-            acts[k] = (_propagate(base, feats.train, low, k, dev),
-                       None if feats.val is None else _propagate(base, feats.val, low, k, dev),
-                       _propagate(base, feats.test, low, k, dev), acts[low][3] + time.perf_counter() - t0)
+            acts[k] = (propagate(base, feats.train, low, k, dev),
+                       None if feats.val is None else propagate(base, feats.val, low, k, dev),
+                       propagate(base, feats.test, low, k, dev), acts[low][3] + time.perf_counter() - t0)
         for s in transfer:
             k = bounds[s]
             train_acts, val_acts, test_acts, setup = acts[k]
@@ -410,17 +395,20 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                 for seed in seeds:
                     idx = per_class_indices(pool_labels, n, seed)
                     seed_everything(seed)
-                    tail = _fresh_tail(base, k, task)
+                    # an independent copy of the top only (copying the frozen backbone would cost every run),
+                    # all of it trainable, with a new head whose initial weights follow the seed
+                    tail = copy.deepcopy(base[k:])
+                    unfreeze_all(tail)
+                    replace_head(tail, task.num_classes, task.classes)
                     start = None
                     h_epochs = epochs if head_epochs is None else head_epochs
                     if s == "fine_tune" and h_epochs > 0:     # the head learns alone first
                         top_train, top_val, _, _ = acts[top]
-                        head = tail.tail(tail.num_groups - 1)
+                        head = tail[-1:]
                         _, _, (start, _), _ = train_select_test(
                             head, loader(top_train, idx, True), loader(top_val), loader(acts[top][2]), n, seed,
                             h_epochs, DEFAULT_LR["feature_extraction"], len(idx))
-                        for p in tail.parameters():
-                            p.requires_grad_(True)
+                        unfreeze_all(tail)
                     hist, metrics, (val_acc, best_epoch), secs = train_select_test(
                         tail, loader(train_acts, idx, True), loader(val_acts), loader(test_acts), n, seed, epochs,
                         rate, len(idx), decay=decay, start=start)

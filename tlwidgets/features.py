@@ -1,9 +1,10 @@
 """Cached activations: run the frozen part of a network once, train the rest many times.
 
-When the first ``k`` groups are frozen and no augmentation is used, their
-output for a given image never changes. So we compute it once, keep it (in
-memory and on disk), and train the remaining groups on it: for feature
-extraction (``k = num_groups - 1``) only a linear head is left, and every
+When the first ``n_frozen`` groups are frozen and no augmentation is used,
+their output for a given image never changes. So we compute it once
+(``model[:n_frozen]``), keep it (in memory and on disk), and train the
+remaining groups (``model[n_frozen:]``, the same modules) on it: for feature
+extraction (``n_frozen = num_groups - 1``) only a linear head is left, and every
 epoch costs milliseconds instead of a full backbone pass.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .infra import CACHE_ENV, atomic_write, cache_root, select_device, torch_byt
 from .models import GroupedModel, check_model_fits_task, weights_fingerprint
 from .validate import check_bool, check_int
 
-__all__ = ["extract_features", "cached_features", "feature_cache_dir", "FeatureSet", "CACHE_ENV"]
+__all__ = ["extract_features", "propagate", "cached_features", "feature_cache_dir", "FeatureSet", "CACHE_ENV"]
 
 
 def feature_cache_dir() -> Path:
@@ -27,19 +28,21 @@ def feature_cache_dir() -> Path:
 
 
 @torch.no_grad()  # not inference_mode: cached activations must be usable in autograd for fine-tuning
-def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int | None = None, *,
+def extract_features(model: GroupedModel, data: Dataset | DataLoader, n_frozen: int | None = None, *,
                      device="auto", batch_size: int = 64, progress: bool = True,
                      channels_last: bool = True) -> TensorDataset:
-    """Run groups ``0..upto-1`` of ``model`` over ``data`` in eval mode; return (activations, labels).
+    """Run ``model[:n_frozen]`` over ``data`` in eval mode; return (activations, labels).
 
-    ``upto`` defaults to ``num_groups - 1``: everything but the head, i.e. the
-    features a new head is trained on.
+    ``n_frozen`` defaults to ``num_groups - 1``: everything but the head, i.e.
+    the features a new head is trained on. ``data`` may itself hold
+    activations: ``extract_features(model[a:], acts_at_a, b - a)`` carries
+    activations cached at boundary ``a`` on to boundary ``b``.
     """
     from tqdm.auto import tqdm
 
     if not isinstance(model, GroupedModel):
         raise TypeError(f"extract_features needs a tlwidgets GroupedModel, got {type(model).__name__}")
-    upto = _check_upto(model, upto)
+    n_frozen = _check_boundary(model, n_frozen)
     batch_size = check_int("batch_size", batch_size, min=1)
     device = select_device(device)
     if not isinstance(data, (Dataset, DataLoader)):
@@ -49,13 +52,14 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int 
     model.eval().to(device)
     if channels_last and device.type == "cpu":
         model.to(memory_format=torch.channels_last)
+    frozen = model[:n_frozen]
     feats, labels = [], []
-    bar = tqdm(loader, desc=f"{model.name}: features at group {upto}", leave=False, disable=not progress)
+    bar = tqdm(loader, desc=f"{model.name}: features at group {n_frozen}", leave=False, disable=not progress)
     for x, y in bar:
         x = x.to(device)
         if channels_last and x.dim() == 4 and device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        feats.append(model(x, 0, upto).float().contiguous().cpu())
+        feats.append(frozen(x).float().contiguous().cpu())
         labels.append(y)
     if channels_last and device.type == "cpu":
         model.to(memory_format=torch.contiguous_format)
@@ -63,13 +67,24 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, upto: int 
     return TensorDataset(torch.cat(feats), torch.cat(labels))
 
 
-def _check_upto(model: GroupedModel, upto) -> int:
-    if upto is None:
+
+def propagate(model: GroupedModel, acts: TensorDataset, start: int, stop: int, device="auto") -> TensorDataset:
+    """Activations cached at boundary ``start`` carried on to boundary ``stop``: ``model[start:stop]`` over them.
+
+    Why: one forward pass over the images at the lowest boundary a run needs
+    serves every higher boundary too (fine-tuning's head-first stage, learning
+    curves at several ``n_frozen``).
+    """
+    return extract_features(model[start:], acts, stop - start, device=device, batch_size=256, progress=False,
+                            channels_last=False)
+
+def _check_boundary(model: GroupedModel, n_frozen) -> int:
+    if n_frozen is None:
         return model.num_groups - 1
-    upto = check_int("upto", upto)
-    if not 1 <= upto < model.num_groups:
-        raise ValueError(f"upto must be in 1..{model.num_groups - 1} for {model.name}, got {upto}")
-    return upto
+    n_frozen = check_int("n_frozen", n_frozen)
+    if not 1 <= n_frozen < model.num_groups:
+        raise ValueError(f"n_frozen must be in 1..{model.num_groups - 1} for {model.name}, got {n_frozen}")
+    return n_frozen
 
 
 class FeatureSet:
@@ -78,9 +93,9 @@ class FeatureSet:
     ``val`` is None when the task had no validation split.
     """
 
-    def __init__(self, train: TensorDataset, test: TensorDataset, upto: int, key: str, from_disk: bool,
+    def __init__(self, train: TensorDataset, test: TensorDataset, n_frozen: int, key: str, from_disk: bool,
                  val: TensorDataset | None = None):
-        self.train, self.test, self.upto, self.key, self.from_disk = train, test, upto, key, from_disk
+        self.train, self.test, self.n_frozen, self.key, self.from_disk = train, test, n_frozen, key, from_disk
         self.val = val
 
     def loaders(self, batch_size: int = 64, *, shuffle: bool = True):
@@ -94,13 +109,13 @@ class FeatureSet:
         shape = tuple(self.train.tensors[0].shape[1:])
         src = "disk cache" if self.from_disk else "computed"
         val = "" if self.val is None else f" + {len(self.val)} val"
-        return (f"FeatureSet(group boundary {self.upto}, {len(self.train)} train{val} + {len(self.test)} test, "
+        return (f"FeatureSet(group boundary {self.n_frozen}, {len(self.train)} train{val} + {len(self.test)} test, "
                 f"shape {shape}, {src})")
 
 
-def cached_features(model: GroupedModel, task, upto: int | None = None, *, device="auto", cache: bool = True,
+def cached_features(model: GroupedModel, task, n_frozen: int | None = None, *, device="auto", cache: bool = True,
                     progress: bool = True) -> FeatureSet:
-    """Activations of ``task``'s train, val and test images at boundary ``upto``, from disk when possible.
+    """Activations of ``task``'s train, val and test images after ``model[:n_frozen]``, from disk when possible.
 
     The cache key covers the model's frozen weights, the boundary and the
     task's exact samples and preprocessing (``task.fingerprint``, which
@@ -111,27 +126,26 @@ def cached_features(model: GroupedModel, task, upto: int | None = None, *, devic
     """
     if not isinstance(model, GroupedModel):
         raise TypeError(f"cached_features needs a tlwidgets GroupedModel, got {type(model).__name__}")
-    upto = _check_upto(model, upto)
+    n_frozen = _check_boundary(model, n_frozen)
     cache = check_bool("cache", cache)
     check_model_fits_task(model, task)
-    prefix = model.group_names[:upto]
-    key = hashlib.sha1(f"{model.name}|{weights_fingerprint(model, prefix)}|{upto}|{task.fingerprint}".encode()
-                       ).hexdigest()[:20]
-    path = (writable_cache_dir("features") if cache else feature_cache_dir()) / f"{model.name}-{upto}-{key}.pt"
+    weights = weights_fingerprint(model[:n_frozen])   # the part that computes the features, and only it
+    key = hashlib.sha1(f"{model.name}|{weights}|{n_frozen}|{task.fingerprint}".encode()).hexdigest()[:20]
+    path = (writable_cache_dir("features") if cache else feature_cache_dir()) / f"{model.name}-{n_frozen}-{key}.pt"
     if cache and path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             val = TensorDataset(*blob["val"]) if blob.get("val") else None
             if (val is None) == (getattr(task, "val", None) is None):
-                return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), upto, key, True,
+                return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), n_frozen, key, True,
                                   val=val)
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
-    train = extract_features(model, task.train, upto, device=device, progress=progress)
-    test = extract_features(model, task.test, upto, device=device, progress=progress)
+    train = extract_features(model, task.train, n_frozen, device=device, progress=progress)
+    test = extract_features(model, task.test, n_frozen, device=device, progress=progress)
     val_data = getattr(task, "val", None)
-    val = None if val_data is None else extract_features(model, val_data, upto, device=device, progress=progress)
+    val = None if val_data is None else extract_features(model, val_data, n_frozen, device=device, progress=progress)
     if cache:
         atomic_write(path, torch_bytes({"train": list(train.tensors), "test": list(test.tensors),
                                         "val": None if val is None else list(val.tensors)}))
-    return FeatureSet(train, test, upto, key, False, val=val)
+    return FeatureSet(train, test, n_frozen, key, False, val=val)

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from .data import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD, ImageTensorDataset, Task, input_normalization
-from .features import feature_cache_dir
-from .freezing import freeze
+from .features import cached_features, extract_features, feature_cache_dir
+from .freezing import freeze, unfreeze_all
 from .infra import atomic_write, torch_bytes
 from .metrics import Metrics, Spread, classification_metrics, seed_spread
 from .models import GroupedModel, digit_cnn, weights_fingerprint
@@ -70,9 +71,8 @@ def transplant(source: GroupedModel, target: GroupedModel, n: int, *, frozen: bo
     if source.group_names[:n] != target.group_names[:n]:
         raise ValueError(f"the first {n} groups differ: {source.group_names[:n]} vs {target.group_names[:n]}")
     for name in target.group_names[:n]:
-        state = source.groups[name].state_dict()
         try:
-            target.groups[name].load_state_dict(copy.deepcopy(state))
+            target.groups[name].load_state_dict(copy.deepcopy(source.groups[name].state_dict()))
         except RuntimeError as exc:
             raise ValueError(f"group {name!r} has different shapes in source and target: {exc}") from None
     freeze(target, n if frozen else 0)
@@ -105,14 +105,20 @@ def _labels(data: Dataset) -> torch.Tensor:
         return data.labels
     if isinstance(data, Subset):
         return _labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.as_tensor([int(data[i][1]) for i in range(len(data))])
+    return torch.as_tensor([int(data[i][1]) for i in range(_size(data))])
+
+
+def _size(data: Dataset) -> int:
+    if not isinstance(data, Sized):
+        raise TypeError(f"need a dataset with a length (a map-style Dataset), got {type(data).__name__}")
+    return len(data)
 
 
 def _stack(data: Dataset) -> TensorDataset:
     """A dataset as one (inputs, labels) TensorDataset (all in memory: the course's data is small)."""
     if isinstance(data, TensorDataset):
         return data
-    xs, ys = zip(*(data[i] for i in range(len(data))))
+    xs, ys = zip(*(data[i] for i in range(_size(data))))
     return TensorDataset(torch.stack(xs), torch.as_tensor(ys))
 
 
@@ -125,7 +131,8 @@ class BestOnValidation(Observer):
     """
 
     def __init__(self, model: nn.Module):
-        self.model, self.best_acc, self.best_epoch, self.state = model, -1.0, None, None
+        self.model, self.best_acc, self.best_epoch = model, -1.0, None
+        self.state: dict[str, Any] | None = None
 
     def on_epoch_end(self, logs: dict) -> None:
         acc = logs.get("val_acc")
@@ -243,17 +250,6 @@ class SeedResults:
 # ---------------------------------------------------------------------------
 # Yosinski et al. 2014, in small
 # ---------------------------------------------------------------------------
-def _activations(model: GroupedModel, data: TensorDataset, n: int, device) -> TensorDataset:
-    """Output of groups ``0..n-1`` (frozen, eval mode) for every sample: what a frozen prefix always gives."""
-    was = model.training
-    model.eval()
-    x, y = data.tensors
-    with torch.no_grad():
-        out = torch.cat([model(x[i:i + 512].to(device), 0, n).cpu() for i in range(0, len(x), 512)])
-    model.train(was)
-    return TensorDataset(out, y)
-
-
 def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2, 3), seeds: Sequence[int] = (0, 1, 2),
                    make_net: Callable[[int], GroupedModel] = digit_cnn, num_epochs: int = 5,
                    source_epochs: int | None = None, lr: float = 1e-3, batch_size: int = 32,
@@ -320,8 +316,9 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
                 if f"{src}nB" in variants:   # frozen: train only the fresh top on cached activations
                     seed_everything(s * 100 + n)
                     model = transplant(source, make_net(k), n, frozen=True)
-                    acts = [_activations(source, d, n, dev) for d in (b_train, b_val, b_test)]
-                    metrics, val_acc = train(model.tail(n), *acts, k, s)
+                    tr, va, te = (extract_features(source, d, n, device=dev, batch_size=512, progress=False,
+                                                   channels_last=False) for d in (b_train, b_val, b_test))
+                    metrics, val_acc = train(model[n:], tr, va, te, k, s)
                     results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB", n=n)
                     bar.update()
                 if f"{src}nB+" in variants:  # fine-tuned: everything trains on the images
@@ -361,13 +358,13 @@ def _pooled_pass(model: GroupedModel, data: Dataset, boundaries: Sequence[int], 
     from tqdm.auto import tqdm
 
     model.eval().to(device)
-    feats = {b: [] for b in boundaries}
+    feats: dict[int, list[torch.Tensor]] = {b: [] for b in boundaries}
     labels = []
-    last = max(boundaries)
+    frozen = model[:max(boundaries)]
     for x, y in tqdm(DataLoader(data, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
         h = x.to(device)
-        for i in range(last):
-            h = model.groups[model.group_names[i]](h)
+        for i, group in enumerate(frozen):   # group by group, to keep the output of every cut on the way
+            h = group(h)
             if i + 1 in feats:
                 pooled = h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)
                 feats[i + 1].append(pooled.float().cpu())
@@ -388,7 +385,7 @@ def pooled_cut_features(model: GroupedModel, task: Task, boundaries: Sequence[in
         raise ValueError(f"boundaries must lie in 1..{model.num_groups - 1} for {model.name}, got {boundaries}")
     names = {b: model.group_names[b - 1] for b in boundaries}
     dev = select_device(device)
-    key = hashlib.sha1(f"pooled|{model.name}|{weights_fingerprint(model, model.group_names[:boundaries[-1]])}|"
+    key = hashlib.sha1(f"pooled|{model.name}|{weights_fingerprint(model[:boundaries[-1]])}|"
                        f"{boundaries}|{task.fingerprint}".encode()).hexdigest()[:20]
     path = feature_cache_dir() / f"{model.name}-pooled-{key}.pt"
     if cache and path.exists():
@@ -453,7 +450,8 @@ def probe_table(feature_sets: Mapping[str, tuple], num_classes: int, seeds: Sequ
     results = results if results is not None else SeedResults((key,))
     jobs = [(name, s) for name in feature_sets for s in seeds]
     for name, s in tqdm(jobs, desc="linear probes", leave=False, disable=not progress):
-        metrics, val_acc = probe(*feature_sets[name], num_classes, seed=s, **probe_kw)
+        train_x, train_y, test_x, test_y = feature_sets[name]
+        metrics, val_acc = probe(train_x, train_y, test_x, test_y, num_classes, seed=s, **probe_kw)
         results.add(metrics, seed=s, val_acc=val_acc, **{key: name})
     return results
 
@@ -578,8 +576,8 @@ def specialise_top(model: GroupedModel, maps: FeatureMaps, start: int, num_class
     """
     from .models import replace_head
 
-    tail = copy.deepcopy(model.tail(start))
-    tail.num_frozen = 0
+    tail = copy.deepcopy(model[start:])
+    unfreeze_all(tail)
     replace_head(tail, num_classes)
     x, y = maps.train
     tr, va = stratified_split(y, val_per_class, seed=seed)
@@ -612,8 +610,6 @@ class FeatureMaps:
 def feature_maps(model: GroupedModel, task: Task, boundary: int, *, device="auto", progress: bool = True
                  ) -> FeatureMaps:
     """The cached activations at ``boundary`` (via ``tl.cached_features``), as plain tensors."""
-    from .features import cached_features
-
     fs = cached_features(model, task, boundary, device=device, progress=progress)
     return FeatureMaps(tuple(fs.train.tensors), tuple(fs.test.tensors), boundary)
 
@@ -622,8 +618,8 @@ def feature_maps(model: GroupedModel, task: Task, boundary: int, *, device="auto
 def tail_features(tail: GroupedModel, maps: FeatureMaps, *, device="cpu") -> tuple:
     """Run a tail (all but its head) over cached maps: ``(train_x, train_y, test_x, test_y)`` for :func:`probe`."""
     tail.eval().to(device)
-    k = tail.num_groups - 1
+    body = tail[:-1]
 
     def run(x):
-        return torch.cat([tail(x[i:i + 256].to(device), 0, k).flatten(1).cpu() for i in range(0, len(x), 256)])
+        return torch.cat([body(x[i:i + 256].to(device)).flatten(1).cpu() for i in range(0, len(x), 256)])
     return run(maps.train[0]), maps.train[1], run(maps.test[0]), maps.test[1]

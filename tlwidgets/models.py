@@ -1,24 +1,30 @@
 """Models as ordered layer groups: the unit that transfer learning freezes, caches and retrains.
 
-Every model in the course is a :class:`GroupedModel`: a sequence of named
-groups (stem ... blocks ... head) whose forward pass runs them in order. That
-one shape lets the same code freeze the first ``n`` groups, cache the
-activations at any group boundary, and train whatever follows.
+Every model in the course is a :class:`GroupedModel`: an ``nn.Sequential`` of
+named groups (stem ... blocks ... head). That one shape lets the same code
+freeze the first ``n_frozen`` groups, cache the activations at that boundary
+(``model[:n_frozen]``) and train whatever follows (``model[n_frozen:]``, the
+very same modules). The input each pretrained model expects (mean, std, size)
+is read from the library that ships its weights (timm's ``pretrained_cfg``,
+torchvision's ``Weights.transforms()``), never from a table of our own.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
+from typing import Any, NamedTuple, overload
 
 import torch
 from torch import nn
 
-from .data import input_normalization
+from .data.mnist import MNIST_NORMALIZATION  # the digit CNN was trained on MNIST normalised this way
 from .infra import (
     ChecksumError,
     DataMissingError,
@@ -32,7 +38,8 @@ from .infra import (
 from .validate import check_bool, check_choice, check_int, check_path
 
 __all__ = [
-    "GroupedModel", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
+    "GroupedModel", "Groups", "InputConfig", "backbone_input_config", "backbone_normalization", "weights_fingerprint",
+    "MNIST_NORMALIZATION", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
     "torchvision_backbone", "build_backbone", "imagenet_classes", "replace_head", "BACKBONES",
     "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint", "check_model_fits_task", "input_channels",
 ]
@@ -41,59 +48,100 @@ DIGIT_CHECKPOINT = asset_path("digit_cnn_0-4.pt")
 EFFNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 
-class GroupedModel(nn.Module):
-    """A network as named, ordered layer groups; the last group is the classifier head.
+class GroupedModel(nn.Sequential):
+    """A network as an ``nn.Sequential`` of named layer groups; the last group is the classifier head.
 
-    ``classes`` names the outputs; ``mean``/``std`` record the input
-    normalisation the weights expect, so a prediction helper can show the
-    image and feed the model consistently.
+    Why a Sequential: transfer learning keeps cutting a network at a group
+    boundary (freeze the first ``k`` groups, cache their output, train the
+    rest). Plain slicing does exactly that: ``model[:k]`` and ``model[k:]`` are
+    GroupedModels *sharing* the very same modules, so ``model[k:](model[:k](x))
+    == model(x)`` and training ``model[k:]`` on activations cached from
+    ``model[:k]`` updates the full model's weights. ``model[i]`` is group ``i``,
+    ``model.groups["conv1"]`` the group by name.
+
+    ``classes`` names the outputs; ``mean``/``std``/``image_size`` record the
+    input the weights expect, so data and prediction helpers feed the model as
+    it was trained. ``n_frozen`` and ``frozen_bn_mode`` are written by
+    :func:`tlwidgets.freezing.freeze` (their one owner) and only read here, by
+    :meth:`train`.
     """
 
-    def __init__(self, groups: Iterable[tuple[str, nn.Module]], *, name: str = "model",
-                 classes: Sequence[str] | None = None, mean=None, std=None, image_size: int | None = None):
-        super().__init__()
-        self.groups = nn.ModuleDict(OrderedDict(groups))
-        if len(self.groups) < 1:
+    def __init__(self, groups: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]], *, name: str = "model",
+                 classes: Sequence[str] | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, image_size: int | None = None):
+        named = OrderedDict(groups)
+        if not named:
             raise ValueError("a GroupedModel needs at least one group (its head)")
+        bad = [n for n, m in named.items() if not isinstance(m, nn.Module)]
+        if bad:
+            raise TypeError(f"every group must be an nn.Module; {bad} are not")
+        self._setup(named, name, classes, mean, std, image_size)
+
+    def _setup(self, named: OrderedDict[str, nn.Module], name: str, classes: Sequence[str] | None,
+               mean: Sequence[float] | None, std: Sequence[float] | None, image_size: int | None) -> None:
+        nn.Sequential.__init__(self, named)
         self.name = name
-        self.classes = list(classes) if classes is not None else None
-        self.mean, self.std, self.image_size = mean, std, image_size
-        self.num_frozen = 0  # set by tlwidgets.freezing.freeze
-        self.frozen_bn_mode = "eval"
+        self.classes: list[str] | None = list(classes) if classes is not None else None
+        self.mean = tuple(float(v) for v in mean) if mean is not None else None
+        self.std = tuple(float(v) for v in std) if std is not None else None
+        self.image_size = image_size
+        self.n_frozen = 0              # written by tlwidgets.freezing.freeze, read by train()
+        self.frozen_bn_mode = "eval"   # likewise
 
     # -- structure -----------------------------------------------------------------
     @property
     def group_names(self) -> list[str]:
-        return list(self.groups.keys())
+        return list(self._modules)
 
     @property
     def num_groups(self) -> int:
-        return len(self.groups)
+        return len(self)
 
     @property
-    def head(self) -> nn.Module:
-        return self.groups[self.group_names[-1]]
+    def groups(self) -> Groups:
+        """The groups by name (a live view: ``model.groups["head"] = nn.Linear(...)`` swaps the head in place)."""
+        return Groups(self)
 
-    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Run groups ``start`` .. ``stop-1``: the whole model by default, or a slice of it."""
-        names = self.group_names[start:stop]
-        for n in names:
-            x = self.groups[n](x)
-        return x
+    @overload
+    def __getitem__(self, idx: slice) -> GroupedModel: ...
 
-    def tail(self, start: int) -> GroupedModel:
-        """A model made of groups ``start..`` sharing (not copying) their weights.
+    @overload
+    def __getitem__(self, idx: int) -> nn.Module: ...
 
-        Trained on activations cached at boundary ``start``, it updates the
-        very same parameters as the full model.
+    def __getitem__(self, idx: int | slice) -> nn.Module | GroupedModel:
+        """``model[i]`` is group ``i``; ``model[a:b]`` is a GroupedModel of groups ``a..b-1`` sharing their modules.
+
+        A slice keeps the model's name (suffixed ``[a:b]``), classes, input
+        normalisation and frozen state (``n_frozen`` counted from the slice's
+        first group), so ``model[k:]`` trains exactly like the top of ``model``.
+        As with any Python sequence, ``model[:0]`` is empty (here: the identity),
+        so ``for group in model[:n_frozen]`` needs no special case for 0.
         """
-        if not 0 <= start < self.num_groups:
-            raise ValueError(f"start must be in 0..{self.num_groups - 1}, got {start}")
-        sub = GroupedModel(((n, self.groups[n]) for n in self.group_names[start:]), name=f"{self.name}[{start}:]",
-                           classes=self.classes, mean=self.mean, std=self.std, image_size=self.image_size)
+        if not isinstance(idx, slice):
+            return super().__getitem__(idx)
+        span = range(len(self))[idx]
+        if span.step != 1:
+            raise ValueError(f"a slice of {self.name} keeps its groups in order (step 1), got step {idx.step}")
+        start, stop = span.start, max(span.start, span.stop)
+        label = f"{'' if start == 0 else start}:{'' if stop == len(self) else stop}"
+        sub = GroupedModel.__new__(GroupedModel)   # not __init__: a slice may be empty, a built model may not
+        sub._setup(OrderedDict((n, self._modules[n]) for n in self.group_names[start:stop]), f"{self.name}[{label}]",
+                   self.classes, self.mean, self.std, self.image_size)
+        sub.n_frozen = min(max(self.n_frozen - span.start, 0), len(span))
+        sub.frozen_bn_mode = self.frozen_bn_mode
+        sub.training = self.training
         return sub
 
-    def train(self, mode: bool = True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Like ``nn.Module.load_state_dict``, also accepting checkpoints saved before GroupedModel was a Sequential.
+
+        Those name group ``conv1``'s weights ``groups.conv1.*`` (the groups
+        lived in an ``nn.ModuleDict``); the shipped digit checkpoint, pinned by
+        its sha256, and every checkpoint a user saved then keep loading.
+        """
+        return super().load_state_dict(_current_keys(state_dict, self.group_names), strict=strict, assign=assign)
+
+    def train(self, mode: bool = True) -> GroupedModel:
         """Like ``nn.Module.train`` but frozen groups stay in eval mode (BatchNorm and Dropout alike).
 
         A frozen BatchNorm in train mode would still overwrite its running
@@ -105,8 +153,8 @@ class GroupedModel(nn.Module):
         """
         super().train(mode)
         if mode and self.frozen_bn_mode == "eval":
-            for n in self.group_names[: self.num_frozen]:
-                self.groups[n].eval()
+            for group in islice(self, self.n_frozen):
+                group.eval()
         return self
 
     def parameter_counts(self) -> tuple[int, int]:
@@ -117,16 +165,65 @@ class GroupedModel(nn.Module):
 
     def __repr__(self) -> str:
         trainable, total = self.parameter_counts()
-        lines = [f"GroupedModel({self.name!r}, {self.num_groups} groups, {self.num_frozen} frozen, "
+        lines = [f"GroupedModel({self.name!r}, {self.num_groups} groups, {self.n_frozen} frozen, "
                  f"{trainable:,}/{total:,} parameters trainable"]
-        for i, (n, g) in enumerate(self.groups.items()):
-            count = sum(p.numel() for p in g.parameters())
-            state = "frozen" if i < self.num_frozen else "trainable"
+        for i, (n, g) in enumerate(self._modules.items()):
+            count = sum(p.numel() for p in g.parameters()) if g is not None else 0
+            state = "frozen" if i < self.n_frozen else "trainable"
             lines.append(f"  {i:>2} {n:<12} {count:>10,}  {state}")
         out = self.classes or []
         lines.append(f"  outputs: {len(out)} classes" + (f" ({', '.join(out[:5])}{', ...' if len(out) > 5 else ''})"
                                                         if out else ""))
         return "\n".join(lines) + ")"
+
+
+class Groups(Mapping[str, nn.Module]):
+    """A GroupedModel's groups by name: a live view, never a copy, so there is one place the groups live.
+
+    Reading ``model.groups["conv2"]`` gives the module itself; assigning to an
+    existing name replaces that group where it stands (a head swap is
+    ``model.groups["head"] = nn.Linear(1280, 12)``). Groups cannot be added or
+    removed through the view: the list of groups is the model's architecture.
+    """
+
+    def __init__(self, model: GroupedModel):
+        self._model = model
+
+    def __getitem__(self, name: str) -> nn.Module:
+        self._check(name)
+        return self._model.get_submodule(name)
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:
+        self._check(name)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"a group must be an nn.Module, got {type(module).__name__} for {name!r}")
+        setattr(self._model, name, module)
+
+    def _check(self, name: str) -> None:
+        if name not in self._model.group_names:
+            raise KeyError(f"{self._model.name} has no group {name!r}; its groups are {self._model.group_names}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._model.group_names)
+
+    def __len__(self) -> int:
+        return len(self._model)
+
+    def __repr__(self) -> str:
+        return f"Groups({self._model.name}: {', '.join(self._model.group_names)})"
+
+
+def _current_keys(state_dict: Mapping[str, Any], group_names: Sequence[str]) -> Mapping[str, Any]:
+    """``groups.<name>.rest`` -> ``<name>.rest`` for a state dict in the pre-Sequential format; others unchanged."""
+    old = [k for k in state_dict if k.startswith("groups.")]
+    if not old or len(old) != len(state_dict) or any(k.split(".")[1] not in group_names for k in old):
+        return state_dict
+    renamed: OrderedDict[str, Any] = OrderedDict((k[len("groups."):], v) for k, v in state_dict.items())
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:   # per-module versions (BatchNorm reads its own), renamed the same way
+        renamed._metadata = OrderedDict((k[len("groups."):] if k.startswith("groups.") else k, v)  # type: ignore[attr-defined]
+                                        for k, v in metadata.items() if k != "groups")
+    return renamed
 
 
 def _check_num_classes(num_classes) -> int:
@@ -169,8 +266,7 @@ def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] |
     num_classes = _check_num_classes(num_classes)
     if classes is not None and len(classes) != num_classes:
         raise ValueError(f"{len(classes)} class names given for num_classes={num_classes}")
-    head_name = model.group_names[-1]
-    head = model.groups[head_name]
+    head_name, head = model.group_names[-1], model[-1]
     if isinstance(head, nn.Linear):
         model.groups[head_name] = nn.Linear(head.in_features, num_classes)
     else:
@@ -198,8 +294,9 @@ def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> Gro
         ("features", nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25))),
         ("head", nn.Linear(128, num_classes)),
     ]
+    mean, std = MNIST_NORMALIZATION
     return GroupedModel(groups, name="digit_cnn", classes=classes or [str(i) for i in range(num_classes)],
-                        mean=(0.1307,), std=(0.3081,), image_size=28)
+                        mean=mean, std=std, image_size=28)
 
 
 def save_checkpoint(path: str | os.PathLike, model: GroupedModel, **extra) -> Path:
@@ -214,7 +311,9 @@ def save_checkpoint(path: str | os.PathLike, model: GroupedModel, **extra) -> Pa
         raise TypeError(f"save_checkpoint needs a model, got {type(model).__name__}")
     meta = {k: plain(v, where=f"save_checkpoint({k}=...)") for k, v in extra.items()}
     payload = {"state_dict": model.state_dict(), "classes": plain(getattr(model, "classes", None)),
-               "name": str(getattr(model, "name", type(model).__name__)), **meta}
+               "name": str(getattr(model, "name", type(model).__name__)),
+               # the input the weights expect travels with them (load_digit_model reads it back)
+               "mean": plain(getattr(model, "mean", None)), "std": plain(getattr(model, "std", None)), **meta}
     return atomic_write(path, torch_bytes(payload))
 
 
@@ -281,7 +380,9 @@ def load_digit_model(path: str | os.PathLike | None = None) -> GroupedModel:
                                 "`python scripts/train_digit_model.py`")
     ckpt = load_checkpoint(path, expected_sha256=_sidecar_sha256(path))
     model = digit_cnn(len(ckpt["classes"]), ckpt["classes"])
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(ckpt["state_dict"])   # keys of either format (see GroupedModel.load_state_dict)
+    if ckpt.get("mean") is not None and ckpt.get("std") is not None:   # checkpoints older than that record none
+        model.mean, model.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
     return model.eval()
 
 
@@ -339,7 +440,7 @@ def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLi
     """
     import timm
 
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    net: Any = timm.create_model("tf_efficientnet_lite0", pretrained=False)   # Any: its layers are read by name
     if pretrained:
         path = Path(weights_path) if weights_path is not None else _effnet_weights_path()
         expected = EFFNET_LITE0_SHA256 if weights_path is None else None
@@ -358,9 +459,9 @@ def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLi
     groups += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
     groups += [("features", nn.Sequential(net.conv_head, net.bn2, net.global_pool)),
                ("head", net.classifier)]
-    mean, std = input_normalization("efficientnet_lite0")   # one table for models and photo tasks
+    cfg = _timm_input_config(net.pretrained_cfg)   # the model's own record of the input its weights expect
     model = GroupedModel(groups, name="efficientnet_lite0", classes=imagenet_classes(),
-                         mean=mean, std=std, image_size=224)
+                         mean=cfg.mean, std=cfg.std, image_size=cfg.image_size)
     return model.eval()
 
 
@@ -371,11 +472,10 @@ def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
     """resnet18 or mobilenet_v3_small with torchvision's official ImageNet weights (needs them cached or a network)."""
     import torchvision.models as tvm
 
-    builders = {"resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
-                "mobilenet_v3_small": (tvm.mobilenet_v3_small, tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1)}
+    builders = {"resnet18": tvm.resnet18, "mobilenet_v3_small": tvm.mobilenet_v3_small}
     if name not in builders:
         raise ValueError(f"unknown torchvision backbone {name!r}; choose one of {sorted(builders)}")
-    build, weights = builders[name]
+    build, weights = builders[name], _torchvision_weights(name)
     if pretrained:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         if not cached.exists() and not network_available(_TV_HOST):
@@ -393,8 +493,9 @@ def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
         groups = [(f"features{i}", f) for i, f in enumerate(feats)]
         groups += [("pool", nn.Sequential(net.avgpool, nn.Flatten(), *list(net.classifier)[:-1])),
                    ("head", net.classifier[-1])]
-    mean, std = input_normalization(name)
-    model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=mean, std=std, image_size=224)
+    cfg = _torchvision_input_config(weights)
+    model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=cfg.mean, std=cfg.std,
+                         image_size=cfg.image_size)
     return model.eval()
 
 
@@ -412,12 +513,67 @@ def build_backbone(name: str = "efficientnet_lite0", pretrained: bool = True) ->
     raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
 
 
-def weights_fingerprint(model: nn.Module, groups: Sequence[str] | None = None) -> str:
-    """A short hash of the weights (of the given groups), used to key feature caches."""
+class InputConfig(NamedTuple):
+    """The input a pretrained backbone expects: per-channel ``mean`` and ``std`` (on [0, 1] pixels) and image size."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: int
+
+
+def _timm_input_config(cfg: Any) -> InputConfig:
+    get: Callable[[str], Any] = cfg.get if isinstance(cfg, Mapping) else functools.partial(getattr, cfg)
+    return InputConfig(tuple(float(v) for v in get("mean")), tuple(float(v) for v in get("std")),
+                       int(get("input_size")[-1]))
+
+
+def _torchvision_weights(name: str) -> Any:
+    import torchvision.models as tvm
+
+    return {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+            "mobilenet_v3_small": tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1}[name]
+
+
+def _torchvision_input_config(weights: Any) -> InputConfig:
+    preset = weights.transforms()   # torchvision's own preprocessing for these weights (builds no network)
+    return InputConfig(tuple(float(v) for v in preset.mean), tuple(float(v) for v in preset.std),
+                       int(preset.crop_size[0]))
+
+
+@functools.cache
+def backbone_input_config(name: str) -> InputConfig:
+    """What ``name``'s pretrained weights expect, read from the library that ships them; nothing downloaded.
+
+    EfficientNet-Lite0 from timm's ``pretrained_cfg`` of ``tf_efficientnet_lite0``
+    (inputs scaled to [-1, 1]: mean = std = 0.5), the torchvision backbones from
+    their ``Weights.transforms()`` (ImageNet mean/std). Why not a table of our
+    own: the library that trained the weights is the authority, and a copy can
+    drift from it. Photo tasks are built before any model exists, so this
+    answers without building one. Cached: the first call imports timm (seconds).
+    """
+    name = check_choice("backbone", name, BACKBONES)
+    if name == "efficientnet_lite0":
+        import timm
+
+        return _timm_input_config(timm.models.get_pretrained_cfg("tf_efficientnet_lite0"))
+    return _torchvision_input_config(_torchvision_weights(name))
+
+
+def backbone_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` the pretrained backbone ``name`` expects (see :func:`backbone_input_config`)."""
+    cfg = backbone_input_config(name)
+    return cfg.mean, cfg.std
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A short hash of ``model``'s weights and buffers, used to key caches of what they compute.
+
+    Pass a slice to cover only part of a network: the activations cached at
+    boundary ``k`` depend on ``model[:k]`` alone, so training the head leaves
+    that key (and the cache) valid.
+    """
     h = hashlib.sha1()
-    modules = [model.groups[g] for g in groups] if groups is not None else [model]
-    for m in modules:
-        for k, v in m.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from .data import Task
-from .features import cached_features, extract_features
+from .features import cached_features, extract_features, propagate
 from .freezing import freeze, max_frozen
 from .metrics import Metrics, classification_metrics
 from .models import GroupedModel, build_backbone, digit_cnn, load_digit_model, replace_head, small_cnn
@@ -124,11 +124,10 @@ def digit_cut_model(num_classes: int, classes: Sequence[str] | None = None, *, p
     names = source.group_names
     if cut not in names[:-1]:
         raise ValueError(f"cut must name a group of the digit model before its head {names[:-1]}, got {cut!r}")
-    kept = names[:names.index(cut) + 1]
+    kept = source[:names.index(cut) + 1]
     with torch.no_grad():
-        width = source(torch.zeros(1, 1, 28, 28), 0, len(kept)).flatten(1).shape[1]
-    groups = [(n, source.groups[n]) for n in kept]
-    groups.append(("head", nn.Sequential(nn.Flatten(), nn.Linear(width, num_classes))))
+        width = kept(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
+    groups = [*kept.groups.items(), ("head", nn.Sequential(nn.Flatten(), nn.Linear(width, num_classes)))]
     tag = "" if pretrained else ", random init"
     return GroupedModel(groups, name=f"digit_cnn@{cut}{tag}",
                         classes=list(classes) if classes is not None else [str(i) for i in range(num_classes)],
@@ -220,7 +219,7 @@ def _loaders(model, task, k, batch_size, augment, cache, dev, progress):
     """(module to train, train_loader, val_loader, test_loader, used_cache) for a freeze boundary ``k``."""
     if cache and k > 0 and not augment:
         feats = cached_features(model, task, k, device=dev, progress=progress)
-        return (model.tail(k), *feats.loaders(batch_size), True)
+        return (model[k:], *feats.loaders(batch_size), True)
     return (model, *task.loaders(batch_size, augment=augment), False)
 
 
@@ -232,23 +231,13 @@ def _head_stage(model, task, k, top, batch_size, cache, dev, progress):
     """
     if cache and k > 0:
         feats = cached_features(model, task, k, device=dev, progress=progress)
-        train, val = (None if d is None else _propagate(model, d, k, top, dev) for d in (feats.train, feats.val))
+        train, val = (None if d is None else propagate(model, d, k, top, dev) for d in (feats.train, feats.val))
     else:
         train = extract_features(model, task.train, top, device=dev, progress=progress)
         val = None if task.val is None else extract_features(model, task.val, top, device=dev, progress=progress)
-    return (model.tail(top), DataLoader(train, batch_size=batch_size, shuffle=True),
+    return (model[top:], DataLoader(train, batch_size=batch_size, shuffle=True),
             None if val is None else DataLoader(val, batch_size=256))
 
-
-@torch.no_grad()
-def _propagate(model: GroupedModel, data: TensorDataset, start: int, stop: int, device, batch_size: int = 256):
-    """Run frozen groups ``start..stop-1`` over activations cached at ``start`` (eval mode)."""
-    was_training = model.training
-    model.eval().to(device)
-    x, y = data.tensors
-    out = [model(x[i:i + batch_size].to(device), start, stop).float().cpu() for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return TensorDataset(torch.cat(out), y)
 
 
 def _candidates(value, name):
@@ -292,16 +281,19 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
     if task.val is None:
         raise ValueError(f"choosing among n_frozen={ks} / lr={lrs} needs a validation split, and task "
                          f"{task.name!r} has none (val=None); build it with a task builder, which carves one")
-    best, tried = None, []
+    best: RunResult | None = None
+    tried = []
     for k, rate in itertools.product(ks, lrs):
         r = _run_one(strategy, task, k, rate, num_epochs=num_epochs, lr_decay=lr_decay, head_epochs=head_epochs,
                      batch_size=batch_size, augment=augment, backbone=backbone, scratch_arch=scratch_arch,
                      cache=cache, device=device, seed=seed, observers=observers, stop=stop, progress=progress,
                      model=None if model is None else copy.deepcopy(model), measure_test=False)
-        tried.append({"frozen_groups": r.n_frozen, "lr": r.lr, "val_acc": round(r.val_acc, 4),
+        val_acc = -1.0 if r.val_acc is None else r.val_acc   # never None here: the task has a validation split
+        tried.append({"frozen_groups": r.n_frozen, "lr": r.lr, "val_acc": round(val_acc, 4),
                       "best_epoch": r.best_epoch})
-        if best is None or r.val_acc > best.val_acc:
+        if best is None or val_acc > (best.val_acc or -1.0):
             best = r
+    assert best is not None   # ks and lrs are non-empty (_candidates)
     dev = select_device(device)
     _finish_test(best, task, batch_size, dev)
     best.selection = tried
@@ -341,10 +333,10 @@ def _run_one(strategy, task, n_frozen, lr, *, num_epochs, lr_decay, head_epochs,
         if h_epochs > 0:       # stage 1: the new head learns alone on the frozen backbone
             freeze(model, top)
             head, tr, va = _head_stage(model, task, k, top, batch_size, cache and not augment, dev, progress)
-            keep = BestOnValidation(head)
+            head_keep = BestOnValidation(head)
             fit(head, tr, va, num_epochs=h_epochs, lr=DEFAULT_LR["feature_extraction"], device=dev, seed=seed,
-                progress=progress, observers=[keep], stop=stop)
-            keep.restore()
+                progress=progress, observers=[head_keep], stop=stop)
+            head_keep.restore()
             if va is not None:
                 start_val = evaluate(head, va, device=dev)["acc"]
     report = freeze(model, k)

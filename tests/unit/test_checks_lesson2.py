@@ -33,7 +33,7 @@ def digits5():
 @pytest.fixture(scope="module")
 def features5(digits5):
     """conv2 activations (32x7x7) of the digit model on ``digits5``, not cached on disk."""
-    return tl.cached_features(tl.load_digit_model(), digits5, upto=2, cache=False, progress=False)
+    return tl.cached_features(tl.load_digit_model(), digits5, n_frozen=2, cache=False, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +50,13 @@ def test_lesson2_exercise1_new_head_parameters(capsys):
     model = tl.load_digit_model()
     d_conv2, d_features = 32 * 7 * 7, 128  # two 2x2 poolings of 28x28 with 32 channels; the dense layer
     with torch.no_grad():
-        assert model(torch.zeros(1, 1, 28, 28), 0, 2)[0].numel() == d_conv2
+        assert model[:2](torch.zeros(1, 1, 28, 28))[0].numel() == d_conv2
     expect_pass(capsys, checks.lesson2.exercise1((d_conv2 + 1) * 5, model, 2, 5), "1568 features")
     expect_pass(capsys, checks.lesson2.exercise1((d_features + 1) * 3, model, 3, 3))
     expect_pass(capsys, checks.lesson2.exercise1(np.int64((d_conv2 + 1) * 5), model, 2, 5))
     expect_pass(capsys, checks.lesson2.exercise1(torch.tensor((d_conv2 + 1) * 5), model, 2, 5))
     expect_hint(capsys, checks.lesson2.exercise1(d_conv2 * 5, model, 2, 5), "biases")
-    expect_hint(capsys, checks.lesson2.exercise1(d_conv2, model, 2, 5), "model(x, 0, 2)")
+    expect_hint(capsys, checks.lesson2.exercise1(d_conv2, model, 2, 5), "model[:2](x)")
     expect_hint(capsys, checks.lesson2.exercise1((d_features + 1) * 5, model, 2, 5), "is not it")
 
 
@@ -188,11 +188,11 @@ def test_lesson2_exercise2_by_hand_route_with_plain_tensors_and_no_flatten(featu
 
 
 def test_lesson2_exercise2_a_head_on_the_rejected_cut_is_refused(digits5, capsys):
-    late = tl.cached_features(tl.load_digit_model(), digits5, upto=3, cache=False, progress=False)
+    late = tl.cached_features(tl.load_digit_model(), digits5, n_frozen=3, cache=False, progress=False)
     head = nn.Linear(128, 5)
     tl.fit(head, late.loaders(32)[0], None, num_epochs=20, lr=1e-2, device="cpu", seed=0, progress=False)
     acc = tl.evaluate(head, late.loaders(32)[-1])["acc"]
-    expect_hint(capsys, checks.lesson2.exercise2(acc, head, late), "upto=2", "128 numbers")
+    expect_hint(capsys, checks.lesson2.exercise2(acc, head, late), "n_frozen=2", "128 numbers")
 
 
 class _FrozenConvHead(nn.Module):

@@ -38,7 +38,7 @@ def _plain_torch(source, n):
         model.groups[name] = copy.deepcopy(source.groups[name])
         for p in model.groups[name].parameters():
             p.requires_grad_(False)
-    model.num_frozen = n        # what GroupedModel.train() reads to keep frozen groups in eval mode
+    model.n_frozen = n          # what GroupedModel.train() reads to keep frozen groups in eval mode
     return model
 
 

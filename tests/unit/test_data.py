@@ -18,6 +18,9 @@ import torch
 from tlwidgets import data
 from tlwidgets.data import ChecksumError, DataMissingError
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # published; checked against torchvision
+
+
 BUNDLED = data.REPO_DATASETS
 MNIST_FILES = data.MNIST_SPEC.required
 
@@ -499,12 +502,12 @@ def test_photo_tasks_are_normalised_for_their_backbone(pets_root):
     lite = data.pets_task("cat_vs_dog", 2, image_size=32, root=pets_root)
     resnet = data.pets_task("cat_vs_dog", 2, image_size=32, root=pets_root, backbone="resnet18")
     assert lite.train.normalization == ((0.5,) * 3, (0.5,) * 3)
-    assert resnet.train.normalization == (data.IMAGENET_MEAN, data.IMAGENET_STD)
+    assert resnet.train.normalization == (IMAGENET_MEAN, IMAGENET_STD)
     assert torch.equal(lite.train.images, resnet.train.images) and lite.fingerprint != resnet.fingerprint
     raw = lite.train.raw_image(0).float() / 255
     assert torch.allclose(lite.train[0][0], (raw - 0.5) / 0.5)
     assert torch.allclose(resnet.train[0][0],
-                          (raw - torch.tensor(data.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(data.IMAGENET_STD).view(3, 1, 1))
+                          (raw - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1))
     assert (lite.kind, lite.normalization) == ("photos", lite.train.normalization)
     assert resnet.normalization == resnet.train.normalization  # the task says what its pixels were scaled with
 
@@ -524,7 +527,7 @@ def test_tasks_say_what_their_inputs_are_and_how_they_were_normalised(tmp_path):
     assert build_model("scratch", few).name.startswith("digit_cnn")  # chosen by kind, kept through the subset
     root = _photo_folder(tmp_path / "photos", {"a": (200, 30, 30), "b": (30, 30, 200)}, 4)
     photos = data.folder_task(root, image_size=32, backbone="resnet18")
-    assert photos.kind == "photos" and photos.normalization == (data.IMAGENET_MEAN, data.IMAGENET_STD)
+    assert photos.kind == "photos" and photos.normalization == (IMAGENET_MEAN, IMAGENET_STD)
     # a task built by hand is "custom" unless it says otherwise; the same 1x28x28 tensors as digits do not
     # make it one
     x = torch.zeros(4, 1, 28, 28)

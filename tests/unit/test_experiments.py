@@ -43,7 +43,7 @@ def test_subset_task_holds_the_same_images_as_the_task_builder():
 def test_subset_of_image_and_generic_datasets_keeps_labels():
     images = torch.randint(0, 255, (12, 3, 8, 8), dtype=torch.uint8)
     labels = torch.tensor([0, 1] * 6)
-    ds = ImageTensorDataset(images, labels)
+    ds = ImageTensorDataset(images, labels, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     task = Task("img", ["a", "b"], ds, ds, None, (3, 8, 8), "fp")
     sub = ex.subset_task(task, 2, seed=1)
     assert isinstance(sub.train, ImageTensorDataset) and len(sub.train) == 4
@@ -88,9 +88,9 @@ def test_learning_curve_runs_every_cell_and_reuses_one_forward_pass(digit_pool, 
     calls = []
     real = ex.cached_features
 
-    def counting(model, task, upto=None, **kw):
-        calls.append(upto)
-        return real(model, task, upto, **kw)
+    def counting(model, task, n_frozen=None, **kw):
+        calls.append(n_frozen)
+        return real(model, task, n_frozen, **kw)
 
     monkeypatch.setattr(ex, "cached_features", counting)
     seen = []
@@ -131,7 +131,7 @@ def test_learning_curve_matches_a_hand_made_run(digit_pool):
     tl.seed_everything(5)  # the new head's initial weights follow the seed
     model = tl.replace_head(model, 5, digit_pool.classes)
     tl.freeze(model, 2)
-    tail = model.tail(2)
+    tail = model[2:]
     train_loader, val_loader, test_loader = feats.loaders(32)
     hist = tl.fit(tail, train_loader, val_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
     assert hist["val_acc"] == pytest.approx(ref.history["val_acc"])

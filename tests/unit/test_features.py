@@ -35,7 +35,7 @@ def _feature_extraction_case():
         full = data.pets_task("cat_vs_dog", 8, image_size=128, root=pets_root)
         keep = torch.arange(0, len(full.test), 13)  # 16 of the 208 test photos, both classes
         task = Task(full.name, full.classes, full.train,
-                    ImageTensorDataset(full.test.images[keep], full.test.labels[keep]), full.n_per_class,
+                    ImageTensorDataset(full.test.images[keep], full.test.labels[keep], *full.test.normalization), full.n_per_class,
                     full.input_size, full.fingerprint + "-every-13th-test", val=full.val)
         model = models.efficientnet_lite0()
         label = "EfficientNet-Lite0, pets cat_vs_dog, 8/class, 128 px"
@@ -58,7 +58,7 @@ def test_cached_feature_training_equals_recomputing_and_is_faster(measurements):
     t0 = time.perf_counter()
     feats = cached_features(model, task, k, device="cpu", progress=False)
     extract_s = time.perf_counter() - t0
-    h_cached = fit(model.tail(k), *feats.loaders(8)[:2], num_epochs=epochs, lr=1e-2, device="cpu", progress=False)
+    h_cached = fit(model[k:], *feats.loaders(8)[:2], num_epochs=epochs, lr=1e-2, device="cpu", progress=False)
     h_recomputed = fit(recomputed, *task.loaders(8)[:2], num_epochs=epochs, lr=1e-2, device="cpu", progress=False)
 
     # the same training: same batches, same losses, same head (up to float rounding of the backbone pass)
@@ -96,7 +96,7 @@ def test_features_are_cached_on_disk_and_reused(isolated_cache):
     assert feature_cache_dir() == isolated_cache / "features"
     assert [f.name for f in files] == [f"digit_cnn-3-{first.key}.pt"] and not first.from_disk
     second = cached_features(model, task, progress=False)
-    assert second.from_disk and second.key == first.key and second.upto == 3
+    assert second.from_disk and second.key == first.key and second.n_frozen == 3
     for a, b in zip(first.train.tensors + first.val.tensors + first.test.tensors,
                     second.train.tensors + second.val.tensors + second.test.tensors):
         assert torch.equal(a, b)
@@ -157,15 +157,15 @@ def test_failed_cache_write_leaves_no_partial_file(monkeypatch):
 def test_extract_features_checks_the_boundary_and_restores_the_model():
     model = models.load_digit_model().train()
     task = _digit_task(3, 2)
-    with pytest.raises(ValueError, match=r"upto must be in 1\.\.3 for digit_cnn, got 0"):
+    with pytest.raises(ValueError, match=r"n_frozen must be in 1\.\.3 for digit_cnn, got 0"):
         extract_features(model, task.train, 0, progress=False)
-    with pytest.raises(ValueError, match=r"upto must be in 1\.\.3 for digit_cnn, got 4"):
+    with pytest.raises(ValueError, match=r"n_frozen must be in 1\.\.3 for digit_cnn, got 4"):
         extract_features(model, task.train, 4, progress=False)
     out = extract_features(model, task.loaders(4, shuffle=False)[0], 2, device="cpu", progress=False)
     assert out.tensors[0].shape == (15, 32, 7, 7) and torch.equal(out.tensors[1], task.train.tensors[1])
     assert model.training and all(p.is_contiguous() for p in model.parameters())
     with torch.no_grad():
-        torch.testing.assert_close(out.tensors[0], model.eval()(task.train.tensors[0], 0, 2))
+        torch.testing.assert_close(out.tensors[0], model.eval()[:2](task.train.tensors[0]))
 
 
 @pytest.mark.parametrize("n_frozen", [1])

@@ -32,7 +32,7 @@ def test_freeze_matches_a_hand_written_loop_for_every_n(tiny_model):
         report = freeze(model, n)
         expected = _by_hand(copy.deepcopy(model), n)
         assert _flags(model) == expected
-        assert model.num_frozen == report.num_frozen == n
+        assert model.n_frozen == report.n_frozen == n
         assert [f for _, _, f in report.groups] == [i < n for i in range(4)]
         trainable = sum(p.numel() for name, p in model.named_parameters() if expected[name])
         assert report.trainable == trainable and report.total == sum(p.numel() for p in model.parameters())
@@ -49,22 +49,22 @@ def test_freeze_report_counts_for_the_digit_model():
     assert "3/4 groups frozen, 645 of 206,373 parameters trainable (0.3%)" in repr(report)
     assert freeze_report(model) == report
     report = unfreeze_all(model)
-    assert report.num_frozen == 0 and report.trainable == report.total == 206_373
+    assert report.n_frozen == 0 and report.trainable == report.total == 206_373
 
 
 @pytest.mark.parametrize("n", [-1, 4, 10])
 def test_out_of_range_freeze_count_states_the_allowed_range(tiny_model, n):
     model = tiny_model()
     freeze(model, 2)
-    with pytest.raises(ValueError, match=rf"n_groups={n} is out of range: tiny has 4 groups, so 0\.\.3 can be "
+    with pytest.raises(ValueError, match=rf"n_frozen={n} is out of range: tiny has 4 groups, so 0\.\.3 can be "
                                          r"frozen \(the head always trains\)"):
         freeze(model, n)
-    assert model.num_frozen == 2 and _flags(model) == _by_hand(copy.deepcopy(model), 2)  # unchanged
+    assert model.n_frozen == 2 and _flags(model) == _by_hand(copy.deepcopy(model), 2)  # unchanged
 
 
 @pytest.mark.parametrize("n", [1.0, "2", True, None])
 def test_non_integer_freeze_count_is_refused(tiny_model, n):
-    with pytest.raises(ValueError, match=rf"n_groups must be an integer, got {n!r}"):
+    with pytest.raises(ValueError, match=rf"n_frozen must be an integer, got {n!r}"):
         freeze(tiny_model(), n)
 
 
@@ -79,14 +79,14 @@ def test_frozen_groups_stay_in_eval_mode_after_train(tiny_model):
     model = tiny_model(dropout=0.5)
     freeze(model, 1)
     model.train()
-    assert batchnorm_modes(model) == {"groups.stem.1": False, "groups.block.1": True}
+    assert batchnorm_modes(model) == {"stem.1": False, "block.1": True}
     assert model.training and model.groups["features"][4].training
     freeze(model, 3)  # now the Dropout inside "features" is frozen too: a fixed function, no noise
-    assert batchnorm_modes(model) == {"groups.stem.1": False, "groups.block.1": False}
+    assert batchnorm_modes(model) == {"stem.1": False, "block.1": False}
     assert not model.groups["features"][4].training
     model.train()
     x = torch.randn(4, 1, 8, 8)
-    assert torch.equal(model(x, 0, 3), model(x, 0, 3))
+    assert torch.equal(model[:3](x), model[:3](x))
     freeze(model, 0)  # unfreezing puts them back into training mode
     assert all(batchnorm_modes(model).values()) and model.groups["features"][4].training
     model.eval()
@@ -109,13 +109,13 @@ def test_fit_leaves_frozen_batchnorm_statistics_alone(tiny_model, tiny_data):
     fit(model, DataLoader(tiny_data(), batch_size=8, shuffle=True), num_epochs=1, lr=1e-2, device="cpu",
         progress=False)
     after = _bn_stats(model)
-    stem, block = "groups.stem.1", "groups.block.1"
+    stem, block = "stem.1", "block.1"
     assert all(torch.equal(a, b) for a, b in zip(before[stem][:2], after[stem][:2])) and after[stem][2] == 0
     assert not torch.equal(before[block][0], after[block][0]) and after[block][2] == 6  # 48 images / 8
     state = model.state_dict()
     for key in weights:
         changed = not torch.equal(weights[key], state[key])
-        assert changed == (not key.startswith("groups.stem.")), key
+        assert changed == (not key.startswith("stem.")), key
 
 
 def test_frozen_bn_train_mode_lets_frozen_statistics_drift(tiny_model, tiny_data):
@@ -127,9 +127,9 @@ def test_frozen_bn_train_mode_lets_frozen_statistics_drift(tiny_model, tiny_data
     assert all(batchnorm_modes(model).values())
     fit(model, DataLoader(tiny_data(), batch_size=8), num_epochs=1, lr=1e-2, device="cpu", progress=False)
     after = _bn_stats(model)
-    assert not torch.equal(before["groups.stem.1"][0], after["groups.stem.1"][0])  # statistics moved ...
-    assert torch.equal(weights["groups.stem.0.weight"], model.state_dict()["groups.stem.0.weight"])  # weights not
-    assert torch.equal(weights["groups.stem.1.weight"], model.state_dict()["groups.stem.1.weight"])
+    assert not torch.equal(before["stem.1"][0], after["stem.1"][0])  # statistics moved ...
+    assert torch.equal(weights["stem.0.weight"], model.state_dict()["stem.0.weight"])  # weights not
+    assert torch.equal(weights["stem.1.weight"], model.state_dict()["stem.1.weight"])
 
 
 def test_efficientnet_frozen_backbone_has_every_batchnorm_in_eval():
@@ -139,4 +139,4 @@ def test_efficientnet_frozen_backbone_has_every_batchnorm_in_eval():
     model.train()
     modes = batchnorm_modes(model)
     assert len(modes) == 49 and not any(modes.values())
-    assert report.trainable == 1280 * 2 + 2 and report.num_frozen == 9
+    assert report.trainable == 1280 * 2 + 2 and report.n_frozen == 9

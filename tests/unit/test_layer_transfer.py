@@ -56,7 +56,7 @@ def test_transplant_copies_the_first_n_groups_and_freezes_them(tiny_model):
     assert torch.equal(target.head.weight, fresh_head)            # the upper groups keep their own weights
     assert not torch.equal(target.groups["features"][2].weight, source.groups["features"][2].weight)
     assert all(p.requires_grad for g in ("features", "head") for p in target.groups[g].parameters())
-    assert target.num_frozen == 2
+    assert target.n_frozen == 2
     target.train()
     assert not target.groups["stem"][1].training                  # frozen BatchNorm stays in eval mode
     # the copy is a copy: training the target never moves the source
@@ -66,7 +66,7 @@ def test_transplant_copies_the_first_n_groups_and_freezes_them(tiny_model):
 
 def test_transplant_fine_tuned_variant_leaves_everything_trainable(tiny_model):
     target = transplant(tiny_model(seed=1), tiny_model(seed=2), 3, frozen=False)
-    assert target.num_frozen == 0 and all(p.requires_grad for p in target.parameters())
+    assert target.n_frozen == 0 and all(p.requires_grad for p in target.parameters())
 
 
 def test_transplant_refuses_bad_depths_and_architectures(tiny_model):
@@ -168,9 +168,9 @@ def test_pooled_cut_features_pool_each_boundary_in_one_pass_and_cache(tiny_model
     x = task.train.tensors[0][:5]
     with torch.no_grad():
         model.eval()
-        assert torch.allclose(cuts.train[1][:5], model(x, 0, 1).mean(dim=(2, 3)), atol=1e-6)
-        assert torch.allclose(cuts.train[2][:5], model(x, 0, 2).mean(dim=(2, 3)), atol=1e-6)
-        assert torch.allclose(cuts.train[3][:5], model(x, 0, 3), atol=1e-6)   # already a vector: kept as is
+        assert torch.allclose(cuts.train[1][:5], model[:1](x).mean(dim=(2, 3)), atol=1e-6)
+        assert torch.allclose(cuts.train[2][:5], model[:2](x).mean(dim=(2, 3)), atol=1e-6)
+        assert torch.allclose(cuts.train[3][:5], model[:3](x), atol=1e-6)   # already a vector: kept as is
     assert cuts.names == {1: "stem", 2: "block", 3: "features"} and not cuts.from_disk
     assert torch.equal(cuts.test_labels, task.test.tensors[1])
     again = pooled_cut_features(model, task, [3, 2, 1], device="cpu", progress=False)
@@ -266,7 +266,7 @@ def test_specialise_top_trains_a_copy_of_the_top_and_tail_features_run_it(tiny_m
     model = tiny_model(seed=3).eval()
     x, y = tiny_data(90, 3, seed=1).tensors
     with torch.no_grad():
-        maps = FeatureMaps((model(x[:60], 0, 2), y[:60]), (model(x[60:], 0, 2), y[60:]), 2)
+        maps = FeatureMaps((model[:2](x[:60]), y[:60]), (model[:2](x[60:]), y[60:]), 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tail, metrics, val_acc = specialise_top(model, maps, 2, 3, num_epochs=5, val_per_class=4, lr=1e-2)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())   # the source is untouched

@@ -180,7 +180,7 @@ def test_efficientnet_lite0_groups_and_metadata(effnet):
     assert total == trainable == 4_652_008  # EfficientNet-Lite0: 4.65 M parameters
     x = torch.zeros(2, 3, 64, 64)
     with torch.inference_mode():
-        feats = effnet(x, 0, effnet.num_groups - 1)
+        feats = effnet[:-1](x)
         assert feats.shape == (2, 1280)
         assert torch.allclose(effnet.head(feats), effnet(x), atol=1e-5)
 
@@ -264,31 +264,97 @@ def test_digit_cnn_parameter_counts_by_hand():
     assert "GroupedModel('digit_cnn', 4 groups, 0 frozen, 206,373/206,373 parameters trainable" in repr(model)
 
 
-def test_forward_slices_compose_to_the_whole_model(tiny_model):
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
+def test_slices_compose_to_the_whole_model(tiny_model, k):
     model = tiny_model().eval()
     x = torch.randn(5, 1, 8, 8)
-    mid = model(x, 0, 2)
-    assert mid.shape == (5, 8, 4, 4)
-    assert torch.allclose(model(mid, 2), model(x))
+    assert torch.equal(model[k:](model[:k](x)), model(x))   # the same modules run in the same order
+    assert model[:k].group_names + model[k:].group_names == model.group_names
+    assert model[:2](x).shape == (5, 8, 4, 4) and len(model[:0]) == 0 and torch.equal(model[:0](x), x)
 
 
-def test_tail_shares_parameters_with_the_full_model(tiny_model):
+def test_slices_share_parameters_and_carry_the_models_metadata(tiny_model):
     model = tiny_model()
-    tail = model.tail(2)
-    assert tail.group_names == ["features", "head"] and tail.classes == model.classes
-    for name, p in tail.named_parameters():
+    top = model[2:]
+    assert isinstance(top, GroupedModel) and top.group_names == ["features", "head"] and top.name == "tiny[2:]"
+    assert (top.classes, top.mean, top.std, top.image_size) == (model.classes, (0.0,), (1.0,), 8)
+    assert model[:2].name == "tiny[:2]" and model[1:3].name == "tiny[1:3]" and model[-1:].group_names == ["head"]
+    assert top.state_dict().keys() == {k for k in model.state_dict() if k.startswith(("features.", "head."))}
+    for name, p in top.named_parameters():
         assert p is dict(model.named_parameters())[name]
     with torch.no_grad():
-        tail.head.weight.add_(1.0)
-    assert torch.equal(model.head.weight, tail.head.weight)
-    for bad in (-1, 4):
-        with pytest.raises(ValueError, match=rf"start must be in 0\.\.3, got {bad}"):
-            model.tail(bad)
+        top.head.weight.add_(1.0)
+    assert torch.equal(model.head.weight, top.head.weight)
+    assert model[0] is model.groups["stem"] and model[-1] is model.head   # an int is the group itself
+    with pytest.raises(ValueError, match="in order"):
+        model[::-1]
+
+
+def test_slices_keep_the_frozen_state_and_train_like_the_model(tiny_model):
+    from tlwidgets.freezing import batchnorm_modes, freeze
+
+    model = tiny_model()
+    freeze(model, 2)
+    assert [model[a:].n_frozen for a in range(4)] == [2, 1, 0, 0] and model[:1].n_frozen == 1
+    model.eval()
+    assert model[:2].training is False    # a slice starts in the model's mode
+    top = model[1:].train()               # 'block' is frozen in the model, so it stays in eval in the slice too
+    assert batchnorm_modes(model) == {"stem.1": False, "block.1": False} and top.training and top[1].training
+    freeze(model, 1)
+    model.eval()
+    model[1:].train()                     # now 'block' trains; 'stem' is not in the slice and is left alone
+    assert batchnorm_modes(model) == {"stem.1": False, "block.1": True}
+    freeze(model, 1, frozen_bn="train")
+    model[1:].train()
+    assert model[1:].frozen_bn_mode == "train" and all(batchnorm_modes(model[1:]).values())
 
 
 def test_group_model_needs_a_group():
     with pytest.raises(ValueError, match="needs at least one group"):
         GroupedModel([])
+
+
+def test_groups_view_reads_and_replaces_groups_in_place(tiny_model):
+    model = tiny_model()
+    assert list(model.groups) == model.group_names and model.groups["block"] is model[1]
+    model.groups["head"] = nn.Linear(16, 7)    # a head swap: same place, same name
+    assert model.group_names[-1] == "head" and model(torch.zeros(1, 1, 8, 8)).shape == (1, 7)
+    with pytest.raises(KeyError, match=r"tiny has no group 'fc'; its groups are \['stem', 'block', 'features', "):
+        model.groups["fc"] = nn.Linear(16, 7)
+    with pytest.raises(TypeError, match="a group must be an nn.Module, got int"):
+        model.groups["head"] = 3
+
+
+def test_checkpoints_with_the_old_groups_keys_still_load(tiny_model, tmp_path):
+    old = {f"groups.{k}": v + 1 for k, v in tiny_model(seed=1).state_dict().items()}   # before nn.Sequential
+    model = tiny_model()
+    model.load_state_dict(old)
+    assert all(torch.equal(v, old[f"groups.{k}"]) for k, v in model.state_dict().items())
+    models.save_checkpoint(tmp_path / "old.pt", tiny_model(seed=2))
+    ckpt = models.load_checkpoint(tmp_path / "old.pt")
+    assert next(iter(ckpt["state_dict"])) == "stem.0.weight" and tuple(ckpt["mean"]) == (0.0,)   # the new format
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        model.load_state_dict({**old, "groups.extra.weight": torch.zeros(1)})   # not renamed: a group we lack
+
+
+def test_the_shipped_digit_checkpoint_has_old_keys_and_loads():
+    raw = models.load_checkpoint(models.DIGIT_CHECKPOINT)["state_dict"]
+    assert next(iter(raw)).startswith("groups.")     # pinned by its sha256: not re-saved
+    model = models.load_digit_model()
+    assert all(torch.equal(v, raw[f"groups.{k}"]) for k, v in model.state_dict().items())
+    assert (model.mean, model.std) == models.MNIST_NORMALIZATION
+
+
+@pytest.mark.parametrize("backbone", models.BACKBONES)
+def test_backbone_normalization_comes_from_the_libraries_and_equals_the_old_table(backbone):
+    mean, std = models.backbone_normalization(backbone)
+    assert (mean, std) == data.input_normalization(backbone)
+    assert models.backbone_input_config(backbone).image_size == 224
+    t0 = time.perf_counter()
+    models.backbone_normalization(backbone)
+    assert time.perf_counter() - t0 < 0.01   # cached: photo task builders call it freely
+    with pytest.raises(ValueError, match="backbone"):
+        models.backbone_normalization("Resnet18")
 
 
 def test_replace_head_on_the_digit_model():
@@ -335,4 +401,4 @@ def test_weights_fingerprint_follows_the_weights(tiny_model):
     with torch.no_grad():
         b.head.bias.add_(1e-3)
     assert models.weights_fingerprint(a) != models.weights_fingerprint(b)
-    assert models.weights_fingerprint(a, ["stem"]) == models.weights_fingerprint(b, ["stem"])
+    assert models.weights_fingerprint(a[:3]) == models.weights_fingerprint(b[:3])   # below the head: unchanged

@@ -92,20 +92,10 @@ def private_uses(path: Path, source: str | None = None) -> list[str]:
     return found
 
 
-# Uses another branch is removing (issue 11, helper "model": ``model[:k]`` replaces ``_propagate``); delete the
-# entry when it is gone. Anything not listed here fails the test.
-KNOWN = {"experiments.py: from tlwidgets.transfer import _propagate"}
-
-
-def _without_line(use: str) -> str:
-    where, what = use.split(": ", 1)
-    return f"{where.split(':')[0]}: {what}"
-
-
 def test_no_module_uses_another_modules_private_names():
     files = sorted(PACKAGE.rglob("*.py"))
     assert len(files) > 20
-    found = [use for path in files for use in private_uses(path) if _without_line(use) not in KNOWN]
+    found = [use for path in files for use in private_uses(path)]
     assert not found, "private names used across modules (give them a public name in their one home):\n" + \
         "\n".join(found)
 

@@ -204,7 +204,7 @@ FAULTS = [
     ("unknown pets task", lambda t, e, m: tl.pets_task("cats_vs_dogs"),
      ValueError, r"unknown pets task 'cats_vs_dogs'; choose one of \('cat_vs_dog', 'cat_breeds', 'dog_breeds'\)"),
     ("freeze count out of range", lambda t, e, m: tl.freeze(tl.load_digit_model(), 4),
-     ValueError, r"n_groups=4 is out of range: digit_cnn has 4 groups, so 0\.\.3 can be frozen"),
+     ValueError, r"n_frozen=4 is out of range: digit_cnn has 4 groups, so 0\.\.3 can be frozen"),
     ("unknown backbone", lambda t, e, m: tl.build_backbone("resnet50"),
      ValueError, r"unknown backbone 'resnet50'; choose one of \('efficientnet_lite0', 'resnet18', 'mobilenet_v3_small'\)"),
     ("unknown strategy", lambda t, e, m: tl.run_strategy("transfer", _digits()),

@@ -720,9 +720,9 @@ ARGUMENT_CASES = [
     ("seed for a task", lambda: tl.mnist_target_task(5, seed=-2), ValueError, r"seed must be an integer >= 0, got -2"),
     ("seed for fit", lambda: tl.fit(_grey_model(), _loader(torch.zeros(4, 1, 8, 8), torch.zeros(4).long()),
                                     seed="0", progress=False), TypeError, r"seed must be an integer"),
-    ("freeze 2.0", lambda: tl.freeze(_grey_model(), 2.0), ValueError, r"n_groups must be an integer, got 2\.0"),
+    ("freeze 2.0", lambda: tl.freeze(_grey_model(), 2.0), ValueError, r"n_frozen must be an integer, got 2\.0"),
     ("freeze out of range", lambda: tl.freeze(_grey_model(), np.int64(3)), ValueError,
-     r"n_groups=3 is out of range: tiny_grey has 3 groups, so 0\.\.2 can be frozen"),
+     r"n_frozen=3 is out of range: tiny_grey has 3 groups, so 0\.\.2 can be frozen"),
     ("head with 1 class", lambda: tl.replace_head(_grey_model(), 1), ValueError,
      "num_classes must be at least 2, got 1"),
     ("head with 2.5 classes", lambda: tl.replace_head(_grey_model(), 2.5), TypeError,
@@ -733,7 +733,7 @@ ARGUMENT_CASES = [
      r"image_size must be an integer in 16\.\.1024"),
     ("features boundary 1.5", lambda: features.extract_features(_grey_model(), TensorDataset(torch.zeros(2, 1, 8, 8),
                                                                                               torch.zeros(2)), 1.5),
-     TypeError, r"upto must be an integer, got 1\.5"),
+     TypeError, r"n_frozen must be an integer, got 1\.5"),
     ("weight decay negative", lambda: tl.fit(_grey_model(), _loader(torch.zeros(4, 1, 8, 8), torch.zeros(4).long()),
                                              weight_decay=-1, progress=False), ValueError,
      r"weight_decay must be a number >= 0, got -1"),
@@ -768,8 +768,8 @@ def test_c08_bad_arguments_are_refused_at_the_door(what, call, error, message):
 
 
 ACCEPTED_NUMPY = [
-    ("freeze np.int64", lambda: tl.freeze(_grey_model(), np.int64(2)).num_frozen == 2),
-    ("freeze np.int32", lambda: tl.freeze(_grey_model(), np.int32(1)).num_frozen == 1),
+    ("freeze np.int64", lambda: tl.freeze(_grey_model(), np.int64(2)).n_frozen == 2),
+    ("freeze np.int32", lambda: tl.freeze(_grey_model(), np.int32(1)).n_frozen == 1),
     ("replace_head np.int64", lambda: len(tl.replace_head(_grey_model(), np.int64(4)).classes) == 4),
     ("seed np.int64", lambda: tl.seed_everything(np.int64(3)) is None),
     ("fit np.int64 epochs, np.float32 lr", lambda: len(tl.fit(
@@ -806,11 +806,11 @@ def test_c08_freeze_slider_refuses_instead_of_clamping():
     model = tl.digit_cnn(5)
     fs = FreezeSlider(model)
     fs.value = np.int64(2)
-    assert model.num_frozen == 2
+    assert model.n_frozen == 2
     for bad, error in ((7, ValueError), (-1, ValueError), (1.5, TypeError)):
         with pytest.raises(error, match="value must be"):
             fs.value = bad
-        assert fs.value == 2 and model.num_frozen == 2
+        assert fs.value == 2 and model.n_frozen == 2
 
 
 @pytest.mark.parametrize("setting, message", [

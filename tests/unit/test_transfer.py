@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tlwidgets import data, models, transfer
-from tlwidgets.data import IMAGENET_MEAN, IMAGENET_STD, ImageTensorDataset, Task, input_normalization
+from tlwidgets.data import ImageTensorDataset, Task, input_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate, layerwise_lr_groups
 from tlwidgets.transfer import (
     DEFAULT_LR,
@@ -20,6 +20,9 @@ from tlwidgets.transfer import (
     metrics_on,
     run_strategy,
 )
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # published; checked against torchvision
+
 
 DIGIT_TOTAL = 206_373  # digit_cnn(5): see test_models.test_digit_cnn_parameter_counts_by_hand
 CONV1, CONV2, HEAD = 16 * 9 + 16 + 32, 16 * 32 * 9 + 32 + 64, 1568 * 5 + 5   # the conv2-cut digit model's groups
@@ -67,7 +70,7 @@ def test_each_strategy_selects_on_val_and_tests_once(task, strategy, scratch_arc
     assert isinstance(result, RunResult) and result.arch == arch == result.model.name
     assert (result.strategy, result.task_name, result.n_per_class) == (strategy, "MNIST digits 5-9", 6)
     assert (result.n_frozen, result.trainable_params, result.used_cache) == (n_frozen, trainable, used_cache)
-    assert result.model.num_frozen == n_frozen and result.model.classes == ["5", "6", "7", "8", "9"]
+    assert result.model.n_frozen == n_frozen and result.model.classes == ["5", "6", "7", "8", "9"]
     assert len(result.history) == 2 and len(result.history.batches) == 4  # 30 images, batches of 16
     # history["val_acc"] is validation; the kept weights are those of the best validation epoch
     val_loader = task.loaders(16)[1]
@@ -158,7 +161,7 @@ def test_fine_tune_with_everything_but_the_head_frozen_is_refused(task):
 
 @pytest.mark.parametrize("n_frozen", [3, -1])
 def test_fine_tune_out_of_range_freeze_count_states_the_range(task, n_frozen):
-    with pytest.raises(ValueError, match=rf"n_groups={n_frozen} is out of range: digit_cnn@conv2 has 3 groups, "
+    with pytest.raises(ValueError, match=rf"n_frozen={n_frozen} is out of range: digit_cnn@conv2 has 3 groups, "
                                          r"so 0\.\.2"):
         _run("fine_tune", task, n_frozen=n_frozen)
 

@@ -92,7 +92,7 @@ def test_freeze_slider_value_freezes_exactly_the_first_groups():
                 assert p.requires_grad == (i >= n), (n, name)
                 total += p.numel()
                 trainable += p.numel() if i >= n else 0
-        assert model.num_frozen == n
+        assert model.n_frozen == n
         assert fs.count_label.value.count(f"{trainable:,} / {total:,} parameters") == 1
         assert f"({trainable / total:.1%})" in fs.count_label.value
         states = [s for _, _, s in group_rows(fs.report)]
@@ -111,9 +111,9 @@ def test_freeze_slider_refuses_out_of_range_repr_and_display():
     for bad in (99, -4):  # refused, not silently clamped: the model keeps its state
         with pytest.raises(ValueError, match=rf"value must be in 0\.\.3 .*got {bad}"):
             fs.value = bad
-        assert fs.value == 3 and model.num_frozen == 3
+        assert fs.value == 3 and model.n_frozen == 3
     fs.value = 0
-    assert fs.value == 0 and model.num_frozen == 0
+    assert fs.value == 0 and model.n_frozen == 0
     assert "digit_cnn" in repr(fs) and "0/3 groups frozen" in repr(fs)
     bundle = fs._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
@@ -227,7 +227,7 @@ def test_freeze_slider_shows_errors_in_the_widget():
     fs.frozen_bn = "eval"
     fs.value = 1  # a good change clears the message
     assert fs.errors.error is None and fs.errors.widget.value == ""
-    assert model.num_frozen == 1
+    assert model.n_frozen == 1
 
 
 def test_count_text_format():

@@ -13,33 +13,33 @@ def _need_features(features, name: str) -> None:
                          f"got {type(features).__name__}")
 
 
-def feature_size(model, upto: int) -> int:
-    """How many numbers the first ``upto`` groups of ``model`` output per image (one dummy forward pass)."""
+def feature_size(model, n_frozen: int) -> int:
+    """How many numbers ``model[:n_frozen]`` outputs per image (one dummy forward pass)."""
     size = model.image_size or 28
     channels = 1 if model.mean is not None and len(model.mean) == 1 else 3
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = model(torch.zeros(1, channels, size, size, device=device), 0, upto)
+        out = model[:n_frozen](torch.zeros(1, channels, size, size, device=device))
     model.train(was_training)
     return out[0].numel()
 
 
-def exercise1(answer, model, upto: int, num_classes: int) -> CheckResult:
-    """Parameters of a new linear head on the features at group boundary ``upto``."""
+def exercise1(answer, model, n_frozen: int, num_classes: int) -> CheckResult:
+    """Parameters of a new linear head on the features at group boundary ``n_frozen``."""
     if answer is None:
         return not_yet("replace `answer = None` with an integer: a Linear layer from d features to "
                        "num_classes outputs has d * num_classes weights plus num_classes biases")
     answer = as_integer(answer, "exercise1", "an integer number of parameters")
-    d = feature_size(model, upto)
+    d = feature_size(model, n_frozen)
     expected = (d + 1) * num_classes
     if answer == expected:
         return passed(f"{d} features x {num_classes} classes + {num_classes} biases = {expected:,} parameters, "
                       f"against {model.parameter_counts()[1]:,} in the whole {model.name}")
     if answer == d * num_classes:
         return not_yet("close: you counted the weights; the biases (one per class) train too")
-    return not_yet(f"{answer:,} is not it. How many numbers does model(x, 0, {upto}) give per image? "
+    return not_yet(f"{answer:,} is not it. How many numbers does model[:{n_frozen}](x) give per image? "
                    "(print its shape, then flatten)")
 
 
@@ -88,7 +88,7 @@ def exercise2(answer, head: nn.Module, features) -> CheckResult:
     width = x_train[0].numel()
     if width != 32 * 7 * 7:
         return not_yet(f"these features have {width} numbers per digit; the lesson's feature extraction cuts after "
-                       "conv2 (32 x 7 x 7 = 1568 numbers): use upto=2, not the layer before the old head")
+                       "conv2 (32 x 7 x 7 = 1568 numbers): use n_frozen=2, not the layer before the old head")
     counts = torch.bincount(y_train).tolist()
     if set(counts) != {5}:
         return not_yet(f"the features hold {counts} training images per class; build the task with "

@@ -20,7 +20,7 @@ def _need_model(model, name: str) -> None:
 
 def smallest_frozen_for(model: GroupedModel, fraction: float) -> int | None:
     """The fewest frozen groups leaving fewer than ``fraction`` of the parameters trainable (model unchanged)."""
-    before, bn_mode = model.num_frozen, model.frozen_bn_mode
+    before, bn_mode = model.n_frozen, model.frozen_bn_mode
     try:
         for k in range(max_frozen(model) + 1):
             if freeze(model, k).trainable_fraction < fraction:
@@ -49,7 +49,7 @@ def exercise1(answer, model, fraction: float = 0.15, *, prediction=_UNSET) -> Ch
     answer = as_integer(answer, "exercise1", "an integer number of frozen groups")
     expected = smallest_frozen_for(model, fraction)
     if answer == expected:
-        before, bn_mode = model.num_frozen, model.frozen_bn_mode
+        before, bn_mode = model.n_frozen, model.frozen_bn_mode
         report = freeze(model, answer)
         freeze(model, before, frozen_bn=bn_mode)
         guess = "" if prediction is _UNSET else (
@@ -67,7 +67,7 @@ def exercise1(answer, model, fraction: float = 0.15, *, prediction=_UNSET) -> Ch
 def freeze_report_fraction(model: GroupedModel, k: int) -> str:
     if not 0 <= k <= max_frozen(model):
         return f"(out of range: 0..{max_frozen(model)})"
-    before, bn_mode = model.num_frozen, model.frozen_bn_mode
+    before, bn_mode = model.n_frozen, model.frozen_bn_mode
     try:
         return f"{freeze(model, k).trainable_fraction:.1%}"
     finally:
@@ -151,22 +151,22 @@ def exercise3(answer, model, n_frozen: int | None = 2) -> CheckResult:
                        "tlwidgets.freezing.batchnorm_modes(model) after model.train()")
     if isinstance(answer, str) or not isinstance(answer, (list, tuple, set)):
         raise ValueError(f"exercise3 expects a list of BatchNorm module names, got {type(answer).__name__}")
-    if n_frozen is not None and model.num_frozen != n_frozen:
-        return not_yet(f"the model has {model.num_frozen} frozen groups; the exercise freezes the first {n_frozen}: "
+    if n_frozen is not None and model.n_frozen != n_frozen:
+        return not_yet(f"the model has {model.n_frozen} frozen groups; the exercise freezes the first {n_frozen}: "
                        f"tl.freeze(model, {n_frozen}) first, then model.train() and look at the BatchNorm layers")
     expected = frozen_batchnorms_in_eval(model)
     got = set(answer)
     if got == set(expected):
         if not expected:
             return passed("none: no frozen group of this model has a BatchNorm in eval mode "
-                          f"(num_frozen={model.num_frozen}, frozen_bn='{model.frozen_bn_mode}')")
-        groups = sorted({n.split(".")[1] for n in expected}, key=model.group_names.index)
+                          f"(n_frozen={model.n_frozen}, frozen_bn='{model.frozen_bn_mode}')")
+        groups = sorted({n.split(".")[0] for n in expected}, key=model.group_names.index)
         return passed(f"{len(expected)} BatchNorm layers keep their pretrained statistics: those in "
                       f"{', '.join(groups)} (the frozen groups)")
     extra, missing = got - set(expected), set(expected) - got
     if model.frozen_bn_mode == "train" and expected == []:
         hint = "with frozen_bn='train' every BatchNorm trains, frozen or not"
     else:
-        hint = "only BatchNorm layers inside the first model.num_frozen groups stay in eval mode"
+        hint = "only BatchNorm layers inside the first model.n_frozen groups stay in eval mode"
     return not_yet(f"{len(missing)} missing, {len(extra)} that should not be there; call model.train() first. "
                    + hint)

@@ -87,7 +87,7 @@ def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
             if any(not torch.equal(after[k], v) for k, v in frozen_bn[name].items()):
                 return not_yet(f"n={n}: the weights of {name!r} stayed put, but its BatchNorm running statistics "
                                "changed during training: a frozen group must stay in eval mode. tl.freeze(model, n) "
-                               "does that (GroupedModel.train keeps the first model.num_frozen groups in eval)")
+                               "does that (GroupedModel.train keeps the first model.n_frozen groups in eval)")
         if all(torch.equal(upper[k], v) for k, v in model.groups[names[-1]].state_dict().items()):
             return not_yet(f"n={n}: one training step did not change the head: is anything trainable?")
     if any(not torch.equal(v, source.state_dict()[k]) for k, v in before.items()):

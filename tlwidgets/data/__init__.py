@@ -48,9 +48,6 @@ from .mnist import (
 )
 from .pets import PET_KINDS, PETS_VAL_FRACTION, pets_task, read_pet_annotations
 from .photos import (
-    BACKBONE_NORMALIZATION,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ImageTensorDataset,
     default_augment,
     input_normalization,
@@ -80,7 +77,7 @@ __all__ = [
     "MNIST_MEAN", "MNIST_STD", "MNIST_NORMALIZATION", "MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
     "mnist_source_task", "mnist_target_task",
     # photos, pets, own photos
-    "IMAGENET_MEAN", "IMAGENET_STD", "BACKBONE_NORMALIZATION", "input_normalization", "ImageTensorDataset",
+    "input_normalization", "ImageTensorDataset",
     "default_augment", "PET_KINDS", "PETS_VAL_FRACTION", "read_pet_annotations", "pets_task", "walk_images",
     "folder_task",
     # command line

@@ -21,28 +21,23 @@ import torch
 from torch.utils.data import Dataset
 
 from ..images import DECODE_CACHE, ImageDecodeError
-from ..validate import check_choice, check_int
+from ..validate import check_int
 from .tasks import Normalization
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "BACKBONE_NORMALIZATION", "input_normalization", "check_image_size",
+__all__ = ["input_normalization", "check_image_size",
            "decode_images", "warn_skipped", "ImageTensorDataset", "default_augment"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: The pixel normalisation each pretrained backbone was trained with. Feeding a
-#: model images normalised for another one still "works" but costs accuracy
-#: (EfficientNet-Lite0 species top-1 at 128 px: 0.80 with its own [-1, 1]
-#: scaling, 0.74 with ImageNet mean/std), so photo tasks are built for a backbone.
-BACKBONE_NORMALIZATION: dict[str, Normalization] = {
-    "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "resnet18": (IMAGENET_MEAN, IMAGENET_STD),
-    "mobilenet_v3_small": (IMAGENET_MEAN, IMAGENET_STD),
-}
-
-
 def input_normalization(backbone: str) -> Normalization:
-    """``(mean, std)`` the pretrained ``backbone`` expects; a misspelt name is refused, not given ImageNet's."""
-    return BACKBONE_NORMALIZATION[check_choice("backbone", backbone, tuple(BACKBONE_NORMALIZATION))]
+    """``(mean, std)`` the pretrained ``backbone`` expects; a misspelt name is refused, not given ImageNet's.
+
+    Photo tasks are normalised for a backbone when they are built: feeding a model images normalised for
+    another one still "works" but costs accuracy (EfficientNet-Lite0 species top-1 at 128 px: 0.80 with
+    its own [-1, 1] scaling, 0.74 with ImageNet mean/std). The answer comes from the library that ships
+    the weights (:func:`tlwidgets.models.backbone_normalization`), not from a table kept here.
+    """
+    from ..models import backbone_normalization  # models imports data's users; imported when first asked
+
+    return backbone_normalization(backbone)
 
 
 def check_image_size(image_size: Any) -> int:
@@ -90,12 +85,12 @@ def warn_skipped(bad: Sequence[str], total: int | None = None) -> None:
 class ImageTensorDataset(Dataset):
     """Decoded uint8 images held in memory, normalised on access (cheap; no JPEG decoding per epoch).
 
-    ``mean``/``std`` are the normalisation of the model the images are for;
+    ``mean``/``std`` are the normalisation of the model the images are for (no default: a
+    silent ImageNet guess is wrong for EfficientNet-Lite0; see :func:`input_normalization`);
     kept as tuples so a model can check that they match its own.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float]):
         self.images, self.labels = images, labels
         self.normalization: Normalization = (tuple(float(m) for m in mean), tuple(float(v) for v in std))
         self.mean = torch.tensor(mean).view(3, 1, 1)
