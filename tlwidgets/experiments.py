@@ -448,7 +448,7 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                     idx = per_class_indices(pool_labels, n, seed)
 
                     def transfer_run(rate, s=s, k=k, n=n, seed=seed, idx=idx, epochs=epochs, decay=decay,
-                                     train_acts=train_acts, val_acts=val_acts):
+                                     train_acts=train_acts, val_acts=val_acts, choosing=choosing):
                         seed_everything(seed)
                         tail = _fresh_tail(base, k, task)
                         start = None
