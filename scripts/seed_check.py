@@ -201,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="lessons run at the same time (default 2)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per lesson run")
     p.add_argument("--merge", action="store_true", help="keep the other lessons' rows of the existing JSON")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rewrite the report from the existing JSON and the lessons' current text")
     p.add_argument("--out", default=str(DOC))
     args = p.parse_args(argv)
     lessons = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
@@ -211,6 +213,8 @@ def main(argv=None) -> int:
         return 2
     doc = Path(args.out)
     jpath = doc.with_suffix(".json")
+    if args.report_only:
+        return write_report(doc, json.loads(jpath.read_text()))
     old = json.loads(jpath.read_text()) if args.merge and jpath.exists() else {"runs": []}
     jobs = [(lesson, s) for lesson in lessons for s in args.seeds]
     print(f"{len(jobs)} runs, {args.jobs} at a time", flush=True)
@@ -223,9 +227,16 @@ def main(argv=None) -> int:
         runs = list(pool.map(go, jobs))
     ran = {x.stem for x in lessons}
     runs = [r for r in old["runs"] if r["lesson"] not in ran] + runs
+    return write_report(doc, {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jobs": args.jobs,
+                              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs})
+
+
+def write_report(doc: Path, base: dict) -> int:
+    """Summarise ``base["runs"]``, read each lesson's claims afresh, write the JSON and the markdown."""
+    runs = base["runs"]
+    jpath = doc.with_suffix(".json")
     names = sorted({r["lesson"] for r in runs})
-    report = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jobs": args.jobs,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    report = {"when": base["when"], "jobs": base["jobs"], "machine": base["machine"],
               "lessons": [summarise(n, [r for r in runs if r["lesson"] == n]) for n in names],
               "claims": {n: lesson_claims(LESSONS / f"{n}.ipynb") for n in names},
               "runs": runs}
