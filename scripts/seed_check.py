@@ -178,7 +178,7 @@ def render(report: dict) -> str:
         if s["failures"]:
             lines.append("")
         if c["claims"]:
-            lines += ["Claims (as the lesson states them; its bracketed ranges are from earlier checks):", ""]
+            lines += ["Claims, as the lesson states them (bracketed: the ranges it quotes):", ""]
             lines += [f"- {claim}" for claim in c["claims"]] + [""]
         label = "Assertions at the end of the lesson" if c["has_claims_section"] else \
             "No claims section; the assertions the lesson makes (mechanism checks)"
@@ -186,7 +186,7 @@ def render(report: dict) -> str:
         lines += ["| recorded number | min | max |", "|---|---:|---:|"]
         for k, v in s["numbers"].items():
             if "min" in v:
-                extra = f" ({v['missing']} runs recorded none)" if v["missing"] else ""
+                extra = f" (None in {v['missing']} runs)" if v["missing"] else ""
                 lines.append(f"| {k}{extra} | {_fmt(v['min'])} | {_fmt(v['max'])} |")
             else:
                 lines.append(f"| {k} | {' / '.join(v['values'])} | |")

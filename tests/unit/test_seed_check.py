@@ -60,4 +60,4 @@ def test_summary_gives_pass_counts_and_min_max_of_every_number():
               "claims": {"09_demo": {"claims": ["c"], "assertions": ["assert x"], "has_claims_section": True}}}
     text = seed_check.render(report)
     assert "| 09_demo | 100, 101, 102 | 2/3 |" in text and "**2 of 3 runs passed.**" in text
-    assert "| acc | 0.6 | 0.9 |" in text and "failed at seed 100" in text and "assert x" in text
+    assert "| acc | 0.6 | 0.9 |" in text and "| k (None in 1 runs) | 7 | 8 |" in text and "failed at seed 100" in text and "assert x" in text
