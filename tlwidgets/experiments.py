@@ -31,7 +31,7 @@ from .freezing import max_frozen, unfreeze_all
 from .metrics import Metrics, Spread, seed_spread
 from .models import replace_head
 from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
-from .training import History, fit, seed_everything, select_device
+from .training import History, evaluate, fit, seed_everything, select_device
 from .transfer import (
     DEFAULT_LR,
     DEFAULT_LR_DECAY,
@@ -153,11 +153,14 @@ class RunRecord:
     test: Metrics | None = None
     val_acc: float | None = None
     best_epoch: int | None = None
+    lr: float | None = None
+    #: every candidate learning rate tried for this cell and its validation accuracy (empty with one rate)
+    selection: list = field(default_factory=list)
 
     def row(self) -> dict:
         t = self.test
         return {"strategy": self.strategy, "n_per_class": "all" if self.n_per_class is None else self.n_per_class,
-                "seed": self.seed, "num_train": self.num_train, "frozen_groups": self.n_frozen,
+                "seed": self.seed, "num_train": self.num_train, "frozen_groups": self.n_frozen, "lr": self.lr,
                 "epochs": len(self.history), "best_epoch": self.best_epoch,
                 "val_acc": None if self.val_acc is None else round(self.val_acc, 4),
                 "test_acc": round(self.test_acc, 4),
@@ -284,9 +287,20 @@ def _per_strategy(value, strategy: str, default):
     return default if value is None else value
 
 
+def _lr_candidates(lr, strategy: str) -> list[float]:
+    """The learning rates to try for ``strategy``: one, or a list to choose from on validation."""
+    value = _per_strategy(lr, strategy, DEFAULT_LR[strategy])
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"lr for {strategy!r} is an empty list: give one rate or a list of candidates")
+        return [float(v) for v in value]
+    return [float(value)]
+
+
 def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
                    seeds: Sequence[int] = (0,), num_epochs: int | Mapping[str, int] = 10,
-                   lr: float | Mapping[str, float] | None = None, n_frozen: int | None = None,
+                   lr: float | Sequence[float] | Mapping[str, float | Sequence[float]] | None = None,
+                   n_frozen: int | None = None,
                    lr_decay: float | None = None, head_epochs: int | None = None,
                    min_steps: int = 0, batch_size: int = 32, backbone: str = "efficientnet_lite0",
                    scratch_arch: str = "small", scratch_task: Task | None = None, cache: bool = True, track=True,
@@ -309,7 +323,13 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     ``track`` says which runs measure validation accuracy after every epoch
     and keep the best epoch (True: all; False: none, the last epoch is kept;
     or a collection of sizes). Every run is tested once, at the end.
-    ``on_run(record)`` is called after each run.
+
+    ``lr`` (or its value for one strategy in a dict) may be a list of
+    candidates: every cell (strategy, size, seed) then trains once per rate,
+    keeps the rate with the best validation accuracy (the best epoch's when
+    tracked, else the last epoch's) and tests only that one
+    (``RunRecord.selection`` lists every rate tried). Choosing needs
+    ``task.val``. ``on_run(record)`` is called after each run.
     """
     sizes = list(sizes)
     if not sizes:
@@ -321,6 +341,10 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"sizes must be positive integers or None (all), got {n!r}")
     dev = select_device(device)
+    rates = {s: _lr_candidates(lr, s) for s in strategies}
+    if task.val is None and any(len(r) > 1 for r in rates.values()):
+        raise ValueError(f"choosing among lr={lr} needs a validation split, and task {task.name!r} has none "
+                         f"(val=None); build it with a task builder, which carves one")
     pool_labels = dataset_labels(task.train)
     if scratch_task is not None:
         if list(scratch_task.classes) != list(task.classes) or \
@@ -333,9 +357,13 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     def tracked(n) -> bool:
         return track if isinstance(track, bool) else n in set(track)
 
-    def train_select_test(model, train_loader, val_loader, test_loader, n, seed, epochs, rate, num_train,
-                          decay=1.0, start=None):
-        """Fit (keeping the best validation epoch when tracked), then test once."""
+    def train_select(model, train_loader, val_loader, n, seed, epochs, rate, num_train, decay=1.0, start=None,
+                     choosing=False):
+        """Fit, keeping the best validation epoch when tracked; the test split is not touched here.
+
+        Returns (history, (val_acc, best_epoch), seconds). An untracked run that takes part in a choice
+        among learning rates is read on validation once, after its last epoch.
+        """
         t0 = time.perf_counter()
         keep = BestOnValidation(model, start=start) if tracked(n) and val_loader is not None else None
         hist = fit(model, train_loader, val_loader if keep is not None else None, device=dev, seed=seed,
@@ -343,9 +371,20 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                    num_epochs=epochs_for(num_train, batch_size, epochs, min_steps))
         if keep is not None:
             keep.restore()
+            best = (keep.best, keep.best_epoch)
+        else:
+            best = (evaluate(model, val_loader, device=dev)["acc"] if choosing else None, len(hist))
+        return hist, best, time.perf_counter() - t0
+
+    def choose_and_test(candidates, runs, test_loader):
+        """Train every candidate rate (``runs(rate)``), keep the best on validation, test it once."""
+        tried = [(rate, *runs(rate)) for rate in candidates]
+        chosen = tried[0] if len(tried) == 1 else max(tried, key=lambda t: t[3][0])   # first best wins a tie
+        rate, model, hist, (val_acc, best_epoch), secs = chosen
         metrics = metrics_on(model, test_loader, task.num_classes, device=dev)
-        best = (keep.best, keep.best_epoch) if keep is not None else (None, len(hist))
-        return hist, metrics, best, time.perf_counter() - t0
+        selection = [] if len(tried) == 1 else [{"lr": r, "val_acc": round(v[0], 4), "best_epoch": v[1]}
+                                                 for r, _, _, v, _ in tried]
+        return rate, hist, metrics, val_acc, best_epoch, sum(t[4] for t in tried), selection
     records: list[RunRecord] = []
 
     def finish(record):
@@ -389,48 +428,57 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
             k = bounds[s]
             train_acts, val_acts, test_acts, setup = acts[k]
             epochs = _per_strategy(num_epochs, s, 10)
-            rate = _per_strategy(lr, s, DEFAULT_LR[s])
             decay = DEFAULT_LR_DECAY[s] if lr_decay is None or s != "fine_tune" else lr_decay
+            choosing = len(rates[s]) > 1
             for n in sizes:
                 for seed in seeds:
                     idx = per_class_indices(pool_labels, n, seed)
-                    seed_everything(seed)
-                    # an independent copy of the top only (copying the frozen backbone would cost every run),
-                    # all of it trainable, with a new head whose initial weights follow the seed
-                    tail = copy.deepcopy(base[k:])
-                    unfreeze_all(tail)
-                    replace_head(tail, task.num_classes, task.classes)
-                    start = None
-                    h_epochs = epochs if head_epochs is None else head_epochs
-                    if s == "fine_tune" and h_epochs > 0:     # the head learns alone first
-                        top_train, top_val, _, _ = acts[top]
-                        head = tail[-1:]
-                        _, _, (start, _), _ = train_select_test(
-                            head, loader(top_train, idx, True), loader(top_val), loader(acts[top][2]), n, seed,
-                            h_epochs, DEFAULT_LR["feature_extraction"], len(idx))
+
+                    def transfer_run(rate, s=s, k=k, n=n, seed=seed, idx=idx, epochs=epochs, decay=decay,
+                                     train_acts=train_acts, val_acts=val_acts, choosing=choosing):
+                        seed_everything(seed)
+                        # an independent copy of the top only (copying the frozen backbone would cost every
+                        # run), all of it trainable, with a new head whose initial weights follow the seed
+                        tail = copy.deepcopy(base[k:])
                         unfreeze_all(tail)
-                    hist, metrics, (val_acc, best_epoch), secs = train_select_test(
-                        tail, loader(train_acts, idx, True), loader(val_acts), loader(test_acts), n, seed, epochs,
-                        rate, len(idx), decay=decay, start=start)
+                        replace_head(tail, task.num_classes, task.classes)
+                        start = None
+                        h_epochs = epochs if head_epochs is None else head_epochs
+                        if s == "fine_tune" and h_epochs > 0:     # the head learns alone first
+                            top_train, top_val, _, _ = acts[top]
+                            _, (start, _), _ = train_select(
+                                tail[-1:], loader(top_train, idx, True), loader(top_val), n, seed,
+                                h_epochs, DEFAULT_LR["feature_extraction"], len(idx))
+                            unfreeze_all(tail)
+                        return (tail, *train_select(tail, loader(train_acts, idx, True), loader(val_acts), n, seed,
+                                                    epochs, rate, len(idx), decay=decay, start=start,
+                                                    choosing=choosing))
+                    rate, hist, metrics, val_acc, best_epoch, secs, selection = choose_and_test(
+                        rates[s], transfer_run, loader(test_acts))
                     # setup is charged in proportion to the images this run used (train subset + val + test)
                     others = len(test_acts) + (len(val_acts) if val_acts is not None else 0)
                     share = (len(idx) + others) / (len(train_acts) + others)
                     finish(RunRecord(s, n, seed, len(idx), k, metrics.accuracy, secs, setup * share, hist,
-                                     metrics, val_acc, best_epoch))
+                                     metrics, val_acc, best_epoch, rate, selection))
     if "scratch" in strategies:
         epochs = _per_strategy(num_epochs, "scratch", 10)
-        rate = _per_strategy(lr, "scratch", DEFAULT_LR["scratch"])
+        choosing = len(rates["scratch"]) > 1
         for n in sizes:
             for seed in seeds:
                 sub = subset_task(scratch_task or task, n, seed)
-                seed_everything(seed)
-                model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
                 train_loader, val_loader, test_loader = sub.loaders(batch_size)
                 n_train = len(cast(Sized, sub.train))
-                hist, metrics, (val_acc, best_epoch), secs = train_select_test(
-                    model, train_loader, val_loader, test_loader, n, seed, epochs, rate, n_train)
+
+                def scratch_run(rate, n=n, seed=seed, sub=sub, train_loader=train_loader, val_loader=val_loader,
+                                n_train=n_train):
+                    seed_everything(seed)
+                    model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
+                    return (model, *train_select(model, train_loader, val_loader, n, seed, epochs, rate,
+                                                 n_train, choosing=choosing))
+                rate, hist, metrics, val_acc, best_epoch, secs, selection = choose_and_test(
+                    rates["scratch"], scratch_run, test_loader)
                 finish(RunRecord("scratch", n, seed, n_train, 0, metrics.accuracy, secs, 0.0, hist,
-                                 metrics, val_acc, best_epoch))
+                                 metrics, val_acc, best_epoch, rate, selection))
     order = {s: i for i, s in enumerate(strategies)}
     records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
     return LearningCurve(task.name, records, sizes, task.num_classes)

@@ -1,6 +1,7 @@
 """tlwidgets.experiments: nested per-class subsets, time to accuracy, learning curves on cached activations."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -197,3 +198,43 @@ def test_scratch_task_must_be_the_same_pool(digit_pool):
     same = tl.mnist_target_task(12, test_per_class=20)
     curve = ex.learning_curve(digit_pool, [2], ["scratch"], scratch_task=same, num_epochs=1)
     assert curve.records[0].num_train == 10
+
+
+
+def test_learning_rate_is_chosen_on_validation_and_only_the_winner_is_tested(digit_pool, monkeypatch):
+    """Candidate rates per strategy: each cell trains every rate, keeps the best on val, reads test once."""
+    tested, pairs = [], []
+    real = ex.metrics_on
+    val_loader = torch.utils.data.DataLoader(digit_pool.val, batch_size=256)
+
+    def recording(model, loader, num_classes, **kw):   # a recording fake around the one test read
+        tested.append({"n": len(loader.dataset), "model": model})
+        return real(model, loader, num_classes, **kw)
+
+    monkeypatch.setattr(ex, "metrics_on", recording)
+    rates = {"scratch": [1e-4, 3e-3], "fine_tune": [1e-4, 1e-2]}
+    curve = ex.learning_curve(digit_pool, [3, None], ["scratch", "fine_tune"], seeds=(0, 1), n_frozen=1,
+                              num_epochs=2, head_epochs=1, track=[None], lr=rates,
+                              on_run=lambda r: pairs.append((r, tested[-1])))
+    assert len(tested) == len(curve.records) == len(pairs) == 2 * 2 * 2    # one test read per reported point
+    assert {t["n"] for t in tested} == {len(digit_pool.test)}
+    for r, test_read in pairs:
+        assert [c["lr"] for c in r.selection] == rates[r.strategy]
+        best = max(r.selection, key=lambda c: c["val_acc"])
+        assert r.lr == best["lr"] and r.val_acc == pytest.approx(best["val_acc"], abs=1e-4)
+        assert r.row()["lr"] == r.lr
+        if r.n_per_class == 3:      # untracked size: read on validation once, after the last epoch
+            assert r.history["val_acc"] == [None] * len(r.history)
+        else:
+            assert r.val_acc >= max(r.history["val_acc"])
+        if r.strategy == "scratch":  # the model tested is the one chosen: its val accuracy is the winner's
+            assert real(test_read["model"], val_loader, 5).accuracy == pytest.approx(r.val_acc)
+    assert {r.lr for r in curve.records} <= {1e-4, 3e-3, 1e-2}
+    # one rate: nothing to choose, no selection; several rates need a validation split
+    single = ex.learning_curve(digit_pool, [3], ["feature_extraction"], num_epochs=1, lr=[2e-3])
+    assert single.records[0].selection == [] and single.records[0].lr == 2e-3
+    no_val = dataclasses.replace(digit_pool, val=None, fingerprint=digit_pool.fingerprint + "-no-val")
+    with pytest.raises(ValueError, match="validation"):
+        ex.learning_curve(no_val, [3], ["scratch"], lr=[1e-3, 1e-2])
+    with pytest.raises(ValueError, match="empty"):
+        ex.learning_curve(digit_pool, [3], ["scratch"], lr={"scratch": []})
