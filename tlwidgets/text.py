@@ -44,9 +44,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .data import DatasetSpec, find_dataset, verify_checksums
+from .infra import select_device
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
-from .training import History, Observer, fit, select_device
+from .training import History, Observer, fit
 
 __all__ = [
     "tokenize", "WordVectors", "Coverage", "load_word_vectors", "full_glove_available", "nearest", "analogy",

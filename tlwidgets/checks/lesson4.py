@@ -141,7 +141,8 @@ def exercise4(train_epochs) -> CheckResult:
     import torch
 
     from ..data import mnist_target_task
-    from ..training import evaluate, seed_everything
+    from ..infra import seed_everything
+    from ..training import evaluate
     from ..transfer import digit_cut_model
 
     if not callable(train_epochs):
