@@ -67,7 +67,7 @@ def run_query(wv: WordVectors, text: str, k: int = 8) -> list[QueryResult]:
     label = " ".join(("+ " if s > 0 else "- ") + w for s, w in parsed).removeprefix("+ ")
     if missing:
         return [QueryResult(label, (), missing)]
-    vec = sum(s * wv[w] for s, w in parsed)
+    vec = torch.stack([s * wv[w] for s, w in parsed]).sum(0)
     return [QueryResult(label, tuple(nearest(wv, vec, k, exclude=[w for _, w in parsed])))]
 
 
