@@ -121,7 +121,15 @@ class _PeakMemory:
 
 
 def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True, timeout: int = 900) -> LessonRun:
-    """Execute one lesson with papermill into ``out_dir`` (plus HTML); classify the outcome."""
+    """Execute one lesson with papermill into ``out_dir`` (plus HTML); classify the outcome.
+
+    Args:
+        path: the lesson notebook.
+        out_dir: where the executed notebook, its HTML, its recorded results and its stderr log go.
+        parameters: values for the notebook's papermill ``parameters`` cell (``quick``, ``device``, ``seed``).
+        html: also write an HTML copy (what ``make course`` publishes).
+        timeout: seconds one cell may run before the lesson counts as failed.
+    """
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)

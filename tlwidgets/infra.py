@@ -43,7 +43,7 @@ __all__ = [
     "REPO_ROOT", "REPO_DATASETS", "DATA_ENV", "CACHE_ENV", "DataMissingError", "ChecksumError", "StorageError",
     "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir", "sha256_file", "file_digest", "files_digest",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
-    "DEVICES", "select_device", "seed_everything",
+    "DEVICES", "select_device", "seed_everything", "plain", "clear_digest_memo",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -404,13 +404,9 @@ def plain(value: Any, *, where: str = "value") -> Any:
                     "store numbers, strings, lists, dicts or tensors")
 
 
-__all__.append("plain")
-
 
 def clear_digest_memo() -> None:
     """Forget every memoised file digest (tests; a long-lived kernel whose files were restored from backup)."""
     _DIGESTS.clear()
 
-
-__all__.append("clear_digest_memo")
 

@@ -11,6 +11,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .infra import atomic_write
 
@@ -24,7 +25,7 @@ def _plain(v):
     return round(v, 4) if isinstance(v, float) else v
 
 
-def record(lesson: str, **values) -> dict:
+def record(lesson: str, **values: Any) -> dict:
     """Record ``values`` (numbers or short strings) as ``lesson``'s headline results; returns them."""
     if not isinstance(lesson, str) or not re.fullmatch(r"[\w.-]+", lesson) or lesson.startswith("."):
         raise ValueError(f"lesson must be a lesson's file name without folders or suffix (e.g. "

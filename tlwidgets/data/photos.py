@@ -92,6 +92,12 @@ class ImageTensorDataset(Dataset):
 
     ``mean``/``std`` are the normalisation of the model the images are for;
     kept as tuples so a model can check that they match its own.
+
+    Args:
+        images: uint8 N x 3 x H x W.
+        labels: N class indices.
+        mean: per-channel means of the model's normalisation.
+        std: per-channel standard deviations of the model's normalisation.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,

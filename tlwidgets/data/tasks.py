@@ -85,6 +85,13 @@ class Task:
         """``(train_loader, val_loader, test_loader)``; ``val_loader`` is None when the task has no ``val``.
 
         ``augment=True`` applies the task's training augmentation (to the training split only).
+
+        Args:
+            batch_size: training batch size (validation and test use at least 256: no gradients, less overhead).
+            shuffle: shuffle the training split every epoch.
+            augment: apply the task's augmentation to the training split.
+            num_workers: DataLoader worker processes.
+            pin_memory: pin batches in page-locked memory (faster copies to a GPU).
         """
         train = self.train
         if augment:
@@ -139,7 +146,14 @@ def check_n_per_class(n: Any, name: str = "n_per_class") -> int | None:
 
 
 def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
-    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly."""
+    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly.
+
+    Args:
+        labels: the class label of every sample.
+        classes: the classes to draw from (others are left out).
+        n: samples per class; None takes all, more than a class has takes all of it with a warning.
+        seed: the draw is a pure function of ``labels``, ``classes`` and ``seed``.
+    """
     n = check_n_per_class(n)
     seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
@@ -164,6 +178,13 @@ def carve_val(labels: torch.Tensor, classes: Sequence[int], seed: int, *, val_pe
 
     The training images are then drawn from ``rest_idx`` only, so train and val never share a sample
     and the validation set does not depend on how many training images a lesson asks for.
+
+    Args:
+        labels: the class label of every sample of the training file.
+        classes: the classes of the task (samples of other classes are in neither part).
+        seed: which samples validate.
+        val_per_class: validation samples per class (exclusive with ``val_fraction``).
+        val_fraction: share of each class for validation (exclusive with ``val_per_class``).
     """
     pool = torch.nonzero(torch.isin(labels, torch.as_tensor(list(classes)))).flatten()
     tr, va = stratified_split(labels[pool], val_per_class, val_fraction=val_fraction, seed=seed)
