@@ -10,7 +10,8 @@ import io
 import logging
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class ErrorBox:
         return f"ErrorBox({'empty' if self.error is None else repr(self.error)})"
 
 
-def rgba_to_png(rgba, compress_level: int = 1) -> bytes:
+def rgba_to_png(rgba: np.ndarray | memoryview, compress_level: int = 1) -> bytes:
     """Encode an RGBA buffer (H x W x 4) as PNG; level 1 is ~3x faster than the default for chart images."""
     from PIL import Image
 
@@ -110,7 +111,8 @@ def rgba_to_png(rgba, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def to_display_image(img, mean=None, std=None) -> np.ndarray:
+def to_display_image(img: Any, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None) -> np.ndarray:
     """A tensor/array image (CHW or HW; uint8, or normalised float) as an HxW or HxWx3 float array in [0, 1].
 
     Normalised floats are un-normalised with ``mean``/``std`` when given;
@@ -149,7 +151,7 @@ def fmt_params(n: int) -> str:
     return f"{int(n):,}"
 
 
-def widget_bundle(widget, text: str, **kwargs):
+def widget_bundle(widget: Any, text: str, **kwargs: Any) -> Any:
     """``widget``'s display bundle with our own ``repr`` as its plain-text fallback.
 
     The fallback is what papermill/nbconvert outputs and a front end without
