@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .infra import REPO_ROOT, atomic_write
+from .infra import REPO_ROOT, atomic_write, ensure_writable_dir
 from .results import LESSON_ENV, RESULTS_ENV, load_all, load_data_sources
 from .table import Column, Table
 
@@ -249,10 +249,7 @@ def _check_options(args) -> str | None:
         return f"--seed must be a non-negative integer, got {args.seed}"
     out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        ensure_writable_dir(out)
     except OSError as exc:
         return f"--out {out} is not a writable folder ({exc.strerror or exc}); choose another with --out"
     return None
