@@ -294,6 +294,60 @@ def test_smoother_agrees_with_the_adjusted_exponential_moving_average(span):
     np.testing.assert_allclose([sm.add(v) for v in x], expected, rtol=1e-12)
 
 
+# ------------------------------------------------------------------------------------------ widgets ---
+@pytest.mark.parametrize("n, d", [(30, 10), (2, 5), (12, 1)])
+def test_pca_2d_agrees_with_scikit_learn_pca(n, d):
+    """widgets.gallery.pca_2d ↔ sklearn.decomposition.PCA(2, svd_solver="full"): the "do the classes separate?"
+    pictures must be the textbook projection (up to each axis's sign), and the shares printed on the axes the
+    explained-variance ratios; one feature (a 1-D cloud) leaves the second axis at zero."""
+    from sklearn.decomposition import PCA
+
+    from tlwidgets.widgets.gallery import pca_2d
+
+    x = np.random.default_rng(n).normal(size=(n, d)) * np.linspace(3, 0.5, d)
+    proj, shares = pca_2d(torch.as_tensor(x, dtype=torch.float32))
+    q = min(2, n - 1, d)
+    sk = PCA(q, svd_solver="full").fit(x)
+    ref = sk.transform(x)
+    ours = proj.numpy().astype(np.float64)
+    for j in range(q):
+        sign = np.sign(ours[:, j] @ ref[:, j]) or 1.0
+        np.testing.assert_allclose(ours[:, j] * sign, ref[:, j], atol=1e-4)
+    np.testing.assert_allclose(shares[:q], sk.explained_variance_ratio_, atol=1e-6)
+    assert np.allclose(ours[:, q:], 0, atol=1e-5) and all(abs(v) < 1e-9 for v in shares[q:])
+
+
+def test_to_display_image_inverts_torchvision_normalize():
+    """widgets._util.to_display_image(x, mean, std) ↔ the inverse of v2.Normalize(mean, std): galleries show a
+    normalised tensor as the photo it came from (HxWxC in [0, 1])."""
+    from tlwidgets.widgets._util import to_display_image
+
+    x = torch.rand(3, 9, 7, generator=torch.Generator().manual_seed(0))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    shown = to_display_image(v2.Normalize(mean, std)(x), mean, std)
+    np.testing.assert_allclose(shown, x.permute(1, 2, 0).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", ["diagonal", "ring", "seven", "ell"])
+def test_centre_digit_puts_the_centre_of_mass_where_scipy_finds_it(shape):
+    """widgets.digit_pad.centre_digit ↔ scipy.ndimage.center_of_mass: like MNIST, the drawing is scaled into a
+    20x20 box and shifted so its centre of mass sits at the centre of 28x28 (13.5, 13.5), to the nearest
+    pixel (so within half a pixel); a drawing in a corner of the pad must reach the model centred."""
+    from scipy import ndimage
+
+    from tlwidgets.widgets.digit_pad import centre_digit, pen_stroke
+
+    t = np.linspace(0, 2 * np.pi, 40)
+    paths = {"diagonal": [(2, 3), (14, 12)], "ring": list(zip(8 + 5 * np.sin(t), 30 + 4 * np.cos(t))),
+             "seven": [(25, 2), (25, 14), (38, 6)], "ell": [(2, 22), (32, 22), (32, 36)]}
+    grid = pen_stroke(np.zeros((40, 40), np.float32), paths[shape], radius=1.5)
+    out = centre_digit(grid).numpy()
+    rows, cols = np.nonzero(out > 0.05)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 21
+    cy, cx = ndimage.center_of_mass(out)
+    assert abs(cy - 13.5) <= 0.5 + 1e-6 and abs(cx - 13.5) <= 0.5 + 1e-6, (cy, cx)
+
+
 # -------------------------------------------------------------------------------------------- text ---
 WORDS = ["good", "bad", "film", "plot", "actor", "great", "boring", "x", "a", "i", "2", "10", "3d"]
 
