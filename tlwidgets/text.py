@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .data import DatasetSpec, find_dataset, verify_checksums
+from .data import DatasetSpec, find_dataset, size_label, verify_checksums
 from .infra import select_device
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
@@ -378,7 +378,7 @@ class TextTask:
         return len(self.classes)
 
     def __repr__(self) -> str:
-        per = "all" if self.n_per_class is None else self.n_per_class
+        per = size_label(self.n_per_class)
         return (f"TextTask({self.name!r}: {len(self.train)} train ({per} per class), {len(self.val)} val "
                 f"(held out from the training pool, seed {self.seed}), {len(self.test)} test)")
 

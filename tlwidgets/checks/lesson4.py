@@ -5,6 +5,7 @@ import math
 from numbers import Real
 from typing import Any
 
+from ..data import size_label
 from ..experiments import LearningCurve, time_to_accuracy
 from . import CheckResult, need_prediction, not_yet, passed
 
@@ -18,7 +19,7 @@ def _begin(curve, name: str, prediction, what: str) -> CheckResult | None:
 
 
 def _size_label(n) -> str:
-    return "all" if n is None else str(n)
+    return str(size_label(n))
 
 
 def catch_up_size(curve: LearningCurve, strategy: str = "fine_tune", baseline: str = "scratch",

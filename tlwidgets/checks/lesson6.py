@@ -5,7 +5,7 @@ import html
 from collections.abc import Sized
 from typing import Any, cast
 
-from ..data import Task
+from ..data import Task, size_label
 from ..transfer import RunResult
 from . import CheckResult, not_yet, passed
 
@@ -61,7 +61,7 @@ def exercise2(answer: Any, dashboard: Any, *, strategy: str = "fine_tune", n_per
                          f"got {type(answer).__name__}")
     if answer not in dashboard.results:
         return not_yet("that row is not in this dashboard's results: pass the dashboard that ran it")
-    want = {"strategy": strategy, "n_per_class": "all" if n_per_class is None else n_per_class,
+    want = {"strategy": strategy, "n_per_class": size_label(n_per_class),
             "frozen_groups": n_frozen}
     wrong = {k: answer.get(k) for k, v in want.items() if answer.get(k) != v}
     if wrong:

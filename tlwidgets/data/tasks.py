@@ -24,7 +24,7 @@ from ..splits import stratified_split
 from ..validate import check_choice, check_int
 
 __all__ = ["Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class",
-           "carve_val", "fingerprint"]
+           "carve_val", "fingerprint", "size_label"]
 
 #: ``(mean, std)`` per input channel, as the pixels were normalised.
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
@@ -107,7 +107,7 @@ class Task:
                            pin_memory=pin_memory))
 
     def __repr__(self) -> str:
-        per = "all" if self.n_per_class is None else self.n_per_class
+        per = size_label(self.n_per_class)
         val = "no val" if self.val is None else \
             f"{_size(self.val)} val" + (f" ({self.val_note})" if self.val_note else "")
         return (f"Task({self.name!r}: {self.num_classes} classes, {_size(self.train)} train "
@@ -143,6 +143,14 @@ def check_n_per_class(n: Any, name: str = "n_per_class") -> int | None:
     if n <= 0:
         raise ValueError(f"{name} must be a positive number of labelled images, got {n} (or None for all)")
     return n
+
+
+def size_label(n: int | None) -> int | str:
+    """How a table, a repr or a message names ``n`` labelled images per class: the number, or ``"all"`` for None.
+
+    One spelling everywhere, so a row written by a run and a row a student is asked to match compare equal.
+    """
+    return "all" if n is None else n
 
 
 def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:

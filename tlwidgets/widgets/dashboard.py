@@ -30,7 +30,7 @@ from typing import Any, Literal, overload
 
 import ipywidgets as widgets
 
-from ..data import Task, check_n_per_class, mnist_target_task, pets_task
+from ..data import Task, check_n_per_class, mnist_target_task, pets_task, size_label
 from ..freezing import freeze, max_frozen
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
@@ -169,7 +169,7 @@ class Dashboard:
         style = {"description_width": "110px"}
         self.strategy = widgets.Dropdown(options=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=strategy,
                                          description="strategy", style=style)
-        self.n_per_class = widgets.Dropdown(options=[("all" if n is None else str(n), n) for n in n_options],
+        self.n_per_class = widgets.Dropdown(options=[(str(size_label(n)), n) for n in n_options],
                                             value=n_per_class, description="images / class", style=style)
         self.lr = widgets.FloatLogSlider(value=lr if lr is not None else DEFAULT_LR[strategy], base=10, min=-5,
                                          max=-0.5, step=0.1, description="learning rate", readout_format=".1e",
@@ -347,7 +347,7 @@ class Dashboard:
     def _run(self, config: dict) -> RunResult:
         """One run with ``config``; a failure is shown in the error box, kept in ``last_error`` and raised."""
         k = len(self._runs) + 1
-        per = "all" if config["n_per_class"] is None else config["n_per_class"]
+        per = size_label(config["n_per_class"])
         prefix = f"run {k} · {STRATEGY_LABELS[config['strategy']]} · {per}/class"
         try:
             self._set_status(f"{prefix} · preparing (data, model, cached features) ...")
