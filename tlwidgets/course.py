@@ -76,6 +76,8 @@ def inject_parameters(source: str, params: dict) -> str:
 
 
 def find_lessons(selected: list[str] | None = None, *, solutions: bool = False) -> list[Path]:
+    """The numbered lesson notebooks (or their solutions), in course order; ``selected`` keeps those whose
+    names start with one of its prefixes (``["02", "07"]``)."""
     folder = LESSONS_DIR / "solutions" if solutions else LESSONS_DIR
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if selected:
@@ -256,6 +258,11 @@ def _check_options(args) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlwidgets.course``: run the lessons, write their HTML and a results table.
+
+    Returns the exit status: 2 for bad options (checked before any kernel starts), 1 when no lesson was found
+    or one failed, else 0 (a lesson skipped for missing data does not fail the run: it says what to fetch).
+    """
     parser = argparse.ArgumentParser(prog="python -m tlwidgets.course", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True, help="quick mode (default)")

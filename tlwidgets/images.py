@@ -232,6 +232,7 @@ class DecodeCache:
         return image
 
     def clear(self) -> None:
+        """Forget every image and reset the hit counts."""
         with self._lock:
             self._items.clear()
             self._bytes = 0

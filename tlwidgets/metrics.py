@@ -114,6 +114,7 @@ class Spread:
         return f"{self.mean:.3f} ± {self.std:.3f} (min {self.min:.3f}, max {self.max:.3f}, {self.n} seeds)"
 
     def row(self) -> dict:
+        """JSON-friendly summary (rounded to 4 places), for results tables."""
         return {"mean": round(self.mean, 4), "std": round(self.std, 4), "min": round(self.min, 4),
                 "max": round(self.max, 4), "seeds": self.n}
 

@@ -58,6 +58,7 @@ def _read_existing(path: Path) -> dict:
 
 
 def load_all(directory: str | os.PathLike) -> dict[str, dict]:
+    """``lesson -> recorded values`` for every results file in ``directory`` (the course runner's table)."""
     return {p.stem: json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))}
 
 
@@ -79,5 +80,6 @@ def note_data_source(dataset: str, description: str) -> None:
 
 
 def load_data_sources(directory: str | os.PathLike, lesson: str) -> dict[str, str]:
+    """``dataset -> where it was loaded from`` for one lesson (see :func:`note_data_source`); {} if none."""
     path = Path(directory) / "data" / f"{lesson}.json"
     return json.loads(path.read_text()) if path.exists() else {}

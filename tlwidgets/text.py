@@ -352,6 +352,7 @@ class TextSplit:
         return len(self.texts)
 
     def subset(self, idx: Iterable[int] | torch.Tensor) -> TextSplit:
+        """The sentences at ``idx`` (in that order), with their labels, sources and ids."""
         idx = [int(i) for i in idx]
         return TextSplit([self.texts[i] for i in idx], self.labels[idx], [self.sources[i] for i in idx],
                          [self.ids[i] for i in idx])
@@ -478,10 +479,12 @@ class LinearHead:
     val_accs: dict = field(repr=False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted class index of each row of ``x``."""
         with torch.no_grad():
             return self.head(x).argmax(1)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int = 2) -> Metrics:
+        """Accuracy with its baselines (chance, majority, balanced) on ``(x, y)``: the test split, once."""
         return classification_metrics(y, self.predict(x), num_classes)
 
     def __repr__(self) -> str:

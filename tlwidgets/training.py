@@ -73,6 +73,7 @@ class StopFlag:
         self.reason = ""
 
     def set(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop after the batch in hand; ``reason`` ends up in ``History.stop_reason``."""
         self.reason = reason
         self._event.set()
 
@@ -121,6 +122,8 @@ class History(Observer):
         return self.epochs[-1] if self.epochs else {}
 
     def best(self, key: str = "val_acc") -> float | None:
+        """The highest ``key`` over the finished epochs (None if no epoch logged it): for accuracies only,
+        since for a loss the best is the lowest."""
         values = [v for v in self[key] if v is not None]
         return max(values) if values else None
 
@@ -131,6 +134,7 @@ class History(Observer):
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
+        """The inverse of :meth:`to_dict` (checkpoints, run logs); missing keys take their defaults."""
         return cls([dict(e) for e in d.get("epochs", [])], [dict(b) for b in d.get("batches", [])],
                    d.get("stopped", False), d.get("stop_reason", ""), d.get("seconds", 0.0))
 

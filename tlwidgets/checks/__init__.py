@@ -82,6 +82,8 @@ def need_prediction(prediction: Any, what: str, allowed: Collection | None = Non
 
 @dataclass(frozen=True)
 class CheckResult:
+    """A check's verdict: truthy when the answer is right, so a solution notebook can ``assert`` it."""
+
     passed: bool
     message: str
 
@@ -96,12 +98,14 @@ class CheckResult:
 
 
 def passed(message: str) -> CheckResult:
+    """Print and return a pass; the message says what the right answer shows, not just that it is right."""
     result = CheckResult(True, message)
     print(repr(result))
     return result
 
 
 def not_yet(hint: str) -> CheckResult:
+    """Print and return a hint: what to look at next, never the answer itself."""
     result = CheckResult(False, hint)
     print(repr(result))
     return result

@@ -69,6 +69,8 @@ class ErrorBox:
         self.error: BaseException | None = None
 
     def show(self, exc: BaseException, context: str = "") -> None:
+        """Show ``exc`` in red under the controls (and log its traceback): an error in a widget callback
+        would otherwise go to the kernel log, where a student never looks."""
         self.error = exc
         where = f"{context}: " if context else ""
         self.widget.value = (f"<div style='color:#b00020;white-space:pre-wrap;font-family:monospace'>"
@@ -77,6 +79,7 @@ class ErrorBox:
         log.error("%s%s", where, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
     def clear(self) -> None:
+        """Hide the box and forget the error (the next action starts clean)."""
         self.error = None
         self.widget.value = ""
         self.widget.layout.display = "none"

@@ -324,6 +324,7 @@ class DigitPad:
         return self._set_grid(pen_stroke(self.grid, list(points), radius=self.canvas.pen_radius, erase=erase))
 
     def clear(self) -> None:
+        """Wipe the pad (and update the prediction, which shows what the model makes of a blank)."""
         self._set_grid(np.zeros((SIZE, SIZE), np.float32))
 
     def set_image(self, image: np.ndarray | torch.Tensor) -> dict[str, float]:
@@ -342,6 +343,7 @@ class DigitPad:
 
     @torch.inference_mode()
     def probabilities(self) -> dict[str, float]:
+        """``class name -> probability`` for the drawing as it is now, in eval mode and without gradients."""
         device = next(self.model.parameters()).device
         p = self.model(self.input_tensor().to(device)).softmax(1)[0].cpu().tolist()
         names = self.classes if len(self.classes) == len(p) else [str(i) for i in range(len(p))]
