@@ -35,6 +35,7 @@ class Smoother:
         self._ema, self._t = 0.0, 0
 
     def add(self, value: float) -> float:
+        """Take the next point; return the smoothed value at it."""
         self._t += 1
         self._ema = self.alpha * value + (1 - self.alpha) * self._ema
         return self._ema / (1 - (1 - self.alpha) ** self._t)
@@ -59,6 +60,7 @@ class Throttle:
         self.frames_this_run = 0
 
     def due(self) -> bool:
+        """Whether a frame may be drawn now (always for the first frame of a run)."""
         return self.frames_this_run == 0 or self.clock() >= self.next_at
 
     def drawn(self, ended_at: float, frame_seconds: float) -> None:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .infra import REPO_ROOT, atomic_write
+from .infra import REPO_ROOT, atomic_write, ensure_writable_dir
 from .results import LESSON_ENV, RESULTS_ENV, load_all, load_data_sources
 from .table import Column, Table
 
@@ -76,6 +76,8 @@ def inject_parameters(source: str, params: dict) -> str:
 
 
 def find_lessons(selected: list[str] | None = None, *, solutions: bool = False) -> list[Path]:
+    """The numbered lesson notebooks (or their solutions), in course order; ``selected`` keeps those whose
+    names start with one of its prefixes (``["02", "07"]``)."""
     folder = LESSONS_DIR / "solutions" if solutions else LESSONS_DIR
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if selected:
@@ -121,7 +123,15 @@ class _PeakMemory:
 
 
 def run_lesson(path: Path, out_dir: Path, parameters: dict, *, html: bool = True, timeout: int = 900) -> LessonRun:
-    """Execute one lesson with papermill into ``out_dir`` (plus HTML); classify the outcome."""
+    """Execute one lesson with papermill into ``out_dir`` (plus HTML); classify the outcome.
+
+    Args:
+        path: the lesson notebook.
+        out_dir: where the executed notebook, its HTML, its recorded results and its stderr log go.
+        parameters: values for the notebook's papermill ``parameters`` cell (``quick``, ``device``, ``seed``).
+        html: also write an HTML copy (what ``make course`` publishes).
+        timeout: seconds one cell may run before the lesson counts as failed.
+    """
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,16 +251,18 @@ def _check_options(args) -> str | None:
         return f"--seed must be a non-negative integer, got {args.seed}"
     out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        ensure_writable_dir(out)
     except OSError as exc:
         return f"--out {out} is not a writable folder ({exc.strerror or exc}); choose another with --out"
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlwidgets.course``: run the lessons, write their HTML and a results table.
+
+    Returns the exit status: 2 for bad options (checked before any kernel starts), 1 when no lesson was found
+    or one failed, else 0 (a lesson skipped for missing data does not fail the run: it says what to fetch).
+    """
     parser = argparse.ArgumentParser(prog="python -m tlwidgets.course", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="quick", action="store_true", default=True, help="quick mode (default)")

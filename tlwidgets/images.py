@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,8 +34,11 @@ import torch
 from .infra import file_digest
 from .validate import check_choice, check_int
 
+if TYPE_CHECKING:  # PIL is imported where an image is decoded, so importing the package stays cheap
+    from PIL.Image import Image as PILImage
+
 __all__ = ["ImageDecodeError", "decode_image", "load_image", "to_model_channels", "DecodeCache", "DECODE_CACHE",
-           "clear_decode_cache", "IMAGE_SUFFIXES"]
+           "clear_decode_cache", "IMAGE_SUFFIXES", "preprocess"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 WHITE = (255, 255, 255)
@@ -93,7 +97,7 @@ def _to_rgb_or_l(im, want: str):
     return im
 
 
-def decode_image(source: Any, *, mode: str = "RGB"):
+def decode_image(source: Any, *, mode: str = "RGB") -> PILImage:
     """Any image source as an upright 8-bit PIL image in ``mode`` ("RGB" or "L").
 
     ``source``: a path, a PIL image, a NumPy array (HxW, HxWx1, HxWx3 or
@@ -201,6 +205,14 @@ class DecodeCache:
         self.hits = self.misses = 0
 
     def get(self, path: str | os.PathLike, size: int, mode: str = "RGB", *, digest: str | None = None) -> torch.Tensor:
+        """``load_image(path, size, mode=mode)``, decoded once per content.
+
+        Args:
+            path: the image file.
+            size: the side of the square it is resized and cropped to.
+            mode: ``"RGB"`` or ``"L"``.
+            digest: the file's sha256 when the caller already knows it (saves hashing the file again).
+        """
         key = (digest or file_digest(path), int(size), mode)
         with self._lock:
             hit = self._items.get(key)
@@ -220,6 +232,7 @@ class DecodeCache:
         return image
 
     def clear(self) -> None:
+        """Forget every image and reset the hit counts."""
         with self._lock:
             self._items.clear()
             self._bytes = 0
@@ -241,23 +254,29 @@ def clear_decode_cache() -> None:
     DECODE_CACHE.clear()
 
 
-def preprocess(image: Any, size: int, mean, std, *, channels: int = 3) -> torch.Tensor:
+def preprocess(image: Any, size: int, mean: Sequence[float], std: Sequence[float], *,
+               channels: int = 3) -> torch.Tensor:
     """One photo as the normalised float CxHxW tensor a model expects (the course's photo-task preprocessing).
 
     Decoded by :func:`decode_image` in the mode the model takes (``channels``
     1: greyscale, 3: RGB; a greyscale photo for an RGB model is repeated to
     RGB, as photo viewers show it), short side resized to ``size``,
     centre-cropped, scaled to [0, 1] and normalised with ``mean``/``std``.
+
+    Args:
+        image: a path, a PIL image, a NumPy array or bytes (anything :func:`decode_image` reads).
+        size: the side of the square the model takes.
+        mean: per-channel means the model's weights were trained with (one value, or one per channel).
+        std: per-channel standard deviations, likewise.
+        channels: 1 for a greyscale model, 3 for RGB.
     """
     channels = check_int("channels", channels, min=1, max=3)
     if channels == 2:
         raise ValueError("channels must be 1 (greyscale) or 3 (RGB), got 2")
-    mean = torch.as_tensor(tuple(float(m) for m in mean), dtype=torch.float32).view(-1, 1, 1)
-    std = torch.as_tensor(tuple(float(v) for v in std), dtype=torch.float32).view(-1, 1, 1)
-    if len(mean) not in (1, channels) or len(std) not in (1, channels):
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels}-channel images")
+    m = torch.as_tensor(tuple(float(v) for v in mean), dtype=torch.float32).view(-1, 1, 1)
+    s = torch.as_tensor(tuple(float(v) for v in std), dtype=torch.float32).view(-1, 1, 1)
+    if len(m) not in (1, channels) or len(s) not in (1, channels):
+        raise ValueError(f"mean/std have {len(m)}/{len(s)} values for {channels}-channel images")
     x = load_image(image, size, mode="L" if channels == 1 else "RGB").float() / 255
-    return (x - mean) / std
+    return (x - m) / s
 
-
-__all__.append("preprocess")

@@ -41,9 +41,10 @@ from .validate import check_int
 
 __all__ = [
     "REPO_ROOT", "REPO_DATASETS", "DATA_ENV", "CACHE_ENV", "DataMissingError", "ChecksumError", "StorageError",
-    "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir", "sha256_file", "file_digest", "files_digest",
+    "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir",
+    "ensure_writable_dir", "sha256_file", "file_digest", "files_digest",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
-    "DEVICES", "select_device", "seed_everything",
+    "DEVICES", "select_device", "seed_everything", "plain", "clear_digest_memo",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -105,16 +106,29 @@ def writable_cache_dir(name: str) -> Path:
     """
     path = cache_root() / name
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}-{threading.get_ident()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        ensure_writable_dir(path)
     except OSError as exc:
         raise StorageError(
             f"cache folder {path} is not writable ({exc.strerror or exc}). Point ${CACHE_ENV} at a writable "
             f"folder (e.g. os.environ['{CACHE_ENV}'] = '/tmp/tllab-cache'), or pass cache=False to compute "
             "without caching.") from None
     return path
+
+
+def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` and prove it writable by writing and deleting an empty file; OSError if not.
+
+    Why write instead of asking ``os.access``: it checks permissions only, while
+    a full disk or quota (or a network file system that decides on the server)
+    fails on the first real write; probing here fails before any work is done.
+    Callers turn the OSError into their own message.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-test-{os.getpid()}-{threading.get_ident()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return folder
 
 
 def asset_path(name: str) -> Path:
@@ -404,13 +418,9 @@ def plain(value: Any, *, where: str = "value") -> Any:
                     "store numbers, strings, lists, dicts or tensors")
 
 
-__all__.append("plain")
-
 
 def clear_digest_memo() -> None:
     """Forget every memoised file digest (tests; a long-lived kernel whose files were restored from backup)."""
     _DIGESTS.clear()
 
-
-__all__.append("clear_digest_memo")
 

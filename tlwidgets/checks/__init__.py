@@ -3,6 +3,11 @@
 A check never raises on a wrong answer: it prints a pass or a hint and
 returns a :class:`CheckResult`, which is truthy when the answer is right, so
 solution notebooks can ``assert checks.lesson2.exercise1(answer)``.
+
+What a student passes is typed ``Any`` on purpose: a check takes whatever
+the notebook holds (the untouched ``...``, a string, a tensor, a function),
+validates it itself and answers with a hint, rather than promise a type it
+would then have to enforce with a traceback.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ __all__ = ["CheckResult", "passed", "not_yet", "is_integer", "is_placeholder", "
            "need_prediction"]
 
 
-def is_integer(x) -> bool:
+def is_integer(x: Any) -> bool:
     """A Python or NumPy integer, or a one-element integer tensor; never a bool.
 
     Students compute answers with whatever is at hand (``np.prod(shape)``,
@@ -31,7 +36,7 @@ def is_integer(x) -> bool:
             and "bool" not in str(dtype))
 
 
-def is_placeholder(x) -> bool:
+def is_placeholder(x: Any) -> bool:
     """True for an answer the student has not touched yet: the lessons' ``...`` (or an older ``None``).
 
     Every check tests this first and answers with a hint, never an exception
@@ -77,6 +82,8 @@ def need_prediction(prediction: Any, what: str, allowed: Collection | None = Non
 
 @dataclass(frozen=True)
 class CheckResult:
+    """A check's verdict: truthy when the answer is right, so a solution notebook can ``assert`` it."""
+
     passed: bool
     message: str
 
@@ -91,12 +98,14 @@ class CheckResult:
 
 
 def passed(message: str) -> CheckResult:
+    """Print and return a pass; the message says what the right answer shows, not just that it is right."""
     result = CheckResult(True, message)
     print(repr(result))
     return result
 
 
 def not_yet(hint: str) -> CheckResult:
+    """Print and return a hint: what to look at next, never the answer itself."""
     result = CheckResult(False, hint)
     print(repr(result))
     return result

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from . import CheckResult, is_integer, is_placeholder, not_yet, passed
 
 
-def exercise1(prediction, measured, model) -> CheckResult:
+def exercise1(prediction: Any, measured: Any, model: Any) -> CheckResult:
     """Predict, then measure: parameters that train in feature extraction for 12 cat breeds on the photo model.
 
     ``model`` is the student's feature-extraction model (backbone frozen by
@@ -63,7 +64,7 @@ def exercise1(prediction, measured, model) -> CheckResult:
                    "sum(p.numel() for p in model.parameters() if p.requires_grad)")
 
 
-def exercise2(answer, data_root=None) -> CheckResult:
+def exercise2(answer: Any, data_root: str | os.PathLike[str] | None = None) -> CheckResult:
     """Which data root holds the MNIST files the course reads?"""
     from ..data import SPECS, DataMissingError, candidate_roots, find_dataset
 
@@ -89,7 +90,7 @@ def exercise2(answer, data_root=None) -> CheckResult:
                    "check each with SPECS['mnist'].present_in(root)")
 
 
-def exercise3(freeze_first) -> CheckResult:
+def exercise3(freeze_first: Any) -> CheckResult:
     """Write ``freeze_first(model, n)`` in plain PyTorch: the first ``n`` groups frozen, every later one trainable.
 
     Judged by behaviour on fresh digit models, for every ``n``, starting both

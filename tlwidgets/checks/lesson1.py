@@ -1,6 +1,8 @@
 """Checks for lesson 1 (prediction with a pretrained model). Answers are recomputed, never looked up."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from . import CheckResult, as_number, is_placeholder, not_yet, passed
@@ -8,7 +10,7 @@ from . import CheckResult, as_number, is_placeholder, not_yet, passed
 FRACTION = "a number between 0 and 1 (e.g. 0.93)"
 
 
-def exercise1(accuracy, model, task) -> CheckResult:
+def exercise1(accuracy: Any, model: Any, task: Any) -> CheckResult:
     """Write ``accuracy(model, loader)`` by hand: the share of correct top-1 answers, in eval mode, whole loader.
 
     Judged by behaviour against ``tl.evaluate`` on ``task.test``: called with
@@ -65,12 +67,20 @@ def exercise1(accuracy, model, task) -> CheckResult:
                    "model.eval() first (and torch.no_grad()), so BatchNorm and Dropout behave as at test time")
 
 
-def exercise2(prediction, measured, net, x_pets, truth, size: int = 96) -> CheckResult:
+def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any, size: int = 96) -> CheckResult:
     """Predict, then measure: top-1 species accuracy of the ImageNet model on the pet photos at ``size`` px.
 
     The check measures it too (the lesson's photos resized with antialiasing)
     and accepts any route within 2 points (decoding the files again at
     ``size`` px gives slightly different pixels than resizing the tensors).
+
+    Args:
+        prediction: the student's guess, made before measuring.
+        measured: the accuracy the student measured.
+        net: the ImageNet model.
+        x_pets: the lesson's pet photos as a normalised tensor batch.
+        truth: the true species, ``"dog"`` or ``"cat"`` per photo.
+        size: the resolution the photos are resized to before the model sees them.
     """
     import torch.nn.functional as F
 
@@ -108,7 +118,7 @@ def exercise2(prediction, measured, net, x_pets, truth, size: int = 96) -> Check
                    f"{size} x {size} and that you compare species_predictions(probs, 'top1') with truth")
 
 
-def exercise3(answer, probs, truth) -> CheckResult:
+def exercise3(answer: Any, probs: Any, truth: Any) -> CheckResult:
     """Species accuracy when the species is decided by summed dog vs cat probability."""
     from ..lesson_utils import species_predictions
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,11 +34,17 @@ def smallest_frozen_for(model: GroupedModel, fraction: float) -> int | None:
 _UNSET = object()
 
 
-def exercise1(answer, model, fraction: float = 0.15, *, prediction=_UNSET) -> CheckResult:
+def exercise1(answer: Any, model: Any, fraction: float = 0.15, *, prediction: Any = _UNSET) -> CheckResult:
     """The smallest number of frozen groups for which fewer than ``fraction`` of the parameters train.
 
     ``prediction`` (predict, then measure): the student's guess, written before measuring; it must be
     filled in but may be wrong — the message compares it with the measurement.
+
+    Args:
+        answer: the student's number of frozen groups.
+        model: the lesson's GroupedModel (its freezing is restored afterwards).
+        fraction: the share of parameters that may still train.
+        prediction: the student's guess, made before measuring.
     """
     _need_model(model, "exercise1")
     hint = need_prediction(prediction, "an integer: where do most of the parameters sit?")
@@ -83,7 +90,7 @@ def _param_groups(answer) -> list[dict]:
                      f"from layerwise_lr_groups) or a torch optimiser, got {type(answer).__name__}")
 
 
-def exercise2(answer, model, ratio: float = 0.01) -> CheckResult:
+def exercise2(answer: Any, model: Any, ratio: float = 0.01) -> CheckResult:
     """Per-group learning rates: the stem's lr is ``ratio`` times the head's, rising group by group."""
     _need_model(model, "exercise2")
     if answer is None or answer is Ellipsis:
@@ -140,7 +147,7 @@ def frozen_batchnorms_in_eval(model: GroupedModel) -> list[str]:
     return names
 
 
-def exercise3(answer, model, n_frozen: int | None = 2) -> CheckResult:
+def exercise3(answer: Any, model: Any, n_frozen: int | None = 2) -> CheckResult:
     """The BatchNorm layers that stay in eval mode while ``model`` trains (those in frozen groups).
 
     ``n_frozen``: how many groups the exercise asks to freeze (None: accept any freeze depth).

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Any
 
+from ..data import size_label
 from ..experiments import LearningCurve, time_to_accuracy
 from . import CheckResult, need_prediction, not_yet, passed
 
@@ -17,12 +19,22 @@ def _begin(curve, name: str, prediction, what: str) -> CheckResult | None:
 
 
 def _size_label(n) -> str:
-    return "all" if n is None else str(n)
+    return str(size_label(n))
 
 
 def catch_up_size(curve: LearningCurve, strategy: str = "fine_tune", baseline: str = "scratch",
-                  margin: float = 0.02):
-    """The first size (in the curve's order) where ``baseline`` is within ``margin`` of ``strategy``; or 'never'."""
+                  margin: float = 0.02) -> int | None | str:
+    """The first size (in the curve's order) where ``baseline`` is within ``margin`` of ``strategy``; or 'never'.
+
+    Args:
+        curve: the lesson's LearningCurve.
+        strategy: the strategy to catch up with.
+        baseline: the strategy that catches up (usually training from scratch).
+        margin: how close (in accuracy) counts as caught up.
+
+    Returns:
+        A size of the curve (None stands for "all labels"), or ``"never"``.
+    """
     for n in curve.sizes:
         if curve.accuracy(baseline, n) >= curve.accuracy(strategy, n) - margin:
             return n
@@ -38,9 +50,18 @@ def _compare(prediction, actual) -> str:
     return " — as you predicted" if prediction == actual else f" (you predicted {prediction!r}: why the difference?)"
 
 
-def exercise1(answer, curve, strategy: str = "fine_tune", baseline: str = "scratch",
-              margin: float = 0.02, *, prediction=_UNSET) -> CheckResult:
-    """The smallest number of labels per class at which ``baseline`` comes within ``margin`` of ``strategy``."""
+def exercise1(answer: Any, curve: Any, strategy: str = "fine_tune", baseline: str = "scratch",
+              margin: float = 0.02, *, prediction: Any = _UNSET) -> CheckResult:
+    """The smallest number of labels per class at which ``baseline`` comes within ``margin`` of ``strategy``.
+
+    Args:
+        answer: the student's size (an int, ``"all"``) or ``"never"``.
+        curve: the lesson's LearningCurve.
+        strategy: the strategy to catch up with.
+        baseline: the strategy that catches up.
+        margin: how close (in accuracy) counts as caught up.
+        prediction: the student's guess, made before measuring.
+    """
     if (hint := _begin(curve, "exercise1", prediction, "a size, or 'never'")) is not None:
         return hint
     if answer is None:
@@ -65,11 +86,20 @@ def exercise1(answer, curve, strategy: str = "fine_tune", baseline: str = "scrat
                    "print curve.gap(strategy, baseline, n) for every n in curve.sizes")
 
 
-def exercise2(answer, curve, target: float, n_per_class=None, strategy: str = "feature_extraction",
-              seed: int = 0, *, prediction=_UNSET) -> CheckResult:
+def exercise2(answer: Any, curve: Any, target: float, n_per_class: int | None = None,
+              strategy: str = "feature_extraction", seed: int = 0, *, prediction: Any = _UNSET) -> CheckResult:
     """Seconds (one-off setup included) until one run first reached ``target`` validation accuracy.
 
     The placeholder is ``...`` (Ellipsis): None is a real answer (the run never got there).
+
+    Args:
+        answer: the student's number of seconds, or None (never reached).
+        curve: the lesson's LearningCurve.
+        target: the validation accuracy to reach.
+        n_per_class: which size of the curve the run is from (None: all labels).
+        strategy: which strategy's run.
+        seed: which seed's run.
+        prediction: the student's guess, made before measuring.
     """
     if (hint := _begin(curve, "exercise2", prediction, "'more' or 'less' than the one-off setup")) is not None:
         return hint
@@ -103,11 +133,18 @@ def exercise2(answer, curve, target: float, n_per_class=None, strategy: str = "f
                    "time_to_accuracy(record.history, target, setup_seconds=record.setup_seconds)")
 
 
-def exercise3(answer, curve, strategy: str = "feature_extraction", baseline: str = "scratch", *,
-              prediction=_UNSET) -> CheckResult:
+def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", baseline: str = "scratch", *,
+              prediction: Any = _UNSET) -> CheckResult:
     """``{size: gap in points}`` of ``strategy`` over ``baseline`` at every size of the curve.
 
     Points may be rounded to whole points; a gap with the wrong sign gets its own hint.
+
+    Args:
+        answer: the student's ``{size: gap in points}``.
+        curve: the lesson's LearningCurve.
+        strategy: the strategy whose lead is measured.
+        baseline: the strategy it is measured against.
+        prediction: the student's guess (does the gap grow or shrink with more labels?).
     """
     if (hint := _begin(curve, "exercise3", prediction, "'grows' or 'shrinks'")) is not None:
         return hint
@@ -136,12 +173,13 @@ def exercise3(answer, curve, strategy: str = "feature_extraction", baseline: str
                   + f" points — the gap {trend} as labels grow" + _compare(prediction, trend))
 
 
-def exercise4(train_epochs) -> CheckResult:
+def exercise4(train_epochs: Any) -> CheckResult:
     """Write the training loop: judged by what it changes in a digit model with its first group frozen."""
     import torch
 
     from ..data import mnist_target_task
-    from ..training import evaluate, seed_everything
+    from ..infra import seed_everything
+    from ..training import evaluate
     from ..transfer import digit_cut_model
 
     if not callable(train_epochs):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +17,7 @@ def _bn_buffers(module: nn.Module) -> dict:
     return {k: v.clone() for k, v in module.state_dict().items() if "running" in k or "num_batches" in k}
 
 
-def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
+def exercise1(build_anb: Any, n_values: Sequence[int] = (1, 2, 3), *, seed: int = 0) -> CheckResult:
     """``build_anb(source, n)`` returns a fresh digit CNN whose first ``n`` groups are frozen copies of ``source``'s.
 
     Judged by behaviour on a random source network: the copied groups hold the source's weights (as copies,
@@ -96,7 +98,7 @@ def exercise1(build_anb, n_values=(1, 2, 3), *, seed: int = 0) -> CheckResult:
                   "(BatchNorm statistics included), the rest is fresh and learns")
 
 
-def exercise2(prediction, answer, sweep: SeedResults) -> CheckResult:
+def exercise2(prediction: Any, answer: Any, sweep: SeedResults) -> CheckResult:
     """Predict, then measure: the depth ``n`` at which frozen A-layers (AnB) lose most against base B."""
     if not isinstance(sweep, SeedResults) or "variant" not in sweep.keys:
         raise ValueError(f"exercise2 needs the lesson's Yosinski sweep (SeedResults) third, got {type(sweep).__name__}")
@@ -125,11 +127,17 @@ def exercise2(prediction, answer, sweep: SeedResults) -> CheckResult:
                   "layers are the most specific to digits 0-4")
 
 
-def exercise3(prediction, answer, cuts: SeedResults, *, other: SeedResults | None = None) -> CheckResult:
+def exercise3(prediction: Any, answer: Any, cuts: SeedResults, *, other: SeedResults | None = None) -> CheckResult:
     """Predict, then measure: the cut whose pooled features give the best *validation* accuracy (digits as photos).
 
     Accepts the group name (``"block4"``) or its position among the cuts (``0`` = first cut). ``other`` is the
     cat-breed sweep, so answering with the cats' best cut gets its own hint.
+
+    Args:
+        prediction: the student's guess, made before measuring.
+        answer: the student's best cut (a group name or a position).
+        cuts: the digits' cut sweep (validation accuracy per cut and seed).
+        other: the cat-breed sweep, to recognise its best cut as a typical wrong answer.
     """
     if not isinstance(cuts, SeedResults) or cuts.keys != ("features",):
         raise ValueError(f"exercise3 needs the digits' cut sweep (SeedResults keyed by 'features') third, "

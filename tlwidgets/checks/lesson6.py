@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sized
-from typing import cast
+from typing import Any, cast
 
-from ..data import Task
+from ..data import Task, size_label
 from ..transfer import RunResult
 from . import CheckResult, not_yet, passed
 
 
-def exercise1(task, result, *, num_classes: int | None = None) -> CheckResult:
+def exercise1(task: Any, result: Any, *, num_classes: int | None = None) -> CheckResult:
     """A photo folder turned into a task with ``tl.folder_task`` and trained better than chance.
 
     ``num_classes`` (when given) is the number of class folders the exercise asks for.
@@ -38,8 +38,17 @@ def exercise1(task, result, *, num_classes: int | None = None) -> CheckResult:
                   f"{result.test_acc:.1%} on {n_test} held-out photos (chance {chance:.0%})")
 
 
-def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, n_frozen: int = 7) -> CheckResult:
-    """A dashboard run with the given settings, driven from Python; ``answer`` is its results row."""
+def exercise2(answer: Any, dashboard: Any, *, strategy: str = "fine_tune", n_per_class: int | None = 5,
+              n_frozen: int = 7) -> CheckResult:
+    """A dashboard run with the given settings, driven from Python; ``answer`` is its results row.
+
+    Args:
+        answer: the row of the student's run (``dashboard.results[-1]``).
+        dashboard: the lesson's Dashboard.
+        strategy: the strategy the run must have used.
+        n_per_class: the labels per class it must have used.
+        n_frozen: the frozen groups it must have used.
+    """
     from ..widgets.dashboard import Dashboard
 
     if not isinstance(dashboard, Dashboard):
@@ -52,7 +61,7 @@ def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, 
                          f"got {type(answer).__name__}")
     if answer not in dashboard.results:
         return not_yet("that row is not in this dashboard's results: pass the dashboard that ran it")
-    want = {"strategy": strategy, "n_per_class": "all" if n_per_class is None else n_per_class,
+    want = {"strategy": strategy, "n_per_class": size_label(n_per_class),
             "frozen_groups": n_frozen}
     wrong = {k: answer.get(k) for k, v in want.items() if answer.get(k) != v}
     if wrong:
@@ -61,7 +70,7 @@ def exercise2(answer, dashboard, *, strategy: str = "fine_tune", n_per_class=5, 
                   f"{n_per_class}/class reached {answer['test_acc']:.3f} in {answer['epochs']} epochs")
 
 
-def exercise3(answer, dashboard, *, original=None) -> CheckResult:
+def exercise3(answer: Any, dashboard: Any, *, original: Any = None) -> CheckResult:
     """How many epochs the dashboard's last replay showed (read from its chart, not guessed).
 
     ``original`` is the lesson's own dashboard: the exercise asks for a fresh one that loaded the log.
@@ -89,7 +98,7 @@ def exercise3(answer, dashboard, *, original=None) -> CheckResult:
     return passed(f"the replay showed {shown} epochs, with no training at all")
 
 
-def exercise4(dog_outputs, head, features) -> CheckResult:
+def exercise4(dog_outputs: Any, head: Any, features: Any) -> CheckResult:
     """``dog_outputs(features)`` returns the ImageNet model's 118 dog-class outputs for pooled ``features``.
 
     Judged by behaviour against ``head(features)``: the 118 dog columns (ImageNet classes 151..268) as logits,

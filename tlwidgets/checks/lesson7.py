@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,15 @@ def _need_vectors(wv, name: str) -> None:
         raise ValueError(f"{name} expects the WordVectors from tl.load_word_vectors() as wv, got {type(wv).__name__}")
 
 
-def exercise1(answer, wv, a: str = "good", b: str = "bad") -> CheckResult:
-    """The cosine similarity of the GloVe vectors of ``a`` and ``b``."""
+def exercise1(answer: Any, wv: Any, a: str = "good", b: str = "bad") -> CheckResult:
+    """The cosine similarity of the GloVe vectors of ``a`` and ``b``.
+
+    Args:
+        answer: the student's number.
+        wv: the lesson's WordVectors.
+        a: the first word.
+        b: the second word.
+    """
     from ..text import nearest
 
     if answer is None:
@@ -51,7 +59,7 @@ _PROBES: tuple[list[str], ...] = (["the", "battery", "is", "great", "!"], ["not"
                                   ["zzzqqqxx", "xxqqzz"], [], ["great", "great", "bad"])
 
 
-def exercise2(sentence_vector, wv) -> CheckResult:
+def exercise2(sentence_vector: Any, wv: Any) -> CheckResult:
     """A function ``sentence_vector(tokens)``: the mean of the vectors of the known tokens, zeros if none."""
     from ..text import sentence_vectors
 
@@ -95,8 +103,15 @@ def exercise2(sentence_vector, wv) -> CheckResult:
                   "one with none known and an empty one")
 
 
-def exercise3(answer, head, task, wv) -> CheckResult:
-    """Test accuracy of a GloVe-mean linear head trained on imdb sentences and tested on amazon sentences."""
+def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
+    """Test accuracy of a GloVe-mean linear head trained on imdb sentences and tested on amazon sentences.
+
+    Args:
+        answer: the student's test accuracy.
+        head: the LinearHead from ``tl.fit_linear_head``.
+        task: the TextTask (imdb -> amazon).
+        wv: the WordVectors the sentence features came from.
+    """
     from ..text import LinearHead, TextTask, sentence_vectors
 
     if answer is None:

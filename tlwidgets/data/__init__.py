@@ -61,6 +61,7 @@ from .tasks import (
     carve_val,
     check_n_per_class,
     fingerprint,
+    size_label,
     take_per_class,
 )
 
@@ -72,7 +73,7 @@ __all__ = [
     "candidate_roots", "DatasetSpec", "MNIST_SPEC", "PETS_SPEC", "SPECS", "find_dataset", "download",
     # tasks
     "Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class", "carve_val",
-    "fingerprint",
+    "fingerprint", "size_label",
     # MNIST
     "MNIST_MEAN", "MNIST_STD", "MNIST_NORMALIZATION", "MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
     "mnist_source_task", "mnist_target_task",

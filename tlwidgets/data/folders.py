@@ -120,6 +120,15 @@ def folder_task(path: str | os.PathLike[str], n_per_class: int | None = None, *,
     is split into test (``test_fraction``), then validation (``val_fraction``
     of the rest, at least 1) and train. Pixels are normalised the way
     ``backbone`` was trained.
+
+    Args:
+        path: the folder with one sub-folder per class.
+        n_per_class: training photos per class (None: all that are left after test and validation).
+        image_size: the side of the square photos, in pixels.
+        test_fraction: share of each class held out for the test split (at least 1 photo).
+        val_fraction: share of the rest held out for validation (at least 1 photo).
+        seed: which photos land in which split.
+        backbone: the pretrained model the photos are for (decides the normalisation).
     """
     folder = check_path("path", path)
     if folder.is_file():

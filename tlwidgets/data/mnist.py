@@ -86,6 +86,14 @@ def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None
     no validation split, only for rebuilding the shipped source model). The images are
     normalised once and kept in memory: at 28x28 the whole task fits in a few
     MB and every epoch is pure compute.
+
+    Args:
+        digits: the digits of the task, in label order (``range(5, 10)``: digit 5 is label 0).
+        n_per_class: training images per digit (None: all).
+        test_per_class: test images per digit (None: all of MNIST's test file).
+        val_per_class: validation images per digit, set aside first (None: no validation split).
+        root: the data root (default: the usual search path).
+        seed: which images are drawn, for validation and for training.
     """
     wanted = _check_digits(digits)
     n_per_class = check_n_per_class(n_per_class)

@@ -78,6 +78,15 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     dataset when a user has downloaded it; both use the official split files.
     Pixels are normalised the way ``backbone`` was trained
     (:func:`~tlwidgets.data.photos.input_normalization`).
+
+    Args:
+        kind: ``"cat_vs_dog"``, ``"cat_breeds"`` or ``"dog_breeds"``.
+        n_per_class: training photos per class (None: all).
+        image_size: the side of the square photos, in pixels.
+        val_fraction: share of each class's ``trainval`` photos held out for validation.
+        root: the data root (default: the usual search path).
+        seed: which photos validate and which train.
+        backbone: the pretrained model the photos are for (decides the normalisation).
     """
     kind = check_choice("pets task", kind, PET_KINDS)
     n_per_class = check_n_per_class(n_per_class)

@@ -88,6 +88,12 @@ class ImageTensorDataset(Dataset):
     ``mean``/``std`` are the normalisation of the model the images are for (no default: a
     silent ImageNet guess is wrong for EfficientNet-Lite0; see :func:`input_normalization`);
     kept as tuples so a model can check that they match its own.
+
+    Args:
+        images: uint8 N x 3 x H x W.
+        labels: N class indices.
+        mean: per-channel means of the model's normalisation.
+        std: per-channel standard deviations of the model's normalisation.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float]):

@@ -62,6 +62,8 @@ class DatasetSpec:
     min_images: int = 0  # for image folders: how many files must be there
 
     def present_in(self, root: Path) -> bool:
+        """Whether ``root`` holds this dataset: every required path, and for image folders enough photos
+        (a half-copied folder would otherwise be chosen over a complete one further down the search path)."""
         if not all((root / rel).exists() for rel in self.required):
             return False
         if self.min_images:

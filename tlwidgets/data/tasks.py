@@ -24,7 +24,7 @@ from ..splits import stratified_split
 from ..validate import check_choice, check_int
 
 __all__ = ["Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class",
-           "carve_val", "fingerprint"]
+           "carve_val", "fingerprint", "size_label"]
 
 #: ``(mean, std)`` per input channel, as the pixels were normalised.
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
@@ -85,6 +85,13 @@ class Task:
         """``(train_loader, val_loader, test_loader)``; ``val_loader`` is None when the task has no ``val``.
 
         ``augment=True`` applies the task's training augmentation (to the training split only).
+
+        Args:
+            batch_size: training batch size (validation and test use at least 256: no gradients, less overhead).
+            shuffle: shuffle the training split every epoch.
+            augment: apply the task's augmentation to the training split.
+            num_workers: DataLoader worker processes.
+            pin_memory: pin batches in page-locked memory (faster copies to a GPU).
         """
         train = self.train
         if augment:
@@ -100,7 +107,7 @@ class Task:
                            pin_memory=pin_memory))
 
     def __repr__(self) -> str:
-        per = "all" if self.n_per_class is None else self.n_per_class
+        per = size_label(self.n_per_class)
         val = "no val" if self.val is None else \
             f"{_size(self.val)} val" + (f" ({self.val_note})" if self.val_note else "")
         return (f"Task({self.name!r}: {self.num_classes} classes, {_size(self.train)} train "
@@ -138,8 +145,23 @@ def check_n_per_class(n: Any, name: str = "n_per_class") -> int | None:
     return n
 
 
+def size_label(n: int | None) -> int | str:
+    """How a table, a repr or a message names ``n`` labelled images per class: the number, or ``"all"`` for None.
+
+    One spelling everywhere, so a row written by a run and a row a student is asked to match compare equal.
+    """
+    return "all" if n is None else n
+
+
 def take_per_class(labels: torch.Tensor, classes: Sequence[int], n: int | None, seed: int) -> torch.Tensor:
-    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly."""
+    """Indices of ``n`` samples of each class (all when ``n`` is None), chosen reproducibly.
+
+    Args:
+        labels: the class label of every sample.
+        classes: the classes to draw from (others are left out).
+        n: samples per class; None takes all, more than a class has takes all of it with a warning.
+        seed: the draw is a pure function of ``labels``, ``classes`` and ``seed``.
+    """
     n = check_n_per_class(n)
     seed = check_int("seed", seed, min=0)
     gen = torch.Generator().manual_seed(seed)
@@ -164,6 +186,13 @@ def carve_val(labels: torch.Tensor, classes: Sequence[int], seed: int, *, val_pe
 
     The training images are then drawn from ``rest_idx`` only, so train and val never share a sample
     and the validation set does not depend on how many training images a lesson asks for.
+
+    Args:
+        labels: the class label of every sample of the training file.
+        classes: the classes of the task (samples of other classes are in neither part).
+        seed: which samples validate.
+        val_per_class: validation samples per class (exclusive with ``val_fraction``).
+        val_fraction: share of each class for validation (exclusive with ``val_per_class``).
     """
     pool = torch.nonzero(torch.isin(labels, torch.as_tensor(list(classes)))).flatten()
     tr, va = stratified_split(labels[pool], val_per_class, val_fraction=val_fraction, seed=seed)

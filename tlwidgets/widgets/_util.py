@@ -10,7 +10,8 @@ import io
 import logging
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,8 @@ class ErrorBox:
         self.error: BaseException | None = None
 
     def show(self, exc: BaseException, context: str = "") -> None:
+        """Show ``exc`` in red under the controls (and log its traceback): an error in a widget callback
+        would otherwise go to the kernel log, where a student never looks."""
         self.error = exc
         where = f"{context}: " if context else ""
         self.widget.value = (f"<div style='color:#b00020;white-space:pre-wrap;font-family:monospace'>"
@@ -76,6 +79,7 @@ class ErrorBox:
         log.error("%s%s", where, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
     def clear(self) -> None:
+        """Hide the box and forget the error (the next action starts clean)."""
         self.error = None
         self.widget.value = ""
         self.widget.layout.display = "none"
@@ -100,7 +104,7 @@ class ErrorBox:
         return f"ErrorBox({'empty' if self.error is None else repr(self.error)})"
 
 
-def rgba_to_png(rgba, compress_level: int = 1) -> bytes:
+def rgba_to_png(rgba: np.ndarray | memoryview, compress_level: int = 1) -> bytes:
     """Encode an RGBA buffer (H x W x 4) as PNG; level 1 is ~3x faster than the default for chart images."""
     from PIL import Image
 
@@ -110,7 +114,8 @@ def rgba_to_png(rgba, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def to_display_image(img, mean=None, std=None) -> np.ndarray:
+def to_display_image(img: Any, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None) -> np.ndarray:
     """A tensor/array image (CHW or HW; uint8, or normalised float) as an HxW or HxWx3 float array in [0, 1].
 
     Normalised floats are un-normalised with ``mean``/``std`` when given;
@@ -149,7 +154,7 @@ def fmt_params(n: int) -> str:
     return f"{int(n):,}"
 
 
-def widget_bundle(widget, text: str, **kwargs):
+def widget_bundle(widget: Any, text: str, **kwargs: Any) -> Any:
     """``widget``'s display bundle with our own ``repr`` as its plain-text fallback.
 
     The fallback is what papermill/nbconvert outputs and a front end without

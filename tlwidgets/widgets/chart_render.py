@@ -10,10 +10,13 @@ axes are redrawn only when the title or the loss axis changes.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..chart_state import ChartState
 from ._util import rgba_to_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ChartRenderer", "Frame"]
 
@@ -23,7 +26,14 @@ class Frame:
 
     __slots__ = ("png", "started", "seconds", "axes_seconds")
 
-    def __init__(self, png: bytes, started: float, seconds: float, axes_seconds: float):
+    def __init__(self, png: bytes, started: float, seconds: float, axes_seconds: float) -> None:
+        """
+        Args:
+            png: the picture.
+            started: when drawing began (the throttle's clock).
+            seconds: what the whole frame cost.
+            axes_seconds: the part of it spent redrawing the axes (zero for most frames).
+        """
         self.png, self.started, self.seconds, self.axes_seconds = png, started, seconds, axes_seconds
 
     @property
@@ -42,7 +52,7 @@ class ChartRenderer:
         self._drawn: tuple | None = None  # (loss_top, x_max, title) the cached background shows
 
     @property
-    def figure(self):
+    def figure(self) -> Figure:
         if self._fig is None:
             self._build()
         return self._fig
@@ -75,7 +85,7 @@ class ChartRenderer:
             ax.set_xlim(0, x_max)
         self.ax_loss.set_ylim(0, loss_top)
         self.figure.suptitle(title, fontsize=10)
-        canvas = self.figure.canvas
+        canvas: Any = self.figure.canvas  # an Agg canvas (see _build): it can copy and restore regions
         canvas.draw()
         self._bg = canvas.copy_from_bbox(self.figure.bbox)
         self._drawn = key
@@ -91,7 +101,7 @@ class ChartRenderer:
             axes_seconds = time.perf_counter() - t0
         for name, (x, y) in state.lines().items():
             self.lines[name].set_data(x, y)
-        canvas = fig.canvas
+        canvas: Any = fig.canvas
         canvas.restore_region(self._bg)
         for line in self.lines.values():
             line.axes.draw_artist(line)

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["confusion_view", "confusion_cells"]
 
 
-def confusion_cells(cm, normalize: bool = False) -> tuple[np.ndarray, list[list[str]]]:
+def confusion_cells(cm: torch.Tensor | np.ndarray, normalize: bool = False) -> tuple[np.ndarray, list[list[str]]]:
     """``(values to colour, text per cell)``: counts, or with ``normalize`` each true-class row as shares.
 
     Normalising by row answers "of the true 7s, how many went where?", which
@@ -28,9 +32,17 @@ def confusion_cells(cm, normalize: bool = False) -> tuple[np.ndarray, list[list[
     return values, texts
 
 
-def confusion_view(cm, classes: Sequence[str], normalize: bool = False, *, title: str | None = None,
-                   cmap: str = "Blues"):
-    """A heatmap of ``cm[true, predicted]`` with the number in every cell; returns the Figure."""
+def confusion_view(cm: torch.Tensor | np.ndarray, classes: Sequence[str], normalize: bool = False, *,
+                   title: str | None = None, cmap: str = "Blues") -> Figure:
+    """A heatmap of ``cm[true, predicted]`` with the number in every cell; returns the Figure.
+
+    Args:
+        cm: counts, ``cm[true, predicted]`` (:func:`tlwidgets.training.confusion_matrix`).
+        classes: class names, in the matrix's order.
+        normalize: colour and label each true-class row as shares (readable when class sizes differ).
+        title: the figure's title (default: the accuracy and the number of samples).
+        cmap: a matplotlib colour map name.
+    """
     import matplotlib.pyplot as plt
 
     values, texts = confusion_cells(cm, normalize)

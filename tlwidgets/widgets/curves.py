@@ -1,10 +1,19 @@
 """The learning curve as a picture: accuracy against labelled images per class, one line per strategy."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from ..experiments import LearningCurve
+
 __all__ = ["plot_learning_curve"]
 
 
-def plot_learning_curve(curve, ax=None, *, title: str | None = None):
+def plot_learning_curve(curve: LearningCurve, ax: Axes | None = None, *,
+                        title: str | None = None) -> Figure | SubFigure:
     """Plot a :class:`tlwidgets.experiments.LearningCurve` (log x; one line per strategy, the spread over
     seeds as a vertical bar at each size); returns the Figure.
 

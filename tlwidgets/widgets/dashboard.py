@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import ipywidgets as widgets
 
-from ..data import Task, check_n_per_class, mnist_target_task, pets_task
+from ..data import Task, check_n_per_class, mnist_target_task, pets_task, size_label
 from ..freezing import freeze, max_frozen
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, read_log, write_log
@@ -111,10 +112,26 @@ class Dashboard:
     Python methods drive it without a browser: :meth:`train`, :meth:`stop`,
     :meth:`wait`, :meth:`run_sync`, :meth:`replay`, :meth:`save_log`,
     :meth:`load_log`; :attr:`results` holds one row per run.
+
+    Args:
+        task_builder: ``n_per_class -> Task`` (default: the course's task of ``kind``).
+        kind: ``"mnist"`` (digits 5-9) or ``"pets"`` (cat breeds): the default task and its log's kind.
+        strategy: the strategy selected at first (one of ``tlwidgets.transfer.STRATEGIES``).
+        n_per_class: labelled images per class selected at first (None: all; ``"default"``: the kind's default).
+        n_options: the choices of the labels-per-class control.
+        lr: the learning rate at first (None: the strategy's default).
+        num_epochs: epochs selected at first.
+        max_epochs: the largest value the epochs control offers.
+        batch_size: training batch size.
+        backbone: the pretrained model for photo tasks.
+        seed: the seed of every run.
+        headless: draw static figures instead of widgets (None: decide from the environment).
+        title: shown above the controls.
     """
 
     def __init__(self, task_builder: Callable[[int | None], Task] | None = None, *, kind: str = "mnist",
-                 strategy: str = "fine_tune", n_per_class: int | None | str = "default", n_options=N_OPTIONS,
+                 strategy: str = "fine_tune", n_per_class: int | None | str = "default",
+                 n_options: Sequence[int | None] = N_OPTIONS,
                  lr: float | None = None, num_epochs: int = 10, max_epochs: int = 100, batch_size: int = 32,
                  backbone: str = "efficientnet_lite0", seed: int = 0, headless: bool | None = None,
                  title: str | None = None):
@@ -152,7 +169,7 @@ class Dashboard:
         style = {"description_width": "110px"}
         self.strategy = widgets.Dropdown(options=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=strategy,
                                          description="strategy", style=style)
-        self.n_per_class = widgets.Dropdown(options=[("all" if n is None else str(n), n) for n in n_options],
+        self.n_per_class = widgets.Dropdown(options=[(str(size_label(n)), n) for n in n_options],
                                             value=n_per_class, description="images / class", style=style)
         self.lr = widgets.FloatLogSlider(value=lr if lr is not None else DEFAULT_LR[strategy], base=10, min=-5,
                                          max=-0.5, step=0.1, description="learning rate", readout_format=".1e",
@@ -225,8 +242,17 @@ class Dashboard:
                 "n_frozen": int(self.freeze_slider.value) if strategy == "fine_tune" else None,
                 "batch_size": self.batch_size, "seed": self.seed}
 
-    def set(self, *, strategy=None, n_per_class="keep", lr=None, num_epochs=None, n_frozen=None) -> Dashboard:
-        """Set controls from Python, in dependency order (strategy first: it resets lr and the freeze range)."""
+    def set(self, *, strategy: str | None = None, n_per_class: int | None | str = "keep", lr: float | None = None,
+            num_epochs: int | None = None, n_frozen: int | None = None) -> Dashboard:
+        """Set controls from Python, in dependency order (strategy first: it resets lr and the freeze range).
+
+        Args:
+            strategy: one of ``STRATEGIES`` (None: unchanged).
+            n_per_class: one of the control's options, None for all (``"keep"``: unchanged).
+            lr: the learning rate (None: unchanged).
+            num_epochs: epochs to train (None: unchanged).
+            n_frozen: frozen layer groups for fine-tuning (None: unchanged).
+        """
         if strategy is not None:
             if strategy not in STRATEGIES:
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -296,7 +322,7 @@ class Dashboard:
         self._thread.start()
         return None
 
-    def run_sync(self, **settings) -> RunResult:
+    def run_sync(self, **settings: Any) -> RunResult:
         """``set(**settings)`` then ``train(block=True)``: one run, start to finish, for scripts and papermill.
 
         Headless, nobody sees the widgets, so the run's chart (one PNG) and its
@@ -321,7 +347,7 @@ class Dashboard:
     def _run(self, config: dict) -> RunResult:
         """One run with ``config``; a failure is shown in the error box, kept in ``last_error`` and raised."""
         k = len(self._runs) + 1
-        per = "all" if config["n_per_class"] is None else config["n_per_class"]
+        per = size_label(config["n_per_class"])
         prefix = f"run {k} · {STRATEGY_LABELS[config['strategy']]} · {per}/class"
         try:
             self._set_status(f"{prefix} · preparing (data, model, cached features) ...")
@@ -369,7 +395,7 @@ class Dashboard:
         return self.last_result
 
     # -- replay ---------------------------------------------------------------------------
-    def replay(self, source=None, seconds_per_epoch: float = 0.5, *, block: bool = True) -> LiveChart:
+    def replay(self, source: object = None, seconds_per_epoch: float = 0.5, *, block: bool = True) -> LiveChart:
         """Play a logged run through the chart (no training); ``source=None`` replays the last run.
 
         ``source``: a History, ``History.to_dict()``, a RunResult, an entry of
@@ -427,11 +453,11 @@ class Dashboard:
         """Every run as ``{"row", "config", "history"}`` (plain data; what :meth:`save_log` writes)."""
         return [dict(r) for r in self._runs]
 
-    def save_log(self, path) -> Path:
+    def save_log(self, path: str | os.PathLike[str]) -> Path:
         """Write all runs (rows, settings, full histories) as a run log (:mod:`tlwidgets.runlog`); replayable later."""
         return write_log(path, self.runs, kind=self.kind)
 
-    def load_log(self, path) -> int:
+    def load_log(self, path: str | os.PathLike[str]) -> int:
         """Append the runs of a log written by :meth:`save_log` to the table (for replay); returns how many."""
         runs = read_log(path)["runs"]
         with self._lock:

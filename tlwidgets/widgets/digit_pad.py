@@ -19,6 +19,7 @@ import html
 import math
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import anywidget
 import ipywidgets as widgets
@@ -26,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import traitlets
+from torch import nn
 
+from ..data.mnist import MNIST_MEAN, MNIST_STD
 from ._util import widget_bundle
 
 __all__ = ["DigitPad", "DigitCanvas", "SIZE", "pen_stroke", "pad_to_mnist", "centre_digit", "bars_html",
@@ -45,6 +48,12 @@ def pen_stroke(grid: np.ndarray, points: Sequence[tuple[float, float]], *, radiu
     of the path) to 0 (beyond ``radius + 0.5``) and ink only ever increases, as
     with a real pen. The canvas's JavaScript implements the very same rule.
     Returns a new float32 grid in [0, 1].
+
+    Args:
+        grid: the drawing so far (H x W in [0, 1]); it is not changed.
+        points: the pen's path, ``(row, col)`` in cell units.
+        radius: the pen's radius in cells.
+        erase: remove ink instead of adding it.
     """
     out = np.array(grid, dtype=np.float32, copy=True)
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
@@ -63,7 +72,7 @@ def pen_stroke(grid: np.ndarray, points: Sequence[tuple[float, float]], *, radiu
     return np.minimum(out, 1.0 - ink) if erase else np.maximum(out, ink)
 
 
-def check_drawing(image) -> np.ndarray:
+def check_drawing(image: np.ndarray | torch.Tensor | Sequence[Sequence[float]]) -> np.ndarray:
     """A drawing as float32 in [0, 1] (ink = 1); 0..255 pixel values are rescaled with a warning.
 
     Values 0..255 clamped to [0, 1] would turn every faint pixel into full ink
@@ -79,7 +88,7 @@ def check_drawing(image) -> np.ndarray:
     tolerance = 1e-3  # un-normalising a float32 MNIST digit lands a hair outside [0, 1]
     if lo < -tolerance:
         raise ValueError(f"drawing values must be in [0, 1] (ink = 1), got {lo:g}..{hi:g}; a normalised MNIST "
-                         "image must be un-normalised first: x * 0.3081 + 0.1307")
+                         f"image must be un-normalised first: x * {MNIST_STD} + {MNIST_MEAN}")
     if hi > 1 + tolerance:
         if hi > 255:
             raise ValueError(f"drawing values must be in [0, 1] (ink = 1) or 0..255, got {lo:g}..{hi:g}")
@@ -89,7 +98,7 @@ def check_drawing(image) -> np.ndarray:
     return np.clip(a, 0.0, 1.0)
 
 
-def centre_digit(grid) -> torch.Tensor:
+def centre_digit(grid: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A drawing (any HxW in [0, 1], ink = 1) as an MNIST-style 28x28 image in [0, 1].
 
     MNIST digits were scaled to fit a 20x20 box and centred by their centre of
@@ -115,7 +124,7 @@ def centre_digit(grid) -> torch.Tensor:
     return canvas
 
 
-def pad_to_mnist(grid, mean: float = 0.1307, std: float = 0.3081) -> torch.Tensor:
+def pad_to_mnist(grid: np.ndarray | torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
     """The pad's drawing as the model's input: :func:`centre_digit`, normalised, shaped 1x1x28x28."""
     return ((centre_digit(grid) - mean) / std)[None, None]
 
@@ -239,7 +248,7 @@ class DigitCanvas(anywidget.AnyWidget):
     mode = traitlets.Unicode("draw").tag(sync=True)
     strokes = traitlets.Int(0).tag(sync=True)  # how many bitmaps the front end has sent (a test can wait on it)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_class("tl-digit-pad")
 
@@ -253,7 +262,7 @@ class DigitPad:
     :meth:`clear`, :meth:`image`, :meth:`input_tensor`, :meth:`probabilities`.
     """
 
-    def __init__(self, model=None, *, cell_px: int = 10, pen: str = "pen"):
+    def __init__(self, model: nn.Module | None = None, *, cell_px: int = 10, pen: str = "pen") -> None:
         if model is None:
             from ..models import load_digit_model
 
@@ -265,8 +274,8 @@ class DigitPad:
         self.model = model.eval()
         self.classes = list(getattr(model, "classes", None) or [])
         mean, std = getattr(model, "mean", None), getattr(model, "std", None)
-        self._mean = float(mean[0]) if mean else 0.1307
-        self._std = float(std[0]) if std else 0.3081
+        self._mean = float(mean[0]) if mean else MNIST_MEAN
+        self._std = float(std[0]) if std else MNIST_STD
         self.canvas = DigitCanvas(cell_px=int(cell_px), pen_radius=PEN_RADII[pen])
         self.mode = widgets.ToggleButtons(options=["draw", "erase"], value="draw", style={"button_width": "60px"})
         self.pen = widgets.Dropdown(options=list(PEN_RADII), value=pen, description="pen",
@@ -315,9 +324,10 @@ class DigitPad:
         return self._set_grid(pen_stroke(self.grid, list(points), radius=self.canvas.pen_radius, erase=erase))
 
     def clear(self) -> None:
+        """Wipe the pad (and update the prediction, which shows what the model makes of a blank)."""
         self._set_grid(np.zeros((SIZE, SIZE), np.float32))
 
-    def set_image(self, image) -> dict[str, float]:
+    def set_image(self, image: np.ndarray | torch.Tensor) -> dict[str, float]:
         """Put a 28x28 image in [0, 1] (ink = 1, e.g. an un-normalised MNIST digit) on the pad; returns
         probabilities."""
         img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
@@ -333,6 +343,7 @@ class DigitPad:
 
     @torch.inference_mode()
     def probabilities(self) -> dict[str, float]:
+        """``class name -> probability`` for the drawing as it is now, in eval mode and without gradients."""
         device = next(self.model.parameters()).device
         p = self.model(self.input_tensor().to(device)).softmax(1)[0].cpu().tolist()
         names = self.classes if len(self.classes) == len(p) else [str(i) for i in range(len(p))]

@@ -126,7 +126,14 @@ def _summary(values: list[float]) -> str:
 
 
 def depth_table_html(metric: str, by_depth: dict[int, list[float]], max_depth: int, current: int) -> str:
-    """One column per freeze depth: the mean accuracy measured there, the slider's position outlined, the best bold."""
+    """One column per freeze depth: the mean accuracy measured there, the slider's position outlined, the best bold.
+
+    Args:
+        metric: the name of the accuracy shown (the row's label).
+        by_depth: accuracies measured at each number of frozen groups.
+        max_depth: the deepest position the slider can take (one column per depth up to it).
+        current: the slider's position, outlined.
+    """
     if not by_depth:
         return ("<div class='tl-freeze-accuracy' data-measured='0' style='font-size:12px;color:#607d8b'>"
                 "no runs measured yet: accuracy per freeze depth appears here</div>")
@@ -181,7 +188,13 @@ class FreezeSlider:
     raises instead of clamping. ``frozen_bn`` is passed to :func:`~tlwidgets.freezing.freeze`.
     Creating the slider does not change the model; it shows the model's
     current state, and keeps following it (see the module docstring).
-    ``results``: optional ``RunResult`` objects or rows to show the accuracy per depth.
+
+    Args:
+        model: the GroupedModel the slider freezes.
+        description: the slider's label.
+        frozen_bn: what frozen BatchNorm layers do (passed to :func:`~tlwidgets.freezing.freeze`).
+        results: optional ``RunResult`` objects or rows, to show the accuracy measured at each depth.
+        metric: which accuracy of the results to show (default: validation accuracy).
     """
 
     def __init__(self, model: GroupedModel, *, description: str = "frozen groups", frozen_bn: str = "eval",

@@ -10,11 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
+from ..data import Task
+from ..training import Prediction
 from ._util import to_display_image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: What a gallery shows: an image batch, a list of images, or a dataset of (image, label).
+Images = torch.Tensor | Sequence[Any] | Dataset
+#: What a gallery labels them with: Predictions, probabilities (N x classes) or class indices.
+Predictions = Sequence[Prediction] | torch.Tensor | Sequence[int]
 
 __all__ = ["gallery", "gallery_items", "GalleryItem", "show_task", "plot_features_2d", "pca_2d"]
 
@@ -71,14 +83,24 @@ def _stat(v):
     return v.flatten().tolist() if isinstance(v, torch.Tensor) else v
 
 
-def gallery_items(images_or_dataset, predictions, classes: Sequence[str] | None = None, *, labels=None,
-                  max_images: int = 24, mean=None, std=None) -> list[GalleryItem]:
+def gallery_items(images_or_dataset: Images, predictions: Predictions, classes: Sequence[str] | None = None, *,
+                  labels: torch.Tensor | Sequence[int] | None = None, max_images: int = 24,
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> list[GalleryItem]:
     """The tiles of :func:`gallery` (logic only).
 
     ``predictions``: a list of :class:`~tlwidgets.training.Prediction` (from
     ``predict``), a probability tensor (N x classes), or predicted class
     indices. True labels come from the predictions' targets, else ``labels``,
     else the dataset.
+
+    Args:
+        images_or_dataset: an image tensor batch, a list of images, or a dataset of (image, label).
+        predictions: Predictions, probabilities (N x classes) or class indices.
+        classes: class names for indices (default: the Predictions' own names, else the indices).
+        labels: true class indices, when neither the predictions nor the dataset carry them.
+        max_images: at most this many tiles.
+        mean: the normalisation to undo for display (default: the dataset's raw images, or min-max scaling).
+        std: likewise.
     """
     n = min(max_images, len(predictions))
     images, ds_labels = _images_and_labels(images_or_dataset, n, mean, std)
@@ -108,13 +130,26 @@ def gallery_items(images_or_dataset, predictions, classes: Sequence[str] | None 
     return items
 
 
-def gallery(images_or_dataset, predictions, classes: Sequence[str] | None = None, ncols: int = 6,
-            max_images: int = 24, *, labels=None, mean=None, std=None, title: str | None = None):
+def gallery(images_or_dataset: Images, predictions: Predictions, classes: Sequence[str] | None = None,
+            ncols: int = 6, max_images: int = 24, *, labels: torch.Tensor | Sequence[int] | None = None,
+            mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+            title: str | None = None) -> Figure:
     """A grid of images titled "pred (conf%) / true"; mistakes get a red title and a red frame.
 
     Seeing *which* images a model gets wrong (and how sure it was) teaches more
     than an accuracy number. Images may be normalised tensors (un-normalised
     with ``mean``/``std``, or the dataset's own) or uint8. Returns the Figure.
+
+    Args:
+        images_or_dataset: an image tensor batch, a list of images, or a dataset of (image, label).
+        predictions: Predictions, probabilities (N x classes) or class indices.
+        classes: class names for indices.
+        ncols: tiles per row.
+        max_images: at most this many tiles.
+        labels: true class indices, when neither the predictions nor the dataset carry them.
+        mean: the normalisation to undo for display.
+        std: likewise.
+        title: the figure's title.
     """
     import matplotlib.pyplot as plt
 
@@ -157,7 +192,7 @@ def _dataset_labels(ds) -> torch.Tensor:
     return torch.tensor([int(ds[i][1]) for i in range(len(ds))])
 
 
-def show_task(task, n_per_class: int = 4, *, split: str = "train"):
+def show_task(task: Task, n_per_class: int = 4, *, split: str = "train") -> Figure:
     """A grid with one row per class and ``n_per_class`` samples each: what the model will learn from."""
     import matplotlib.pyplot as plt
 
@@ -191,7 +226,7 @@ def show_task(task, n_per_class: int = 4, *, split: str = "train"):
     return fig
 
 
-def pca_2d(features) -> tuple[torch.Tensor, tuple[float, float]]:
+def pca_2d(features: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, tuple[float, float]]:
     """Project features (N x ...) onto their first two principal components; also return the variance shares.
 
     Uses an exact SVD (``torch.linalg.svd``, in float64): no random projection, so the picture is
@@ -212,11 +247,18 @@ def pca_2d(features) -> tuple[torch.Tensor, tuple[float, float]]:
     return proj, (shares[0], shares[1])
 
 
-def plot_features_2d(features, labels, classes: Sequence[str] | None = None, title: str | None = None):
+def plot_features_2d(features: torch.Tensor | np.ndarray, labels: torch.Tensor | Sequence[int],
+                     classes: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """Scatter features in 2-D (PCA), coloured by class: do the classes separate *before* any training?
 
     Lessons call it on a network's features before and after transfer to show
     why a linear head on pretrained features already works.
+
+    Args:
+        features: one row (or one tensor) per sample.
+        labels: the class index of each sample.
+        classes: class names for the legend (default: the indices).
+        title: the axes' title.
     """
     import matplotlib.pyplot as plt
 

@@ -4,16 +4,33 @@ Views only: the numbers come from :mod:`tlwidgets.layer_transfer` (which stays f
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from ..layer_transfer import SeedResults
+
 __all__ = ["plot_layer_sweep", "plot_cut_sweep"]
 
 _STYLE = {"BnB": ("tab:blue", "o", "-"), "BnB+": ("tab:blue", "s", "--"),
           "AnB": ("tab:red", "o", "-"), "AnB+": ("tab:red", "s", "--")}
 
 
-def plot_layer_sweep(results, ax=None, *, metric: str = "accuracy", title: str | None = None):
+def plot_layer_sweep(results: SeedResults, ax: Axes | None = None, *, metric: str = "accuracy",
+                     title: str | None = None) -> Figure | SubFigure:
     """Accuracy against the number ``n`` of transferred layer groups, one line per variant (as in
     Yosinski et al. 2014, Fig. 2): the mean over seeds, a bar from the worst to the best seed, and
-    base B as a grey band (its min-max over seeds). Returns the Figure."""
+    base B as a grey band (its min-max over seeds). Returns the Figure.
+
+    Args:
+        results: the sweep's rows (variant, ``n``, seed, metrics), from :mod:`tlwidgets.layer_transfer`.
+        ax: draw into these axes (default: a new figure).
+        metric: which column to plot (``"accuracy"``, ``"balanced_accuracy"``).
+        title: the axes' title.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -40,10 +57,19 @@ def plot_layer_sweep(results, ax=None, *, metric: str = "accuracy", title: str |
     return ax.figure
 
 
-def plot_cut_sweep(tables: dict, order, ax=None, *, metric: str = "accuracy", key: str = "features",
-                   title: str | None = None):
+def plot_cut_sweep(tables: dict[str, SeedResults], order: Sequence[str], ax: Axes | None = None, *,
+                   metric: str = "accuracy", key: str = "features", title: str | None = None) -> Figure | SubFigure:
     """Accuracy of a linear head on the pooled output of each cut, one line per task (``name -> SeedResults``),
-    cuts in network order; bars from the worst to the best seed, chance dotted. Returns the Figure."""
+    cuts in network order; bars from the worst to the best seed, chance dotted. Returns the Figure.
+
+    Args:
+        tables: one table of seeded results per task.
+        order: the cuts, in network order (the x axis).
+        ax: draw into these axes (default: a new figure).
+        metric: which column to plot.
+        key: the column of a row that names its cut.
+        title: the axes' title.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:

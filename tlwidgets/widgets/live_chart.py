@@ -22,8 +22,11 @@ the chart then says it shows the finished curve.
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
@@ -31,6 +34,9 @@ from ..chart_state import ChartState, Throttle, fast_run_note, progress_text, su
 from ..training import Observer
 from ._util import in_kernel, is_headless, widget_bundle
 from .chart_render import ChartRenderer
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["LiveChart", "summary_text", "progress_text"]
 
@@ -117,7 +123,8 @@ class LiveChart(Observer):
 
     def __init__(self, title: str | None = None, headless: bool | None = None, *, min_interval: float = 0.5,
                  max_overhead: float = 0.02, figsize: tuple[float, float] = (8.5, 3.0), dpi: int = 80,
-                 auto_display: bool = True, display_final: bool = True, clock=time.perf_counter):
+                 auto_display: bool = True, display_final: bool = True,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.throttle = Throttle(min_interval, max_overhead, clock)
         self.title = title
         self.headless = is_headless(headless)
@@ -162,7 +169,7 @@ class LiveChart(Observer):
         return self.state.summary
 
     @property
-    def figure(self):
+    def figure(self) -> Figure:
         """The matplotlib Figure (lines are 'animated' artists: use ``.png`` for the picture as shown)."""
         with self._lock:
             return self.renderer.figure
@@ -209,7 +216,7 @@ class LiveChart(Observer):
         self.front.end(summary)
 
     # -- conveniences -------------------------------------------------------------------------
-    def save_png(self, path) -> None:
+    def save_png(self, path: str | os.PathLike[str]) -> None:
         """Write the last rendered chart (rendering it now if it never was)."""
         if self.png is None:
             self.draw(full=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import torch
@@ -18,6 +19,9 @@ import torch
 from ..table import Column, Table
 from ..text import WordVectors, nearest, tokenize
 from ._util import ErrorBox, widget_bundle
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["WordNeighbours", "QueryResult", "parse_query", "run_query", "results_html", "results_text",
            "plot_words_2d"]
@@ -67,7 +71,7 @@ def run_query(wv: WordVectors, text: str, k: int = 8) -> list[QueryResult]:
     label = " ".join(("+ " if s > 0 else "- ") + w for s, w in parsed).removeprefix("+ ")
     if missing:
         return [QueryResult(label, (), missing)]
-    vec = sum(s * wv[w] for s, w in parsed)
+    vec = torch.stack([s * wv[w] for s, w in parsed]).sum(0)
     return [QueryResult(label, tuple(nearest(wv, vec, k, exclude=[w for _, w in parsed])))]
 
 
@@ -140,7 +144,7 @@ class WordNeighbours:
         return f"WordNeighbours({self.wv.name}, query {self.text.value!r}, k={self.k_slider.value})"
 
 
-def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | None = None):
+def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | None = None) -> Figure:
     """Words placed by the first two principal components of their vectors, coloured and labelled by group.
 
     Words without a vector are left out (and listed in the title), never silently replaced.
