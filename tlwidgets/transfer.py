@@ -215,6 +215,8 @@ class BestOnValidation(Observer):
 def metrics_on(model: nn.Module, loader, num_classes: int, *, device=None) -> Metrics:
     """Accuracy with its baselines (chance, majority, balanced accuracy) of ``model`` on a labelled loader."""
     probs, labels = predict_proba(model, loader, device=device)
+    if labels is None:
+        raise ValueError("metrics_on needs a loader of labelled batches (inputs, labels); got one without labels")
     return classification_metrics(labels, probs.argmax(1), num_classes)
 
 
