@@ -473,5 +473,5 @@ class Dashboard:
     def __repr__(self) -> str:
         state = "running" if self._busy else "idle"
         c = self.config()
-        return (f"Dashboard({self.kind}: next {c['strategy']}, {c['n_per_class'] or 'all'}/class, lr={c['lr']:.1e}, "
+        return (f"Dashboard({self.kind}: next {c['strategy']}, {size_label(c['n_per_class'])}/class, lr={c['lr']:.1e}, "
                 f"{c['num_epochs']} epochs; {len(self._runs)} runs; {state})")
