@@ -130,3 +130,13 @@ def test_the_events_log_and_chart_state_are_core_modules():
             "print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_shipped_demo_log_is_current_and_says_n_frozen():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "apps" / "logs" / "dogs_to_cats.json"
+    raw = json.loads(path.read_text())
+    assert raw["version"] == runlog.VERSION
+    assert [r["row"] for r in runlog.read_log(path)["runs"]] == [r["row"] for r in raw["runs"]]   # nothing to rename
+    assert [r["row"]["n_frozen"] for r in raw["runs"]] == [9, 0, 8]
