@@ -19,16 +19,15 @@ import math
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
-from dataclasses import dataclass, field
 from typing import cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import ImageTensorDataset, Task, fingerprint, take_per_class
+from .data import ImageTensorDataset, Task, fingerprint, size_label, take_per_class
 from .features import cached_features, propagate
 from .freezing import max_frozen, unfreeze_all
-from .metrics import Metrics, Spread, seed_spread
+from .metrics import Spread, seed_spread
 from .models import replace_head
 from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
 from .training import History, evaluate, fit, seed_everything, select_device
@@ -37,13 +36,14 @@ from .transfer import (
     DEFAULT_LR_DECAY,
     STRATEGIES,
     BestOnValidation,
+    RunResult,
     build_model,
     default_fine_tune_frozen,
     metrics_on,
 )
 
 __all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
-           "RunRecord", "LearningCurve", "learning_curve"]
+           "LearningCurve", "learning_curve"]
 
 
 # ---------------------------------------------------------------------------
@@ -137,47 +137,21 @@ def epochs_for(num_train: int, batch_size: int, num_epochs: int, min_steps: int 
 # ---------------------------------------------------------------------------
 # learning curves
 # ---------------------------------------------------------------------------
-@dataclass
-class RunRecord:
-    """One cell of a learning-curve grid."""
-
-    strategy: str
-    n_per_class: int | None
-    seed: int
-    num_train: int
-    n_frozen: int
-    test_acc: float
-    train_seconds: float
-    setup_seconds: float
-    history: History = field(repr=False)
-    test: Metrics | None = None
-    val_acc: float | None = None
-    best_epoch: int | None = None
-    lr: float | None = None
-    #: every candidate learning rate tried for this cell and its validation accuracy (empty with one rate)
-    selection: list = field(default_factory=list)
-
-    def row(self) -> dict:
-        t = self.test
-        return {"strategy": self.strategy, "n_per_class": "all" if self.n_per_class is None else self.n_per_class,
-                "seed": self.seed, "num_train": self.num_train, "frozen_groups": self.n_frozen, "lr": self.lr,
-                "epochs": len(self.history), "best_epoch": self.best_epoch,
-                "val_acc": None if self.val_acc is None else round(self.val_acc, 4),
-                "test_acc": round(self.test_acc, 4),
-                "balanced_acc": None if t is None else round(t.balanced_accuracy, 4),
-                "one_class": bool(t is not None and t.single_class),
-                "train_seconds": round(self.train_seconds, 2), "setup_seconds": round(self.setup_seconds, 2)}
-
-
 class LearningCurve:
     """Test accuracy of several strategies against the number of labelled images per class.
 
     Every run chose its epoch on validation and was tested once; the table shows
     the mean over seeds with its spread, balanced accuracy, and the chance and
-    majority-class rates of the test set.
+    majority-class rates of the test set. ``records`` holds one
+    :class:`~tlwidgets.transfer.RunResult` per cell (strategy, size, seed),
+    each with its ``num_train``; the curve keeps their numbers, not their models.
     """
 
-    def __init__(self, task_name: str, records: Sequence[RunRecord], sizes: Sequence[int | None], num_classes: int):
+    def __init__(self, task_name: str, records: Sequence[RunResult], sizes: Sequence[int | None], num_classes: int):
+        missing = [i for i, r in enumerate(records) if r.num_train is None]
+        if missing:
+            raise ValueError(f"records must carry num_train (the training images behind each point); "
+                             f"records {missing[:5]} have num_train=None")
         self.task_name, self.records, self.sizes = task_name, list(records), list(sizes)
         self.num_classes = num_classes
 
@@ -185,7 +159,7 @@ class LearningCurve:
     def strategies(self) -> list[str]:
         return list(dict.fromkeys(r.strategy for r in self.records))
 
-    def runs(self, strategy: str, n_per_class: int | None = None, *, any_size: bool = False) -> list[RunRecord]:
+    def runs(self, strategy: str, n_per_class: int | None = None, *, any_size: bool = False) -> list[RunResult]:
         return [r for r in self.records if r.strategy == strategy and (any_size or r.n_per_class == n_per_class)]
 
     def accuracy(self, strategy: str, n_per_class: int | None) -> float:
@@ -224,7 +198,7 @@ class LearningCurve:
 
     def num_train(self, n_per_class: int | None) -> float:
         """Training images behind a size (mean over seeds; 'all' resolves to the pool size)."""
-        return statistics.fmean(r.num_train for r in self.records if r.n_per_class == n_per_class)
+        return statistics.fmean(r.num_train or 0 for r in self.records if r.n_per_class == n_per_class)
 
     def gap(self, strategy: str, baseline: str, n_per_class: int | None) -> float:
         """``accuracy(strategy) - accuracy(baseline)`` at one size, in accuracy units (0.1 = 10 points)."""
@@ -236,7 +210,7 @@ class LearningCurve:
         rows = []
         base = self.baselines()
         for n in self.sizes:
-            row = {"n_per_class": "all" if n is None else n, "train_images": round(self.num_train(n)),
+            row = {"n_per_class": size_label(n), "train_images": round(self.num_train(n)),
                    "chance": None if base["chance"] is None else round(base["chance"], 3),
                    "majority": None if base["majority"] is None else round(base["majority"], 3)}
             for s in self.strategies:
@@ -328,8 +302,9 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     candidates: every cell (strategy, size, seed) then trains once per rate,
     keeps the rate with the best validation accuracy (the best epoch's when
     tracked, else the last epoch's) and tests only that one
-    (``RunRecord.selection`` lists every rate tried). Choosing needs
-    ``task.val``. ``on_run(record)`` is called after each run.
+    (``RunResult.selection`` lists every rate tried). Choosing needs
+    ``task.val``. ``on_run(record)`` is called after each run with its
+    :class:`~tlwidgets.transfer.RunResult` (``model`` None: the curve keeps numbers, not models).
     """
     sizes = list(sizes)
     if not sizes:
@@ -384,8 +359,9 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
         metrics = metrics_on(model, test_loader, task.num_classes, device=dev)
         selection = [] if len(tried) == 1 else [{"lr": r, "val_acc": round(v[0], 4), "best_epoch": v[1]}
                                                  for r, _, _, v, _ in tried]
-        return rate, hist, metrics, val_acc, best_epoch, sum(t[4] for t in tried), selection
-    records: list[RunRecord] = []
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return rate, hist, metrics, val_acc, best_epoch, sum(t[4] for t in tried), selection, trainable, model.name
+    records: list[RunResult] = []
 
     def finish(record):
         records.append(record)
@@ -453,13 +429,15 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                         return (tail, *train_select(tail, loader(train_acts, idx, True), loader(val_acts), n, seed,
                                                     epochs, rate, len(idx), decay=decay, start=start,
                                                     choosing=choosing))
-                    rate, hist, metrics, val_acc, best_epoch, secs, selection = choose_and_test(
+                    rate, hist, metrics, val_acc, best_epoch, secs, selection, trainable, _ = choose_and_test(
                         rates[s], transfer_run, loader(test_acts))
                     # setup is charged in proportion to the images this run used (train subset + val + test)
                     others = len(test_acts) + (len(val_acts) if val_acts is not None else 0)
                     share = (len(idx) + others) / (len(train_acts) + others)
-                    finish(RunRecord(s, n, seed, len(idx), k, metrics.accuracy, secs, setup * share, hist,
-                                     metrics, val_acc, best_epoch, rate, selection))
+                    finish(RunResult(s, task.name, n, k, trainable, hist, metrics.accuracy, secs, used_cache=True,
+                                     test=metrics, val_acc=val_acc, best_epoch=best_epoch, lr=rate, seed=seed,
+                                     arch=base.name, selection=selection, num_train=len(idx),
+                                     setup_seconds=setup * share))
     if "scratch" in strategies:
         epochs = _per_strategy(num_epochs, "scratch", 10)
         choosing = len(rates["scratch"]) > 1
@@ -475,10 +453,11 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                     model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
                     return (model, *train_select(model, train_loader, val_loader, n, seed, epochs, rate,
                                                  n_train, choosing=choosing))
-                rate, hist, metrics, val_acc, best_epoch, secs, selection = choose_and_test(
+                rate, hist, metrics, val_acc, best_epoch, secs, selection, trainable, scratch_name = choose_and_test(
                     rates["scratch"], scratch_run, test_loader)
-                finish(RunRecord("scratch", n, seed, n_train, 0, metrics.accuracy, secs, 0.0, hist,
-                                 metrics, val_acc, best_epoch, rate, selection))
+                finish(RunResult("scratch", task.name, n, 0, trainable, hist, metrics.accuracy, secs, test=metrics,
+                                 val_acc=val_acc, best_epoch=best_epoch, lr=rate, seed=seed, arch=scratch_name,
+                                 selection=selection, num_train=n_train))
     order = {s: i for i, s in enumerate(strategies)}
     records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
     return LearningCurve(task.name, records, sizes, task.num_classes)

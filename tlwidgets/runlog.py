@@ -3,12 +3,15 @@
 A run log is plain JSON, so a run trained at home can be shown on the day
 through the same chart, at any speed, without training::
 
-    {"format": "tlwidgets.dashboard-log", "version": 2, "kind": "mnist",
+    {"format": "tlwidgets.dashboard-log", "version": 3, "kind": "mnist",
      "runs": [{"row": {...}, "config": {...}, "history": History.to_dict()}, ...]}
 
-Version 2 (current) batch records carry ``batch_loss``/``batch_acc`` (each
-batch's own values) beside the running means; version 1 logs are upgraded on
-reading by recovering those values from consecutive running means.
+Version 3 (current) rows are ``RunResult.row()``, which names the freeze
+boundary ``n_frozen`` (the course's one word for it); older rows named it
+``frozen_groups`` and are renamed on reading. Since version 2 batch records
+carry ``batch_loss``/``batch_acc`` (each batch's own values) beside the
+running means; version 1 logs get them on reading, recovered from
+consecutive running means.
 
 Replay is core, not widget code: :func:`replay` feeds the logged events
 through :class:`~tlwidgets.training.Events` to any observers (a chart, a
@@ -28,11 +31,13 @@ from typing import Any
 from .infra import atomic_write
 from .training import Events, History, StopFlag
 
-__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "write_log", "read_log",
-           "replay_events", "replay", "ReplayResult"]
+__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "upgrade_row", "write_log",
+           "read_log", "replay_events", "replay", "ReplayResult"]
 
 FORMAT = "tlwidgets.dashboard-log"
-VERSION = 2
+VERSION = 3
+#: the key version 1 and 2 rows used for the freeze boundary, renamed ``n_frozen`` on reading
+_OLD_DEPTH_KEY = "frozen_groups"
 METRICS = ["loss", "acc", "val_loss", "val_acc"]
 
 
@@ -71,6 +76,14 @@ def upgrade_history(hist: Mapping[str, Any]) -> dict:
         loss, acc = values.add(b)
         batches.append({**b, "batch_loss": loss, "batch_acc": acc})
     return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
+
+
+def upgrade_row(row: Mapping[str, Any]) -> dict:
+    """A copy of a logged results row in the current vocabulary (versions 1-2 said ``frozen_groups``
+    where ``RunResult.row()`` now says ``n_frozen``)."""
+    if "n_frozen" in row:
+        return {k: v for k, v in row.items() if k != _OLD_DEPTH_KEY}
+    return {("n_frozen" if k == _OLD_DEPTH_KEY else k): v for k, v in row.items()}   # same place in the row
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -128,8 +141,8 @@ def read_log(path: str | os.PathLike) -> dict:
     """A run log, checked and upgraded to the current version: ``{"format", "version", "kind", "runs"}``."""
     path = Path(path)
     data = _check_log(read_json(path), path)
-    runs = [{"row": dict(r["row"]), "config": dict(r.get("config") or {}), "history": upgrade_history(r["history"])}
-            for r in data.get("runs", [])]
+    runs = [{"row": upgrade_row(r["row"]), "config": dict(r.get("config") or {}),
+             "history": upgrade_history(r["history"])} for r in data.get("runs", [])]
     return {"format": FORMAT, "version": VERSION, "kind": data.get("kind"), "runs": runs}
 
 

@@ -29,14 +29,15 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import Task
+from .data import Task, size_label
 from .features import cached_features, extract_features, propagate
 from .freezing import freeze, max_frozen
 from .metrics import Metrics, classification_metrics
@@ -59,10 +60,19 @@ DIGIT_FE_CUT = "conv2"
 class RunResult:
     """One training run: what was trained, how, what validation chose and how it does on the test split.
 
-    ``test_acc`` is measured once, on the weights validation chose (the best
-    validation epoch); ``test`` holds it with its baselines. ``val_acc`` is the
-    validation accuracy that made the choice; ``selection`` lists every
+    The one result type of the course: :func:`run_strategy` returns it, and
+    every cell of a learning curve (:func:`tlwidgets.experiments.learning_curve`)
+    is one. ``test_acc`` is measured once, on the weights validation chose (the
+    best validation epoch); ``test`` holds it with its baselines. ``val_acc`` is
+    the validation accuracy that made the choice; ``selection`` lists every
     candidate configuration tried and its validation accuracy.
+
+    ``seconds`` is the run's own wall-clock time; ``setup_seconds`` is its share
+    of a one-off cost paid outside it (a learning curve computes the pool's
+    activations once for many runs), so ``seconds + setup_seconds`` is what the
+    run cost. ``model`` is the trained model, or None where it was not kept (a
+    learning curve keeps only the numbers of its many runs). ``num_train`` is
+    the number of training images; None when not known (hand-built results).
     """
 
     strategy: str
@@ -73,8 +83,8 @@ class RunResult:
     history: History
     test_acc: float
     seconds: float
-    used_cache: bool
-    model: GroupedModel = field(repr=False)
+    used_cache: bool = False
+    model: GroupedModel | None = field(default=None, repr=False)
     test: Metrics | None = None
     val_acc: float | None = None
     best_epoch: int | None = None
@@ -82,6 +92,8 @@ class RunResult:
     seed: int = 0
     arch: str = ""
     selection: list = field(default_factory=list)
+    num_train: int | None = None
+    setup_seconds: float = 0.0
 
     @property
     def single_class(self) -> bool:
@@ -92,8 +104,8 @@ class RunResult:
         """A plain, JSON-friendly summary (one row of the results tables), baselines included."""
         t = self.test
         return {"strategy": self.strategy, "model": self.arch, "task": self.task_name,
-                "n_per_class": "all" if self.n_per_class is None else self.n_per_class,
-                "frozen_groups": self.n_frozen, "trainable_params": self.trainable_params,
+                "n_per_class": size_label(self.n_per_class), "seed": self.seed, "num_train": self.num_train,
+                "n_frozen": self.n_frozen, "trainable_params": self.trainable_params, "lr": self.lr,
                 "epochs": len(self.history), "best_epoch": self.best_epoch,
                 "val_acc": None if self.val_acc is None else round(self.val_acc, 4),
                 "test_acc": round(self.test_acc, 4),
@@ -101,16 +113,16 @@ class RunResult:
                 "chance": None if t is None else round(t.chance, 4),
                 "majority": None if t is None else round(t.majority, 4),
                 "one_class": self.single_class,
-                "seconds": round(self.seconds, 2), "stopped": self.history.stopped}
+                "seconds": round(self.seconds, 2), "setup_seconds": round(self.setup_seconds, 2),
+                "stopped": self.history.stopped}
 
     def __repr__(self):
-        per = "all" if self.n_per_class is None else self.n_per_class
         val = "" if self.val_acc is None else f"val_acc={self.val_acc:.3f} (epoch {self.best_epoch}), "
         bal = "" if self.test is None else (f", balanced={self.test.balanced_accuracy:.3f}, chance="
                                             f"{self.test.chance:.3f}, majority={self.test.majority:.3f}")
         flag = ", PREDICTS ONE CLASS" if self.single_class else ""
-        return (f"RunResult({self.strategy} on {self.task_name!r}, {per}/class: {val}test_acc={self.test_acc:.3f}"
-                f"{bal}{flag}, {len(self.history)} epochs, {self.seconds:.1f} s"
+        return (f"RunResult({self.strategy} on {self.task_name!r}, {size_label(self.n_per_class)}/class: {val}"
+                f"test_acc={self.test_acc:.3f}{bal}{flag}, {len(self.history)} epochs, {self.seconds:.1f} s"
                 f"{', cached activations' if self.used_cache else ''})")
 
 
@@ -294,7 +306,7 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
                      cache=cache, device=device, seed=seed, observers=observers, stop=stop, progress=progress,
                      model=None if model is None else copy.deepcopy(model), measure_test=False)
         val_acc = -1.0 if r.val_acc is None else r.val_acc   # never None here: the task has a validation split
-        tried.append({"frozen_groups": r.n_frozen, "lr": r.lr, "val_acc": round(val_acc, 4),
+        tried.append({"n_frozen": r.n_frozen, "lr": r.lr, "val_acc": round(val_acc, 4),
                       "best_epoch": r.best_epoch})
         if best is None or val_acc > (best.val_acc or -1.0):
             best = r
@@ -307,6 +319,7 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
 
 def _finish_test(result: RunResult, task: Task, batch_size: int, dev) -> None:
     """Measure the chosen model on the test split: once."""
+    assert result.model is not None   # _run_one keeps the model it trained
     test_loader = task.loaders(batch_size)[2]
     result.test = metrics_on(result.model, test_loader, task.num_classes, device=dev)
     result.test_acc = result.test.accuracy
@@ -358,7 +371,8 @@ def _run_one(strategy, task, n_frozen, lr, *, num_epochs, lr_decay, head_epochs,
     seconds = time.perf_counter() - t0
     model.eval()
     result = RunResult(strategy, task.name, task.n_per_class, k, report.trainable, history, float("nan"), seconds,
-                       use_cache, model, val_acc=val_acc, best_epoch=best_epoch, lr=lr, seed=seed, arch=model.name)
+                       use_cache, model, val_acc=val_acc, best_epoch=best_epoch, lr=lr, seed=seed, arch=model.name,
+                       num_train=len(cast(Sized, task.train)))
     if measure_test:
         test = metrics_on(trained, test_loader, task.num_classes, device=dev)
         result.test, result.test_acc = test, test.accuracy

@@ -6,7 +6,7 @@ hint; an answer of the wrong type raises ValueError naming the expected type (th
 behaviour: a check never raises on a *wrong* answer, only on one it cannot read).
 
 No external data: digits come from the bundled MNIST subset, "photos" from generated PNGs or
-hand-made tensors, learning curves are built from hand-written RunRecords.
+hand-made tensors, learning curves are built from hand-written RunResults.
 """
 from __future__ import annotations
 
@@ -493,11 +493,11 @@ def test_lesson6_exercise1_bad_types(photo_run):
 
 def test_lesson6_exercise2_the_row_of_the_requested_run(dashboard, capsys):
     rows = dashboard.results
-    answer = next(r for r in rows if r["strategy"] == "fine_tune" and r["frozen_groups"] == 1)
+    answer = next(r for r in rows if r["strategy"] == "fine_tune" and r["n_frozen"] == 1)
     kw = dict(strategy="fine_tune", n_per_class=5, n_frozen=1)
     expect_pass(capsys, checks.lesson6.exercise2(answer, dashboard, **kw), "run 1", "in 2 epochs")
     expect_hint(capsys, checks.lesson6.exercise2(rows[-1], dashboard, **kw), "the run used", "feature_extraction")
-    expect_hint(capsys, checks.lesson6.exercise2(answer, dashboard, **{**kw, "n_frozen": 2}), "'frozen_groups': 1")
+    expect_hint(capsys, checks.lesson6.exercise2(answer, dashboard, **{**kw, "n_frozen": 2}), "'n_frozen': 1")
     expect_hint(capsys, checks.lesson6.exercise2(answer, dashboard, **{**kw, "n_per_class": None}),
                 "'n_per_class': 5")
     forged = {**answer, "test_acc": 1.0}

@@ -27,7 +27,7 @@ def smallest_k_by_hand(model, fraction):
     return next((k for k in range(model.num_groups) if sum(sizes[k:]) / total < fraction), None)
 
 
-def test_lesson3_exercise1_fewest_frozen_groups(capsys):
+def test_lesson3_exercise1_fewest_frozen(capsys):
     model = tl.load_digit_model()
     assert smallest_k_by_hand(model, 0.15) == 3 and smallest_k_by_hand(model, 0.98) == 2
     expect_pass(capsys, checks.lesson3.exercise1(3, model, fraction=0.15), "after 'features'")
@@ -127,7 +127,7 @@ def test_lesson3_exercise2_needs_parameter_groups(bad):
         checks.lesson3.exercise2(bad, tl.load_digit_model())
 
 
-def test_lesson3_exercise3_batchnorms_of_frozen_groups(capsys):
+def test_lesson3_exercise3_batchnorms_of_the_frozen_part(capsys):
     model = tl.load_digit_model()
     tl.freeze(model, 2)
     model.train()

@@ -10,8 +10,9 @@ from _check_helpers import expect_hint, expect_pass, expect_placeholder
 from torch import nn
 
 from tlwidgets import checks, data
-from tlwidgets.experiments import LearningCurve, RunRecord
+from tlwidgets.experiments import LearningCurve
 from tlwidgets.training import History
+from tlwidgets.transfer import RunResult
 
 BUNDLED = data.REPO_DATASETS
 
@@ -53,8 +54,8 @@ def make_curve(name, accs, sizes, histories=None, num_classes=5):
             for seed, acc in enumerate(per_size[n]):
                 val, sec, setup = (histories or {}).get((strategy, seed), ([acc], 0.1, 0.0)) \
                     if n == sizes[-1] else ([acc], 0.1, 0.0)
-                records.append(RunRecord(strategy, n, seed, num_classes * (n or 50), 0, acc, sec * len(val), setup,
-                                         make_history(val, sec)))
+                records.append(RunResult(strategy, name, n, 0, 0, make_history(val, sec), acc, sec * len(val),
+                                         seed=seed, num_train=num_classes * (n or 50), setup_seconds=setup))
     return LearningCurve(name, records, sizes, num_classes)
 
 

@@ -100,6 +100,8 @@ def test_learning_curve_runs_every_cell_and_reuses_one_forward_pass(digit_pool, 
     assert len(curve.records) == len(seen) == 3 * 2 * 2
     assert curve.strategies == list(tl.STRATEGIES)
     for r in curve.records:
+        assert isinstance(r, tl.RunResult) and r.model is None   # the curve keeps numbers, not models
+        assert r.used_cache == (r.strategy != "scratch") and r.task_name == digit_pool.name
         assert 0.0 <= r.test_acc <= 1.0
         assert r.num_train == (15 if r.n_per_class == 3 else 60)
         assert r.n_frozen == {"scratch": 0, "feature_extraction": 2, "fine_tune": 1}[r.strategy]
@@ -137,6 +139,8 @@ def test_learning_curve_matches_a_hand_made_run(digit_pool):
     hist = tl.fit(tail, train_loader, val_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
     assert hist["val_acc"] == pytest.approx(ref.history["val_acc"])
     assert ref.val_acc == pytest.approx(max(hist["val_acc"]))
+    assert ref.trainable_params == sum(p.numel() for p in tail.parameters() if p.requires_grad)
+    assert ref.arch == "digit_cnn@conv2" and ref.row()["n_frozen"] == 2 and ref.row()["num_train"] == 20
 
 
 def test_track_false_evaluates_once_and_min_steps_adds_epochs(digit_pool):
@@ -172,6 +176,14 @@ def test_learning_curve_rejects_bad_grids(digit_pool):
         ex.learning_curve(digit_pool, [2], ["linear_probe"])
     with pytest.raises(ValueError, match="n_frozen"):
         ex.learning_curve(digit_pool, [2], ["fine_tune"], n_frozen=3)
+
+
+def test_a_curve_refuses_results_without_their_number_of_training_images():
+    run = tl.RunResult("scratch", "t", 5, 0, 10, History(), 0.5, 1.0)   # num_train unknown
+    with pytest.raises(ValueError, match=r"num_train.*records \[0\] have num_train=None"):
+        ex.LearningCurve("t", [run], [5], num_classes=2)
+    run.num_train = 10
+    assert ex.LearningCurve("t", [run], [5], num_classes=2).num_train(5) == 10
 
 
 def test_plot_draws_one_line_per_strategy_on_a_log_axis(digit_pool):

@@ -75,7 +75,7 @@ def test_freeze_refuses_unknown_bn_mode_and_plain_modules(tiny_model):
         freeze(nn.Sequential(nn.Linear(2, 2)), 0)
 
 
-def test_frozen_groups_stay_in_eval_mode_after_train(tiny_model):
+def test_the_frozen_part_stays_in_eval_mode_after_train(tiny_model):
     model = tiny_model(dropout=0.5)
     freeze(model, 1)
     model.train()

@@ -40,7 +40,7 @@ def test_write_then_read_is_the_same_runs_at_the_current_version(logged, tmp_pat
     history, _ = logged
     path = runlog.write_log(tmp_path / "sub" / "log.json", _runs(history), kind="mnist")
     raw = json.loads(path.read_text())
-    assert raw["format"] == runlog.FORMAT and raw["version"] == runlog.VERSION == 2 and raw["kind"] == "mnist"
+    assert raw["format"] == runlog.FORMAT and raw["version"] == runlog.VERSION == 3 and raw["kind"] == "mnist"
     back = runlog.read_log(path)
     assert back["runs"] == _runs(history)
     assert not list(tmp_path.glob("sub/.log.json.tmp-*"))
@@ -59,9 +59,20 @@ def test_a_version_1_log_gets_each_batchs_own_values_back(logged, tmp_path):
         assert got["batch_acc"] == pytest.approx(want["batch_acc"], abs=1e-9)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_logs_rows_say_n_frozen_after_reading(logged, tmp_path, version):
+    history, _ = logged
+    row = {"strategy": "fine_tune", "frozen_groups": 7, "test_acc": 0.5}   # the old name of the freeze boundary
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": runlog.FORMAT, "version": version,
+                                "runs": [{"row": row, "history": history.to_dict()}]}))
+    assert runlog.read_log(path)["runs"][0]["row"] == {"strategy": "fine_tune", "n_frozen": 7, "test_acc": 0.5}
+    assert runlog.upgrade_row({"n_frozen": 2}) == {"n_frozen": 2}   # current rows pass unchanged
+
+
 @pytest.mark.parametrize("content, words", [
     ({"epochs": []}, "not a dashboard log"),
-    ({"format": runlog.FORMAT, "version": 3, "runs": []}, "version 3; this tlwidgets reads versions 1 to 2"),
+    ({"format": runlog.FORMAT, "version": 4, "runs": []}, "version 4; this tlwidgets reads versions 1 to 3"),
     ({"format": runlog.FORMAT, "version": 2, "runs": [{"row": {}}]}, "lacks 'row' or 'history'"),
 ])
 def test_reading_refuses_what_it_cannot_read(tmp_path, content, words):
@@ -119,3 +130,13 @@ def test_the_events_log_and_chart_state_are_core_modules():
             "print(sorted(m for m in ('ipywidgets', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_shipped_demo_log_is_current_and_says_n_frozen():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "apps" / "logs" / "dogs_to_cats.json"
+    raw = json.loads(path.read_text())
+    assert raw["version"] == runlog.VERSION
+    assert [r["row"] for r in runlog.read_log(path)["runs"]] == [r["row"] for r in raw["runs"]]   # nothing to rename
+    assert [r["row"]["n_frozen"] for r in raw["runs"]] == [9, 0, 8]

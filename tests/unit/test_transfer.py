@@ -80,11 +80,12 @@ def test_each_strategy_selects_on_val_and_tests_once(task, strategy, scratch_arc
     assert result.test_acc == pytest.approx(test["acc"]) == result.test.accuracy and not result.model.training
     assert (result.test.chance, result.test.majority, result.test.n) == (0.2, 0.2, 50)
     row = result.row()
-    assert {k: row[k] for k in ("frozen_groups", "trainable_params", "epochs", "test_acc", "chance", "majority",
-                                "stopped")} == {"frozen_groups": n_frozen, "trainable_params": trainable,
+    assert {k: row[k] for k in ("n_frozen", "trainable_params", "epochs", "test_acc", "chance", "majority",
+                                "stopped")} == {"n_frozen": n_frozen, "trainable_params": trainable,
                                                 "epochs": 2, "test_acc": round(result.test_acc, 4), "chance": 0.2,
                                                 "majority": 0.2, "stopped": False}
     assert row["balanced_acc"] == round(result.test.balanced_accuracy, 4) and row["one_class"] is False
+    assert (row["num_train"], row["seed"], row["setup_seconds"]) == (len(task.train), result.seed, 0.0)
     assert repr(result).startswith(f"RunResult({strategy} on 'MNIST digits 5-9', 6/class: val_acc=")
 
 
@@ -111,9 +112,9 @@ def test_a_grid_of_candidates_is_chosen_on_validation_and_only_the_winner_is_tes
     counted = _counting(task)
     result = _run("fine_tune", counted, n_frozen=[0, 1], lr=[1e-3, 1e-2], cache=False, head_epochs=1)
     assert counted.test.reads == len(task.test)
-    assert [(c["frozen_groups"], c["lr"]) for c in result.selection] == [(0, 1e-3), (0, 1e-2), (1, 1e-3), (1, 1e-2)]
+    assert [(c["n_frozen"], c["lr"]) for c in result.selection] == [(0, 1e-3), (0, 1e-2), (1, 1e-3), (1, 1e-2)]
     best = max(result.selection, key=lambda c: c["val_acc"])
-    assert (result.n_frozen, result.lr) == (best["frozen_groups"], best["lr"])
+    assert (result.n_frozen, result.lr) == (best["n_frozen"], best["lr"])
     assert result.test is not None and result.test_acc == result.test.accuracy
     no_val = dataclasses.replace(task, val=None)
     with pytest.raises(ValueError, match="needs a validation split, and task 'MNIST digits 5-9' has none"):
@@ -147,7 +148,7 @@ def test_digit_transfer_model_is_cut_after_conv2_by_default():
         digit_cut_model(5, cut="head")
 
 
-def test_fine_tune_default_and_explicit_frozen_groups(task):
+def test_fine_tune_default_and_explicit_n_frozen(task):
     assert default_fine_tune_frozen(models.digit_cnn(5)) == 2
     assert default_fine_tune_frozen(digit_cut_model(5)) == 1
     assert default_fine_tune_frozen(models.efficientnet_lite0(pretrained=False)) == 6

@@ -181,11 +181,11 @@ def test_freeze_slider_shows_accuracy_per_depth_from_results():
     from tlwidgets.widgets.freeze_slider import accuracy_by_depth
 
     model = tl.digit_cnn(5)
-    rows = [{"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.90, "test_acc": 0.5},
-            {"strategy": "fine_tune", "frozen_groups": 0, "val_acc": 0.92, "test_acc": 0.5},
-            {"strategy": "fine_tune", "frozen_groups": 2, "val_acc": 0.95, "test_acc": 0.5},
-            {"strategy": "feature_extraction", "frozen_groups": 3, "val_acc": 0.85, "test_acc": 0.5},
-            {"strategy": "scratch", "frozen_groups": 0, "val_acc": 0.10, "test_acc": 0.5}]
+    rows = [{"strategy": "fine_tune", "n_frozen": 0, "val_acc": 0.90, "test_acc": 0.5},
+            {"strategy": "fine_tune", "n_frozen": 0, "val_acc": 0.92, "test_acc": 0.5},
+            {"strategy": "fine_tune", "n_frozen": 2, "val_acc": 0.95, "test_acc": 0.5},
+            {"strategy": "feature_extraction", "n_frozen": 3, "val_acc": 0.85, "test_acc": 0.5},
+            {"strategy": "scratch", "n_frozen": 0, "val_acc": 0.10, "test_acc": 0.5}]
     metric, by_depth = accuracy_by_depth(rows)
     assert metric == "val_acc" and by_depth == {0: [0.90, 0.92], 2: [0.95], 3: [0.85]}  # chosen on validation
     assert accuracy_by_depth([{k: v for k, v in r.items() if k != "val_acc"} for r in rows])[0] == "test_acc"
@@ -207,7 +207,7 @@ def test_freeze_slider_takes_run_results():
             self.n_frozen, self.val_acc = n, acc
 
         def row(self):
-            return {"strategy": "fine_tune", "frozen_groups": self.n_frozen, "test_acc": 0.0}
+            return {"strategy": "fine_tune", "n_frozen": self.n_frozen, "test_acc": 0.0}
 
     fs = FreezeSlider(tl.digit_cnn(5), results=[Run(1, 0.8), Run(1, 0.9)])
     assert fs.accuracy_at(1) == pytest.approx(0.85)

@@ -27,7 +27,7 @@ def exercise1(task: Any, result: Any, *, num_classes: int | None = None) -> Chec
     if num_classes is not None and task.num_classes != num_classes:
         return not_yet(f"the task has {task.num_classes} classes ({', '.join(task.classes)}); the exercise asks for "
                        f"{num_classes}: add a sub-folder per missing class")
-    if result.task_name != task.name or result.model.classes != task.classes:
+    if result.task_name != task.name or result.model is None or result.model.classes != task.classes:
         return not_yet("the result was trained on another task: pass the task you trained on")
     chance = 1 / task.num_classes
     if result.test_acc <= chance:
@@ -61,8 +61,7 @@ def exercise2(answer: Any, dashboard: Any, *, strategy: str = "fine_tune", n_per
                          f"got {type(answer).__name__}")
     if answer not in dashboard.results:
         return not_yet("that row is not in this dashboard's results: pass the dashboard that ran it")
-    want = {"strategy": strategy, "n_per_class": size_label(n_per_class),
-            "frozen_groups": n_frozen}
+    want = {"strategy": strategy, "n_per_class": size_label(n_per_class), "n_frozen": n_frozen}
     wrong = {k: answer.get(k) for k, v in want.items() if answer.get(k) != v}
     if wrong:
         return not_yet(f"the run used {wrong}; it should use {want}")

@@ -50,7 +50,7 @@ N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
 # the images-per-class a new dashboard starts at: what the shipped data holds for every class (the pet
 # subset has 7-12 trainval photos for most breeds, 1-2 of them kept for validation)
 DEFAULT_N_PER_CLASS = {"mnist": 20, "pets": 5}
-TABLE_COLUMNS = ("strategy", "task", "n_per_class", "frozen_groups", "trainable_params", "epochs", "val_acc",
+TABLE_COLUMNS = ("strategy", "task", "n_per_class", "n_frozen", "trainable_params", "epochs", "val_acc",
                  "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
 
 
@@ -473,5 +473,5 @@ class Dashboard:
     def __repr__(self) -> str:
         state = "running" if self._busy else "idle"
         c = self.config()
-        return (f"Dashboard({self.kind}: next {c['strategy']}, {c['n_per_class'] or 'all'}/class, lr={c['lr']:.1e}, "
+        return (f"Dashboard({self.kind}: next {c['strategy']}, {size_label(c['n_per_class'])}/class, lr={c['lr']:.1e}, "
                 f"{c['num_epochs']} epochs; {len(self._runs)} runs; {state})")

@@ -34,7 +34,6 @@ from ._util import ErrorBox, fmt_params, widget_bundle
 
 __all__ = ["FreezeSlider", "count_text", "group_rows", "groups_html", "accuracy_by_depth", "depth_table_html"]
 
-DEPTH_KEYS = ("n_frozen", "frozen_groups")
 METRICS = ("val_acc", "test_acc", "acc")
 
 
@@ -94,7 +93,7 @@ def accuracy_by_depth(results: Iterable, metric: str | None = None, *,
                       strategy: str | None = "fine_tune") -> tuple[str, dict[int, list[float]]]:
     """``(metric, {n_frozen: [accuracy of each run]})`` from ``RunResult`` objects or result rows.
 
-    Rows carry their depth as ``n_frozen`` or ``frozen_groups``. ``metric``
+    Rows carry their depth as ``n_frozen`` (as ``RunResult.row()`` does). ``metric``
     defaults to ``val_acc`` when the rows have it (depth is a choice, and
     choices are made on validation), else ``test_acc``. Only rows of
     ``strategy`` count (``None``: all); feature extraction is the deepest
@@ -109,10 +108,10 @@ def accuracy_by_depth(results: Iterable, metric: str | None = None, *,
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     by_depth: dict[int, list[float]] = {}
     for r in rows:
-        depth = next((r[k] for k in DEPTH_KEYS if isinstance(r.get(k), int) and not isinstance(r.get(k), bool)),
-                     None)
-        value = r.get(metric)
-        if depth is None or not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        depth, value = r.get("n_frozen"), r.get(metric)
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             continue
         by_depth.setdefault(int(depth), []).append(float(value))
     return metric, by_depth
