@@ -391,6 +391,22 @@ def dash():
     return Dashboard(small_digits, kind="mnist", n_per_class=10, num_epochs=2, headless=True)
 
 
+def _widget_tree(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _widget_tree(child)
+
+
+def test_headless_dashboard_holds_no_empty_chart_image(dash):
+    """Headless (course runner, nbval, the book) each run shows one static figure; an empty chart image in the
+    saved widget state would be a blank box on the book page. Watched, the live chart is part of the box."""
+    import ipywidgets as widgets
+
+    assert not any(isinstance(w, widgets.Image) for w in _widget_tree(dash.widget))
+    watched = Dashboard(small_digits, kind="mnist", n_per_class=10, num_epochs=2, headless=False)
+    assert watched.chart.image in list(_widget_tree(watched.widget))
+
+
 def test_dashboard_strategy_controls(dash):
     fs, top = dash.freeze_slider, max_frozen(dash.template_model)
     assert dash.strategy.value == "fine_tune" and not fs.slider.disabled

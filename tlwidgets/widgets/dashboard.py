@@ -197,8 +197,11 @@ class Dashboard:
         controls = widgets.VBox([self.strategy, self.n_per_class, self.lr, self.epochs,
                                  widgets.HBox([self.train_button, self.stop_button]),
                                  widgets.HBox([self.replay_button, self.replay_speed])])
+        # headless (the course runner, nbval, a static book page) nobody watches the live chart: each run shows
+        # its chart as one static figure instead, so the box holds no empty chart image
+        chart = [] if self.headless else [self.chart.widget]
         self.widget = widgets.VBox([header, widgets.HBox([controls, self.freeze_slider.widget]), self.status,
-                                    self.errors.widget, self.chart.widget, self.table])
+                                    self.errors.widget, *chart, self.table])
         self.widget.add_class("tl-dashboard")
 
         self.strategy.observe(self.errors.guard(self._on_strategy, "strategy"), names="value")
