@@ -33,7 +33,12 @@ STATIC_FILES = [
     ("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
     ("mathjax/es5/output/chtml/fonts/woff-v2", "mathjax/output/chtml/fonts/woff-v2"),
 ]
-__all__ = ["lesson_info", "lesson_map", "stage", "build"]
+__all__ = ["lesson_info", "lesson_map", "static_widgets", "stage", "build"]
+#: widget model modules the served html-manager renders itself; any other (anywidget: the digit pad's canvas)
+#: it would fetch from a CDN, so the book leaves those widgets out and says why
+SERVED_WIDGET_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
+NEEDS_KERNEL_NOTE = ("<p><i>This widget draws with JavaScript that talks to a running Python kernel (the digit "
+                     "pad's canvas): open the lesson in JupyterLab to use it.</i></p>")
 
 
 def _text(cell) -> str:
@@ -103,6 +108,45 @@ sphinx:
 """
 
 
+def static_widgets(nb: dict) -> int:
+    """Remove from ``nb``'s saved widget state the models the static page cannot render offline; returns how many.
+
+    A static page has no kernel, and the html-manager would fetch an unknown widget module (anywidget) from a
+    CDN — a request the offline book must not make. Such models are dropped, references to them are removed
+    from their containers, and each cell that displayed one gets a note saying where the widget works.
+    """
+    bundle = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    state = bundle.get("state", {})
+    gone = {mid for mid, m in state.items() if m.get("model_module") not in SERVED_WIDGET_MODULES}
+    if not gone:
+        return 0
+    refs = {f"IPY_MODEL_{mid}" for mid in gone}
+    contains: dict[str, set[str]] = {}
+    for mid in gone:
+        del state[mid]
+    for mid, model in state.items():
+        children = model.get("state", {}).get("children")
+        if isinstance(children, list) and refs & set(children):
+            model["state"]["children"] = [c for c in children if c not in refs]
+            contains[mid] = refs & set(children)
+
+    def holds_removed(mid: str, seen: set[str]) -> bool:
+        if mid in gone or mid in contains:
+            return True
+        kids = state.get(mid, {}).get("state", {}).get("children") or []
+        return any(holds_removed(k.removeprefix("IPY_MODEL_"), seen | {mid}) for k in kids
+                   if k.removeprefix("IPY_MODEL_") not in seen)
+
+    for cell in nb.get("cells", []):
+        outputs = cell.get("outputs", [])
+        views = [o["data"]["application/vnd.jupyter.widget-view+json"].get("model_id", "") for o in outputs
+                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        if any(holds_removed(v, set()) for v in views):
+            outputs.append({"output_type": "display_data", "metadata": {},
+                            "data": {"text/html": NEEDS_KERNEL_NOTE, "text/plain": "(needs a running kernel)"}})
+    return len(gone)
+
+
 def stage(lessons: Path, src: Path) -> list[dict]:
     """Write the book's sources to ``src``: config, toc, lesson map, results page, notebooks, static JS."""
     paths = sorted(lessons.glob("[0-9][0-9]_*.ipynb"))
@@ -113,7 +157,9 @@ def stage(lessons: Path, src: Path) -> list[dict]:
     (src / "lessons").mkdir(parents=True)
     infos = [lesson_info(p) for p in paths]
     for p in paths:
-        shutil.copy(p, src / "lessons" / p.name)
+        nb = json.loads(p.read_text())
+        static_widgets(nb)
+        (src / "lessons" / p.name).write_text(json.dumps(nb, indent=1))
     results_json, results_md = lessons / "results.json", lessons / "results.md"
     results = json.loads(results_json.read_text()) if results_json.exists() else []
     (src / "intro.md").write_text(lesson_map(infos, results))
