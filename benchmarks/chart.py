@@ -16,7 +16,7 @@ MODES = (("off", None), ("headless", True), ("live (no front end attached)", Fal
 def measure(cfg: Config) -> dict:
     """Median run time, draws and drawing time per chart mode, interleaved round by round."""
     from tlwidgets import fit, load_digit_model, mnist_target_task, replace_head
-    from tlwidgets.training import seed_everything
+    from tlwidgets.infra import seed_everything
     from tlwidgets.widgets import LiveChart
 
     task = mnist_target_task(200, test_per_class=200)

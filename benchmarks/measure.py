@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from tlwidgets.experiments import time_to_accuracy
-from tlwidgets.training import Observer, StopFlag, select_device
+from tlwidgets.infra import select_device
+from tlwidgets.training import Observer, StopFlag
 
 __all__ = [
     "Timing", "time_runs", "synchronize", "matmul_flop_rate", "count_flops", "GRAD_MODES", "forward_step",

@@ -40,7 +40,7 @@ def tutorial_recipe(cfg: Config, backbone: str) -> dict:
 
     from tlwidgets import StopFlag, build_backbone, evaluate, pets_task, replace_head
     from tlwidgets.data import TransformedDataset
-    from tlwidgets.training import seed_everything
+    from tlwidgets.infra import seed_everything
 
     dev = cfg.device
     clear_decoded_images()

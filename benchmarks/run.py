@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def make_config(args: argparse.Namespace) -> Config:
     from tlwidgets import DataMissingError
     from tlwidgets.data import PETS_SPEC, find_dataset
-    from tlwidgets.training import select_device
+    from tlwidgets.infra import select_device
 
     sections = tuple(args.only) if args.only else SECTIONS
     if args.skip_lessons:

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tlwidgets import data, models, training  # noqa: E402
+from tlwidgets import data, infra, models, training  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     os.environ.pop(data.DATA_ENV, None)  # always the bundled subset, so anyone can rebuild the same file
-    training.seed_everything(0)
+    infra.seed_everything(0)
     # no validation split: the shipped checkpoint was trained on all 2,000 bundled 0-4 training digits for a
     # fixed 8 epochs (nothing is chosen on the held-out digits, which are only reported)
     task = data.mnist_source_task(root=data.REPO_DATASETS, val_per_class=None)

@@ -16,6 +16,7 @@ from .data import (
 )
 from .features import FeatureSet, cached_features, extract_features
 from .freezing import FreezeReport, freeze, freeze_report, max_frozen, unfreeze_all
+from .infra import seed_everything, select_device
 from .models import (
     GroupedModel,
     build_backbone,
@@ -59,8 +60,6 @@ from .training import (
     evaluate,
     fit,
     predict,
-    seed_everything,
-    select_device,
 )
 from .transfer import STRATEGIES, RunResult, build_model, run_strategy
 

@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import ImageTensorDataset, Task, fingerprint, size_label, take_per_class
 from .features import cached_features, propagate
 from .freezing import max_frozen, unfreeze_all
+from .infra import seed_everything, select_device
 from .metrics import Spread, seed_spread
 from .models import replace_head
 from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
-from .training import History, evaluate, fit, seed_everything, select_device
+from .training import History, evaluate, fit
 from .transfer import (
     DEFAULT_LR,
     DEFAULT_LR_DECAY,

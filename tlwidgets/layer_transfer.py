@@ -36,11 +36,11 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD, ImageTensorDataset, Task, input_normalization
 from .features import cached_features, extract_features, feature_cache_dir
 from .freezing import freeze, unfreeze_all
-from .infra import atomic_write, torch_bytes
+from .infra import atomic_write, seed_everything, select_device, torch_bytes
 from .metrics import Metrics, Spread, classification_metrics, seed_spread
 from .models import GroupedModel, digit_cnn, weights_fingerprint
 from .splits import stratified_split
-from .training import Observer, fit, seed_everything, select_device
+from .training import Observer, fit
 
 __all__ = ["VARIANTS", "transplant", "train_val", "BestOnValidation", "train_and_test", "predict_labels",
            "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe", "probe_table",

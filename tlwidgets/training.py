@@ -36,14 +36,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .infra import atomic_write, seed_everything, select_device, torch_bytes
+from .infra import atomic_write, select_device, torch_bytes
 from .validate import check_float, check_int
 
-# seed_everything and select_device live in tlwidgets.infra; they are listed here too (an explicit re-export)
-# because ``fit(seed=..., device=...)`` is where a reader meets them and older code imports them from here.
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
-    "fit", "evaluate", "predict", "confusion_matrix", "seed_everything", "select_device", "Prediction",
+    "fit", "evaluate", "predict", "confusion_matrix", "Prediction",
     "layerwise_lr_groups", "EVENTS",
 ]
 

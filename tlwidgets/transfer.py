@@ -40,9 +40,10 @@ from torch.utils.data import DataLoader
 from .data import Task, size_label
 from .features import cached_features, extract_features, propagate
 from .freezing import freeze, max_frozen
+from .infra import seed_everything, select_device
 from .metrics import Metrics, classification_metrics
 from .models import GroupedModel, build_backbone, digit_cnn, load_digit_model, replace_head, small_cnn
-from .training import History, Observer, StopFlag, evaluate, fit, predict_proba, seed_everything, select_device
+from .training import History, Observer, StopFlag, evaluate, fit, predict_proba
 
 __all__ = ["STRATEGIES", "RunResult", "run_strategy", "build_model", "default_fine_tune_frozen", "DEFAULT_LR",
            "DEFAULT_LR_DECAY", "DIGIT_FE_CUT", "digit_cut_model", "BestOnValidation", "metrics_on"]

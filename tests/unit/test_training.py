@@ -256,9 +256,9 @@ def test_seed_everything_seeds_python_numpy_and_torch():
 
     import numpy as np
 
-    training.seed_everything(3)
+    infra.seed_everything(3)
     a = (random.random(), np.random.rand(), torch.rand(1).item())
-    training.seed_everything(3)
+    infra.seed_everything(3)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
 
 
@@ -408,20 +408,20 @@ def test_bad_lr_decay_says_what_is_allowed(tiny_model, tiny_data, decay):
 def test_select_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert training.select_device("auto") == torch.device("cpu")
-    assert training.select_device(None) == torch.device("cpu")
-    assert training.select_device(torch.device("cpu")) == torch.device("cpu")
+    assert infra.select_device("auto") == torch.device("cpu")
+    assert infra.select_device(None) == torch.device("cpu")
+    assert infra.select_device(torch.device("cpu")) == torch.device("cpu")
     with pytest.raises(ValueError, match="device='cuda' was asked for but no CUDA GPU is available; "
                                          "use device='auto' or 'cpu'"):
-        training.select_device("cuda")
+        infra.select_device("cuda")
     with pytest.raises(ValueError, match="no CUDA GPU is available"):
-        training.select_device("cuda:1")
+        infra.select_device("cuda:1")
     with pytest.raises(ValueError, match="device='mps' was asked for but Apple's MPS is not available"):
-        training.select_device("mps")
+        infra.select_device("mps")
     with pytest.raises(ValueError, match=r"unknown device 'tpu'; choose one of \('auto', 'cpu', 'cuda', 'mps'\)"):
-        training.select_device("tpu")
+        infra.select_device("tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert training.select_device("auto") == torch.device("cuda")
+    assert infra.select_device("auto") == torch.device("cuda")
 
 
 def test_fit_on_unavailable_cuda_fails_before_touching_the_model(tiny_model, tiny_data, monkeypatch):
