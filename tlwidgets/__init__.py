@@ -16,7 +16,7 @@ from .data import (
 )
 from .features import FeatureSet, cached_features, extract_features
 from .freezing import FreezeReport, freeze, freeze_report, max_frozen, unfreeze_all
-from .infra import seed_everything, select_device
+from .infra import apply_thread_policy, seed_everything, select_device
 from .models import (
     GroupedModel,
     build_backbone,
@@ -81,7 +81,11 @@ __all__ = [
     # features, training, transfer, results
     "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
     "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "seed_everything",
-    "select_device", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
+    "select_device", "apply_thread_policy", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
     # results tables (one type: text, Markdown and HTML)
     "Table",
 ]
+
+# Several kernels on few cores (a classroom hub, a test run) must not each start one torch thread per core:
+# the count follows the CPUs this process may use ($TLLAB_THREADS, affinity, cgroup quota; docs/load.md).
+apply_thread_policy()

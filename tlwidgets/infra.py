@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import math
 import os
 import random
 import shutil
@@ -30,7 +31,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "ensure_writable_dir", "sha256_file", "file_digest", "files_digest",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
     "DEVICES", "select_device", "seed_everything", "plain", "clear_digest_memo",
+    "THREADS_ENV", "cpu_quota", "thread_count", "apply_thread_policy",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -386,6 +388,119 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------
+# threads: one policy for every kernel (self-contained: reads only os, the cgroup files and torch)
+# ---------------------------------------------------------------------------
+THREADS_ENV = "TLLAB_THREADS"
+
+
+def _cgroup_quota_at(folder: Path) -> float | None:
+    """CPUs allowed by the cgroup files in ``folder`` (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``); None: no limit."""
+    try:
+        quota, _, period = (folder / "cpu.max").read_text().strip().partition(" ")
+        return None if quota == "max" else int(quota) / int(period or 100_000)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+        period_us = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+
+
+def cpu_quota(cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
+              self_cgroup: str | os.PathLike = "/proc/self/cgroup") -> float | None:
+    """The CPU time this process's cgroup may use, in CPUs (1.5 = one and a half cores); None when unlimited.
+
+    A hub or container limits a student with a cgroup quota, not with CPU affinity: the kernel still
+    sees every core, and torch would start one thread per core and fight the quota. Limits nest, so
+    the smallest quota from the process's cgroup up to the root counts. Reads cgroup v2
+    (``cpu.max``) and v1 (``cpu,cpuacct`` / ``cpu`` hierarchies: ``cpu.cfs_quota_us``).
+    """
+    root = Path(cgroup_root)
+    try:
+        lines = Path(self_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    found: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        names = controllers.split(",")
+        if controllers == "":  # cgroup v2: one unified tree at the root
+            bases = [root]
+        elif "cpu" in names:
+            bases = [root / controllers, root / "cpu", root / "cpu,cpuacct"]
+        else:
+            continue
+        for base in dict.fromkeys(bases):
+            folder = base / path.strip("/")
+            while True:
+                quota = _cgroup_quota_at(folder)
+                if quota is not None:
+                    found.append(quota)
+                if folder == base or base not in folder.parents:
+                    break
+                folder = folder.parent
+    return min(found) if found else None
+
+
+def _affinity() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))  # macOS / Windows: no affinity call
+
+
+def thread_count(environ: Mapping[str, str] | None = None, *,
+                 affinity: Callable[[], Iterable[int]] = _affinity,
+                 cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
+                 self_cgroup: str | os.PathLike = "/proc/self/cgroup") -> int:
+    """How many torch threads this process should run: the CPUs it may really use.
+
+    Why: torch starts one thread per core it sees. Several kernels on few cores (a classroom hub,
+    ``make test``) then run many more spinning OpenMP threads than cores and slow each other down
+    many times over, far more than sharing the cores would cost (docs/load.md). In order:
+
+    1. ``$TLLAB_THREADS`` (an integer >= 1): an explicit choice (the hub sets it from each student's CPU share);
+    2. ``$OMP_NUM_THREADS``: what OpenMP itself was told (its first number);
+    3. the cores this process may run on (``os.sched_getaffinity``), capped by its cgroup's CPU quota
+       rounded up (:func:`cpu_quota`); at least 1.
+    """
+    env = os.environ if environ is None else environ
+    given = env.get(THREADS_ENV, "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise ValueError(f"${THREADS_ENV} must be an integer >= 1 (the number of torch threads), got {given!r}")
+        return int(given)
+    omp = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    cores = max(1, len(set(affinity())))
+    quota = cpu_quota(cgroup_root, self_cgroup)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota - 1e-9)))
+    return cores
+
+
+def apply_thread_policy(environ: Mapping[str, str] | None = None, **where: Any) -> int:
+    """Set torch's thread count by :func:`thread_count`; the count in force afterwards.
+
+    Applied once when ``tlwidgets`` is imported, which every lesson, app and script does before
+    any torch work, so a kernel from any front end (JupyterLab, Voila, papermill) follows it
+    without a line in each notebook. It only lowers torch's count (a lower count set on purpose,
+    e.g. by the test suite, stays) unless ``$TLLAB_THREADS`` asks for a number explicitly.
+    ``where``: ``affinity`` / ``cgroup_root`` / ``self_cgroup`` for tests (see :func:`thread_count`).
+    """
+    env = os.environ if environ is None else environ
+    wanted = thread_count(env, **where)
+    if env.get(THREADS_ENV, "").strip() or torch.get_num_threads() > wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
 
 
 def plain(value: Any, *, where: str = "value") -> Any:
