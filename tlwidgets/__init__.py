@@ -81,7 +81,8 @@ __all__ = [
     # features, training, transfer, results
     "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
     "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "seed_everything",
-    "select_device", "apply_thread_policy", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
+    "select_device", "apply_thread_policy", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record",
+    "__version__",
     # results tables (one type: text, Markdown and HTML)
     "Table",
 ]
