@@ -1,22 +1,36 @@
-"""The classroom hub (deploy/jupyterhub_config.py): two students, two browsers, lesson 0 at once.
+"""The classroom hub (deploy/jupyterhub_config.py): students kept apart, two browsers, lesson 0 at once.
 
-JupyterHub on loopback with the config as shipped (shared-password authenticator, the course's
-local spawner, configurable-http-proxy from deploy/npm), a throwaway state folder, and a copy of
-the repo's datasets/ as the shared data. Two browser contexts log in as alice and bob, open
-lessons/00 in their own JupyterLab and run all cells at the same time. Then: each reaches only
-their own server (403 on the other's), the shared data is read-only while their own lessons
-folder is writable, and each has a feature cache of their own. The peak memory of each
-student's kernel during the lesson is printed, for sizing a hub (docs/deploy.md).
-Screenshots: test-output/browser/hub-*.png.
+JupyterHub on loopback with the config as shipped (shared-password authenticator, JupyterHub's
+LocalProcessSpawner with one OS user per student, configurable-http-proxy from deploy/npm), a
+throwaway state folder, and a copy of the repo's datasets/ as the shared data. The fixture makes
+the students alice and bob real OS users with `deploy/add_students.sh` (homes 0700, shared data
+owned by root and read-only by permission) and removes them afterwards; it needs root (CI runs as
+root) and skips otherwise.
+
+1. Isolation (issue 23 §1): from alice's kernel, in her browser, every probe of the issue (list, read,
+   write, modify bob's home and lesson; write the shared data, remount it; read the hub's cookie
+   secret, database and environment; use bob's server token from /proc; become root) is refused,
+   while the controls (her own home, reading the shared data) work; bob's files are byte-identical
+   afterwards; no student process runs as root.
+2. Both run lesson 0 at the same time: each reaches only their own server (403 on the other's), own
+   lessons writable, the shared data not, a feature cache of their own; the peak memory of each
+   kernel and of each student's cgroup (server + kernels: what TLLAB_MEM_LIMIT bounds) is printed.
+Screenshots: test-output/browser/hub-*.png (hub-alice-probes-refused.png: the probes).
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import os
+import pwd
 import re
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,9 +41,18 @@ from .helpers import REPO_ROOT, run_all_cells, screenshot, wait_for_all_cells_ex
 from .servers import block_external_requests, jupyter_env, start
 
 CONFIG = REPO_ROOT / "deploy" / "jupyterhub_config.py"
+ADD_STUDENTS = REPO_ROOT / "deploy" / "add_students.sh"
 PROXY = REPO_ROOT / "deploy" / "npm" / "node_modules" / ".bin" / "configurable-http-proxy"
 STUDENTS = ("alice", "bob")
 LESSON = "lessons/00_setup_and_tour.ipynb"
+STUDENT_MARK = "tllab student"  # the GECOS field add_students.sh writes
+
+
+def _limits_module():
+    spec = importlib.util.spec_from_file_location("tllab_hub_limits", REPO_ROOT / "deploy" / "limits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _three_free_ports() -> int:
@@ -55,29 +78,53 @@ def _three_free_ports() -> int:
     raise RuntimeError("no three consecutive free ports")
 
 
+def _students(*args: str) -> None:
+    out = subprocess.run(["bash", str(ADD_STUDENTS), *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"deploy/add_students.sh {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
+
+
 @pytest.fixture(scope="module")
 def hub(browser_prerequisites, tmp_path_factory):
     pytest.importorskip("jupyterhub", reason="jupyterhub is not installed: pip install -e '.[dev]'")
+    if os.geteuid() != 0:
+        pytest.skip("the classroom hub runs as root (it starts each student's server as their own OS user, and the "
+                    "test creates those users): run the browser tests as root, as CI does")
     if not PROXY.exists():
         pytest.fail(f"{PROXY} is missing: run `bash scripts/install_npm.sh` (make test does)")
     if shutil.which("node") is None:
         pytest.fail("node is not on PATH: configurable-http-proxy needs Node.js")
-    work = tmp_path_factory.mktemp("hub")
-    shared = work / "shared-data"
-    shutil.copytree(REPO_ROOT / "datasets", shared)  # read-only for the students (a read-only mount as root)
-    port, password = _three_free_ports(), secrets.token_urlsafe(12)
-    env = jupyter_env(work, TLLAB_HUB_DIR=str(work / "state"), TLLAB_HUB_PORT=str(port), TLLAB_DATA=str(shared),
-                      TLLAB_STUDENTS=",".join(STUDENTS), TLLAB_HUB_PASSWORD=password)
-    env.pop("TLLAB_CACHE", None)  # the hub sets one per student
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    server = start("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)], cwd=work, env=env,
-                   log_dir=work, port=port)
-    server.extra.update(password=password, shared=shared, state=work / "state")
+    for user in STUDENTS:
+        try:
+            gecos = pwd.getpwnam(user).pw_gecos
+        except KeyError:
+            continue
+        if gecos != STUDENT_MARK:
+            pytest.fail(f"an OS user {user!r} exists that this test did not create; it would not touch it")
+    base = Path(tempfile.mkdtemp(prefix="tllab-hub-"))  # outside pytest's 0700 tmp: students must reach it
+    base.chmod(0o755)
+    homes, shared = base / "home", base / "shared-data"
+    homes.mkdir(mode=0o755)
+    shutil.copytree(REPO_ROOT / "datasets", shared)
+    work = tmp_path_factory.mktemp("hub")  # the hub's state lives under pytest's root-only tmp
+    server = None
     try:
+        _students("--home-base", str(homes), "--data", str(shared), *STUDENTS)
+        port, password = _three_free_ports(), secrets.token_urlsafe(12)
+        env = jupyter_env(work, TLLAB_HUB_DIR=str(work / "state"), TLLAB_HUB_PORT=str(port), TLLAB_DATA=str(shared),
+                          TLLAB_STUDENTS=",".join(STUDENTS), TLLAB_HUB_PASSWORD=password, TLLAB_MEM_LIMIT="3G")
+        env.pop("TLLAB_CACHE", None)  # the hub sets one per student
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        server = start("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)], cwd=work, env=env,
+                       log_dir=work, port=port)
+        server.extra.update(password=password, shared=shared, state=work / "state", homes=homes)
         server.wait_http("/hub/login", ok=(200,))
         yield server
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+        _students("--remove", *STUDENTS)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _submit_login(context, hub, user: str):
@@ -120,6 +167,180 @@ def _put_text(context, hub, user: str, path: str) -> int:
     return resp.status
 
 
+# What alice's kernel tries (issue 23 §1, verbatim list plus becoming root), each line "name: OK (...)" or
+# "name: REFUSED (...)". The two controls must work, or the probes could not tell "refused" from "broken".
+PROBE_CODE = r"""
+import os, subprocess, urllib.request
+BOB, DATA, STATE, HUB_URL = {bob!r}, {data!r}, {state!r}, {hub_url!r}
+HUB_PID, BOB_PID = {hub_pid}, {bob_pid}
+BOB_LESSON = BOB + "/lessons/00_setup_and_tour.ipynb"
+results = []
+
+def probe(name, attempt):
+    try:
+        results.append(f"{{name}}: OK ({{attempt()}})")
+    except Exception as exc:
+        results.append(f"{{name}}: REFUSED ({{type(exc).__name__}}: {{str(exc)[:90]}})")
+
+def run(*cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise PermissionError(f"exit {{out.returncode}}: {{' '.join((out.stderr or out.stdout).split())[:80]}}")
+    return "exit 0"
+
+def environ(pid):
+    pairs = open(f"/proc/{{pid}}/environ", "rb").read().split(b"\0")
+    return dict(p.split(b"=", 1) for p in pairs if b"=" in p)
+
+def readable_environs():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            yield pid, environ(pid)
+        except OSError:
+            pass
+
+def append_space(path):
+    with open(path, "a") as f:
+        f.write(" ")
+    return "appended"
+
+def write_new(path):
+    with open(path, "x") as f:
+        f.write("alice was here")
+    return "written"
+
+def use_bobs_token():
+    tokens = [e[b"JUPYTERHUB_API_TOKEN"].decode() for _, e in readable_environs()
+              if e.get(b"JUPYTERHUB_USER", b"alice") != b"alice" and b"JUPYTERHUB_API_TOKEN" in e]
+    if not tokens:
+        environ(BOB_PID)  # raises the reason: bob's server environment is not hers to read
+        raise PermissionError("no other student's token in any readable process environment")
+    req = urllib.request.Request(HUB_URL + "/user/bob/api/contents/lessons",
+                                 headers={{"Authorization": "token " + tokens[0]}})
+    return f"listed bob's lessons: HTTP {{urllib.request.urlopen(req).status}}"
+
+def class_password():
+    hits = [pid for pid, e in readable_environs() if b"TLLAB_HUB_PASSWORD" in e]
+    if hits:
+        return f"in the environment of process(es) {{hits}}"
+    raise PermissionError("in no process environment alice can read")
+
+probe("control: write in her own home", lambda: write_new(os.path.expanduser("~/alice-probe.txt")))
+probe("control: read the shared data", lambda: f"{{len(os.listdir(DATA))}} entries")
+probe("list bob's home", lambda: os.listdir(BOB))
+probe("read bob's lesson 00", lambda: f"{{len(open(BOB_LESSON).read())}} characters")
+probe("write a new file in bob's home", lambda: write_new(BOB + "/from-alice.txt"))
+probe("modify bob's lesson 00 (append a space)", lambda: append_space(BOB_LESSON))
+probe("create a file in the shared data", lambda: write_new(DATA + "/MNIST/from-alice.txt"))
+probe("remount the shared data read-write", lambda: run("mount", "-o", "remount,rw", DATA))
+probe("create a file in the shared data after a remount in a namespace of her own",
+      lambda: run("unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                  'mount --bind "$0" "$0"; mount -o remount,bind,rw "$0"; echo x > "$0/MNIST/from-alice.txt"', DATA))
+probe("read the hub cookie secret", lambda: f"{{len(open(STATE + '/jupyterhub_cookie_secret', 'rb').read())}} bytes")
+probe("read the hub database", lambda: f"{{len(open(STATE + '/jupyterhub.sqlite', 'rb').read())}} bytes")
+probe("read the hub process environment", lambda: f"{{len(environ(HUB_PID))}} variables")
+probe("find the class password in a process environment", class_password)
+probe("use bob's server token", use_bobs_token)
+probe("become root", lambda: os.setuid(0) or "uid 0")
+print("\n".join(results))
+"""
+N_CONTROLS = 2
+
+
+def _tree_digest(root: Path, skip=(".local", ".ipython", ".jupyter", ".cache", ".config")) -> dict[str, str]:
+    """sha256 of every file under ``root`` (the server's own runtime folders left out: they change as it runs)."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in files + [d + "/" for d in dirs]:
+            path = Path(folder) / name.rstrip("/")
+            rel = str(path.relative_to(root)) + ("/" if name.endswith("/") else "")
+            out[rel] = "dir" if name.endswith("/") else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _server_pid(hub, user: str) -> int:
+    uid = pwd.getpwnam(user).pw_uid
+    for p in hub.descendants("singleuser"):
+        if p.uids().real == uid:
+            return p.pid
+    raise AssertionError(f"no server process of {user} among the hub's children")
+
+
+def _probe_notebook(code: str) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python",
+                                                                            "display_name": "Python 3"}},
+            "cells": [{"cell_type": "code", "id": "probes", "metadata": {}, "execution_count": None, "outputs": [],
+                       "source": code}]}
+
+
+def test_students_are_kept_apart_every_probe_from_alices_kernel_is_refused(hub, chromium_browser):
+    t0 = time.monotonic()
+    contexts, pages, external = {}, {}, []
+    for user in STUDENTS:
+        ctx = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
+        ctx.set_default_timeout(120_000)
+        block_external_requests(ctx, external)
+        contexts[user] = ctx
+    try:
+        for user in STUDENTS:  # both log in: bob's server (and its token) must be running for the probes
+            pages[user] = _submit_login(contexts[user], hub, user)
+        for user in STUDENTS:
+            _wait_for_lab(pages[user], hub, user)
+        print(f"\n[timing] hub: both logged in and spawned: {time.monotonic() - t0:.1f} s")
+
+        # ---- what the operating system sees: each server and kernel runs as its student, none as root
+        for user in STUDENTS:
+            home = Path(pwd.getpwnam(user).pw_dir)
+            assert home.parent == hub.extra["homes"] and (home.stat().st_mode & 0o777) == 0o700, oct(home.stat().st_mode)
+            assert home.stat().st_uid == pwd.getpwnam(user).pw_uid
+        state = hub.extra["state"]
+        assert (state.stat().st_mode & 0o077) == 0, f"hub state {state} is {oct(state.stat().st_mode)}"
+        bob_home = Path(pwd.getpwnam("bob").pw_dir)
+        before = _tree_digest(bob_home)
+        shared_before = _tree_digest(hub.extra["shared"])
+        assert "lessons/00_setup_and_tour.ipynb" in before
+
+        code = PROBE_CODE.format(bob=str(bob_home), data=str(hub.extra["shared"]), state=str(state),
+                                 hub_url=hub.base_url, hub_pid=hub.proc.pid, bob_pid=_server_pid(hub, "bob"))
+        page, ctx = pages["alice"], contexts["alice"]
+        resp = ctx.request.put(f"{hub.base_url}/user/alice/api/contents/probes.ipynb",
+                               data=json.dumps({"type": "notebook", "content": _probe_notebook(code)}),
+                               headers={"X-XSRFToken": _xsrf(ctx), "Content-Type": "application/json"})
+        assert resp.status in (200, 201), resp.text()
+        page.goto(f"{hub.base_url}/user/alice/lab/tree/probes.ipynb")
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first.wait_for(state="visible", timeout=180_000)
+        wait_for_kernel_idle(page)
+        run_all_cells(page)
+        output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").first
+        output.wait_for(state="visible")
+        output.scroll_into_view_if_needed()
+        lines = [line for line in output.inner_text().splitlines() if ": OK (" in line or ": REFUSED (" in line]
+        screenshot(page, "hub-alice-probes-refused")
+        print("[probes] from alice's kernel:\n  " + "\n  ".join(lines))
+
+        assert len(lines) == PROBE_CODE.count('\nprobe("'), lines
+        controls, attacks = lines[:N_CONTROLS], lines[N_CONTROLS:]
+        assert all(": OK (" in line for line in controls), controls
+        allowed = [line for line in attacks if ": REFUSED (" not in line]
+        assert not allowed, "alice's kernel was allowed:\n" + "\n".join(allowed)
+
+        # ---- afterwards: bob's files and the shared data exactly as before
+        assert _tree_digest(bob_home) == before, "bob's home changed"
+        assert _tree_digest(hub.extra["shared"]) == shared_before, "the shared data changed"
+        for p in hub.descendants():
+            cmd = " ".join(p.cmdline())
+            if "singleuser" in cmd or "ipykernel" in cmd:
+                assert 0 not in p.uids(), f"a student process runs as root: {cmd}"
+                assert p.username() in STUDENTS, (p.username(), cmd)
+        assert not [u for u in external if "127.0.0.1" not in u], f"asked the network for {external}"
+    finally:
+        for ctx in contexts.values():
+            ctx.close()
+    print(f"[timing] hub isolation test: {time.monotonic() - t0:.1f} s")
+
+
 class _PeakKernelMemory(threading.Thread):
     """Polls the resident memory of every kernel the hub's student servers run; keeps each one's peak."""
 
@@ -144,6 +365,7 @@ class _PeakKernelMemory(threading.Thread):
 
 
 def test_two_students_run_lesson0_at_once_each_in_their_own_space(hub, chromium_browser):
+    """Both at once: own server only (403), own lessons writable, shared data not, own cache; memory."""
     t0 = time.monotonic()
     contexts, pages, external = {}, {}, []
     for user in STUDENTS:
@@ -191,18 +413,25 @@ def test_two_students_run_lesson0_at_once_each_in_their_own_space(hub, chromium_
         shared = hub.extra["shared"]
         for user in STUDENTS:
             assert _put_text(contexts[user], hub, user, "lessons/notes.txt") in (200, 201)
-            assert (hub.extra["state"] / "home" / user / "lessons" / "notes.txt").exists()
+            assert (Path(pwd.getpwnam(user).pw_dir) / "lessons" / "notes.txt").exists()
             status = _put_text(contexts[user], hub, user, "data/MNIST/notes.txt")
             assert status >= 400, f"{user} wrote into the shared data (HTTP {status})"
             assert not (shared / "MNIST" / "notes.txt").exists()
-        homes = [hub.extra["state"] / "home" / u for u in STUDENTS]
+        homes = [Path(pwd.getpwnam(u).pw_dir) for u in STUDENTS]
         for h in homes:  # a feature cache of their own, where the hub pointed TLLAB_CACHE
             assert (h / ".cache" / "tlwidgets").is_dir()
 
         kernels = sorted(memory.peaks.values())
         assert len(kernels) >= len(STUDENTS), memory.peaks
+        assert {user for _, user in memory.peaks} <= set(STUDENTS), memory.peaks  # kernels run as their student
         print(f"[memory] hub: peak RSS per student kernel during lesson 0: {[round(k) for k in kernels]} MB; "
               f"per student server: {[round(v) for v in sorted(memory.servers.values())]} MB")
+        limits = _limits_module()
+        for user in STUDENTS:  # the student's cgroup: server + every kernel, what TLLAB_MEM_LIMIT bounds
+            group = limits.existing(user)
+            peak = None if group is None else limits.peak_bytes(group)
+            print(f"[memory] hub: {user}'s cgroup peak (server + kernels): "
+                  f"{'not available' if peak is None else f'{peak / 2**20:.0f} MB'}")
         assert not [u for u in external if "127.0.0.1" not in u], f"asked the network for {external}"
     finally:
         for ctx in contexts.values():
