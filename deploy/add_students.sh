@@ -8,6 +8,10 @@
 #   --home-base DIR  parent of the homes (default /home): DIR/NAME, mode 0700, owned by NAME
 #   --data DIR       the shared data: owned by root, folders 0755, files 0644 (students read, nobody
 #                    but root writes; root is not a student: the hub starts every server as its student)
+#   --python PATH    the interpreter the hub runs (e.g. .venv/bin/python): every folder on the way to it and
+#                    to the real file it links to gets o+x (search, not listing), else a student's server
+#                    cannot start ("Permission denied: jupyterhub-singleuser"), e.g. a pyenv Python under
+#                    /root (0700). Prints each folder it changed. Not needed for a Python in /usr or /opt.
 #
 # Every student is in the group tllab-students and has no login shell (/usr/sbin/nologin): they reach the
 # machine only through the hub. The GECOS field "tllab student" marks the users this script made; --remove
@@ -17,15 +21,17 @@ GROUP=tllab-students
 MARK="tllab student"
 home_base=/home
 data=""
+python=""
 remove=0
 names=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --home-base) home_base="${2:?--home-base needs a folder}"; shift 2 ;;
         --data) data="${2:?--data needs a folder}"; shift 2 ;;
+        --python) python="${2:?--python needs the interpreter path}"; shift 2 ;;
         --remove) remove=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        -*) echo "add_students.sh: unknown option $1 (allowed: --home-base DIR, --data DIR, --remove)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -*) echo "add_students.sh: unknown option $1 (allowed: --home-base DIR, --data DIR, --python PATH, --remove)" >&2; exit 2 ;;
         *) names+=("$1"); shift ;;
     esac
 done
@@ -50,6 +56,11 @@ if [[ $remove -eq 1 ]]; then
         fi
         pkill -KILL -u "$name" 2>/dev/null || true  # a server or kernel still running as the student
         home="$(cut -d: -f6 <<<"$entry")"
+        for group in /sys/fs/cgroup/{memory,cpu}/tllab/"$name" /sys/fs/cgroup/tllab/"$name"; do
+            for _ in 1 2 3 4 5; do  # the limits' cgroup (deploy/limits.py), once its killed processes are gone
+                [[ -d "$group" ]] && ! rmdir "$group" 2>/dev/null && sleep 0.2 || break
+            done
+        done
         userdel "$name"
         rm -rf --one-file-system "$home"
         echo "removed student $name and $home"
@@ -79,4 +90,17 @@ if [[ -n "$data" ]]; then
     find "$data" -type d -exec chmod 0755 {} +
     find "$data" -type f -exec chmod 0644 {} +
     echo "shared data $data: owned by root, read-only for students"
+fi
+if [[ -n "$python" ]]; then
+    [[ -x "$python" ]] || { echo "add_students.sh: --python $python is not an executable file" >&2; exit 2; }
+    for target in "$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" "$(readlink -f "$python")"; do
+        folder="$(dirname "$target")"
+        while [[ "$folder" != "/" ]]; do
+            if [[ "$(( 0$(stat -c %a "$folder") & 01 ))" -eq 0 ]]; then
+                chmod o+x "$folder"
+                echo "made $folder searchable by students (o+x) for $python"
+            fi
+            folder="$(dirname "$folder")"
+        done
+    done
 fi

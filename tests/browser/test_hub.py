@@ -108,8 +108,10 @@ def hub(browser_prerequisites, tmp_path_factory):
     shutil.copytree(REPO_ROOT / "datasets", shared)
     work = tmp_path_factory.mktemp("hub")  # the hub's state lives under pytest's root-only tmp
     server = None
-    try:
-        _students("--home-base", str(homes), "--data", str(shared), *STUDENTS)
+    python = Path(sys.executable)
+    on_the_way = {d: d.stat().st_mode for p in (python.absolute(), python.resolve()) for d in p.parents}
+    try:  # --python: the students must be able to run this interpreter (a pyenv one lives under /root)
+        _students("--home-base", str(homes), "--data", str(shared), "--python", str(python), *STUDENTS)
         port, password = _three_free_ports(), secrets.token_urlsafe(12)
         env = jupyter_env(work, TLLAB_HUB_DIR=str(work / "state"), TLLAB_HUB_PORT=str(port), TLLAB_DATA=str(shared),
                           TLLAB_STUDENTS=",".join(STUDENTS), TLLAB_HUB_PASSWORD=password, TLLAB_MEM_LIMIT="3G")
@@ -125,6 +127,9 @@ def hub(browser_prerequisites, tmp_path_factory):
             server.stop()
         _students("--remove", *STUDENTS)
         shutil.rmtree(base, ignore_errors=True)
+        for folder, mode in on_the_way.items():  # undo --python's o+x on this machine
+            if folder.stat().st_mode != mode:
+                folder.chmod(mode & 0o7777)
 
 
 def _submit_login(context, hub, user: str):
