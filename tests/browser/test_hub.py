@@ -50,8 +50,8 @@ STUDENT_MARK = "tllab student"  # the GECOS field add_students.sh writes
 
 def _limits_module():
     spec = importlib.util.spec_from_file_location("tllab_hub_limits", REPO_ROOT / "deploy" / "limits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = sys.modules.setdefault("tllab_hub_limits", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)  # registered first: dataclasses look their module up
     return module
 
 
