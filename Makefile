@@ -15,7 +15,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$((n < 4 ? n : 4)))  # each lesson kernel peaks at ~1.6 GB
 TEST_THREADS ?= $(shell w=$(TEST_WORKERS); n=$$(nproc); [ "$$w" -gt 0 ] 2>/dev/null && t=$$((n / w)) || t=$$n; echo $$((t > 0 ? t : 1)))
 
-.PHONY: setup course test unit lessons browser benchmark lab strip lint demo book
+.PHONY: setup course test unit lessons browser benchmark lab strip lint demo book hub hub-students
 
 setup:
 	@bash scripts/setup.sh
@@ -65,3 +65,22 @@ demo: setup
 book: setup
 	@bash scripts/install_npm.sh
 	$(PY) book/build.py
+
+# the classroom hub (docs/deploy.md section 4), as root. First one OS user per student (homes 0700; HUB_DATA made
+# root-owned and read-only for students; the folders to .venv's Python made searchable), then the hub:
+#   make hub-students STUDENTS="alice bob" HUB_DATA=/srv/tllab-data
+#   make hub STUDENTS="alice bob" HUB_DATA=/srv/tllab-data HUB_PASSWORD='a class password'
+STUDENTS ?=
+HUB_DATA ?= $(TLLAB_DATA)
+HUB_PASSWORD ?=
+comma := ,
+empty :=
+space := $(empty) $(empty)
+hub-students:
+	bash deploy/add_students.sh --python $(PY) $(if $(HUB_DATA),--data "$(HUB_DATA)") $(STUDENTS)
+
+hub: setup
+	@bash scripts/install_npm.sh
+	TLLAB_STUDENTS="$(subst $(space),$(comma),$(strip $(STUDENTS)))" TLLAB_HUB_PASSWORD="$(HUB_PASSWORD)" \
+	TLLAB_DATA="$(HUB_DATA)" $(PY) -m jupyterhub -f deploy/jupyterhub_config.py
+

@@ -185,12 +185,12 @@ def probe(name, attempt):
     try:
         results.append(f"{{name}}: OK ({{attempt()}})")
     except Exception as exc:
-        results.append(f"{{name}}: REFUSED ({{type(exc).__name__}}: {{str(exc)[:90]}})")
+        results.append(f"{{name}}: REFUSED ({{type(exc).__name__}}: {{str(exc)[:150]}})")
 
 def run(*cmd):
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
-        raise PermissionError(f"exit {{out.returncode}}: {{' '.join((out.stderr or out.stdout).split())[:80]}}")
+        raise PermissionError(f"exit {{out.returncode}}: {{' '.join((out.stderr or out.stdout).split())[:140]}}")
     return "exit 0"
 
 def environ(pid):
