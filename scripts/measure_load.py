@@ -194,19 +194,25 @@ def render(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--lessons", nargs="+", default=["02", "05"], help="lesson number prefixes, cycled (default 02 05)")
-    p.add_argument("--concurrent", nargs="+", type=int, default=[2, 4], help="lessons at once (default 2 4)")
-    p.add_argument("--processes", nargs="+", type=int, default=[1, 2, 4], help="forward-pass processes (1 2 4)")
-    p.add_argument("--seconds", type=float, default=20.0, help="forward-pass duration per process (default 20)")
+    p.add_argument("--lessons", nargs="+", help="lesson number prefixes, cycled (default 02 05)")
+    p.add_argument("--concurrent", nargs="+", type=int, help="lessons at once (default 2 4)")
+    p.add_argument("--processes", nargs="+", type=int, help="forward-pass processes at once (default 1 2 4)")
+    p.add_argument("--seconds", type=float, help="forward-pass duration per process (default 20)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds one batch of lessons may take (default 3600)")
-    p.add_argument("--quick", action="store_true", help="smoke test: first lesson only, k=2, 3 s passes, 1-2 procs")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: defaults become the first lesson only, 2 at once, 1-2 processes for 3 s")
     p.add_argument("--skip-lessons", action="store_true", help="only the forward-pass check")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "load", help="writes OUT.md and OUT.json")
     args = p.parse_args(argv)
+    quick = args.quick
+    args.lessons = args.lessons or (["02"] if quick else ["02", "05"])
+    args.concurrent = args.concurrent or ([2] if quick else [2, 4])
+    args.processes = args.processes or ([1, 2] if quick else [1, 2, 4])
+    args.seconds = args.seconds or (3.0 if quick else 20.0)
     if any(k < 1 for k in args.concurrent + args.processes):
         p.error(f"--concurrent and --processes must be >= 1, got {args.concurrent} and {args.processes}")
-    if args.quick:
-        args.lessons, args.concurrent, args.processes, args.seconds = args.lessons[:1], [2], [1, 2], 3.0
+    if 1 not in args.processes:
+        p.error(f"--processes must include 1 (the baseline the others are compared with), got {args.processes}")
 
     import torch
 
