@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import pwd
 import re
@@ -431,6 +432,12 @@ def test_two_students_run_lesson0_at_once_each_in_their_own_space(hub, chromium_
         assert {user for _, user in memory.peaks} <= set(STUDENTS), memory.peaks  # kernels run as their student
         print(f"[memory] hub: peak RSS per student kernel during lesson 0: {[round(k) for k in kernels]} MB; "
               f"per student server: {[round(v) for v in sorted(memory.servers.values())]} MB")
+        # the thread policy as the hub sets it: the CPU share (cores / students, at least 1) rounded up
+        share = max(1.0, len(os.sched_getaffinity(0)) / len(STUDENTS))
+        expected = str(max(1, math.ceil(share - 1e-9)))
+        for p in hub.descendants("ipykernel"):
+            env = p.environ()
+            assert (env.get("TLLAB_THREADS"), env.get("OMP_NUM_THREADS")) == (expected, expected), p.pid
         limits = _limits_module()
         for user in STUDENTS:  # the student's cgroup: server + every kernel, what TLLAB_MEM_LIMIT bounds
             group = limits.existing(user)
