@@ -109,3 +109,32 @@ def test_remove_keeps_a_group_that_still_has_files_and_drops_an_empty_one(tmp_pa
     empty.folders[0].mkdir()
     limits.remove(empty)
     assert not empty.folders[0].exists()
+
+
+def test_a_real_student_group_stops_a_process_past_its_memory_limit():
+    """Root with a writable cgroup v1/v2: a process joined to a 128 MiB group dies allocating 512 MiB; one
+    allocating 32 MiB in the same group lives (the hub's limit is enforced, not just announced)."""
+    import os
+    import subprocess
+    import uuid
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (the hub runs as root to make these groups)")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    group = limits.prepare(name, limits.StudentLimits(mem_bytes=128 * 2**20, cpus=1.0))
+    if group is None:
+        pytest.skip("no writable cgroup file system here")
+    code = "import sys; b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096]); print('ok')"
+    try:
+        results = {}
+        for mib in (32, 512):
+            out = subprocess.run([sys.executable, "-c", code, str(mib)], capture_output=True, text=True,
+                                 preexec_fn=lambda: limits.join(group), timeout=120)
+            results[mib] = (out.returncode, out.stdout.strip())
+        assert results[32] == (0, "ok"), results
+        assert results[512][0] != 0 and results[512][1] != "ok", results
+    finally:
+        limits.remove(group)
+        if group.version == 1:
+            for folder in group.folders:  # the parent "tllab" stays (the hub shares it); only ours goes
+                assert not folder.exists()
