@@ -340,6 +340,7 @@ def test_students_are_kept_apart_every_probe_from_alices_kernel_is_refused(hub, 
             if "singleuser" in cmd or "ipykernel" in cmd:
                 assert 0 not in p.uids(), f"a student process runs as root: {cmd}"
                 assert p.username() in STUDENTS, (p.username(), cmd)
+        assert hub.descendants("jupyterhub_idle_culler"), "the idle culler service is not running"
         assert not [u for u in external if "127.0.0.1" not in u], f"asked the network for {external}"
     finally:
         for ctx in contexts.values():
