@@ -67,7 +67,7 @@ book: setup
 	$(PY) book/build.py
 
 # the classroom hub (docs/deploy.md section 4), as root. First one OS user per student (homes 0700; HUB_DATA made
-# root-owned and read-only for students; the folders to .venv's Python made searchable), then the hub:
+# root-owned and read-only for students; the folders to .venv's Python and this repo made searchable), then the hub:
 #   make hub-students STUDENTS="alice bob" HUB_DATA=/srv/tllab-data
 #   make hub STUDENTS="alice bob" HUB_DATA=/srv/tllab-data HUB_PASSWORD='a class password'
 STUDENTS ?=
@@ -77,7 +77,8 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 hub-students:
-	bash deploy/add_students.sh --python $(PY) $(if $(HUB_DATA),--data "$(HUB_DATA)") $(STUDENTS)
+	bash deploy/add_students.sh --reach $(PY) --reach "$(CURDIR)/tlwidgets" $(if $(HUB_DATA),--data "$(HUB_DATA)") \
+	  $(STUDENTS)
 
 hub: setup
 	@bash scripts/install_npm.sh

@@ -2,16 +2,18 @@
 # One OS user per student for the classroom hub (deploy/jupyterhub_config.py), and the shared data made
 # read-only by permission. Run as root, before starting the hub:
 #
-#   deploy/add_students.sh [--home-base DIR] [--data DIR] NAME...   create the students (idempotent)
+#   deploy/add_students.sh [--home-base DIR] [--data DIR] [--reach PATH]... NAME...   create the students
 #   deploy/add_students.sh --remove NAME...                          delete them and their homes
 #
 #   --home-base DIR  parent of the homes (default /home): DIR/NAME, mode 0700, owned by NAME
 #   --data DIR       the shared data: owned by root, folders 0755, files 0644 (students read, nobody
 #                    but root writes; root is not a student: the hub starts every server as its student)
-#   --python PATH    the interpreter the hub runs (e.g. .venv/bin/python): every folder on the way to it and
-#                    to the real file it links to gets o+x (search, not listing), else a student's server
-#                    cannot start ("Permission denied: jupyterhub-singleuser"), e.g. a pyenv Python under
-#                    /root (0700). Prints each folder it changed. Not needed for a Python in /usr or /opt.
+#   --reach PATH     (repeatable) something every student's server must reach: the interpreter the hub runs
+#                    (.venv/bin/python) and the course folder (the repo: tlwidgets, lab settings). Every folder
+#                    on the way to PATH and to the real file it links to gets o+x (search, not listing), else
+#                    a student's server cannot start ("Permission denied: jupyterhub-singleuser"), e.g. with a
+#                    pyenv Python or a checkout under /root (0700). Prints each folder it changes; nothing to
+#                    do for a Python in /usr or /opt and a course in /srv.
 #
 # Every student is in the group tllab-students and has no login shell (/usr/sbin/nologin): they reach the
 # machine only through the hub. The GECOS field "tllab student" marks the users this script made; --remove
@@ -21,17 +23,17 @@ GROUP=tllab-students
 MARK="tllab student"
 home_base=/home
 data=""
-python=""
+reach=()
 remove=0
 names=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --home-base) home_base="${2:?--home-base needs a folder}"; shift 2 ;;
         --data) data="${2:?--data needs a folder}"; shift 2 ;;
-        --python) python="${2:?--python needs the interpreter path}"; shift 2 ;;
+        --reach) reach+=("${2:?--reach needs a path}"); shift 2 ;;
         --remove) remove=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-        -*) echo "add_students.sh: unknown option $1 (allowed: --home-base DIR, --data DIR, --python PATH, --remove)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -*) echo "add_students.sh: unknown option $1 (allowed: --home-base DIR, --data DIR, --reach PATH, --remove)" >&2; exit 2 ;;
         *) names+=("$1"); shift ;;
     esac
 done
@@ -91,16 +93,16 @@ if [[ -n "$data" ]]; then
     find "$data" -type f -exec chmod 0644 {} +
     echo "shared data $data: owned by root, read-only for students"
 fi
-if [[ -n "$python" ]]; then
-    [[ -x "$python" ]] || { echo "add_students.sh: --python $python is not an executable file" >&2; exit 2; }
-    for target in "$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" "$(readlink -f "$python")"; do
+for path in "${reach[@]}"; do
+    [[ -e "$path" ]] || { echo "add_students.sh: --reach $path does not exist" >&2; exit 2; }
+    for target in "$(cd "$(dirname "$path")" && pwd)/$(basename "$path")" "$(readlink -f "$path")"; do
         folder="$(dirname "$target")"
         while [[ "$folder" != "/" ]]; do
             if [[ "$(( 0$(stat -c %a "$folder") & 01 ))" -eq 0 ]]; then
                 chmod o+x "$folder"
-                echo "made $folder searchable by students (o+x) for $python"
+                echo "made $folder searchable by students (o+x) for $path"
             fi
             folder="$(dirname "$folder")"
         done
     done
-fi
+done

@@ -2,7 +2,7 @@
 (read-only) and a feature cache of their own.
 
     bash scripts/install_npm.sh                       # configurable-http-proxy from npm
-    sudo deploy/add_students.sh --data /srv/tllab-data alice bob    # one OS user per student
+    sudo deploy/add_students.sh --data /srv/tllab-data --reach .venv/bin/python --reach tlwidgets alice bob
     sudo TLLAB_HUB_PASSWORD=... TLLAB_STUDENTS=alice,bob TLLAB_DATA=/srv/tllab-data \\
         .venv/bin/python -m jupyterhub -f deploy/jupyterhub_config.py
 

@@ -110,9 +110,11 @@ def hub(browser_prerequisites, tmp_path_factory):
     work = tmp_path_factory.mktemp("hub")  # the hub's state lives under pytest's root-only tmp
     server = None
     python = Path(sys.executable)
-    on_the_way = {d: d.stat().st_mode for p in (python.absolute(), python.resolve()) for d in p.parents}
-    try:  # --python: the students must be able to run this interpreter (a pyenv one lives under /root)
-        _students("--home-base", str(homes), "--data", str(shared), "--python", str(python), *STUDENTS)
+    reach = (python.absolute(), python.resolve(), REPO_ROOT / "tlwidgets", REPO_ROOT.resolve() / "tlwidgets")
+    on_the_way = {d: d.stat().st_mode for p in reach for d in p.parents}
+    try:  # --reach: students must run this interpreter (pyenv's lives under /root) and read the course
+        _students("--home-base", str(homes), "--data", str(shared), "--reach", str(python),
+                  "--reach", str(REPO_ROOT / "tlwidgets"), *STUDENTS)
         port, password = _three_free_ports(), secrets.token_urlsafe(12)
         env = jupyter_env(work, TLLAB_HUB_DIR=str(work / "state"), TLLAB_HUB_PORT=str(port), TLLAB_DATA=str(shared),
                           TLLAB_STUDENTS=",".join(STUDENTS), TLLAB_HUB_PASSWORD=password, TLLAB_MEM_LIMIT="3G")
@@ -126,11 +128,11 @@ def hub(browser_prerequisites, tmp_path_factory):
     finally:
         if server is not None:
             server.stop()
-        _students("--remove", *STUDENTS)
-        shutil.rmtree(base, ignore_errors=True)
-        for folder, mode in on_the_way.items():  # undo --python's o+x on this machine
+        for folder, mode in on_the_way.items():  # undo --reach's o+x on this machine
             if folder.stat().st_mode != mode:
                 folder.chmod(mode & 0o7777)
+        shutil.rmtree(base, ignore_errors=True)
+        _students("--remove", *STUDENTS)
 
 
 def _submit_login(context, hub, user: str):
