@@ -7,9 +7,13 @@ argument, what was given and what is allowed::
     n_per_class must be an integer >= 1 (or None for all), got 0 (int)
 
 instead of an error from deep inside torch ("slice indices must be
-integers"). NumPy integers and floats are accepted wherever Python ones are
-(``np.int64(3)`` from ``np.arange`` is an integer); ``bool`` is not a number
-here (``True`` as a learning rate is a mistake, not 1.0).
+integers"). NumPy integers and floats (and 0-d arrays and tensors) are
+accepted wherever Python ones are (``np.int64(3)`` from ``np.arange`` is an
+integer), and every check *returns a plain Python number*: callers keep the
+returned value, so a seed or a size given as ``np.int64`` is stored as an
+``int`` and never reaches ``json`` (a results row, a run log) as a NumPy
+type, far from where it entered. ``bool`` is not a number here (``True`` as a
+learning rate is a mistake, not 1.0).
 """
 from __future__ import annotations
 
@@ -49,6 +53,14 @@ def _range_text(min: float | None, max: float | None, *, min_open: bool = False,
     return ""
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d NumPy array or torch tensor as the Python number it holds (``np.array(3)``, ``torch.tensor(0.1)``)."""
+    if getattr(value, "ndim", None) == 0 and type(value).__module__.split(".")[0] in ("numpy", "torch") \
+            and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
     """``value`` as a Python ``int`` (Python or NumPy integer, no bool, no float) within ``min..max``.
 
@@ -61,6 +73,7 @@ def check_int(name: str, value: Any, *, min: int | None = None, max: int | None 
         max: the largest allowed value (None: no upper bound).
     """
     allowed = f"an integer {_range_text(min, max)}".rstrip()
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         hint = ""
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
@@ -89,6 +102,7 @@ def check_float(name: str, value: Any, *, min: float | None = None, max: float |
         max_open: exclude ``max`` itself.
     """
     allowed = f"a number {_range_text(min, max, min_open=min_open, max_open=max_open)}".rstrip()
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name} must be {allowed}, got {describe(value)}")
     value = float(value)
