@@ -48,10 +48,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .data import DatasetSpec, find_dataset, size_label, verify_checksums
 from .infra import select_device
-from .validate import check_int
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
 from .training import History, Observer, fit
+from .validate import check_int
 
 __all__ = [
     "tokenize", "WordVectors", "Coverage", "load_word_vectors", "full_glove_available", "nearest", "analogy",

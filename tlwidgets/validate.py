@@ -21,11 +21,12 @@ import difflib
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_int", "check_float", "check_choice", "check_path", "check_bool", "describe", "ArgumentTypeError"]
+__all__ = ["check_int", "check_float", "check_lr", "check_candidates", "check_choice", "check_path", "check_bool",
+           "describe", "ArgumentTypeError"]
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -113,6 +114,40 @@ def check_float(name: str, value: Any, *, min: float | None = None, max: float |
     if too_low or too_high:
         raise ValueError(f"{name} must be {allowed}, got {value:g}")
     return value
+
+
+def check_lr(value: Any, name: str = "lr") -> float:
+    """A learning rate: a finite number > 0, as a Python ``float`` (the message shows a typical value)."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number (e.g. 1e-3), got {value!r}")
+    return float(value)
+
+
+def check_candidates(name: str, value: Any, check: Callable[[Any], Any]) -> list[Any]:
+    """One value, or a non-empty list/tuple of candidates to choose from on validation; each passed to ``check``.
+
+    Checking every candidate here, before any training, means a bad last entry (``lr=[1e-3, -1]``) is refused
+    at once instead of after the first candidates have trained for minutes.
+
+    Args:
+        name: the argument's name (the messages name it, and the position of a bad candidate).
+        value: one value or a list/tuple of them.
+        check: ``value -> checked value`` for one candidate; its error is re-raised with the position.
+    """
+    many = isinstance(value, (list, tuple))
+    values = list(value) if many else [value]
+    if many and not values:
+        raise ValueError(f"{name} is an empty list: give one value or a list of candidates to choose from")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(check(v))
+        except (TypeError, ValueError) as exc:
+            if not many:
+                raise
+            raise type(exc)(f"{name}[{i}]: {exc}") from None
+    return out
 
 
 def check_bool(name: str, value: Any) -> bool:
