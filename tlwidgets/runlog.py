@@ -73,8 +73,13 @@ def upgrade_history(hist: Mapping[str, Any]) -> dict:
     (version 1 logs did not: see :class:`BatchValues`)."""
     values = BatchValues()
     batches = []
-    for b in hist.get("batches", []):
-        loss, acc = values.add(b)
+    for i, b in enumerate(hist.get("batches", [])):
+        try:
+            loss, acc = values.add(b)
+        except (KeyError, TypeError, ValueError) as exc:   # a damaged log: say which batch, not KeyError('acc')
+            lacks = f"lacks {exc}" if isinstance(exc, KeyError) else f"holds a value that is not a number ({exc})"
+            raise ValueError(f"the logged history is damaged: batch entry {i} ({str(b)[:80]}) {lacks}; "
+                             "each batch needs epoch, batch, loss and acc numbers") from None
         batches.append({**b, "batch_loss": loss, "batch_acc": acc})
     return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
 
