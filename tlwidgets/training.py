@@ -750,7 +750,8 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
         labels.append(y)
     if not probs:
         raise ValueError("predict(): the data is empty; there is nothing to predict")
-    return torch.cat(probs), (None if any(y is None for y in labels) else torch.cat(labels))
+    known = [y for y in labels if y is not None]
+    return torch.cat(probs), (torch.cat(known) if len(known) == len(labels) else None)
 
 
 def _inputs_and_labels(batch: Any, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
