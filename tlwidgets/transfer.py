@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 
 from .data import Task, size_label
 from .features import cached_features, extract_features, propagate
-from .freezing import freeze, max_frozen
+from .freezing import check_n_frozen, freeze, max_frozen
 from .infra import seed_everything, select_device
 from .metrics import Metrics, classification_metrics
 from .models import GroupedModel, build_backbone, digit_cnn, load_digit_model, replace_head, small_cnn
@@ -285,7 +285,11 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     # every argument is checked here, before any training: a bad last candidate or a bad fine-tuning rate must
     # not wait for a head stage to finish; the checked values are plain Python numbers (NumPy ones converted)
-    ks = check_candidates("n_frozen", n_frozen, lambda k: None if k is None else check_int("n_frozen", k, min=0))
+    ks = check_candidates("n_frozen", n_frozen, lambda k: None if k is None else check_int("n_frozen", k))
+    if model is not None and strategy == "fine_tune":   # the range of every candidate too (freeze's own message)
+        for k in ks:
+            if k is not None:
+                check_n_frozen(model, k)
     lrs = check_candidates("lr", lr, lambda r: None if r is None else check_lr(r))
     num_epochs = check_int("num_epochs", num_epochs, min=1)
     head_epochs = None if head_epochs is None else check_int("head_epochs", head_epochs, min=0)

@@ -301,6 +301,8 @@ LATE_CASES = {
     "zero epochs": (dict(strategy="scratch", num_epochs=0), r"num_epochs must be an integer >= 1"),
     "negative seed": (dict(strategy="scratch", seed=-1), r"seed must be an integer"),
     "float n_frozen candidate": (dict(strategy="fine_tune", n_frozen=[1, 2.5]), r"n_frozen\[1\]: n_frozen must be"),
+    "out-of-range n_frozen candidate": (dict(strategy="fine_tune", n_frozen=[1, 9]),
+                                        r"n_frozen=9 is out of range: tiny has 4 groups, so 0\.\.3"),
 }
 
 
