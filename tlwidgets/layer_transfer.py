@@ -485,7 +485,8 @@ def as_photos(task: Task, image_size: int = 64, backbone: str = "efficientnet_li
 
     return Task(f"{task.name} as {image_size}px photos", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (3, image_size, image_size),
-                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}".encode()).hexdigest()[:16],
+                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}|val={task.val is not None}"
+                             .encode()).hexdigest()[:16],
                 val=None if task.val is None else convert(task.val), val_note=task.val_note,
                 kind="photos", normalization=input_normalization(backbone))
 
@@ -503,7 +504,7 @@ def as_digits(task: Task) -> Task:
 
     return Task(f"{task.name} as 28px grey", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (1, 28, 28),
-                hashlib.sha1(f"as_digits|{task.fingerprint}".encode()).hexdigest()[:16],
+                hashlib.sha1(f"as_digits|{task.fingerprint}|val={task.val is not None}".encode()).hexdigest()[:16],
                 val=None if task.val is None else convert(task.val), val_note=task.val_note,
                 kind="digits", normalization=MNIST_NORMALIZATION)
 
