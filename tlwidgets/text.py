@@ -117,10 +117,11 @@ def _token_lists(texts: Texts) -> list[list[str]]:
         if not isinstance(t, Iterable):
             raise TypeError(f"sentence {i} must be a string or a list of tokens (strings), got {type(t).__name__}")
         toks = list(t)
-        bad = next((tok for tok in toks if not isinstance(tok, str)), None)
-        if bad is not None or any(not isinstance(tok, str) for tok in toks):
-            raise TypeError(f"sentence {i} is a token list with a {type(bad).__name__} among its tokens "
-                            f"({bad!r}); tokens must be strings" + (_BYTES_HINT if isinstance(bad, bytes) else ""))
+        bad = [tok for tok in toks if not isinstance(tok, str)]
+        if bad:
+            raise TypeError(f"sentence {i} is a token list with a {type(bad[0]).__name__} among its tokens "
+                            f"({bad[0]!r}); tokens must be strings"
+                            + (_BYTES_HINT if isinstance(bad[0], bytes) else ""))
         out.append(toks)
     return out
 
