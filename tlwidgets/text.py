@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .data import DatasetSpec, find_dataset, size_label, verify_checksums
+from .data import DatasetSpec, check_n_per_class, find_dataset, size_label, verify_checksums
 from .infra import select_device
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
@@ -538,9 +538,9 @@ def text_task(n_per_class: int | None = None, *, sources: str | Iterable[str] = 
     """
     sources = _as_sources("sources", sources)
     test_sources = sources if test_sources is None else _as_sources("test_sources", test_sources)
-    if n_per_class is not None and (isinstance(n_per_class, bool) or int(n_per_class) != n_per_class
-                                    or n_per_class < 1):
-        raise ValueError(f"n_per_class must be a positive integer or None (all), got {n_per_class!r}")
+    n_per_class = check_n_per_class(n_per_class)   # plain int or None (NumPy ones converted)
+    val_per_class = check_int("val_per_class", val_per_class, min=1)
+    seed = check_int("seed", seed, min=0)
     rows = load_sentences(root)
     pool = _split([r for r in rows if r["split"] == "train" and r["source"] in sources])
     test = _split([r for r in rows if r["split"] == "test" and r["source"] in test_sources])

@@ -286,6 +286,12 @@ def test_c16_numpy_sizes_and_seeds_in_a_learning_curve_and_seed_tables():
     assert type(task.n_per_class) is int
 
 
+def test_c16_text_task_stores_plain_numbers():
+    task = text.text_task(np.int64(10), val_per_class=np.int32(20), seed=np.int64(3))
+    assert type(task.n_per_class) is int and type(task.seed) is int and len(task.val) == 40
+    assert task.train.texts == text.text_task(10, val_per_class=20, seed=3).train.texts
+
+
 def test_c16_layer_transfer_takes_numpy_depths(tiny_model):
     target = layer_transfer.transplant(tiny_model(3, seed=1), tiny_model(3, seed=2), np.int64(2))
     assert target.n_frozen == 2
