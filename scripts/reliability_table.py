@@ -3,8 +3,9 @@
     .venv/bin/python scripts/reliability_table.py          # runs the tests, rewrites the table
     .venv/bin/python scripts/reliability_table.py --check  # fails if the table's counts are stale
 
-Every test in ``tests/unit/test_reliability_round2.py`` is named ``test_cNN_...`` after the
-fault class NN of issue 12; each collected case (every parametrisation) counts once. The
+Every test in ``tests/unit/test_reliability_round2.py`` (issue 12, classes 1-11) and
+``tests/unit/test_reliability_round3.py`` (issue 25, classes 12-25) is named ``test_cNN_...``
+after its fault class NN; each collected case (every parametrisation) counts once. The
 counts and outcomes in the document come from this run, never typed by hand.
 """
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pytest
 from tlwidgets.table import Column, Table
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests" / "unit" / "test_reliability_round2.py"
+ROUND2 = REPO / "tests" / "unit" / "test_reliability_round2.py"
+ROUND3 = REPO / "tests" / "unit" / "test_reliability_round3.py"
+TESTS = (ROUND2, ROUND3)
 ROUND1 = REPO / "tests" / "unit" / "test_reliability.py"
 DOC = REPO / "docs" / "reliability.md"
 OUTCOMES = ("passed", "failed", "skipped")
@@ -68,6 +71,49 @@ CLASSES = {
     11: ("poor", "Command lines",
          "course: --device tpu / cuda:abc / cuda without a GPU, --seed -1, unusable --out refused before any "
          "kernel starts, exit 2, no traceback; data download offline or into an unusable root: a message, exit 1"),
+    # round 3 (issue 25)
+    12: ("bad", "A class silently disappears",
+         "class folder of notes, empty class folder (as torchvision's ImageFolder), class folder of unreadable "
+         "images: each refused naming the folder; HEIC phone photos read (pillow-heif), or the package named"),
+    13: ("bad", "Numbers that are not numbers",
+         "NaN, inf, -inf rows in word vectors refused naming the word and row; loaded from a root: the file named"),
+    14: ("bad", "Text that is not text",
+         "bytes sentence, bytes token, a whole file as bytes, a number: refused by position in every batch "
+         "function (sentence_vectors, encode_ids, coverage, BagOfWords and its encode); strings and token lists "
+         "still agree"),
+    15: ("bad", "Two vocabularies, one model",
+         "bag model trained with word vectors of another vocabulary refused before fit (recording fake); ids "
+         "outside the model's table refused by name; the same vocabulary passes (EmbeddingBag twin)"),
+    16: ("poor", "NumPy scalars",
+         "np.int64/int32/uint8, 0-d arrays and tensors become plain int/float in the one argument check; arrays "
+         "and bools still refused; run_strategy row and run log, learning curve rows, probe tables, hand-built "
+         "Task sizes, transplant depths: JSON with NumPy seeds and sizes"),
+    17: ("poor", "Late argument checks",
+         "run_strategy (bad last lr candidate, NaN/str fine-tuning lr, lr_decay, head_epochs, epochs, seed, "
+         "n_frozen candidates) and learning_curve (lr per strategy, seeds, epochs): refused before any fit "
+         "(recording fake); candidate lists name the position"),
+    18: ("poor", "Loader errors that do not name the file",
+         "truncated MNIST idx (images, labels, header); GloVe vectors truncated, a pickle, an object array, a "
+         "torch.save zip; vocabulary not UTF-8 or truncated; sentences not UTF-8 or other columns: each names the "
+         "file, never advises loading unsafely; undamaged files still load"),
+    19: ("poor", "Markdown tables render HTML",
+         "cells and title escaped with the HTML renderer's entities (round trip through html.unescape); arrows "
+         "stay readable"),
+    20: ("poor", "Converted tasks lose their validation split", "as_photos and as_digits keep val and its note"),
+    21: ("poor", "Replay of a bad log",
+         "NaN/inf/negative/text seconds_per_epoch refused before any event; a blocking dashboard replay raises "
+         "the error it shows; a damaged batch entry named instead of KeyError"),
+    22: ("poor", "Widgets that take a model or a count",
+         "digit pad refuses a photo model by name (the digit model still works); show_task refuses 0, "
+         "negative, float and text counts before drawing, takes NumPy ones"),
+    23: ("poor", "Model slices out of range",
+         "model[99:], [:99], [-99:], [5:6] refused naming the groups; in-range and empty slices share weights"),
+    24: ("poor", "predict on unlabelled data",
+         "TensorDataset(x), its DataLoader and bare tensor batches give predictions without targets (same as "
+         "the tensor twin); labels still read; odd batches refused clearly"),
+    25: ("poor", "One long sentence pads a batch",
+         "encode_ids capped at MAX_TOKENS with a warning that counts the cut sentences (EmbeddingBag mean of "
+         "the kept start); max_len=None keeps all; short batches stay narrow; max_len checked"),
 }
 
 
@@ -100,7 +146,7 @@ def table(outcomes: dict[str, str]) -> str:
     per: dict[int, Counter] = defaultdict(Counter)
     for nodeid, outcome in outcomes.items():
         m = re.search(r"::test_c(\d\d)_", nodeid)
-        if m and nodeid.startswith("tests/unit/test_reliability_round2.py"):
+        if m and nodeid.startswith(("tests/unit/test_reliability_round2.py", "tests/unit/test_reliability_round3.py")):
             per[int(m.group(1))][outcome] += 1
     rows: list[dict[str, object]] = []
     total: Counter = Counter()
@@ -132,7 +178,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.chdir(REPO)  # node ids relative to the repository, as the table expects
     if args.check:
-        outcomes = run([TESTS], collect_only=True)
+        outcomes = run(list(TESTS), collect_only=True)
         counts = Counter(int(m.group(1)) for k in outcomes if (m := re.search(r"::test_c(\d\d)_", k)))
         doc = DOC.read_text()
         stale = []
@@ -142,7 +188,7 @@ def main(argv=None) -> int:
                 stale.append(f"class {n}: document says {row.group(1) if row else '?'}, tests have {counts.get(n, 0)}")
         print("\n".join(stale) or "reliability table is up to date")
         return 1 if stale else 0
-    outcomes = run([TESTS, ROUND1], extra=["--deselect", f"{ROUND1.relative_to(REPO)}::"
+    outcomes = run([*TESTS, ROUND1], extra=["--deselect", f"{ROUND1.relative_to(REPO)}::"
                                             "test_quick_feature_extraction_run_stays_under_3_gb"])
     text = table(outcomes)
     doc = DOC.read_text() if DOC.exists() else f"# Reliability\n\n{BEGIN}\n{END}\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
@@ -42,6 +43,7 @@ from .transfer import (
     default_fine_tune_frozen,
     metrics_on,
 )
+from .validate import check_candidates, check_float, check_int, check_lr
 
 __all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
            "LearningCurve", "learning_curve"]
@@ -265,11 +267,7 @@ def _per_strategy(value, strategy: str, default):
 def _lr_candidates(lr, strategy: str) -> list[float]:
     """The learning rates to try for ``strategy``: one, or a list to choose from on validation."""
     value = _per_strategy(lr, strategy, DEFAULT_LR[strategy])
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"lr for {strategy!r} is an empty list: give one rate or a list of candidates")
-        return [float(v) for v in value]
-    return [float(value)]
+    return check_candidates(f"lr for {strategy!r}", value, lambda r: check_lr(r, f"lr for {strategy!r}"))
 
 
 def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
@@ -313,9 +311,21 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     for s in strategies:
         if s not in STRATEGIES:
             raise ValueError(f"unknown strategy {s!r}; choose from {STRATEGIES}")
-    for n in sizes:
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    # every argument checked before any training, as plain Python numbers (NumPy ones converted, so the
+    # RunResult rows and logs they end up in stay JSON)
+    for i, n in enumerate(sizes):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
             raise ValueError(f"sizes must be positive integers or None (all), got {n!r}")
+        sizes[i] = None if n is None else int(n)
+    seeds = [check_int("seeds", s, min=0, max=2**63 - 1) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. (0,)")
+    num_epochs = ({k: check_int(f"num_epochs for {k!r}", v, min=1) for k, v in num_epochs.items()}
+                  if isinstance(num_epochs, Mapping) else check_int("num_epochs", num_epochs, min=1))
+    head_epochs = None if head_epochs is None else check_int("head_epochs", head_epochs, min=0)
+    lr_decay = None if lr_decay is None else check_float("lr_decay", lr_decay, min=0, max=1, min_open=True)
+    min_steps = check_int("min_steps", min_steps, min=0)
+    batch_size = check_int("batch_size", batch_size, min=1)
     dev = select_device(device)
     rates = {s: _lr_candidates(lr, s) for s in strategies}
     if task.val is None and any(len(r) > 1 for r in rates.values()):

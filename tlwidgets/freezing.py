@@ -15,14 +15,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from .models import GroupedModel
 from .validate import ArgumentTypeError, check_int
 
-__all__ = ["freeze", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES", "group_states",
-           "frozen_prefix", "on_freeze"]
+__all__ = ["freeze", "check_n_frozen", "unfreeze_all", "FreezeReport", "freeze_report", "max_frozen", "BN_MODES",
+           "group_states", "frozen_prefix", "on_freeze"]
 
 BN_MODES = ("eval", "train")
 
@@ -57,6 +58,23 @@ def max_frozen(model: GroupedModel) -> int:
     return model.num_groups - 1
 
 
+def check_n_frozen(model: GroupedModel, n_frozen: Any) -> int:
+    """``n_frozen`` as a plain int in ``0..max_frozen(model)``, or an error that states the range.
+
+    :func:`freeze` calls it, and so does anything that must refuse a bad freeze count *before* training
+    (``run_strategy`` checks every candidate of a list up front).
+    """
+    try:
+        n_frozen = check_int("n_frozen", n_frozen)  # NumPy integers too: np.arange gives them
+    except ValueError:
+        raise ArgumentTypeError(f"n_frozen must be an integer, got {n_frozen!r} (allowed: 0..{max_frozen(model)}, "
+                                "the number of groups to freeze)") from None
+    if not 0 <= n_frozen <= max_frozen(model):
+        raise ValueError(f"n_frozen={n_frozen} is out of range: {model.name} has {model.num_groups} groups, "
+                         f"so 0..{max_frozen(model)} can be frozen (the head always trains)")
+    return n_frozen
+
+
 def freeze(model: GroupedModel, n_frozen: int, *, frozen_bn: str = "eval") -> FreezeReport:
     """Freeze the first ``n_frozen`` groups of ``model`` and unfreeze the rest.
 
@@ -68,14 +86,7 @@ def freeze(model: GroupedModel, n_frozen: int, *, frozen_bn: str = "eval") -> Fr
     """
     if not isinstance(model, GroupedModel):
         raise TypeError(f"freeze() needs a tlwidgets GroupedModel (with layer groups), got {type(model).__name__}")
-    try:
-        n_frozen = check_int("n_frozen", n_frozen)  # NumPy integers too: np.arange gives them
-    except ValueError:
-        raise ArgumentTypeError(f"n_frozen must be an integer, got {n_frozen!r} (allowed: 0..{max_frozen(model)}, "
-                                "the number of groups to freeze)") from None
-    if not 0 <= n_frozen <= max_frozen(model):
-        raise ValueError(f"n_frozen={n_frozen} is out of range: {model.name} has {model.num_groups} groups, "
-                         f"so 0..{max_frozen(model)} can be frozen (the head always trains)")
+    n_frozen = check_n_frozen(model, n_frozen)
     if frozen_bn not in BN_MODES:
         raise ValueError(f"frozen_bn must be one of {BN_MODES}, got {frozen_bn!r}")
     for i, group in enumerate(model):

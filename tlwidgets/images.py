@@ -38,9 +38,12 @@ if TYPE_CHECKING:  # PIL is imported where an image is decoded, so importing the
     from PIL.Image import Image as PILImage
 
 __all__ = ["ImageDecodeError", "decode_image", "load_image", "to_model_channels", "DecodeCache", "DECODE_CACHE",
-           "clear_decode_cache", "IMAGE_SUFFIXES", "preprocess"]
+           "clear_decode_cache", "IMAGE_SUFFIXES", "HEIF_SUFFIXES", "preprocess"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+#: Phone photos (iPhones save ``.HEIC`` by default): decoded through the ``pillow-heif`` plug-in.
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}) | HEIF_SUFFIXES
+_heif_state: list[bool] = []   # [registered?] once tried
 WHITE = (255, 255, 255)
 
 
@@ -97,6 +100,19 @@ def _to_rgb_or_l(im, want: str):
     return im
 
 
+def _heif_opener() -> bool:
+    """Register ``pillow-heif``'s opener with Pillow (once); whether HEIC/HEIF photos can be read."""
+    if not _heif_state:
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:
+            _heif_state.append(False)
+        else:
+            register_heif_opener()
+            _heif_state.append(True)
+    return _heif_state[0]
+
+
 def decode_image(source: Any, *, mode: str = "RGB") -> PILImage:
     """Any image source as an upright 8-bit PIL image in ``mode`` ("RGB" or "L").
 
@@ -111,6 +127,9 @@ def decode_image(source: Any, *, mode: str = "RGB") -> PILImage:
         path = Path(source)
         if not path.is_file():
             raise ImageDecodeError(f"{path}: no such image file" if not path.exists() else f"{path}: not a file")
+        if path.suffix.lower() in HEIF_SUFFIXES and not _heif_opener():
+            raise ImageDecodeError(f"{path}: a HEIC/HEIF photo needs the pillow-heif package "
+                                   "(pip install pillow-heif), or convert it to JPEG")
         try:
             with Image.open(path) as im:
                 im.load()
@@ -120,6 +139,7 @@ def decode_image(source: Any, *, mode: str = "RGB") -> PILImage:
             raise ImageDecodeError(f"{path}: cannot be decoded as an image ({reason})") from None
     if isinstance(source, (bytes, bytearray)):
         import io
+        _heif_opener()   # bytes may be a phone photo too
         try:
             with Image.open(io.BytesIO(source)) as im:
                 im.load()

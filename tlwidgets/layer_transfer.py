@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any
 
@@ -41,6 +42,7 @@ from .metrics import Metrics, Spread, classification_metrics, seed_spread
 from .models import GroupedModel, digit_cnn, weights_fingerprint
 from .splits import stratified_split
 from .training import Observer, fit
+from .validate import check_int
 
 __all__ = ["VARIANTS", "transplant", "train_val", "BestOnValidation", "train_and_test", "predict_labels",
            "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe", "probe_table",
@@ -66,8 +68,11 @@ def transplant(source: GroupedModel, target: GroupedModel, n: int, *, frozen: bo
     if not isinstance(source, GroupedModel) or not isinstance(target, GroupedModel):
         raise TypeError(f"transplant() needs two GroupedModels, got {type(source).__name__} and "
                         f"{type(target).__name__}")
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < target.num_groups:
-        raise ValueError(f"n must be an integer in 0..{target.num_groups - 1} (the head is never copied), got {n!r}")
+    try:
+        n = check_int("n", n, min=0, max=target.num_groups - 1)   # NumPy integers welcome, as plain ints
+    except ValueError:
+        raise ValueError(f"n must be an integer in 0..{target.num_groups - 1} (the head is never copied), "
+                         f"got {n!r}") from None
     if source.group_names[:n] != target.group_names[:n]:
         raise ValueError(f"the first {n} groups differ: {source.group_names[:n]} vs {target.group_names[:n]}")
     for name in target.group_names[:n]:
@@ -193,6 +198,7 @@ class SeedResults:
         missing = [k for k in self.keys if k not in setting]
         if missing:
             raise ValueError(f"a row needs the setting keys {self.keys}; missing {missing}")
+        seed = check_int("seed", seed, min=0)   # a plain int in the row (np.int64 would break json later)
         row = {**setting, "seed": seed, "accuracy": metrics.accuracy,
                "balanced_accuracy": metrics.balanced_accuracy, "chance": metrics.chance,
                "majority": metrics.majority, "single_class": metrics.single_class, "val_acc": val_acc}
@@ -273,11 +279,14 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
         raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    seeds = [check_int("seeds", s, min=0) for s in seeds]
     probe_net = make_net(task_b.num_classes)
-    bad = [n for n in depths if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < probe_net.num_groups]
+    bad = [n for n in depths
+           if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n < probe_net.num_groups]
     if bad or not depths:
         raise ValueError(f"depths must be integers in 1..{probe_net.num_groups - 1} for {probe_net.name}, got "
                          f"{list(depths)}")
+    depths = [int(n) for n in depths]
     dev = select_device(device)
     source_epochs = num_epochs if source_epochs is None else source_epochs
     a_train, a_val = (_stack(d) for d in train_val(task_a, val_per_class, seed=0))
@@ -476,7 +485,9 @@ def as_photos(task: Task, image_size: int = 64, backbone: str = "efficientnet_li
 
     return Task(f"{task.name} as {image_size}px photos", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (3, image_size, image_size),
-                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}".encode()).hexdigest()[:16],
+                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}|val={task.val is not None}"
+                             .encode()).hexdigest()[:16],
+                val=None if task.val is None else convert(task.val), val_note=task.val_note,
                 kind="photos", normalization=input_normalization(backbone))
 
 
@@ -493,7 +504,8 @@ def as_digits(task: Task) -> Task:
 
     return Task(f"{task.name} as 28px grey", task.classes, convert(task.train), convert(task.test),
                 task.n_per_class, (1, 28, 28),
-                hashlib.sha1(f"as_digits|{task.fingerprint}".encode()).hexdigest()[:16],
+                hashlib.sha1(f"as_digits|{task.fingerprint}|val={task.val is not None}".encode()).hexdigest()[:16],
+                val=None if task.val is None else convert(task.val), val_note=task.val_note,
                 kind="digits", normalization=MNIST_NORMALIZATION)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import os
 import pickle
 import zipfile
@@ -115,10 +116,16 @@ class GroupedModel(nn.Sequential):
         normalisation and frozen state (``n_frozen`` counted from the slice's
         first group), so ``model[k:]`` trains exactly like the top of ``model``.
         As with any Python sequence, ``model[:0]`` is empty (here: the identity),
-        so ``for group in model[:n_frozen]`` needs no special case for 0.
+        so ``for group in model[:n_frozen]`` needs no special case for 0; unlike
+        a list, a bound beyond the groups (``model[99:]``) is refused: it is a
+        mistake (a freeze count of another model), not a request for nothing.
         """
         if not isinstance(idx, slice):
             return super().__getitem__(idx)
+        for end in (idx.start, idx.stop):   # model[99:] would be an empty model whose later error misleads
+            if end is not None and not -len(self) <= operator.index(end) <= len(self):
+                raise IndexError(f"{self.name} has {len(self)} layer groups {self.group_names}; a slice bound must "
+                                 f"be in -{len(self)}..{len(self)}, got {idx.start}:{idx.stop}")
         span = range(len(self))[idx]
         if span.step != 1:
             raise ValueError(f"a slice of {self.name} keeps its groups in order (step 1), got step {idx.step}")

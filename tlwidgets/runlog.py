@@ -30,6 +30,7 @@ from typing import Any
 
 from .infra import atomic_write
 from .training import Events, History, StopFlag
+from .validate import check_float
 
 __all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "upgrade_row", "write_log",
            "read_log", "replay_events", "replay", "ReplayResult"]
@@ -72,8 +73,13 @@ def upgrade_history(hist: Mapping[str, Any]) -> dict:
     (version 1 logs did not: see :class:`BatchValues`)."""
     values = BatchValues()
     batches = []
-    for b in hist.get("batches", []):
-        loss, acc = values.add(b)
+    for i, b in enumerate(hist.get("batches", [])):
+        try:
+            loss, acc = values.add(b)
+        except (KeyError, TypeError, ValueError) as exc:   # a damaged log: say which batch, not KeyError('acc')
+            lacks = f"lacks {exc}" if isinstance(exc, KeyError) else f"holds a value that is not a number ({exc})"
+            raise ValueError(f"the logged history is damaged: batch entry {i} ({str(b)[:80]}) {lacks}; "
+                             "each batch needs epoch, batch, loss and acc numbers") from None
         batches.append({**b, "batch_loss": loss, "batch_acc": acc})
     return {**hist, "epochs": [dict(e) for e in hist.get("epochs", [])], "batches": batches}
 
@@ -198,8 +204,7 @@ def replay(source: object, observers: Sequence[object], *, seconds_per_epoch: fl
         stop: checked before every batch (a Stop button); a stopped replay still ends with ``on_train_end``.
         sleep: how to wait between batches (injected: tests pass a recorder, the dashboard a stoppable wait).
     """
-    if seconds_per_epoch < 0:
-        raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
+    seconds_per_epoch = check_float("seconds_per_epoch", seconds_per_epoch, min=0)   # NaN/inf refused here
     hist, config = history_dict(source)
     if not hist.get("epochs") and not hist.get("batches"):
         raise ValueError("the logged run has no finished batch or epoch to replay")

@@ -171,8 +171,14 @@ class Table:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        """A GitHub Markdown table (``|`` in cells escaped, line breaks folded); the title as a bold line above."""
+        """A GitHub Markdown table; the title as a bold line above.
+
+        Cells are escaped as :meth:`to_html` escapes them: Markdown renders raw HTML, so a class or file name
+        such as ``<img src=x onerror=...>`` would otherwise become markup. ``&`` and ``<`` become entities
+        (``>`` alone cannot open a tag, so ``->`` stays readable), ``|`` is escaped and line breaks folded.
+        """
         def esc(text: str) -> str:
+            text = text.replace("&", "&amp;").replace("<", "&lt;")
             return text.replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
 
         parts = [f"**{esc(self.title)}**", ""] if self.title else []

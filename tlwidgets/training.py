@@ -22,7 +22,6 @@ passed to ``fit``); the run stops after the batch or epoch in hand.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -37,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .infra import atomic_write, select_device, torch_bytes
-from .validate import check_float, check_int
+from .validate import check_float, check_int, check_lr
 
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
@@ -239,11 +238,7 @@ def layerwise_lr_groups(model: nn.Module, lr: float, decay: float = 1.0) -> list
 
 
 def _check_lr(lr) -> float:
-    import numbers
-
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive number (e.g. 1e-3), got {lr!r}")
-    return float(lr)
+    return check_lr(lr)
 
 
 def _make_optimizer(model, lr, optimizer, lr_decay, weight_decay):
@@ -748,13 +743,26 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
                         f"NumPy arrays), got {type(inputs).__name__}")
     loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
     probs, labels = [], []
-    for b, (x, y) in enumerate(loader):
+    for b, batch in enumerate(loader):
+        x, y = _inputs_and_labels(batch, b)
         check_inputs(x, where="predict()", batch=b, model=model)
         probs.append(_forward(model, x.to(device)).softmax(1).cpu())
         labels.append(y)
     if not probs:
         raise ValueError("predict(): the data is empty; there is nothing to predict")
-    return torch.cat(probs), torch.cat(labels)
+    known = [y for y in labels if y is not None]
+    return torch.cat(probs), (torch.cat(known) if len(known) == len(labels) else None)
+
+
+def _inputs_and_labels(batch: Any, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch as ``(inputs, labels or None)``: labelled ``(x, y)``, unlabelled ``(x,)`` or a bare tensor."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (list, tuple)) and len(batch) in (1, 2) and isinstance(batch[0], torch.Tensor):
+        return batch[0], (batch[1] if len(batch) == 2 else None)
+    got = (f"a {type(batch).__name__} of {len(batch)} items" if isinstance(batch, (list, tuple))
+           else type(batch).__name__)
+    raise ValueError(f"predict(): batch {b} is {got}; expected inputs, (inputs,) or (inputs, labels)")
 
 
 def predict(model: nn.Module, inputs: Inputs, *, k: int = 5,

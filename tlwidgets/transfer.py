@@ -39,11 +39,12 @@ from torch.utils.data import DataLoader
 
 from .data import Task, size_label
 from .features import cached_features, extract_features, propagate
-from .freezing import freeze, max_frozen
+from .freezing import check_n_frozen, freeze, max_frozen
 from .infra import seed_everything, select_device
 from .metrics import Metrics, classification_metrics
 from .models import GroupedModel, build_backbone, digit_cnn, load_digit_model, replace_head, small_cnn
 from .training import History, Observer, StopFlag, evaluate, fit, predict_proba
+from .validate import check_candidates, check_float, check_int, check_lr
 
 __all__ = ["STRATEGIES", "RunResult", "run_strategy", "build_model", "default_fine_tune_frozen", "DEFAULT_LR",
            "DEFAULT_LR_DECAY", "DIGIT_FE_CUT", "digit_cut_model", "BestOnValidation", "metrics_on"]
@@ -258,14 +259,6 @@ def _head_stage(model, task, k, top, batch_size, cache, dev, progress):
 
 
 
-def _candidates(value, name):
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"{name} is an empty list: give one value or a list of candidates to choose from")
-        return list(value)
-    return [value]
-
-
 def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | None = None, num_epochs: int = 10,
                  lr: float | Sequence[float] | None = None, lr_decay: float | None = None,
                  head_epochs: int | None = None, batch_size: int = 32, augment: bool = False,
@@ -290,7 +283,19 @@ def run_strategy(strategy: str, task: Task, *, n_frozen: int | Sequence[int] | N
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    ks, lrs = _candidates(n_frozen, "n_frozen"), _candidates(lr, "lr")
+    # every argument is checked here, before any training: a bad last candidate or a bad fine-tuning rate must
+    # not wait for a head stage to finish; the checked values are plain Python numbers (NumPy ones converted)
+    ks = check_candidates("n_frozen", n_frozen, lambda k: None if k is None else check_int("n_frozen", k))
+    if model is not None and strategy == "fine_tune":   # the range of every candidate too (freeze's own message)
+        for k in ks:
+            if k is not None:
+                check_n_frozen(model, k)
+    lrs = check_candidates("lr", lr, lambda r: None if r is None else check_lr(r))
+    num_epochs = check_int("num_epochs", num_epochs, min=1)
+    head_epochs = None if head_epochs is None else check_int("head_epochs", head_epochs, min=0)
+    lr_decay = None if lr_decay is None else check_float("lr_decay", lr_decay, min=0, max=1, min_open=True)
+    batch_size = check_int("batch_size", batch_size, min=1)
+    seed = check_int("seed", seed, min=0, max=2**63 - 1)
     if len(ks) * len(lrs) == 1:
         return _run_one(strategy, task, ks[0], lrs[0], num_epochs=num_epochs, lr_decay=lr_decay,
                         head_epochs=head_epochs, batch_size=batch_size, augment=augment, backbone=backbone,

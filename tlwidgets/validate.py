@@ -7,9 +7,13 @@ argument, what was given and what is allowed::
     n_per_class must be an integer >= 1 (or None for all), got 0 (int)
 
 instead of an error from deep inside torch ("slice indices must be
-integers"). NumPy integers and floats are accepted wherever Python ones are
-(``np.int64(3)`` from ``np.arange`` is an integer); ``bool`` is not a number
-here (``True`` as a learning rate is a mistake, not 1.0).
+integers"). NumPy integers and floats (and 0-d arrays and tensors) are
+accepted wherever Python ones are (``np.int64(3)`` from ``np.arange`` is an
+integer), and every check *returns a plain Python number*: callers keep the
+returned value, so a seed or a size given as ``np.int64`` is stored as an
+``int`` and never reaches ``json`` (a results row, a run log) as a NumPy
+type, far from where it entered. ``bool`` is not a number here (``True`` as a
+learning rate is a mistake, not 1.0).
 """
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ import difflib
 import math
 import numbers
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_int", "check_float", "check_choice", "check_path", "check_bool", "describe", "ArgumentTypeError"]
+__all__ = ["check_int", "check_float", "check_lr", "check_candidates", "check_choice", "check_path", "check_bool",
+           "describe", "ArgumentTypeError"]
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -49,6 +54,14 @@ def _range_text(min: float | None, max: float | None, *, min_open: bool = False,
     return ""
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d NumPy array or torch tensor as the Python number it holds (``np.array(3)``, ``torch.tensor(0.1)``)."""
+    if getattr(value, "ndim", None) == 0 and type(value).__module__.split(".")[0] in ("numpy", "torch") \
+            and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
     """``value`` as a Python ``int`` (Python or NumPy integer, no bool, no float) within ``min..max``.
 
@@ -61,6 +74,7 @@ def check_int(name: str, value: Any, *, min: int | None = None, max: int | None 
         max: the largest allowed value (None: no upper bound).
     """
     allowed = f"an integer {_range_text(min, max)}".rstrip()
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         hint = ""
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
@@ -89,6 +103,7 @@ def check_float(name: str, value: Any, *, min: float | None = None, max: float |
         max_open: exclude ``max`` itself.
     """
     allowed = f"a number {_range_text(min, max, min_open=min_open, max_open=max_open)}".rstrip()
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name} must be {allowed}, got {describe(value)}")
     value = float(value)
@@ -99,6 +114,40 @@ def check_float(name: str, value: Any, *, min: float | None = None, max: float |
     if too_low or too_high:
         raise ValueError(f"{name} must be {allowed}, got {value:g}")
     return value
+
+
+def check_lr(value: Any, name: str = "lr") -> float:
+    """A learning rate: a finite number > 0, as a Python ``float`` (the message shows a typical value)."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number (e.g. 1e-3), got {value!r}")
+    return float(value)
+
+
+def check_candidates(name: str, value: Any, check: Callable[[Any], Any]) -> list[Any]:
+    """One value, or a non-empty list/tuple of candidates to choose from on validation; each passed to ``check``.
+
+    Checking every candidate here, before any training, means a bad last entry (``lr=[1e-3, -1]``) is refused
+    at once instead of after the first candidates have trained for minutes.
+
+    Args:
+        name: the argument's name (the messages name it, and the position of a bad candidate).
+        value: one value or a list/tuple of them.
+        check: ``value -> checked value`` for one candidate; its error is re-raised with the position.
+    """
+    many = isinstance(value, (list, tuple))
+    values = list(value) if many else [value]
+    if many and not values:
+        raise ValueError(f"{name} is an empty list: give one value or a list of candidates to choose from")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(check(v))
+        except (TypeError, ValueError) as exc:
+            if not many:
+                raise
+            raise type(exc)(f"{name}[{i}]: {exc}") from None
+    return out
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -116,7 +116,7 @@ def test_replay_needs_something_to_replay():
         runlog.replay(42, [])
     with pytest.raises(ValueError, match="no finished batch or epoch"):
         runlog.replay(History(), [])
-    with pytest.raises(ValueError, match="seconds_per_epoch must be >= 0"):
+    with pytest.raises(ValueError, match="seconds_per_epoch must be a number >= 0"):
         runlog.replay(History(), [], seconds_per_epoch=-1)
 
 

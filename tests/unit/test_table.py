@@ -56,7 +56,7 @@ def test_markdown_output_and_escaping():
     assert md[2] == "| strategy | acc | params | stopped |"
     assert md[3] == "|---:|---:|---:|---:|"
     assert md[4] == "| scratch | 0.512 | 12,345 | - |"
-    assert md[5] == "| <fine> | 0.900 | - | - |"          # a column missing from a row: the missing mark
+    assert md[5] == "| &lt;fine> | 0.900 | - | - |"       # missing column: the missing mark; markup escaped
     assert md[6] == "| a\\|b c | 1 | - | - |"                # a pipe cannot end a cell, a newline not the row
 
 

@@ -75,6 +75,21 @@ def walk_images(folder: str | os.PathLike[str]) -> tuple[list[str], int]:
     return files, links
 
 
+def _other_files(folder: Path) -> str:
+    """What a class folder without images holds instead (visible files, by type): for the error message."""
+    kinds: dict[str, int] = {}
+    for _, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in filenames:
+            if not f.startswith("."):
+                suffix = Path(f).suffix.lower() or "no extension"
+                kinds[suffix] = kinds.get(suffix, 0) + 1
+    if not kinds:
+        return "it is empty"
+    listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return f"it holds {sum(kinds.values())} file(s) of other types: {listed}"
+
+
 def _dedupe_by_content(paths: list[str], labels: list[int], classes: list[str]) -> list[int]:
     """Indices of the first file of each content (sha256): no photo twice in a task, so none in both splits."""
     seen: dict[str, int] = {}  # digest -> index of the first file with it
@@ -116,7 +131,11 @@ def folder_task(path: str | os.PathLike[str], n_per_class: int | None = None, *,
     Each class folder is searched recursively, skipping hidden folders (such
     as ``.ipynb_checkpoints``) and never following symbolic links. A photo
     whose bytes appear twice counts once, so no photo is in both splits.
-    Unreadable files are skipped with one warning that counts them; each class
+    Unreadable files are skipped with one warning that counts them, but a
+    class folder with no image at all (only notes, say), or none readable, is
+    refused with its path, as torchvision's ``ImageFolder`` refuses it: a
+    class dropped without a word would change the task. Phone photos
+    (``.HEIC``) are read through ``pillow-heif``. Each class
     is split into test (``test_fraction``), then validation (``val_fraction``
     of the rest, at least 1) and train. Pixels are normalised the way
     ``backbone`` was trained.
@@ -156,16 +175,25 @@ def folder_task(path: str | os.PathLike[str], n_per_class: int | None = None, *,
     if not found:
         raise FileNotFoundError(f"{folder}: no class sub-folders with images (found folders: {classes or 'none'}; "
                                 f"image types: {', '.join(sorted(IMAGE_SUFFIXES))})")
-    classes_with_files = sorted(set(labels_found))
-    if len(classes_with_files) < len(classes):  # empty class folders are not classes (as in ImageFolder)
-        names = [classes[c] for c in classes_with_files]
-        labels_found = [names.index(classes[y]) for y in labels_found]
-        classes = names
+    counts = [labels_found.count(c) for c in range(len(classes))]
+    for c, name in enumerate(classes):   # as torchvision's ImageFolder: a class with no image is an error
+        if not counts[c]:
+            raise FileNotFoundError(f"class folder {folder / name} has no image file ({_other_files(folder / name)}); "
+                                    f"add photos of type {', '.join(sorted(IMAGE_SUFFIXES))}, or remove the folder "
+                                    "(an empty class cannot be learned, and dropping it silently changes the task)")
     if len(classes) < 2:
         raise ValueError(f"{folder} has {len(classes)} class folder(s) {classes}; "
                          "a classifier needs at least 2 (one sub-folder per class)")
     images, ok, bad = decode_images(tuple(found), image_size)
     warn_skipped(bad, len(found))
+    readable = [0] * len(classes)
+    for i in ok:
+        readable[labels_found[i]] += 1
+    for c, name in enumerate(classes):
+        if not readable[c]:
+            first = next((b for b in bad if b.startswith(os.fspath(folder / name))), "unreadable")
+            raise ValueError(f"class folder {folder / name}: none of its {counts[c]} image file(s) can be read, "
+                             f"e.g. {first}; replace them with readable photos or remove the folder")
     decoded = [found[i] for i in ok]
     unique = _dedupe_by_content(decoded, [labels_found[i] for i in ok], classes)
     images = images[unique]

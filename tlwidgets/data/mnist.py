@@ -9,6 +9,7 @@ data root's ``SHA256SUMS``, and cached per process by their content.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,6 +48,8 @@ def mnist_tensors(root: str | os.PathLike[str], train: bool) -> tuple[torch.Tens
     files = [raw / f"{prefix}-{kind}-idx{d}-ubyte" for kind, d in (("images", 3), ("labels", 1))]
     key = (file_digest(files[0]), file_digest(files[1]))
     if key not in _MNIST_CACHE:
+        for f in files:   # name the damaged file itself, not only its folder
+            _check_idx(f)
         try:
             ds = MNIST(str(root), train=train, download=False)
         except (RuntimeError, ValueError, IndexError) as exc:
@@ -56,6 +59,30 @@ def mnist_tensors(root: str | os.PathLike[str], train: bool) -> tuple[torch.Tens
             _MNIST_CACHE.pop(next(iter(_MNIST_CACHE)))
         _MNIST_CACHE[key] = (ds.data, ds.targets)
     return _MNIST_CACHE[key]
+
+
+def _check_idx(path: Path) -> None:
+    """Refuse an idx file whose size disagrees with its own header (truncated, or another file), naming it.
+
+    The idx header is a magic number (two zero bytes, a type code, the number of dimensions) and one
+    big-endian 32-bit size per dimension; the data that follows must be exactly their product.
+    """
+    itemsize = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+    fix = "delete it and fetch it again (python -m tlwidgets.data download mnist)"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in itemsize or not 1 <= head[3] <= 4:
+                raise ChecksumError(f"{path}: not an MNIST idx file (it starts with {head!r}); {fix}")
+            dims = [int.from_bytes(fh.read(4), "big") for _ in range(head[3])]
+    except OSError as exc:
+        raise ChecksumError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
+    expected = 4 + 4 * len(dims) + math.prod(dims) * itemsize[head[2]]
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise ChecksumError(f"{path}: {what} ({size:,} bytes; its header describes {' x '.join(map(str, dims))} "
+                            f"values, {expected:,} bytes); {fix}")
 
 
 def _content_key(root: Path) -> tuple[str, ...]:

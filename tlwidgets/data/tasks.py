@@ -72,6 +72,7 @@ class Task:
 
     def __post_init__(self) -> None:
         self.kind = check_choice("task kind", self.kind, TASK_KINDS)
+        self.n_per_class = check_n_per_class(self.n_per_class)   # a plain int (or None): rows and logs are JSON
         if self.normalization is not None:
             mean, std = self.normalization
             self.normalization = (tuple(float(m) for m in mean), tuple(float(s) for s in std))

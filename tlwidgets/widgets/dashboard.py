@@ -406,8 +406,7 @@ class Dashboard:
         run; or a History dict). ``seconds_per_epoch=0`` plays as fast as
         drawing allows. Stop works during a replay too.
         """
-        if seconds_per_epoch < 0:
-            raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
+        seconds_per_epoch = check_float("seconds_per_epoch", seconds_per_epoch, min=0)
         if source is None:
             if not self._runs:
                 raise ValueError("nothing to replay yet: train a run, load_log(path), or pass a History")
@@ -416,8 +415,10 @@ class Dashboard:
         if not hist.get("epochs") and not hist.get("batches"):
             raise ValueError("the logged run has no finished batch or epoch to replay")
         self._start()
-        if block:
+        if block:   # a blocking call raises what went wrong (also shown in the widget and kept in last_error)
             self._replay(hist, config, seconds_per_epoch)
+            if self.last_error is not None:
+                raise self.last_error
             return self.chart
         self._thread = threading.Thread(target=self._replay, args=(hist, config, seconds_per_epoch),
                                         name="tlwidgets-replay", daemon=True)

@@ -33,7 +33,7 @@ from ..data.mnist import MNIST_MEAN, MNIST_STD
 from ._util import widget_bundle
 
 __all__ = ["DigitPad", "DigitCanvas", "SIZE", "pen_stroke", "pad_to_mnist", "centre_digit", "bars_html",
-           "check_drawing"]
+           "check_drawing", "check_digit_model"]
 
 SIZE = 28  # MNIST's side: one bitmap cell is one model input pixel
 PEN_RADII = {"fine": 1.0, "pen": 1.5, "marker": 2.2}  # ink is full within radius - 0.5, none beyond radius + 0.5
@@ -127,6 +127,25 @@ def centre_digit(grid: np.ndarray | torch.Tensor) -> torch.Tensor:
 def pad_to_mnist(grid: np.ndarray | torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
     """The pad's drawing as the model's input: :func:`centre_digit`, normalised, shaped 1x1x28x28."""
     return ((centre_digit(grid) - mean) / std)[None, None]
+
+
+def check_digit_model(model: Any) -> None:
+    """Refuse, by name, a model that cannot read the pad: it draws one grey 28x28 digit, MNIST-style.
+
+    Without this a photo model (3 channels, 160 px) fails inside torch at the first stroke with a shape error.
+    """
+    from ..models import input_channels
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"DigitPad(model): model must be a torch nn.Module (the digit CNN), got {type(model).__name__}")
+    name = getattr(model, "name", type(model).__name__)
+    channels, size = input_channels(model), getattr(model, "image_size", None)
+    mean = getattr(model, "mean", None)
+    if channels not in (None, 1) or (size is not None and size != SIZE) or (mean is not None and len(mean) != 1):
+        took = f"{channels}-channel" if channels else f"{len(mean) if mean else '?'}-channel"
+        raise ValueError(f"DigitPad(model): the pad draws one grey {SIZE}x{SIZE} digit, but {name} takes {took} "
+                         f"images of {size or '?'} px (a photo model); give a digit model, e.g. "
+                         "tl.load_digit_model() or one built with tl.digit_cnn")
 
 
 def bars_html(probs: dict[str, float]) -> str:
@@ -271,6 +290,7 @@ class DigitPad:
             raise ValueError(f"pen must be one of {sorted(PEN_RADII)}, got {pen!r}")
         if not 4 <= int(cell_px) <= 40:
             raise ValueError(f"cell_px must be 4..40 screen pixels per cell, got {cell_px}")
+        check_digit_model(model)
         self.model = model.eval()
         self.classes = list(getattr(model, "classes", None) or [])
         mean, std = getattr(model, "mean", None), getattr(model, "std", None)

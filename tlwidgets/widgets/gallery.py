@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from ..data import Task
 from ..training import Prediction
+from ..validate import check_int
 from ._util import to_display_image
 
 if TYPE_CHECKING:
@@ -196,6 +197,7 @@ def show_task(task: Task, n_per_class: int = 4, *, split: str = "train") -> Figu
     """A grid with one row per class and ``n_per_class`` samples each: what the model will learn from."""
     import matplotlib.pyplot as plt
 
+    n_per_class = check_int("n_per_class", n_per_class, min=1, max=50)   # 0 would fail inside matplotlib
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     ds = task.train if split == "train" else task.test
