@@ -402,7 +402,7 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                                    track=tracked, dev=dev)
                     others = sum(len(d) for d in pool.acts[min(pool.acts)][1:] if d is not None)
                     result.setup_seconds = pool.setup * (len(idx) + others) / (len(pool_labels) + others)
-                    result.used_cache = True
+                    result.used_cache, result.arch = True, pool.base.name
                 else:
                     sub = subset_task(scratch_task or task, n, seed)
                     tr, va, te = sub.loaders(r.batch_size)

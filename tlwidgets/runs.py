@@ -46,7 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import size_label
-from .freezing import max_frozen
+from .freezing import freeze, max_frozen
 from .infra import derive_seed
 from .metrics import Metrics, classification_metrics
 from .training import History, Observer, StopFlag, evaluate, fit, predict_proba
@@ -198,9 +198,11 @@ def freeze_boundary(strategy: str, model, n_frozen: int | None = None) -> int:
     if strategy not in _TWO_STAGE:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     k = default_fine_tune_frozen(model) if n_frozen is None else int(n_frozen)
+    if k == top:
+        raise ValueError(f"{strategy} with n_frozen={k} would train only the head; that is feature_extraction, "
+                         f"or choose a smaller n_frozen (0..{top - 1})")
     if not 0 <= k < top:
-        raise ValueError(f"{strategy} needs n_frozen in 0..{top - 1} for {getattr(model, 'name', 'this model')} "
-                         f"(n_frozen={top} would train only the head: that is feature_extraction), got {k}")
+        freeze(model, k)    # out of range: freeze() names the model's groups and the allowed range
     return k
 
 
