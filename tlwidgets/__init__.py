@@ -30,6 +30,7 @@ from .models import (
     small_cnn,
 )
 from .results import record
+from .runs import STRATEGIES, Recipe, RunResult
 from .table import Table
 from .text import (
     BagOfWords,
@@ -61,7 +62,6 @@ from .training import (
     fit,
     predict,
 )
-from .runs import STRATEGIES, Recipe, RunResult
 from .transfer import build_model, run_recipe, run_strategy
 
 __version__ = "0.1.0"

@@ -40,7 +40,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 from torch.utils.data import DataLoader
@@ -53,7 +53,7 @@ from .training import History, Observer, StopFlag, evaluate, fit, predict_proba
 
 __all__ = ["STRATEGIES", "DEFAULT_LR", "DEFAULT_LR_DECAY", "HEAD_LR", "Recipe", "RunResult", "KeepBest", "Stage",
            "Kept", "fit_and_keep", "choose", "test_once", "metrics_on", "freeze_boundary",
-           "default_fine_tune_frozen", "check_equal_budgets", "epochs_for", "derive_seed"]
+           "default_fine_tune_frozen", "check_equal_budgets", "epochs_for", "derive_seed", "train_datasets"]
 
 STRATEGIES = ("scratch", "feature_extraction", "fine_tune", "choose")
 DEFAULT_LR = {"scratch": 1e-3, "feature_extraction": 3e-3, "fine_tune": 1e-3, "choose": 1e-3}
@@ -255,6 +255,7 @@ class Stage:
     epochs: int
     lr: float
     lr_decay: float = 1.0
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -301,7 +302,8 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
     if head is not None and head.epochs > 0:
         keep_h = KeepBest(head.module) if track and head.val is not None else None
         head_hist = fit(head.module, head.train, head.val if keep_h else None, num_epochs=head.epochs, lr=head.lr,
-                        lr_decay=head.lr_decay, device=device, seed=derive_seed(seed, "order", "head"),
+                        lr_decay=head.lr_decay, weight_decay=head.weight_decay, device=device,
+                        seed=derive_seed(seed, "order", "head"),
                         progress=progress, observers=[*([keep_h] if keep_h else []), *observers], stop=stop)
         offset = len(head_hist)
         if keep_h is not None and keep_h.best is not None:
@@ -316,7 +318,8 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
     keep = KeepBest(main.module, offset=offset, start=start if fall_back else None) \
         if track and main.val is not None else None
     main_hist = fit(main.module, main.train, main.val if keep else None, num_epochs=main.epochs, lr=main.lr,
-                    lr_decay=main.lr_decay, device=device, seed=derive_seed(seed, "order", "main"),
+                    lr_decay=main.lr_decay, weight_decay=main.weight_decay, device=device,
+                    seed=derive_seed(seed, "order", "main"),
                     progress=progress, observers=[*([keep] if keep else []), *observers], stop=stop)
     history = _join(head_hist, main_hist)
     if keep is not None:
@@ -476,3 +479,27 @@ def check_equal_budgets(results: Sequence[RunResult], *, where: str) -> None:
         if len({steps for _, steps in arms}) > 1:
             raise ValueError(f"{where}: unequal budgets at {n} training images, seed {seed}: "
                              f"{sorted(arms)} (every arm must take the same optimiser steps)")
+
+
+def train_datasets(model: nn.Module, splits: tuple, num_classes: int, recipe: Recipe, *, name: str = "",
+                   task_name: str = "", weight_decay: float = 0.0, device="cpu") -> RunResult:
+    """Train ``model`` on ``splits = (train, val, test)`` datasets with ``recipe``, keep the best validation epoch,
+    test once: the protocol for a hand-built model (Yosinski's networks, probes, a specialised top).
+
+    The recipe's strategy only labels the run here: ``model`` is trained as given (freeze it first).
+    """
+    train, val, test = splits
+    num_train = len(train)
+    t0 = time.perf_counter()
+    kept = fit_and_keep(Stage(model, DataLoader(train, batch_size=recipe.batch_size, shuffle=True),
+                              DataLoader(val, batch_size=512), recipe.epochs(num_train),
+                              cast(tuple, recipe.lr)[0], recipe.decay, weight_decay),
+                        seed=recipe.seed, device=device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    result = RunResult(replace(recipe, lr=cast(tuple, recipe.lr)[0]), task_name, None, num_train, kept.history,
+                       val_acc=kept.val_acc, best_epoch=kept.best_epoch, steps=kept.steps,
+                       seconds=time.perf_counter() - t0, model=model, name=name, trainable_params=trainable,
+                       arch=getattr(model, "name", type(model).__name__))
+    test_once(result, model, DataLoader(test, batch_size=512), num_classes, device=device)
+    model.eval()
+    return result
