@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from tlwidgets import data, models, runs, transfer
+from tlwidgets import data, models, runs
 from tlwidgets.data import ImageTensorDataset, Task, input_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate, layerwise_lr_groups
 from tlwidgets.transfer import (
