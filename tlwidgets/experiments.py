@@ -310,7 +310,7 @@ class _Pool:
         needed = ks | ({self.top} if set(strategies) & {"fine_tune", "choose"} else set())
         low, t0 = min(needed), time.perf_counter()
         feats = cached_features(self.base, task, low, device=dev, cache=cache, progress=progress)
-        self.acts = {low: (feats.train, feats.val, feats.test)}
+        self.acts: dict[int, tuple] = {low: (feats.train, feats.val, feats.test)}
         for k in sorted(needed - {low}):
             self.acts[k] = tuple(None if d is None else propagate(self.base, d, low, k, dev)
                                  for d in (feats.train, feats.val, feats.test))

@@ -288,6 +288,8 @@ def yosinski_sweep(task_a: Task, task_b: Task, recipe: Recipe | None = None, *, 
         for n in depths:
             for src in ("B", "A"):
                 source = nets.get(src)
+                if source is None:
+                    continue
                 if f"{src}nB" in variants:   # frozen: train only the fresh top on cached activations
                     splits = tuple(extract_features(source, d, n, device=dev, batch_size=512, progress=False,
                                                     channels_last=False) for d in (b_train, b_val, b_test))

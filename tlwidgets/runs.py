@@ -183,7 +183,7 @@ def default_fine_tune_frozen(model) -> int:
     return max(1, (2 * max_frozen(model)) // 3)
 
 
-def freeze_boundary(strategy: str, model, n_frozen: int | None = None) -> int:
+def freeze_boundary(strategy: str, model, n_frozen: int | tuple[int, ...] | None = None) -> int:
     """The strategy -> freeze boundary rule (the one home): how many layer groups stay frozen.
 
     "scratch": 0; "feature_extraction": all but the head; "fine_tune" / "choose":
@@ -197,6 +197,9 @@ def freeze_boundary(strategy: str, model, n_frozen: int | None = None) -> int:
         return top
     if strategy not in _TWO_STAGE:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if isinstance(n_frozen, tuple):
+        raise ValueError(f"freeze_boundary needs one n_frozen, got the candidates {n_frozen}: "
+                         "use Recipe.candidates() to try each")
     k = default_fine_tune_frozen(model) if n_frozen is None else int(n_frozen)
     if k == top:
         raise ValueError(f"{strategy} with n_frozen={k} would train only the head; that is feature_extraction, "
@@ -221,7 +224,8 @@ class KeepBest(Observer):
     def __init__(self, model: nn.Module, *, offset: int = 0, start: tuple[float, int] | None = None,
                  monitor: str = "val_acc"):
         self.model, self.offset, self.monitor = model, int(offset), monitor
-        self.best, self.best_epoch = start if start is not None else (None, None)
+        self.best: float | None = None if start is None else start[0]
+        self.best_epoch: int | None = None if start is None else start[1]
         self.state = copy.deepcopy(model.state_dict()) if start is not None else None
         self.own_best: float | None = None
         self.own_epoch: int | None = None

@@ -207,8 +207,9 @@ def _run_one(recipe: Recipe, task: Task, *, dev, observers, stop, progress, cach
     report = freeze(model, k)          # checks k's range before any training
     head = None
     if head_epochs > 0:                # a fine-tune's head stage: the new head alone on the frozen backbone
-        head = Stage(*_head_stage(model, task, k, top, recipe.batch_size, cache and not recipe.augment, dev,
-                                  progress), epochs=head_epochs, lr=HEAD_LR)
+        module, head_train, head_val = _head_stage(model, task, k, top, recipe.batch_size,
+                                                   cache and not recipe.augment, dev, progress)
+        head = Stage(module, head_train, head_val, head_epochs, HEAD_LR)
     trained, train_loader, val_loader, test_loader, used_cache = _loaders(model, task, k, recipe.batch_size,
                                                                            recipe.augment, cache, dev, progress)
     lr = cast(tuple, recipe.lr)[0]
