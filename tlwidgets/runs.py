@@ -294,25 +294,27 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
     ``fall_back``: the head-only model may win (the "choose" strategy); without
     it the main stage's best epoch is kept. ``track=False`` skips per-epoch
     validation: the last epoch is kept and validation is read once at the end.
-    Both stages share ``observers`` and ``stop``; a stop in the head stage skips
-    the main stage.
+    ``stop`` ends either stage (a stop in the head stage skips the main stage);
+    ``observers`` watch the main stage only (a chart of the unfrozen epochs);
+    the head stage's epochs are in the returned history.
     """
     if fall_back and not track:
         raise ValueError("fit_and_keep: fall_back=True needs track=True (the head-only state must be kept to "
                          "restore it); got track=False")
     t0 = time.perf_counter()
     stop = stop if stop is not None else StopFlag()
-    head_hist, start, offset = None, None, 0
+    head_hist, offset = None, 0
+    start: tuple[float, int] | None = None
     if head is not None and head.epochs > 0:
         keep_h = KeepBest(head.module) if track and head.val is not None else None
         head_hist = fit(head.module, head.train, head.val if keep_h else None, num_epochs=head.epochs, lr=head.lr,
                         lr_decay=head.lr_decay, weight_decay=head.weight_decay, device=device,
                         seed=derive_seed(seed, "order", "head"),
-                        progress=progress, observers=[*([keep_h] if keep_h else []), *observers], stop=stop)
+                        progress=progress, observers=[keep_h] if keep_h else [], stop=stop)
         offset = len(head_hist)
         if keep_h is not None and keep_h.best is not None:
             keep_h.restore()
-            start = (keep_h.best, keep_h.best_epoch)
+            start = (keep_h.best, keep_h.best_epoch or offset)
         elif head.val is not None:
             start = (evaluate(head.module, head.val, device=device)["acc"], offset)
     if stop.is_set():
