@@ -49,7 +49,7 @@ from .data import size_label
 from .freezing import freeze, max_frozen
 from .infra import derive_seed
 from .metrics import Metrics, classification_metrics
-from .training import History, Observer, StopFlag, evaluate, fit, predict_proba
+from .training import History, Observer, Optimiser, StopFlag, evaluate, fit, predict_proba
 
 __all__ = ["STRATEGIES", "DEFAULT_LR", "DEFAULT_LR_DECAY", "HEAD_LR", "Recipe", "RunResult", "KeepBest", "Stage",
            "Kept", "fit_and_keep", "choose", "kept_val_loss", "test_once", "metrics_on", "freeze_boundary",
@@ -114,7 +114,7 @@ class Recipe:
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"Recipe: unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
         lrs = _as_tuple(self.lr, "lr", float)
         object.__setattr__(self, "lr", lrs if lrs is not None else (DEFAULT_LR[self.strategy],))
         ks = _as_tuple(self.n_frozen, "n_frozen", int)
@@ -308,9 +308,9 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
     if head is not None and head.epochs > 0:
         keep_h = KeepBest(head.module) if track and head.val is not None else None
         head_hist = fit(head.module, head.train, head.val if keep_h else None, num_epochs=head.epochs, lr=head.lr,
-                        lr_decay=head.lr_decay, weight_decay=head.weight_decay, device=device,
-                        seed=derive_seed(seed, "order", "head"),
-                        progress=progress, observers=[keep_h] if keep_h else [], stop=stop)
+                        lr_decay=head.lr_decay, optimizer=Optimiser("adam", head.weight_decay), device=device,
+                        seed=derive_seed(seed, "order", "head"), progress=progress,
+                        observers=[*([keep_h] if keep_h else []), stop])
         offset = len(head_hist)
         if keep_h is not None and keep_h.best is not None:
             keep_h.restore()
@@ -324,9 +324,9 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
     keep = KeepBest(main.module, offset=offset, start=start if fall_back else None) \
         if track and main.val is not None else None
     main_hist = fit(main.module, main.train, main.val if keep else None, num_epochs=main.epochs, lr=main.lr,
-                    lr_decay=main.lr_decay, weight_decay=main.weight_decay, device=device,
-                    seed=derive_seed(seed, "order", "main"),
-                    progress=progress, observers=[*([keep] if keep else []), *observers], stop=stop)
+                    lr_decay=main.lr_decay, optimizer=Optimiser("adam", main.weight_decay), device=device,
+                    seed=derive_seed(seed, "order", "main"), progress=progress,
+                    observers=[*([keep] if keep else []), *observers, stop])
     history = _join(head_hist, main_hist)
     if keep is not None:
         keep.restore()

@@ -67,7 +67,7 @@ from .validate import check_float, check_int
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
     "fit", "evaluate", "predict", "predict_proba", "confusion_matrix", "Prediction", "check_inputs", "check_loader",
-    "layerwise_lr_groups", "EVENTS",
+    "layerwise_lr_groups", "EVENTS", "Optimiser", "Checkpoint",
 ]
 
 # ---------------------------------------------------------------------------
@@ -136,11 +136,27 @@ def _single_sample_warning(n_samples) -> str:
             "not leave 1 over, or DataLoader(..., drop_last=True), to silence this")
 
 
+@dataclass(frozen=True)
+class Optimiser:
+    """Which optimiser :func:`fit` builds: ``"adam"`` or ``"sgd"`` (momentum 0.9), and its L2 penalty."""
+
+    name: str = "adam"
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where :func:`fit` saves weights, optimiser and history after every epoch (atomically); ``resume=True``
+    continues from the file when it exists."""
+
+    path: str | os.PathLike
+    resume: bool = False
+
+
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
-        num_epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam", lr_decay: float = 1.0,
-        weight_decay: float = 0.0, observers: Sequence[Observer] = (), stop: StopFlag | None = None,
-        device: str | torch.device = "auto", seed: int | None = 0, progress: bool = True,
-        checkpoint_path: str | os.PathLike | None = None, resume: bool = False) -> History:
+        num_epochs: int = 5, lr: float = 1e-3, lr_decay: float = 1.0, optimizer: str | Optimiser = "adam",
+        observers: Sequence[Observer | StopFlag] = (), device: str | torch.device = "auto", seed: int | None = 0,
+        progress: bool = True, checkpoint: str | os.PathLike | Checkpoint | None = None) -> History:
     """Train ``model`` on ``train_loader`` for ``num_epochs`` and return its :class:`History`.
 
     Args:
@@ -149,27 +165,23 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         val_loader: the validation split's loader (never the test split: choices are made on it), or None.
         num_epochs: how many passes over ``train_loader``.
         lr: the learning rate (of the top group, with ``lr_decay``).
-        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
         lr_decay: each lower layer group gets ``lr_decay`` times the learning rate of the one above (1: all equal).
-        weight_decay: L2 penalty passed to the optimiser.
-        observers: objects with any of the four event methods (see the module docstring).
-        stop: a :class:`StopFlag` another party may set to end the run after the batch in hand.
+        optimizer: ``"adam"``, ``"sgd"`` (momentum 0.9), or an :class:`Optimiser` (name and weight decay).
+        observers: objects with any of the four event methods (see the module docstring), and at most one
+            :class:`StopFlag`: the flag another party may set to end the run after the batch in hand.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` or a ``torch.device``.
         seed: reseeds torch at each epoch start (None: leave the random state alone).
         progress: show a ``tqdm`` bar over all batches.
-        checkpoint_path: save weights, optimiser and history here after every epoch (atomically).
-        resume: continue from ``checkpoint_path`` if it exists.
+        checkpoint: a path (save after every epoch) or a :class:`Checkpoint` (``resume=True``: continue from it).
 
-    - ``observers`` get the four events (see the module docstring).
-    - ``stop`` (a :class:`StopFlag`) is checked after every batch; Ctrl-C
+    - observers get the four events (see the module docstring).
+    - the :class:`StopFlag` is checked after every batch; Ctrl-C
       (KeyboardInterrupt) is treated the same way. Either way the history
       ends at the last finished batch and the model is left in eval mode.
     - ``lr_decay < 1`` gives earlier layer groups smaller learning rates.
     - ``seed`` reseeds torch at every epoch start (``derive_seed(seed, "order", epoch)``), so data
-      order and dropout depend only on the epoch: a run resumed from
-      ``checkpoint_path`` continues exactly as the uninterrupted run would.
-    - ``checkpoint_path`` saves weights, optimiser and history after each epoch
-      (atomically); ``resume=True`` continues from it.
+      order and dropout depend only on the epoch: a run resumed from a
+      checkpoint continues exactly as the uninterrupted run would.
     """
     import numbers
 
@@ -188,13 +200,19 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         raise ValueError("train_loader yields no batches: the training set is empty")
     device = select_device(device)
     model.to(device)
-    opt = _make_optimizer(model, lr, optimizer, lr_decay, weight_decay)
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    if resume and ckpt is None:
-        raise ValueError("resume=True needs checkpoint_path")
+    spec = optimizer if isinstance(optimizer, Optimiser) else Optimiser(optimizer)
+    opt = _make_optimizer(model, lr, spec.name, lr_decay, spec.weight_decay)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(checkpoint)
+    ckpt = None if checkpoint is None else Path(checkpoint.path)
+    resume = checkpoint is not None and checkpoint.resume
     history, start_epoch = _resume(ckpt, model, opt, device) if resume and ckpt else (History(), 0)
-    stop = stop if stop is not None else StopFlag()
-    events = Events([history, *([ProgressBar()] if progress else []), *observers], stop)
+    flags = [o for o in observers if isinstance(o, StopFlag)]
+    if len(flags) > 1:
+        raise ValueError(f"fit(): observers hold {len(flags)} StopFlags; pass at most one (the run's stop flag)")
+    stop = flags[0] if flags else StopFlag()
+    watchers = [o for o in observers if not isinstance(o, StopFlag)]
+    events = Events([history, *([ProgressBar()] if progress else []), *watchers], stop)
     run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed,
                dataset_size=_dataset_size(train_loader))
     events.emit("on_train_begin", {
