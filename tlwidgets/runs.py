@@ -318,7 +318,7 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
         elif head.val is not None:
             start = (evaluate(head.module, head.val, device=device)["acc"], offset)
     if stop.is_set():
-        hist = head_hist or History()
+        hist = head_hist if head_hist is not None else History()
         return Kept(hist, None if start is None else start[0], offset, None, True,
                     len(hist.batches), time.perf_counter() - t0)
     keep = KeepBest(main.module, offset=offset, start=start if fall_back else None) \
@@ -482,6 +482,9 @@ def test_once(result: RunResult, model: nn.Module, loader, num_classes: int, *, 
                          "model validation chose")
     result.test = metrics_on(model, loader, num_classes, device=device)
     return result
+
+
+test_once.__test__ = False  # type: ignore[attr-defined]  # a protocol step, not a pytest test
 
 
 def check_equal_budgets(results: Sequence[RunResult], *, where: str) -> None:
