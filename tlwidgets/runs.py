@@ -134,6 +134,11 @@ class Recipe:
             raise ValueError(f"Recipe: scratch_arch must be 'small' or 'same', got {self.scratch_arch!r}")
 
     @property
+    def lrs(self) -> tuple[float, ...]:
+        """The learning-rate candidates, always a tuple (``lr`` after ``__post_init__``)."""
+        return cast(tuple, self.lr)
+
+    @property
     def decay(self) -> float:
         """The discriminative learning-rate decay this recipe trains with (the strategy's default when None)."""
         return DEFAULT_LR_DECAY[self.strategy] if self.lr_decay is None else float(self.lr_decay)
