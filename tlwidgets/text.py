@@ -441,7 +441,7 @@ def text_task(n_per_class: int | None = None, *, sources: str | Iterable[str] = 
     test = _split([r for r in rows if r["split"] == "test" and r["source"] in test_sources])
     train_idx, val_idx = stratified_split(pool.labels, val_per_class, seed=seed)
     if n_per_class is not None:
-        gen = torch.Generator().manual_seed(derive_seed(int(seed), "samples", "text"))
+        gen = torch.Generator().manual_seed(int(seed) + 7919)
         pool_labels = pool.labels[train_idx]
         chosen = []
         for c in range(len(CLASSES)):
