@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 from .infra import select_device
 from .validate import check_int
 
-__all__ = ["evaluate", "predict", "predict_proba", "confusion_matrix", "Prediction", "check_inputs", "check_loader"]
+__all__ = ["evaluate", "predict", "predict_proba", "confusion_matrix", "Prediction", "check_inputs", "check_loader",
+           "check_label_dtype", "check_labels", "forward_batch"]
 
 Inputs = Any
 
@@ -32,7 +33,7 @@ def _first_layer_input(model: nn.Module) -> str:
     return "a different input"
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def forward_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``model(x)``, with a shape mismatch reported as what was given and what the model takes.
 
     Torch's own message ("expected input[8, 3, 28, 28] to have 1 channels ...")
@@ -116,7 +117,8 @@ def check_inputs(x: object, *, where: str, batch: int | None = None, model: nn.M
     return x
 
 
-def _check_label_dtype(y, *, where: str, batch: int | None = None) -> None:
+def check_label_dtype(y, *, where: str, batch: int | None = None) -> None:
+    """Refuse labels that are not an integer tensor (class indices), naming the batch and what was given."""
     at = f"{where}: batch {batch + 1}" if batch is not None else where
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{at}: labels must be a tensor of class indices, got {type(y).__name__}")
@@ -125,7 +127,7 @@ def _check_label_dtype(y, *, where: str, batch: int | None = None) -> None:
                         "labels must be integer indices 0..k-1: y.long() (or torch.tensor(labels, dtype=torch.long))")
 
 
-def _check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
+def check_labels(out: torch.Tensor, y: torch.Tensor) -> None:
     """Labels outside the head's outputs: usually a head that was not replaced for the new task."""
     k = out.shape[1]
     if y.is_floating_point() or y.dim() != 1:
@@ -157,10 +159,10 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: str | torch.device
     loss_sum, correct, seen = 0.0, 0, 0
     for b, (x, y) in enumerate(loader):
         check_inputs(x, where="evaluate()", batch=b, model=model)
-        _check_label_dtype(y, where="evaluate()", batch=b)
+        check_label_dtype(y, where="evaluate()", batch=b)
         x, y = x.to(device), y.to(device)
-        out = _forward(model, x)
-        _check_labels(out, y)
+        out = forward_batch(model, x)
+        check_labels(out, y)
         loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         seen += y.shape[0]
@@ -244,7 +246,7 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
         if inputs.dim() == 3:
             inputs = inputs.unsqueeze(0)
         check_inputs(inputs, where="predict()", model=model)
-        return torch.cat([_forward(model, inputs[i:i + batch_size].to(device)).softmax(1).cpu()
+        return torch.cat([forward_batch(model, inputs[i:i + batch_size].to(device)).softmax(1).cpu()
                           for i in range(0, len(inputs), batch_size)]), None
     if not isinstance(inputs, (Dataset, DataLoader)):
         raise TypeError(f"predict(): expected a tensor batch, a Dataset, a DataLoader or photos (paths, PIL images, "
@@ -253,7 +255,7 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
     probs, labels = [], []
     for b, (x, y) in enumerate(loader):
         check_inputs(x, where="predict()", batch=b, model=model)
-        probs.append(_forward(model, x.to(device)).softmax(1).cpu())
+        probs.append(forward_batch(model, x.to(device)).softmax(1).cpu())
         labels.append(y)
     if not probs:
         raise ValueError("predict(): the data is empty; there is nothing to predict")

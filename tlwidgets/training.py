@@ -52,13 +52,13 @@ from .observers import (
 )
 from .prediction import (
     Prediction,
-    _check_label_dtype,
-    _check_labels,
-    _forward,
     check_inputs,
+    check_label_dtype,
+    check_labels,
     check_loader,
     confusion_matrix,
     evaluate,
+    forward_batch,
     predict,
     predict_proba,
 )
@@ -279,7 +279,7 @@ class _Run:
         totals = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         for b, (x, y) in enumerate(train_loader):
             check_inputs(x, where=f"fit(): epoch {epoch + 1}", batch=b, model=self.model)
-            _check_label_dtype(y, where=f"fit(): epoch {epoch + 1}", batch=b)
+            check_label_dtype(y, where=f"fit(): epoch {epoch + 1}", batch=b)
             self.batch(epoch, b, x, y, totals)
             if self.stop_reason():
                 return self.stop_reason()
@@ -303,7 +303,7 @@ class _Run:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
         try:
-            out = _forward(self.model, x)
+            out = forward_batch(self.model, x)
         except ValueError as exc:  # a last batch of 1 reaching a training BatchNorm: drop it, say so
             if x.shape[0] != 1 or _SINGLE_SAMPLE_BN not in str(exc):
                 raise
@@ -311,7 +311,7 @@ class _Run:
                 warnings.warn(_single_sample_warning(self.dataset_size), stacklevel=4)
                 self.warned_single = True
             return
-        _check_labels(out, y)
+        check_labels(out, y)
         loss = self.loss_fn(out, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}: "
