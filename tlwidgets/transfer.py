@@ -39,6 +39,7 @@ from .runs import (
     Recipe,
     RunResult,
     Stage,
+    check_equal_budgets,
     choose,
     default_fine_tune_frozen,
     fit_and_keep,
@@ -48,7 +49,7 @@ from .runs import (
 )
 from .training import StopFlag
 
-__all__ = ["STRATEGIES", "RunResult", "Recipe", "run_strategy", "run_recipe", "build_model",
+__all__ = ["STRATEGIES", "RunResult", "Recipe", "run_strategy", "run_recipe", "compare_strategies", "build_model",
            "default_fine_tune_frozen", "DEFAULT_LR", "DEFAULT_LR_DECAY", "DIGIT_FE_CUT", "digit_cut_model",
            "metrics_on"]
 
@@ -190,6 +191,20 @@ def run_recipe(recipe: Recipe, task: Task, *, device="auto", observers=(), stop:
     best = choose([r for r, _, _ in runs])
     _, trained, test_loader = next(run for run in runs if run[0] is best)
     return test_once(best, trained, test_loader, task.num_classes, device=dev)
+
+
+def compare_strategies(task: Task, strategies: Sequence[str] = ("scratch", "feature_extraction", "fine_tune"),
+                       recipe: Recipe | None = None, *, device="auto", progress: bool = False, cache: bool = True,
+                       **recipe_fields) -> list[RunResult]:
+    """A strategy table: every strategy on ``task`` with one recipe (same optimiser steps, same ``min_steps``,
+    same learning-rate candidates chosen on validation); unequal steps are refused. One RunResult per strategy,
+    in order (``row()`` shows ``steps`` and ``fell_back``)."""
+    base = replace(recipe if recipe is not None else Recipe(), **recipe_fields)
+    own_lr = "lr" in recipe_fields or recipe is not None
+    results = [run_recipe(replace(base, strategy=s, lr=base.lr if own_lr else None), task, device=device,
+                          progress=progress, cache=cache) for s in strategies]
+    check_equal_budgets(results, where="compare_strategies")
+    return results
 
 
 def _run_one(recipe: Recipe, task: Task, *, dev, observers, stop, progress, cache, model) -> tuple:

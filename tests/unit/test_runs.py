@@ -187,6 +187,17 @@ def test_arms_of_each_comparison_take_the_same_optimiser_steps(tiny_runs):
     assert groups["run_strategy"][0].steps == 4 * 2          # 30 images in batches of 16, 4 epochs
 
 
+def test_a_strategy_table_gives_every_arm_one_recipe(digits):
+    from tlwidgets.transfer import compare_strategies
+    table = compare_strategies(digits, num_epochs=3, batch_size=16, n_frozen=1, min_steps=8, device="cpu")
+    assert [r.strategy for r in table] == ["scratch", "feature_extraction", "fine_tune"]
+    assert {r.steps for r in table} == {8} and {r.recipe.min_steps for r in table} == {8}   # 2 batches x 4 epochs
+    assert [r.lr for r in table] == [runs.DEFAULT_LR[s] for s in ("scratch", "feature_extraction", "fine_tune")]
+    same = compare_strategies(digits, ["feature_extraction", "fine_tune"], num_epochs=2, lr=[1e-3, 3e-3],
+                              n_frozen=1, batch_size=16, device="cpu")
+    assert [[c["lr"] for c in r.selection] for r in same] == [[1e-3, 3e-3]] * 2
+
+
 def test_fine_tuning_reports_its_unfrozen_epoch_and_only_choose_falls_back(tiny_runs):
     ft, ch = tiny_runs["fine_tune"], tiny_runs["choose"]
     assert [e["stage"] for e in ft.history.epochs] == ["head", "head", "unfrozen", "unfrozen"]
