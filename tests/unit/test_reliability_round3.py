@@ -213,7 +213,7 @@ def test_c15_bag_model_refuses_ids_from_another_vocabulary_before_training(monke
     other = _word_vectors(("great", "phone", "movie", "bad", "good"))   # same size, other order: silent chance
     model = text.bag_model(built_on)
     calls: list = []
-    monkeypatch.setattr(text, "fit", _recording_fit(calls))
+    monkeypatch.setattr(text, "fit_and_keep", _recording_fit(calls))
     with pytest.raises(ValueError, match=r"bag_frozen was built on test vectors \(5 words, digest [0-9a-f]{16}\); "
                                          r"the ids given come from test vectors \(5 words, digest"):
         text.train_bag_model(model, other, object())   # the task is never reached
