@@ -24,13 +24,13 @@ from typing import cast
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import ImageTensorDataset, Task, fingerprint, size_label, take_per_class
+from .data import ImageTensorDataset, Task, dataset_labels, size_label, take_per_class
 from .features import cached_features, propagate
 from .freezing import max_frozen, unfreeze_all
-from .infra import seed_everything, select_device
+from .infra import seed_everything, select_device, short_hash
 from .metrics import Spread, seed_spread
 from .models import replace_head
-from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
+from .table import Table
 from .training import History, evaluate, fit
 from .transfer import (
     DEFAULT_LR,
@@ -43,24 +43,13 @@ from .transfer import (
     metrics_on,
 )
 
-__all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
+__all__ = ["per_class_indices", "subset_task", "time_to_accuracy", "epochs_for",
            "LearningCurve", "learning_curve"]
 
 
 # ---------------------------------------------------------------------------
 # subsets
 # ---------------------------------------------------------------------------
-def dataset_labels(data: Dataset) -> torch.Tensor:
-    """The label of every sample, read without touching the images when the dataset allows it."""
-    if isinstance(data, TensorDataset):
-        return data.tensors[-1]
-    if isinstance(data, ImageTensorDataset):
-        return data.labels
-    if isinstance(data, Subset):
-        return dataset_labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.tensor([int(data[i][1]) for i in range(len(cast(Sized, data)))])  # map-style: has a length
-
-
 def per_class_indices(labels: torch.Tensor, n_per_class: int | None, seed: int = 0) -> torch.Tensor:
     """Sorted indices of ``n_per_class`` samples of every class present in ``labels`` (all when None).
 
@@ -93,7 +82,7 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
         return task
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
     return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
-                tuple(task.input_size), fingerprint("subset", task.fingerprint, idx), augment=task.augment,
+                tuple(task.input_size), short_hash("subset", task.fingerprint, idx), augment=task.augment,
                 val=task.val, val_note=task.val_note, kind=task.kind, normalization=task.normalization)
 
 

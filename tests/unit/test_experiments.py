@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 
 import tlwidgets as tl
+from tlwidgets import data
 from tlwidgets import experiments as ex
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.training import History
@@ -53,7 +54,7 @@ def test_subset_of_image_and_generic_datasets_keeps_labels():
     assert x.dtype == torch.float32 and x.shape == (3, 8, 8)
     assert ds.images.shape[0] == 12  # the parent is untouched
     generic = Subset(TensorDataset(torch.zeros(6, 1), torch.tensor([0, 0, 0, 1, 1, 1])), [0, 1, 3, 4, 5])
-    assert ex.dataset_labels(generic).tolist() == [0, 0, 1, 1, 1]
+    assert data.dataset_labels(generic).tolist() == [0, 0, 1, 1, 1]
 
 
 # -------------------------------------------------------------------------------- time to target ---
