@@ -615,3 +615,17 @@ def test_one_label_reader_for_every_kind_of_dataset():
     xs, ys = data.dataset_tensors(Generic())
     assert xs.shape == (5, 1, 2, 2) and ys.tolist() == [2, 0, 1, 1, 0] and ys.dtype == torch.long
 
+
+def test_a_hand_built_task_takes_its_normalisation_from_its_photo_datasets():
+    """``Task.normalization`` is what the model check reads; a hand-built photo task must not leave it empty."""
+    from tlwidgets.data import ImageTensorDataset
+
+    photos = ImageTensorDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), (0.5,) * 3, (0.25,) * 3)
+    assert Task("t", ["a", "b"], photos, photos).normalization == ((0.5,) * 3, (0.25,) * 3)
+    given = Task("t", ["a", "b"], photos, photos, normalization=((0,) * 3, (1,) * 3))
+    assert given.normalization == ((0.0,) * 3, (1.0,) * 3)   # an explicit one wins, as floats
+    from torch.utils.data import TensorDataset
+
+    plain = TensorDataset(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]))
+    assert Task("t", ["a", "b"], plain, plain).normalization is None
+

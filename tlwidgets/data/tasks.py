@@ -48,8 +48,9 @@ class Task:
     ``kind`` (one of :data:`TASK_KINDS`) says what the inputs are, so code
     that picks a model or draws the images asks the task instead of guessing
     from its shape; ``normalization`` is the ``(mean, std)`` the inputs were
-    normalised with (None when unknown), so they can be shown as pictures
-    again and checked against a model's own.
+    normalised with (None when unknown; taken from ``train`` when that
+    dataset records one), so they can be shown as pictures again and checked
+    against a model's own: it is what the model check reads.
 
     ``fingerprint`` identifies exactly which samples and preprocessing the task
     holds, so cached features computed from it can be reused safely; the task
@@ -72,6 +73,8 @@ class Task:
 
     def __post_init__(self) -> None:
         self.kind = check_choice("task kind", self.kind, TASK_KINDS)
+        if self.normalization is None:   # a hand-built task of photo datasets: they know how they were normalised
+            self.normalization = getattr(self.train, "normalization", None)
         if self.normalization is not None:
             mean, std = self.normalization
             self.normalization = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
