@@ -15,6 +15,7 @@ Core module: no ipywidgets, no matplotlib; the picture is
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import statistics
 import time
@@ -81,9 +82,8 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
     if n_per_class is None:
         return task
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
-    return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
-                tuple(task.input_size), short_hash("subset", task.fingerprint, idx), augment=task.augment,
-                val=task.val, val_note=task.val_note, kind=task.kind, normalization=task.normalization)
+    return dataclasses.replace(task, train=_subset_dataset(task.train, idx), n_per_class=n_per_class,
+                               fingerprint=short_hash("subset", task.cache_key, idx))
 
 
 # ---------------------------------------------------------------------------

@@ -251,3 +251,15 @@ def test_learning_rate_is_chosen_on_validation_and_only_the_winner_is_tested(dig
         ex.learning_curve(no_val, [3], ["scratch"], lr=[1e-3, 1e-2])
     with pytest.raises(ValueError, match="empty"):
         ex.learning_curve(digit_pool, [3], ["scratch"], lr={"scratch": []})
+
+
+def test_subsets_of_two_hand_built_tasks_get_different_cache_keys(tiny_data):
+    """subset_task copies the task (dataclasses.replace: val kept) and keys it by the parent's content (issue 25)."""
+    from tlwidgets.data import Task
+
+    a = Task("hand", ["c0", "c1", "c2"], tiny_data(30, seed=1), tiny_data(9, seed=2), val=tiny_data(9, seed=3),
+             val_note="by hand")
+    b = Task("hand", ["c0", "c1", "c2"], tiny_data(30, seed=4), tiny_data(9, seed=2), val=tiny_data(9, seed=3))
+    sa, sb = ex.subset_task(a, 2, seed=0), ex.subset_task(b, 2, seed=0)
+    assert sa.fingerprint and sa.fingerprint != sb.fingerprint
+    assert sa.val is a.val and sa.val_note == "by hand" and len(sa.train) == 6 and sa.n_per_class == 2
