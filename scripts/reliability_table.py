@@ -3,7 +3,7 @@
     .venv/bin/python scripts/reliability_table.py          # runs the tests, rewrites the table
     .venv/bin/python scripts/reliability_table.py --check  # fails if the table's counts are stale
 
-Every test in ``tests/unit/test_reliability_round2.py`` (issue 12, classes 1-11) and
+Every test in ``tests/unit/test_fault_classes.py`` (issue 12, classes 1-11) and
 ``tests/unit/test_reliability_round3.py`` (issue 25, classes 12-25) is named ``test_cNN_...``
 after its fault class NN; each collected case (every parametrisation) counts once. The
 counts and outcomes in the document come from this run, never typed by hand.
@@ -22,10 +22,10 @@ import pytest
 from tlwidgets.table import Column, Table
 
 REPO = Path(__file__).resolve().parents[1]
-ROUND2 = REPO / "tests" / "unit" / "test_reliability_round2.py"
+ROUND2 = REPO / "tests" / "unit" / "test_fault_classes.py"
 ROUND3 = REPO / "tests" / "unit" / "test_reliability_round3.py"
 TESTS = (ROUND2, ROUND3)
-ROUND1 = REPO / "tests" / "unit" / "test_reliability.py"
+ROUND1 = REPO / "tests" / "unit" / "test_fault_catalogue.py"
 DOC = REPO / "docs" / "reliability.md"
 OUTCOMES = ("passed", "failed", "skipped")
 BEGIN, END = "<!-- reliability-table:begin -->", "<!-- reliability-table:end -->"
@@ -146,7 +146,7 @@ def table(outcomes: dict[str, str]) -> str:
     per: dict[int, Counter] = defaultdict(Counter)
     for nodeid, outcome in outcomes.items():
         m = re.search(r"::test_c(\d\d)_", nodeid)
-        if m and nodeid.startswith(("tests/unit/test_reliability_round2.py", "tests/unit/test_reliability_round3.py")):
+        if m and nodeid.startswith(("tests/unit/test_fault_classes.py", "tests/unit/test_reliability_round3.py")):
             per[int(m.group(1))][outcome] += 1
     rows: list[dict[str, object]] = []
     total: Counter = Counter()
@@ -162,10 +162,10 @@ def table(outcomes: dict[str, str]) -> str:
                Column("passed", fmt=str), Column("failed", fmt=str), Column("skipped", fmt=str),
                Column("cover", "what the cases cover", align="left")]
     lines = [Table(rows, columns, missing="").to_markdown()]
-    round1 = [o for k, o in outcomes.items() if k.startswith("tests/unit/test_reliability.py")]
+    round1 = [o for k, o in outcomes.items() if k.startswith("tests/unit/test_fault_catalogue.py")]
     if round1:
         lines.append("")
-        lines.append(f"Round 1 (issue 5, `tests/unit/test_reliability.py`, its fault catalogue; the 3 GB memory "
+        lines.append(f"Round 1 (issue 5, `tests/unit/test_fault_catalogue.py`, its fault catalogue; the 3 GB memory "
                      f"run is measured separately): {len(round1)} cases, "
                      f"{round1.count('passed')} passed, {round1.count('failed')} failed, "
                      f"{round1.count('skipped')} skipped.")

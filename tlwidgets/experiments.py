@@ -15,6 +15,7 @@ Core module: no ipywidgets, no matplotlib; the picture is
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import numbers
 import statistics
@@ -26,10 +27,10 @@ from typing import cast
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import ImageTensorDataset, Task, fingerprint, size_label, take_per_class
+from .data import ImageTensorDataset, Task, dataset_labels, size_label, take_per_class
 from .features import cached_features, propagate
 from .freezing import max_frozen, unfreeze_all
-from .infra import derive_seed, seed_everything, select_device
+from .infra import derive_seed, seed_everything, select_device, short_hash
 from .metrics import Spread, seed_spread
 from .models import replace_head
 from .runs import (
@@ -49,8 +50,8 @@ from .table import Table
 from .training import History
 from .transfer import build_model
 
-__all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
-           "LearningCurve", "learning_curve", "TRAINED"]
+__all__ = ["per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "LearningCurve", "learning_curve",
+           "TRAINED"]
 
 #: the strategies a learning curve compares by default
 TRAINED = ("scratch", "feature_extraction", "fine_tune")
@@ -59,17 +60,6 @@ TRAINED = ("scratch", "feature_extraction", "fine_tune")
 # ---------------------------------------------------------------------------
 # subsets
 # ---------------------------------------------------------------------------
-def dataset_labels(data: Dataset) -> torch.Tensor:
-    """The label of every sample, read without touching the images when the dataset allows it."""
-    if isinstance(data, TensorDataset):
-        return data.tensors[-1]
-    if isinstance(data, ImageTensorDataset):
-        return data.labels
-    if isinstance(data, Subset):
-        return dataset_labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.tensor([int(data[i][1]) for i in range(len(cast(Sized, data)))])  # map-style: has a length
-
-
 def per_class_indices(labels: torch.Tensor, n_per_class: int | None, seed: int = 0) -> torch.Tensor:
     """Sorted indices of ``n_per_class`` samples of every class present in ``labels`` (all when None).
 
@@ -101,9 +91,8 @@ def subset_task(task: Task, n_per_class: int | None, seed: int = 0) -> Task:
     if n_per_class is None:
         return task
     idx = per_class_indices(dataset_labels(task.train), n_per_class, seed)
-    return Task(task.name, list(task.classes), _subset_dataset(task.train, idx), task.test, n_per_class,
-                tuple(task.input_size), fingerprint("subset", task.fingerprint, idx), augment=task.augment,
-                val=task.val, val_note=task.val_note, kind=task.kind, normalization=task.normalization)
+    return dataclasses.replace(task, train=_subset_dataset(task.train, idx), n_per_class=n_per_class,
+                               fingerprint=short_hash("subset", task.cache_key, idx))
 
 
 # ---------------------------------------------------------------------------

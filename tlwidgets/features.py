@@ -6,25 +6,69 @@ their output for a given image never changes. So we compute it once
 remaining groups (``model[n_frozen:]``, the same modules) on it: for feature
 extraction (``n_frozen = num_groups - 1``) only a linear head is left, and every
 epoch costs milliseconds instead of a full backbone pass.
+
+This module is the package's one on-disk activation cache
+(:func:`activation_cache`): every cache of what a network computes from a
+task (features at a boundary here, pooled cut features in
+:mod:`tlwidgets.layer_transfer`) is keyed, checked for writability, loaded
+safely and written atomically the same way.
 """
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .infra import CACHE_ENV, atomic_write, cache_root, select_device, torch_bytes, writable_cache_dir
+from .infra import CACHE_ENV, atomic_write, cache_root, select_device, short_hash, torch_bytes, writable_cache_dir
 from .models import GroupedModel, check_model_fits_task, weights_fingerprint
 from .validate import check_bool, check_int
 
-__all__ = ["extract_features", "propagate", "cached_features", "feature_cache_dir", "FeatureSet", "CACHE_ENV"]
+__all__ = ["extract_features", "propagate", "cached_features", "feature_cache_dir", "activation_key",
+           "activation_cache", "FeatureSet", "CACHE_ENV"]
 
 
 def feature_cache_dir() -> Path:
     """``$TLLAB_CACHE/features`` or ``~/.cache/tlwidgets/features``: shared by all lessons, safe to delete."""
     return cache_root() / "features"
+
+
+def activation_key(model: GroupedModel, stop: int, task: Any, *extra: Any) -> str:
+    """The cache key of what ``model[:stop]`` computes from ``task``: weights of that part, boundary, task content.
+
+    Only ``model[:stop]``'s weights count (training the head leaves the key valid);
+    the task enters by :attr:`tlwidgets.data.Task.cache_key` (its fingerprint, or
+    its content when it has none: never an empty string). ``extra`` separates
+    kinds of cache (e.g. ``"pooled"`` and the boundaries kept).
+    """
+    return short_hash(model.name, weights_fingerprint(model[:stop]), stop, task.cache_key, *extra, length=20)
+
+
+def activation_cache(name: str, compute: Callable[[], dict], *, cache: bool = True,
+                     accept: Callable[[dict], bool] | None = None) -> tuple[dict, bool]:
+    """``(blob, from_disk)``: the tensors cached under ``name`` (a file name stem), or ``compute()``'s, then saved.
+
+    The one on-disk activation cache. The folder is proven writable before
+    any work (an unwritable one is reported with its two fixes: ``$TLLAB_CACHE``
+    or ``cache=False``); files are read with ``weights_only=True``; a damaged
+    file, or one ``accept`` rejects, is recomputed, never trusted; writes are
+    atomic. ``cache=False`` computes and touches no file.
+    """
+    if not cache:
+        return compute(), False
+    path = writable_cache_dir("features") / f"{name}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if accept is None or accept(blob):
+                return blob, True
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    blob = compute()
+    atomic_write(path, torch_bytes(blob))
+    return blob, False
 
 
 @torch.no_grad()  # not inference_mode: cached activations must be usable in autograd for fine-tuning
@@ -117,35 +161,29 @@ def cached_features(model: GroupedModel, task, n_frozen: int | None = None, *, d
                     progress: bool = True) -> FeatureSet:
     """Activations of ``task``'s train, val and test images after ``model[:n_frozen]``, from disk when possible.
 
-    The cache key covers the model's frozen weights, the boundary and the
-    task's exact samples and preprocessing (``task.fingerprint``, which
-    includes the sha256 of every input file), so a stale cache cannot be
-    picked up by mistake: edit one photo and the features are computed again.
-    Writes are atomic. An unwritable cache folder is reported with its two
-    fixes (``$TLLAB_CACHE`` or ``cache=False``).
+    The cache key (:func:`activation_key`) covers the model's frozen weights,
+    the boundary and the task's exact samples and preprocessing
+    (``task.cache_key``: its fingerprint, which includes the sha256 of every
+    input file, or its content for a hand-built task), so a stale cache cannot
+    be picked up by mistake: edit one photo and the features are computed
+    again. Stored by :func:`activation_cache` (atomic writes; an unwritable
+    folder is reported with its two fixes, ``$TLLAB_CACHE`` or ``cache=False``).
     """
     if not isinstance(model, GroupedModel):
         raise TypeError(f"cached_features needs a tlwidgets GroupedModel, got {type(model).__name__}")
     n_frozen = _check_boundary(model, n_frozen)
     cache = check_bool("cache", cache)
     check_model_fits_task(model, task)
-    weights = weights_fingerprint(model[:n_frozen])   # the part that computes the features, and only it
-    key = hashlib.sha1(f"{model.name}|{weights}|{n_frozen}|{task.fingerprint}".encode()).hexdigest()[:20]
-    path = (writable_cache_dir("features") if cache else feature_cache_dir()) / f"{model.name}-{n_frozen}-{key}.pt"
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            val = TensorDataset(*blob["val"]) if blob.get("val") else None
-            if (val is None) == (getattr(task, "val", None) is None):
-                return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), n_frozen, key, True,
-                                  val=val)
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
-    train = extract_features(model, task.train, n_frozen, device=device, progress=progress)
-    test = extract_features(model, task.test, n_frozen, device=device, progress=progress)
+    key = activation_key(model, n_frozen, task)
     val_data = getattr(task, "val", None)
-    val = None if val_data is None else extract_features(model, val_data, n_frozen, device=device, progress=progress)
-    if cache:
-        atomic_write(path, torch_bytes({"train": list(train.tensors), "test": list(test.tensors),
-                                        "val": None if val is None else list(val.tensors)}))
-    return FeatureSet(train, test, n_frozen, key, False, val=val)
+
+    def compute() -> dict:
+        def run(data):
+            return list(extract_features(model, data, n_frozen, device=device, progress=progress).tensors)
+
+        return {"train": run(task.train), "test": run(task.test), "val": None if val_data is None else run(val_data)}
+
+    blob, from_disk = activation_cache(f"{model.name}-{n_frozen}-{key}", compute, cache=cache,
+                                       accept=lambda b: (not b.get("val")) == (val_data is None))
+    return FeatureSet(TensorDataset(*blob["train"]), TensorDataset(*blob["test"]), n_frozen, key, from_disk,
+                      val=TensorDataset(*blob["val"]) if blob.get("val") else None)

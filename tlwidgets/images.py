@@ -1,6 +1,6 @@
 """The one image decoder: every photo the package reads goes through :func:`decode_image`.
 
-Photo tasks, :func:`tlwidgets.lesson_utils.image_to_tensor` and predictions
+Photo tasks, :func:`tlwidgets.pretrained.image_to_tensor` and predictions
 on single photos all decode here, the way a photo viewer shows the file:
 
 - EXIF orientation applied (``ImageOps.exif_transpose``): a phone portrait

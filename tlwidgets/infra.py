@@ -43,7 +43,7 @@ from .validate import check_int
 __all__ = [
     "REPO_ROOT", "REPO_DATASETS", "DATA_ENV", "CACHE_ENV", "DataMissingError", "ChecksumError", "StorageError",
     "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir",
-    "ensure_writable_dir", "sha256_file", "file_digest", "files_digest",
+    "ensure_writable_dir", "sha256_file", "file_digest", "files_digest", "short_hash",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
     "DEVICES", "select_device", "seed_everything", "SEED_PURPOSES", "derive_seed", "plain", "clear_digest_memo",
     "THREADS_ENV", "cpu_quota", "thread_count", "apply_thread_policy",
@@ -194,6 +194,34 @@ def files_digest(paths: Iterable[str | os.PathLike]) -> str:
     for p in paths:
         h.update(file_digest(p).encode())
     return h.hexdigest()
+
+
+def short_hash(*parts: Any, length: int = 16) -> str:
+    """The package's one short hash: ``length`` hex digits of the sha1 of ``parts``, for cache keys and fingerprints.
+
+    Tensors and arrays are hashed by their dtype, shape and bytes (wherever they live), bytes as they are,
+    anything else by ``repr``; every part is framed, so ``("ab", "c")`` and ``("a", "bc")`` differ. Not a
+    security hash: it names content, it does not protect it (:func:`sha256_file` checks files).
+    """
+    length = check_int("length", length, min=4, max=40)
+    h = hashlib.sha1()
+    for p in parts:
+        if isinstance(p, torch.Tensor):   # any dtype (bfloat16 too): its raw bytes
+            flat = p.detach().cpu().contiguous().reshape(-1)
+            h.update(f"tensor|{p.dtype}|{tuple(p.shape)}|".encode())
+            h.update(flat.view(torch.uint8).numpy().tobytes())
+        elif isinstance(p, np.ndarray):
+            data = np.ascontiguousarray(p)
+            h.update(f"array|{data.dtype}|{data.shape}|".encode())
+            h.update(data.tobytes())
+        elif isinstance(p, (bytes, bytearray, memoryview)):
+            h.update(b"bytes|%d|" % len(p))
+            h.update(bytes(p))
+        else:
+            text = repr(p).encode()
+            h.update(b"repr|%d|" % len(text))
+            h.update(text)
+    return h.hexdigest()[:length]
 
 
 def read_manifest(root: str | os.PathLike) -> dict[str, str]:

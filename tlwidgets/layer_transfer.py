@@ -25,21 +25,21 @@ Core module: imports neither ipywidgets nor matplotlib.
 from __future__ import annotations
 
 import copy
-import hashlib
 import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .data import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD, ImageTensorDataset, Task, input_normalization
-from .features import cached_features, extract_features, feature_cache_dir
+from .data import Task, dataset_labels, dataset_tensors
+from .features import activation_cache, activation_key, cached_features, extract_features
 from .freezing import freeze, unfreeze_all
-from .infra import atomic_write, derive_seed, seed_everything, select_device, torch_bytes
+from .infra import derive_seed, seed_everything, select_device
 from .metrics import Metrics, Spread, seed_spread
-from .models import GroupedModel, digit_cnn, weights_fingerprint
+from .models import GroupedModel, digit_cnn
+from .pretrained import imagenet_class_groups
 from .runs import Recipe, RunResult, check_equal_budgets, train_datasets
 from .splits import stratified_split
 from .validate import check_int
@@ -47,7 +47,7 @@ from .validate import check_int
 __all__ = ["VARIANTS", "transplant", "train_val", "train_and_test", "YOSINSKI_RECIPE", "PROBE_RECIPE",
            "SPECIALISE_RECIPE", "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe",
            "probe_run", "probe_table",
-           "as_photos", "as_digits", "imagenet_class_groups", "zero_shot_table", "output_feature_sets",
+           "zero_shot_table", "output_feature_sets",
            "specialise_top", "FeatureMaps", "feature_maps", "tail_features", "IMAGENET_NAMES_BREED"]
 
 #: Yosinski et al.'s names: "B" = trained on task B; "nB" = first n layers copied, the rest retrained on B;
@@ -99,33 +99,14 @@ def train_val(task: Task, val_per_class: int, seed: int = 0, *, use_task_val: bo
     val = getattr(task, "val", None)
     if val is not None and use_task_val:
         return task.train, val
-    labels = _labels(task.train)
+    labels = dataset_labels(task.train)
     tr, va = stratified_split(labels, val_per_class, seed=seed)
     return Subset(task.train, tr.tolist()), Subset(task.train, va.tolist())
 
 
-def _labels(data: Dataset) -> torch.Tensor:
-    if isinstance(data, TensorDataset):
-        return data.tensors[1]
-    if isinstance(data, ImageTensorDataset):
-        return data.labels
-    if isinstance(data, Subset):
-        return _labels(data.dataset)[torch.as_tensor(data.indices)]
-    return torch.as_tensor([int(data[i][1]) for i in range(_size(data))])
-
-
-def _size(data: Dataset) -> int:
-    if not isinstance(data, Sized):
-        raise TypeError(f"need a dataset with a length (a map-style Dataset), got {type(data).__name__}")
-    return len(data)
-
-
 def _stack(data: Dataset) -> TensorDataset:
     """A dataset as one (inputs, labels) TensorDataset (all in memory: the course's data is small)."""
-    if isinstance(data, TensorDataset):
-        return data
-    xs, ys = zip(*(data[i] for i in range(_size(data))))
-    return TensorDataset(torch.stack(xs), torch.as_tensor(ys))
+    return data if isinstance(data, TensorDataset) else TensorDataset(*dataset_tensors(data))
 
 
 def train_and_test(model: nn.Module, train: Dataset, val: Dataset, test: Dataset, num_classes: int, *,
@@ -363,31 +344,26 @@ def pooled_cut_features(model: GroupedModel, task: Task, boundaries: Sequence[in
 
     A boundary ``b`` is the output of groups ``0..b-1`` (as in ``tl.cached_features(model, task, b)``),
     averaged over its spatial positions ("global average pooling"), so every cut gives one vector per image.
-    Results are cached on disk (keyed by the weights, the boundaries and ``task.fingerprint``).
+    Results are cached on disk by the package's one activation cache (:func:`tlwidgets.features.activation_cache`,
+    keyed by the weights, the boundaries and ``task.cache_key``).
     """
     boundaries = sorted(set(int(b) for b in boundaries))
     if not boundaries or boundaries[0] < 1 or boundaries[-1] > model.num_groups - 1:
         raise ValueError(f"boundaries must lie in 1..{model.num_groups - 1} for {model.name}, got {boundaries}")
     names = {b: model.group_names[b - 1] for b in boundaries}
     dev = select_device(device)
-    key = hashlib.sha1(f"pooled|{model.name}|{weights_fingerprint(model[:boundaries[-1]])}|"
-                       f"{boundaries}|{task.fingerprint}".encode()).hexdigest()[:20]
-    path = feature_cache_dir() / f"{model.name}-pooled-{key}.pt"
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            return CutFeatures(boundaries, names, {int(k): v for k, v in blob["train"].items()},
-                               {int(k): v for k, v in blob["test"].items()}, blob["train_labels"],
-                               blob["test_labels"], from_disk=True)
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
-    train, ytr = _pooled_pass(model, task.train, boundaries, dev, batch_size, progress, f"{model.name}: train cuts")
-    test, yte = _pooled_pass(model, task.test, boundaries, dev, batch_size, progress, f"{model.name}: test cuts")
-    if cache:
-        atomic_write(path, torch_bytes({"train": {str(b): v for b, v in train.items()},
-                                        "test": {str(b): v for b, v in test.items()},
-                                        "train_labels": ytr, "test_labels": yte}))
-    return CutFeatures(boundaries, names, train, test, ytr, yte)
+    key = activation_key(model, boundaries[-1], task, "pooled", boundaries)
+
+    def compute() -> dict:
+        train, ytr = _pooled_pass(model, task.train, boundaries, dev, batch_size, progress, f"{model.name}: train cuts")
+        test, yte = _pooled_pass(model, task.test, boundaries, dev, batch_size, progress, f"{model.name}: test cuts")
+        return {"train": {str(b): v for b, v in train.items()}, "test": {str(b): v for b, v in test.items()},
+                "train_labels": ytr, "test_labels": yte}
+
+    blob, from_disk = activation_cache(f"{model.name}-pooled-{key}", compute, cache=cache)
+    return CutFeatures(boundaries, names, {int(k): v for k, v in blob["train"].items()},
+                       {int(k): v for k, v in blob["test"].items()}, blob["train_labels"], blob["test_labels"],
+                       from_disk=from_disk)
 
 
 # ---------------------------------------------------------------------------
@@ -455,64 +431,6 @@ def probe_table(feature_sets: Mapping[str, tuple], num_classes: int, seeds: Sequ
         results.add_run(run, **{key: name})
     check_equal_budgets(results.results, where="probe_table")
     return results
-
-
-# ---------------------------------------------------------------------------
-# moving images between domains (digits <-> photos)
-# ---------------------------------------------------------------------------
-def as_photos(task: Task, image_size: int = 64, backbone: str = "efficientnet_lite0") -> Task:
-    """A digit task as 3-channel photos of ``image_size`` px, normalised for ``backbone``.
-
-    So an ImageNet model can look at MNIST: undo MNIST's normalisation, repeat
-    the grey channel three times, resize (antialiased).
-    """
-    from torch.nn.functional import interpolate
-
-    def convert(data):
-        d = _stack(data)
-        x = (d.tensors[0] * MNIST_STD + MNIST_MEAN).clamp(0, 1)
-        x = interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-        x = (x.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
-        return ImageTensorDataset(x, d.tensors[1], *input_normalization(backbone))
-
-    return Task(f"{task.name} as {image_size}px photos", task.classes, convert(task.train), convert(task.test),
-                task.n_per_class, (3, image_size, image_size),
-                hashlib.sha1(f"as_photos|{task.fingerprint}|{image_size}|{backbone}|val={task.val is not None}"
-                             .encode()).hexdigest()[:16],
-                val=None if task.val is None else convert(task.val), val_note=task.val_note,
-                kind="photos", normalization=input_normalization(backbone))
-
-
-def as_digits(task: Task) -> Task:
-    """A photo task as 28x28 grey "digits" normalised like MNIST, so the digit network can look at it."""
-    from torch.nn.functional import interpolate
-
-    def convert(data):
-        if not isinstance(data, ImageTensorDataset):
-            raise TypeError(f"as_digits() needs a photo task (ImageTensorDataset), got {type(data).__name__}")
-        x = data.images.float().div(255).mean(1, keepdim=True)
-        x = interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-        return TensorDataset((x - MNIST_MEAN) / MNIST_STD, data.labels)
-
-    return Task(f"{task.name} as 28px grey", task.classes, convert(task.train), convert(task.test),
-                task.n_per_class, (1, 28, 28),
-                hashlib.sha1(f"as_digits|{task.fingerprint}|val={task.val is not None}".encode()).hexdigest()[:16],
-                val=None if task.val is None else convert(task.val), val_note=task.val_note,
-                kind="digits", normalization=MNIST_NORMALIZATION)
-
-
-def imagenet_class_groups(classes: Sequence[str]) -> dict[str, list[int]]:
-    """Indices of ImageNet-1k's 118 dog classes (151..268) and 5 domestic-cat classes (281..285).
-
-    Checked against the names, so a different class list is refused instead of silently mis-sliced.
-    """
-    if len(classes) != 1000:
-        raise ValueError(f"expected the 1000 ImageNet-1k class names, got {len(classes)}")
-    dogs, cats = list(range(151, 269)), list(range(281, 286))
-    if classes[151] != "Chihuahua" or classes[268] != "Mexican hairless" or classes[281] != "tabby" \
-            or classes[285] != "Egyptian cat":
-        raise ValueError("the class list is not in ImageNet-1k's standard order (151 Chihuahua ... 285 Egyptian cat)")
-    return {"dogs": dogs, "cats": cats}
 
 
 # ---------------------------------------------------------------------------

@@ -10,22 +10,19 @@ torchvision's ``Weights.transforms()``), never from a table of our own.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import operator
 import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple, overload
+from typing import Any, overload
 
 import torch
 from torch import nn
 
-from .data.mnist import MNIST_NORMALIZATION  # the digit CNN was trained on MNIST normalised this way
 from .infra import (
     ChecksumError,
     DataMissingError,
@@ -34,14 +31,15 @@ from .infra import (
     network_available,
     plain,
     sha256_file,
+    short_hash,
     torch_bytes,
 )
+from .inputs import BACKBONES, MNIST_INPUT, timm_input_config, torchvision_input_config, torchvision_weights
 from .validate import check_bool, check_choice, check_int, check_path
 
 __all__ = [
-    "GroupedModel", "Groups", "InputConfig", "backbone_input_config", "backbone_normalization", "weights_fingerprint",
-    "MNIST_NORMALIZATION", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
-    "torchvision_backbone", "build_backbone", "imagenet_classes", "replace_head", "BACKBONES",
+    "GroupedModel", "Groups", "weights_fingerprint", "digit_cnn", "load_digit_model", "small_cnn", "efficientnet_lite0",
+    "torchvision_backbone", "build_backbone", "imagenet_classes", "replace_head",
     "DIGIT_CHECKPOINT", "save_checkpoint", "load_checkpoint", "check_model_fits_task", "input_channels",
 ]
 
@@ -139,15 +137,6 @@ class GroupedModel(nn.Sequential):
         sub.training = self.training
         return sub
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """Like ``nn.Module.load_state_dict``, also accepting checkpoints saved before GroupedModel was a Sequential.
-
-        Those name group ``conv1``'s weights ``groups.conv1.*`` (the groups
-        lived in an ``nn.ModuleDict``); the shipped digit checkpoint, pinned by
-        its sha256, and every checkpoint a user saved then keep loading.
-        """
-        return super().load_state_dict(_current_keys(state_dict, self.group_names), strict=strict, assign=assign)
-
     def train(self, mode: bool = True) -> GroupedModel:
         """Like ``nn.Module.train`` but frozen groups stay in eval mode (BatchNorm and Dropout alike).
 
@@ -220,19 +209,6 @@ class Groups(Mapping[str, nn.Module]):
         return f"Groups({self._model.name}: {', '.join(self._model.group_names)})"
 
 
-def _current_keys(state_dict: Mapping[str, Any], group_names: Sequence[str]) -> Mapping[str, Any]:
-    """``groups.<name>.rest`` -> ``<name>.rest`` for a state dict in the pre-Sequential format; others unchanged."""
-    old = [k for k in state_dict if k.startswith("groups.")]
-    if not old or len(old) != len(state_dict) or any(k.split(".")[1] not in group_names for k in old):
-        return state_dict
-    renamed: OrderedDict[str, Any] = OrderedDict((k[len("groups."):], v) for k, v in state_dict.items())
-    metadata = getattr(state_dict, "_metadata", None)
-    if metadata is not None:   # per-module versions (BatchNorm reads its own), renamed the same way
-        renamed._metadata = OrderedDict((k[len("groups."):] if k.startswith("groups.") else k, v)  # type: ignore[attr-defined]
-                                        for k, v in metadata.items() if k != "groups")
-    return renamed
-
-
 def _check_num_classes(num_classes) -> int:
     num_classes = check_int("num_classes", num_classes)
     if num_classes < 2:
@@ -301,9 +277,8 @@ def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> Gro
         ("features", nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25))),
         ("head", nn.Linear(128, num_classes)),
     ]
-    mean, std = MNIST_NORMALIZATION
     return GroupedModel(groups, name="digit_cnn", classes=classes or [str(i) for i in range(num_classes)],
-                        mean=mean, std=std, image_size=28)
+                        mean=MNIST_INPUT.mean, std=MNIST_INPUT.std, image_size=MNIST_INPUT.image_size)
 
 
 def save_checkpoint(path: str | os.PathLike, model: GroupedModel, **extra) -> Path:
@@ -387,8 +362,8 @@ def load_digit_model(path: str | os.PathLike | None = None) -> GroupedModel:
                                 "`python scripts/train_digit_model.py`")
     ckpt = load_checkpoint(path, expected_sha256=_sidecar_sha256(path))
     model = digit_cnn(len(ckpt["classes"]), ckpt["classes"])
-    model.load_state_dict(ckpt["state_dict"])   # keys of either format (see GroupedModel.load_state_dict)
-    if ckpt.get("mean") is not None and ckpt.get("std") is not None:   # checkpoints older than that record none
+    model.load_state_dict(ckpt["state_dict"])
+    if ckpt.get("mean") is not None and ckpt.get("std") is not None:
         model.mean, model.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
     return model.eval()
 
@@ -466,7 +441,7 @@ def efficientnet_lite0(pretrained: bool = True, *, weights_path: str | os.PathLi
     groups += [(f"block{i}", b) for i, b in enumerate(net.blocks)]
     groups += [("features", nn.Sequential(net.conv_head, net.bn2, net.global_pool)),
                ("head", net.classifier)]
-    cfg = _timm_input_config(net.pretrained_cfg)   # the model's own record of the input its weights expect
+    cfg = timm_input_config(net.pretrained_cfg)   # the model's own record of the input its weights expect
     model = GroupedModel(groups, name="efficientnet_lite0", classes=imagenet_classes(),
                          mean=cfg.mean, std=cfg.std, image_size=cfg.image_size)
     return model.eval()
@@ -482,7 +457,7 @@ def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
     builders = {"resnet18": tvm.resnet18, "mobilenet_v3_small": tvm.mobilenet_v3_small}
     if name not in builders:
         raise ValueError(f"unknown torchvision backbone {name!r}; choose one of {sorted(builders)}")
-    build, weights = builders[name], _torchvision_weights(name)
+    build, weights = builders[name], torchvision_weights(name)
     if pretrained:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         if not cached.exists() and not network_available(_TV_HOST):
@@ -500,13 +475,10 @@ def torchvision_backbone(name: str, pretrained: bool = True) -> GroupedModel:
         groups = [(f"features{i}", f) for i, f in enumerate(feats)]
         groups += [("pool", nn.Sequential(net.avgpool, nn.Flatten(), *list(net.classifier)[:-1])),
                    ("head", net.classifier[-1])]
-    cfg = _torchvision_input_config(weights)
+    cfg = torchvision_input_config(weights)
     model = GroupedModel(groups, name=name, classes=imagenet_classes(), mean=cfg.mean, std=cfg.std,
                          image_size=cfg.image_size)
     return model.eval()
-
-
-BACKBONES = ("efficientnet_lite0", "resnet18", "mobilenet_v3_small")
 
 
 def build_backbone(name: str = "efficientnet_lite0", pretrained: bool = True) -> GroupedModel:
@@ -520,58 +492,6 @@ def build_backbone(name: str = "efficientnet_lite0", pretrained: bool = True) ->
     raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
 
 
-class InputConfig(NamedTuple):
-    """The input a pretrained backbone expects: per-channel ``mean`` and ``std`` (on [0, 1] pixels) and image size."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    image_size: int
-
-
-def _timm_input_config(cfg: Any) -> InputConfig:
-    get: Callable[[str], Any] = cfg.get if isinstance(cfg, Mapping) else functools.partial(getattr, cfg)
-    return InputConfig(tuple(float(v) for v in get("mean")), tuple(float(v) for v in get("std")),
-                       int(get("input_size")[-1]))
-
-
-def _torchvision_weights(name: str) -> Any:
-    import torchvision.models as tvm
-
-    return {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
-            "mobilenet_v3_small": tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1}[name]
-
-
-def _torchvision_input_config(weights: Any) -> InputConfig:
-    preset = weights.transforms()   # torchvision's own preprocessing for these weights (builds no network)
-    return InputConfig(tuple(float(v) for v in preset.mean), tuple(float(v) for v in preset.std),
-                       int(preset.crop_size[0]))
-
-
-@functools.cache
-def backbone_input_config(name: str) -> InputConfig:
-    """What ``name``'s pretrained weights expect, read from the library that ships them; nothing downloaded.
-
-    EfficientNet-Lite0 from timm's ``pretrained_cfg`` of ``tf_efficientnet_lite0``
-    (inputs scaled to [-1, 1]: mean = std = 0.5), the torchvision backbones from
-    their ``Weights.transforms()`` (ImageNet mean/std). Why not a table of our
-    own: the library that trained the weights is the authority, and a copy can
-    drift from it. Photo tasks are built before any model exists, so this
-    answers without building one. Cached: the first call imports timm (seconds).
-    """
-    name = check_choice("backbone", name, BACKBONES)
-    if name == "efficientnet_lite0":
-        import timm
-
-        return _timm_input_config(timm.models.get_pretrained_cfg("tf_efficientnet_lite0"))
-    return _torchvision_input_config(_torchvision_weights(name))
-
-
-def backbone_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``(mean, std)`` the pretrained backbone ``name`` expects (see :func:`backbone_input_config`)."""
-    cfg = backbone_input_config(name)
-    return cfg.mean, cfg.std
-
-
 def weights_fingerprint(model: nn.Module) -> str:
     """A short hash of ``model``'s weights and buffers, used to key caches of what they compute.
 
@@ -579,8 +499,4 @@ def weights_fingerprint(model: nn.Module) -> str:
     boundary ``k`` depend on ``model[:k]`` alone, so training the head leaves
     that key (and the cache) valid.
     """
-    h = hashlib.sha1()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return short_hash(*(part for k, v in model.state_dict().items() for part in (k, v)))

@@ -143,10 +143,6 @@ class Coverage:
     def token_rate(self) -> float:
         return self.known_tokens / self.tokens if self.tokens else float("nan")
 
-    @property
-    def type_rate(self) -> float:
-        return self.known_types / self.types if self.types else float("nan")
-
     def __repr__(self) -> str:
         top = ", ".join(w for w, _ in self.missing[:8])
         return (f"Coverage({self.token_rate:.1%} of {self.tokens:,} tokens, {self.known_types:,}/{self.types:,} "

@@ -112,7 +112,7 @@ def build_model(strategy: str, task: Task, *, backbone: str = "efficientnet_lite
 
 def check_normalization(task: Task, model: GroupedModel) -> None:
     """Refuse a photo task normalised for another backbone: it trains, silently a few points worse."""
-    norm = getattr(task.train, "normalization", None)
+    norm = task.normalization
     if norm is None or model.mean is None or model.std is None:
         return
     want = (tuple(float(m) for m in model.mean), tuple(float(v) for v in model.std))

@@ -393,7 +393,7 @@ def fake_photos():
 def test_lesson1_exercise2_predict_then_measure_resolution(capsys):
     import torch.nn.functional as F
 
-    from tlwidgets.lesson_utils import species_predictions
+    from tlwidgets.pretrained import species_predictions
     from tlwidgets.training import predict_proba
 
     net, x, truth = fake_photos()
@@ -432,7 +432,7 @@ def species_probs():
 
 
 def test_lesson1_exercise3_species_by_probability_mass(capsys):
-    from tlwidgets.lesson_utils import species_predictions
+    from tlwidgets.pretrained import species_predictions
 
     probs, truth = species_probs()
     mass = sum(s == t for s, t in zip(species_predictions(probs, "mass"), truth)) / len(truth)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from tlwidgets import data
-from tlwidgets.data import ChecksumError, DataMissingError
+from tlwidgets import data, inputs
+from tlwidgets.data import ChecksumError, DataMissingError, Task
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # published; checked against torchvision
 
@@ -325,7 +325,7 @@ def test_mnist_target_task_renumbers_digits_5_to_9_as_0_to_4():
     assert torch.bincount(_labels(task.train)).tolist() == [6] * 5
     # find every training image among the raw digits and check its original label is 5 + new label
     raw_images, raw_labels = data.mnist_tensors(str(BUNDLED), True)
-    pixels = (task.train.tensors[0].squeeze(1) * data.MNIST_STD + data.MNIST_MEAN) * 255
+    pixels = (task.train.tensors[0].squeeze(1) * inputs.MNIST_STD + inputs.MNIST_MEAN) * 255
     pixels = pixels.round().to(torch.uint8)
     for img, label in zip(pixels, _labels(task.train)):
         match = torch.nonzero((raw_images == img).flatten(1).all(1)).flatten()
@@ -519,8 +519,8 @@ def test_tasks_say_what_their_inputs_are_and_how_they_were_normalised(tmp_path):
     from tlwidgets.transfer import build_model
 
     digits = data.mnist_target_task(4, test_per_class=2, root=BUNDLED)
-    assert digits.kind == "digits" and digits.normalization == ((data.MNIST_MEAN,), (data.MNIST_STD,))
-    pixels = digits.train.tensors[0] * data.MNIST_STD + data.MNIST_MEAN
+    assert digits.kind == "digits" and digits.normalization == ((inputs.MNIST_MEAN,), (inputs.MNIST_STD,))
+    pixels = digits.train.tensors[0] * inputs.MNIST_STD + inputs.MNIST_MEAN
     assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6  # undoing the stated normalisation gives 0..1
     few = subset_task(digits, 2)
     assert (few.kind, few.normalization) == (digits.kind, digits.normalization)
@@ -538,3 +538,94 @@ def test_tasks_say_what_their_inputs_are_and_how_they_were_normalised(tmp_path):
     with pytest.raises(ValueError, match=r"unknown task kind 'digit'; choose one of \('digits', 'photos', "
                                          r"'custom'\); did you mean 'digits'\?"):
         data.Task("typo", ["a"], hand.train, hand.test, kind="digit")
+
+
+def test_domain_converters_keep_labels_and_change_only_the_form(tiny_data):
+    from torch.utils.data import TensorDataset
+
+    from tlwidgets.data import ImageTensorDataset, as_digits, as_photos
+    from tlwidgets.inputs import MNIST_MEAN, MNIST_STD
+
+    digits = torch.rand(6, 1, 28, 28)
+    d = TensorDataset((digits - MNIST_MEAN) / MNIST_STD, torch.arange(6) % 2)
+    task = Task("digits", ["a", "b"], d, d, None, (1, 28, 28), "fp")
+    photos = as_photos(task, image_size=32)
+    x, y = photos.train[0]
+    assert x.shape == (3, 32, 32) and int(y) == 0 and photos.input_size == (3, 32, 32)
+    assert photos.fingerprint != task.fingerprint
+    assert as_digits(photos).train.tensors[0].shape == (6, 1, 28, 28)
+    # grey -> photo -> grey at 28 px: the same picture, up to uint8 rounding
+    back = as_digits(as_photos(task, image_size=28)).train.tensors[0]
+    assert torch.allclose(back, d.tensors[0], atol=1.0 / 255 / MNIST_STD)
+    with pytest.raises(TypeError, match="photo task"):
+        as_digits(task)
+    assert isinstance(photos.train, ImageTensorDataset)
+
+
+def test_converted_tasks_keep_val_and_every_field_the_conversion_does_not_change():
+    """as_photos / as_digits copy the task with dataclasses.replace: val (and its note) survive (issue 21, 25)."""
+    from tlwidgets.data import as_digits, as_photos
+
+    task = data.mnist_target_task(3, test_per_class=2, root=data.REPO_DATASETS, val_per_class=4)
+    assert task.val is not None
+    photos = as_photos(task, image_size=32)
+    assert len(photos.val) == len(task.val) == 20 and photos.val_note == task.val_note
+    assert torch.equal(data.dataset_labels(photos.val), data.dataset_labels(task.val))
+    assert photos.n_per_class == 3 and photos.classes == task.classes and photos.kind == "photos"
+    assert photos.normalization == inputs.backbone_normalization("efficientnet_lite0") == photos.train.normalization
+    digits = as_digits(photos)
+    assert len(digits.val) == 20 and digits.kind == "digits" and digits.normalization == inputs.MNIST_NORMALIZATION
+    assert digits.val.tensors[0].shape[1:] == (1, 28, 28) and digits.fingerprint not in ("", photos.fingerprint)
+    # a hand-built task without val converts too, and keeps none
+    bare = Task("bare", task.classes, task.train, task.test, input_size=(1, 28, 28), kind="digits")
+    assert as_photos(bare, image_size=32).val is None and as_photos(bare, image_size=32).fingerprint
+    # the augmentation of the source domain does not apply to the new one
+    augmented = Task("aug", task.classes, task.train, task.test, input_size=(1, 28, 28), augment=lambda x: x)
+    assert as_photos(augmented, image_size=32).augment is None
+
+
+def test_one_label_reader_for_every_kind_of_dataset():
+    from torch.utils.data import Subset, TensorDataset
+
+    from tlwidgets.data import ImageTensorDataset
+
+    x = torch.zeros(5, 1, 2, 2)
+    y = torch.tensor([2, 0, 1, 1, 0])
+    photos = ImageTensorDataset(torch.zeros(5, 3, 2, 2, dtype=torch.uint8), y, (0.5,) * 3, (0.5,) * 3)
+
+    class Targets(torch.utils.data.Dataset):   # torchvision's datasets keep a ``targets`` tensor
+        targets = y
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            raise AssertionError("the reader must not touch the images")
+
+    class Generic(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return x[i], int(y[i])
+
+    for ds in (TensorDataset(x, y), photos, Targets(), Generic()):
+        assert data.dataset_labels(ds).tolist() == [2, 0, 1, 1, 0], type(ds).__name__
+        assert data.dataset_labels(Subset(ds, [4, 0])).tolist() == [0, 2]
+    xs, ys = data.dataset_tensors(Generic())
+    assert xs.shape == (5, 1, 2, 2) and ys.tolist() == [2, 0, 1, 1, 0] and ys.dtype == torch.long
+
+
+def test_a_hand_built_task_takes_its_normalisation_from_its_photo_datasets():
+    """``Task.normalization`` is what the model check reads; a hand-built photo task must not leave it empty."""
+    from tlwidgets.data import ImageTensorDataset
+
+    photos = ImageTensorDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), (0.5,) * 3, (0.25,) * 3)
+    assert Task("t", ["a", "b"], photos, photos).normalization == ((0.5,) * 3, (0.25,) * 3)
+    given = Task("t", ["a", "b"], photos, photos, normalization=((0,) * 3, (1,) * 3))
+    assert given.normalization == ((0.0,) * 3, (1.0,) * 3)   # an explicit one wins, as floats
+    from torch.utils.data import TensorDataset
+
+    plain = TensorDataset(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]))
+    assert Task("t", ["a", "b"], plain, plain).normalization is None
+

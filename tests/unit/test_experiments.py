@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Subset, TensorDataset
 
 import tlwidgets as tl
+from tlwidgets import data, runs
 from tlwidgets import experiments as ex
-from tlwidgets import runs
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.training import History
 from tlwidgets.transfer import digit_cut_model
@@ -54,7 +54,7 @@ def test_subset_of_image_and_generic_datasets_keeps_labels():
     assert x.dtype == torch.float32 and x.shape == (3, 8, 8)
     assert ds.images.shape[0] == 12  # the parent is untouched
     generic = Subset(TensorDataset(torch.zeros(6, 1), torch.tensor([0, 0, 0, 1, 1, 1])), [0, 1, 3, 4, 5])
-    assert ex.dataset_labels(generic).tolist() == [0, 0, 1, 1, 1]
+    assert data.dataset_labels(generic).tolist() == [0, 0, 1, 1, 1]
 
 
 # -------------------------------------------------------------------------------- time to target ---
@@ -264,3 +264,15 @@ def test_learning_rate_is_chosen_on_validation_and_only_the_winner_is_tested(dig
         ex.learning_curve(no_val, [3], ["scratch"], lr=[1e-3, 1e-2])
     with pytest.raises(ValueError, match="empty"):
         ex.learning_curve(digit_pool, [3], ["scratch"], lr=[])
+
+
+def test_subsets_of_two_hand_built_tasks_get_different_cache_keys(tiny_data):
+    """subset_task copies the task (dataclasses.replace: val kept) and keys it by the parent's content (issue 25)."""
+    from tlwidgets.data import Task
+
+    a = Task("hand", ["c0", "c1", "c2"], tiny_data(30, seed=1), tiny_data(9, seed=2), val=tiny_data(9, seed=3),
+             val_note="by hand")
+    b = Task("hand", ["c0", "c1", "c2"], tiny_data(30, seed=4), tiny_data(9, seed=2), val=tiny_data(9, seed=3))
+    sa, sb = ex.subset_task(a, 2, seed=0), ex.subset_task(b, 2, seed=0)
+    assert sa.fingerprint and sa.fingerprint != sb.fingerprint
+    assert sa.val is a.val and sa.val_note == "by hand" and len(sa.train) == 6 and sa.n_per_class == 2

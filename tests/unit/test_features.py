@@ -193,3 +193,68 @@ def test_fine_tuning_on_boundary_activations_trains_the_same_parameters(n_frozen
     assert [b["loss"] for b in cached.history.batches] == pytest.approx(
         [b["loss"] for b in plain.history.batches], rel=1e-4)
     assert cached.test_acc == plain.test_acc
+
+
+# ------------------------------------------------------------------- hand-built tasks (issue 25) ---
+def _hand_built(tiny_data, seed: int, name: str = "hand-built") -> Task:
+    """A ``Task(...)`` as a student builds one: no fingerprint."""
+    return Task(name, ["c0", "c1", "c2"], tiny_data(24, seed=seed), tiny_data(12, seed=seed + 100),
+                input_size=(1, 8, 8))
+
+
+def test_two_hand_built_tasks_never_share_a_feature_cache_entry(tiny_model, tiny_data):
+    """The cache key comes from the content when a task has no fingerprint, never from an empty string."""
+    model = tiny_model()
+    a, b = _hand_built(tiny_data, 1), _hand_built(tiny_data, 2)   # same name, classes and sizes; other images
+    assert a.fingerprint == b.fingerprint == "" and a.cache_key != b.cache_key and a.cache_key
+    fa = cached_features(model, a, progress=False)
+    fb = cached_features(model, b, progress=False)
+    assert not fb.from_disk and fa.key != fb.key
+    assert torch.equal(fb.train.tensors[0], extract_features(model, b.train, progress=False).tensors[0])
+    assert not torch.equal(fa.train.tensors[0], fb.train.tensors[0])
+    # the same content, built again by hand (another session), is the same entry
+    again = cached_features(model, _hand_built(tiny_data, 1, name="renamed"), progress=False)
+    assert again.from_disk and again.key == fa.key
+    # a changed label is a changed task
+    c = _hand_built(tiny_data, 1)
+    c.train.tensors[1][0] = (c.train.tensors[1][0] + 1) % 3
+    assert c.cache_key != a.cache_key and not cached_features(model, c, progress=False).from_disk
+
+
+def test_the_content_key_reads_every_kind_of_dataset(tiny_data):
+    from torch.utils.data import Subset
+
+    base = tiny_data(12, seed=3)
+    photos = ImageTensorDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4) % 2, (0.5,) * 3, (0.5,) * 3)
+
+    class Listed(torch.utils.data.Dataset):   # a map-style dataset with no tensors to read at once
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.full((1, 2, 2), float(i)), i % 2
+
+    digests = {data.dataset_digest(d) for d in (base, Subset(base, [0, 1]), Subset(base, [1, 0]), photos, Listed())}
+    assert len(digests) == 5 and all(len(d) == 16 for d in digests)
+    assert data.dataset_digest(tiny_data(12, seed=3)) == data.dataset_digest(base)   # content, not identity
+    other = ImageTensorDataset(photos.images, photos.labels, (0.0,) * 3, (1.0,) * 3)
+    assert data.dataset_digest(other) != data.dataset_digest(photos)   # another normalisation: other inputs
+
+
+def test_pooled_cut_features_use_the_one_cache_with_its_checks(tiny_model, tiny_data, monkeypatch, isolated_cache):
+    """layer_transfer's cut features go through features.activation_cache: content keys, writability check."""
+    from tlwidgets.layer_transfer import pooled_cut_features
+
+    model = tiny_model()
+    a, b = _hand_built(tiny_data, 1), _hand_built(tiny_data, 2)
+    ca = pooled_cut_features(model, a, [1, 2], progress=False)
+    cb = pooled_cut_features(model, b, [1, 2], progress=False)
+    assert not cb.from_disk and not torch.equal(ca.train[2], cb.train[2])
+    assert pooled_cut_features(model, a, [1, 2], progress=False).from_disk
+    assert sorted(p.name.split("-")[1] for p in feature_cache_dir().glob("*.pt")) == ["pooled", "pooled"]
+    blocker = isolated_cache / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv(infra.CACHE_ENV, str(blocker))
+    with pytest.raises(infra.StorageError, match=r"cache folder .*not-a-folder.* is not writable .*cache=False"):
+        pooled_cut_features(model, a, [1, 2], progress=False)
+    assert not pooled_cut_features(model, a, [1, 2], cache=False, progress=False).from_disk

@@ -14,9 +14,6 @@ from tlwidgets.data import Task
 from tlwidgets.layer_transfer import (
     VARIANTS,
     SeedResults,
-    as_digits,
-    as_photos,
-    imagenet_class_groups,
     pooled_cut_features,
     probe,
     probe_table,
@@ -27,6 +24,7 @@ from tlwidgets.layer_transfer import (
 )
 from tlwidgets.metrics import classification_metrics
 from tlwidgets.models import imagenet_classes
+from tlwidgets.pretrained import imagenet_class_groups
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -187,24 +185,6 @@ def test_probe_separates_separable_features_and_the_seed_changes_the_split():
     assert table.mean(features="signal") > table.mean(features="noise")
     with pytest.raises(ValueError, match="differ in length"):
         probe(x, y[:10], xt, yt, 3)
-
-
-def test_domain_converters_keep_labels_and_change_only_the_form(tiny_data):
-    from tlwidgets.data import MNIST_MEAN, MNIST_STD, ImageTensorDataset
-    digits = torch.rand(6, 1, 28, 28)
-    d = TensorDataset((digits - MNIST_MEAN) / MNIST_STD, torch.arange(6) % 2)
-    task = Task("digits", ["a", "b"], d, d, None, (1, 28, 28), "fp")
-    photos = as_photos(task, image_size=32)
-    x, y = photos.train[0]
-    assert x.shape == (3, 32, 32) and int(y) == 0 and photos.input_size == (3, 32, 32)
-    assert photos.fingerprint != task.fingerprint
-    assert as_digits(photos).train.tensors[0].shape == (6, 1, 28, 28)
-    # grey -> photo -> grey at 28 px: the same picture, up to uint8 rounding
-    back = as_digits(as_photos(task, image_size=28)).train.tensors[0]
-    assert torch.allclose(back, d.tensors[0], atol=1.0 / 255 / MNIST_STD)
-    with pytest.raises(TypeError, match="photo task"):
-        as_digits(task)
-    assert isinstance(photos.train, ImageTensorDataset)
 
 
 def test_imagenet_class_groups_are_the_118_dogs_and_5_cats():

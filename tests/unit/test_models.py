@@ -14,7 +14,7 @@ import torch
 import torchvision.models  # noqa: F401  (same)
 from torch import nn
 
-from tlwidgets import data, infra, models
+from tlwidgets import data, infra, inputs, models
 from tlwidgets.data import ChecksumError, DataMissingError
 from tlwidgets.models import GroupedModel
 from tlwidgets.training import evaluate
@@ -325,36 +325,47 @@ def test_groups_view_reads_and_replaces_groups_in_place(tiny_model):
         model.groups["head"] = 3
 
 
-def test_checkpoints_with_the_old_groups_keys_still_load(tiny_model, tmp_path):
-    old = {f"groups.{k}": v + 1 for k, v in tiny_model(seed=1).state_dict().items()}   # before nn.Sequential
+def test_checkpoints_are_saved_and_read_with_the_sequential_keys(tiny_model, tmp_path):
+    models.save_checkpoint(tmp_path / "new.pt", tiny_model(seed=2))
+    ckpt = models.load_checkpoint(tmp_path / "new.pt")
+    assert next(iter(ckpt["state_dict"])) == "stem.0.weight" and tuple(ckpt["mean"]) == (0.0,)
     model = tiny_model()
-    model.load_state_dict(old)
-    assert all(torch.equal(v, old[f"groups.{k}"]) for k, v in model.state_dict().items())
-    models.save_checkpoint(tmp_path / "old.pt", tiny_model(seed=2))
-    ckpt = models.load_checkpoint(tmp_path / "old.pt")
-    assert next(iter(ckpt["state_dict"])) == "stem.0.weight" and tuple(ckpt["mean"]) == (0.0,)   # the new format
+    model.load_state_dict(ckpt["state_dict"])
+    assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in model.state_dict().items())
+    old = {f"groups.{k}": v for k, v in ckpt["state_dict"].items()}   # the format before nn.Sequential: no remap
     with pytest.raises(RuntimeError, match="Unexpected key"):
-        model.load_state_dict({**old, "groups.extra.weight": torch.zeros(1)})   # not renamed: a group we lack
+        model.load_state_dict(old)
 
 
-def test_the_shipped_digit_checkpoint_has_old_keys_and_loads():
-    raw = models.load_checkpoint(models.DIGIT_CHECKPOINT)["state_dict"]
-    assert next(iter(raw)).startswith("groups.")     # pinned by its sha256: not re-saved
+def test_the_shipped_digit_checkpoint_is_in_the_current_format_and_loads():
+    ckpt = models.load_checkpoint(models.DIGIT_CHECKPOINT, expected_sha256=models.DIGIT_CHECKPOINT.with_name(
+        models.DIGIT_CHECKPOINT.name + ".sha256").read_text().split()[0])
+    raw = ckpt["state_dict"]
     model = models.load_digit_model()
-    assert all(torch.equal(v, raw[f"groups.{k}"]) for k, v in model.state_dict().items())
-    assert (model.mean, model.std) == models.MNIST_NORMALIZATION
+    assert list(raw) == list(model.state_dict())     # re-saved without the legacy "groups." prefix
+    assert all(torch.equal(v, raw[k]) for k, v in model.state_dict().items())
+    assert (model.mean, model.std) == inputs.MNIST_NORMALIZATION and tuple(ckpt["mean"]) == inputs.MNIST_INPUT.mean
+    assert ckpt["classes"] == ["0", "1", "2", "3", "4"] and ckpt["trained_on"] == "MNIST digits 0-4"
 
 
-@pytest.mark.parametrize("backbone", models.BACKBONES)
-def test_backbone_normalization_comes_from_the_libraries_and_equals_the_old_table(backbone):
-    mean, std = models.backbone_normalization(backbone)
-    assert (mean, std) == data.input_normalization(backbone)
-    assert models.backbone_input_config(backbone).image_size == 224
+@pytest.mark.parametrize("backbone", inputs.BACKBONES)
+def test_backbone_normalization_comes_from_the_libraries_that_ship_the_weights(backbone):
+    mean, std = inputs.backbone_normalization(backbone)
+    if backbone == "efficientnet_lite0":
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
+        assert (mean, std) == (tuple(cfg.mean), tuple(cfg.std)) == ((0.5,) * 3, (0.5,) * 3)
+    else:
+        preset = inputs.torchvision_weights(backbone).transforms()
+        assert (mean, std) == (tuple(preset.mean), tuple(preset.std))
+        assert mean == (0.485, 0.456, 0.406)
+    assert inputs.backbone_input_config(backbone).image_size == 224
     t0 = time.perf_counter()
-    models.backbone_normalization(backbone)
+    inputs.backbone_normalization(backbone)
     assert time.perf_counter() - t0 < 0.01   # cached: photo task builders call it freely
     with pytest.raises(ValueError, match="backbone"):
-        models.backbone_normalization("Resnet18")
+        inputs.backbone_normalization("Resnet18")
 
 
 def test_replace_head_on_the_digit_model():

@@ -33,7 +33,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from tlwidgets import chart_state, images, infra, metrics, runlog, splits, text, training
 from tlwidgets.data.photos import ImageTensorDataset
-from tlwidgets.lesson_utils import model_inputs
+from tlwidgets.pretrained import model_inputs
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               # torchvision 0.29 deprecates its decoders in favour of torchcodec; they are still the reference here
@@ -226,7 +226,7 @@ def test_preprocess_normalisation_agrees_with_torchvision_v2_normalize(tmp_path)
 
 
 def test_image_tensor_dataset_and_model_inputs_normalise_like_torchvision():
-    """data.photos.ImageTensorDataset and lesson_utils.model_inputs ↔ v2.ToDtype + v2.Normalize: the two other
+    """data.photos.ImageTensorDataset and pretrained.model_inputs ↔ v2.ToDtype + v2.Normalize: the two other
     places uint8 photos become model inputs must agree with the library (and so with each other)."""
     gen = torch.Generator().manual_seed(0)
     raw = torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8, generator=gen)

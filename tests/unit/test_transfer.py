@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tlwidgets import data, models, runs
-from tlwidgets.data import ImageTensorDataset, Task, input_normalization
+from tlwidgets.data import ImageTensorDataset, Task
+from tlwidgets.inputs import backbone_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate, layerwise_lr_groups
 from tlwidgets.transfer import (
     DEFAULT_LR,
@@ -180,7 +181,7 @@ def test_unknown_strategy_lists_the_choices(task, strategy):
 def _photo_task(size=32, backbone="efficientnet_lite0"):
     images = torch.randint(0, 255, (6, 3, size, size), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    norm = input_normalization(backbone)
+    norm = backbone_normalization(backbone)
     return Task("three colours", ["r", "g", "b"], ImageTensorDataset(images, labels, *norm),
                 ImageTensorDataset(images, labels, *norm), 2, (3, size, size), "photo-fingerprint")
 

@@ -634,7 +634,7 @@ def test_pen_stroke_paints_a_soft_line_and_erases():
 
 
 def test_digit_pad_recognises_real_digits_and_drawn_strokes():
-    from tlwidgets.data import MNIST_MEAN, MNIST_STD
+    from tlwidgets.inputs import MNIST_MEAN, MNIST_STD
 
     pad = DigitPad()
     assert isinstance(pad.canvas, DigitCanvas) and "tl-digit-pad" in pad.canvas._dom_classes

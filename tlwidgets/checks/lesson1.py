@@ -84,7 +84,7 @@ def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any,
     """
     import torch.nn.functional as F
 
-    from ..lesson_utils import species_predictions
+    from ..pretrained import species_predictions
     from ..training import predict_proba
 
     if is_placeholder(prediction):
@@ -120,7 +120,7 @@ def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any,
 
 def exercise3(answer: Any, probs: Any, truth: Any) -> CheckResult:
     """Species accuracy when the species is decided by summed dog vs cat probability."""
-    from ..lesson_utils import species_predictions
+    from ..pretrained import species_predictions
 
     if is_placeholder(answer):
         return not_yet("replace `answer = ...` with a float: sum probs over the dog classes (151..268) and over "

@@ -105,8 +105,8 @@ def exercise4(dog_outputs: Any, head: Any, features: Any) -> CheckResult:
     """
     import torch
 
-    from ..layer_transfer import imagenet_class_groups
     from ..models import imagenet_classes
+    from ..pretrained import imagenet_class_groups
 
     if dog_outputs is None or dog_outputs is ... or not callable(dog_outputs):
         return not_yet("define `def dog_outputs(features): ...` returning the 118 dog-class outputs of the head")

@@ -7,11 +7,11 @@ One module per concept:
   disk, and :func:`download` for users with a network;
 - :mod:`.tasks`: :class:`Task` (train / val / test, its kind and
   normalisation), seeded per-class sampling, the validation slice, the
-  cache fingerprint;
+  content digest behind a task's cache key;
 - :mod:`.mnist`: the digit tasks; :mod:`.pets`: the Oxford-IIIT Pet tasks;
   :mod:`.folders`: a task from your own photos; :mod:`.photos`: what the two
   photo tasks share (normalisation for a backbone, decoding, the in-memory
-  dataset, augmentation);
+  dataset, augmentation); :mod:`.convert`: digits as photos and photos as digits;
 - :mod:`.cli`: ``python -m tlwidgets.data download|where``.
 
 A ``SHA256SUMS`` file at the top of a data root (``sha256  relative/path``
@@ -35,11 +35,9 @@ from ..infra import (
     verify_checksums,
 )
 from .cli import main
+from .convert import as_digits, as_photos
 from .folders import folder_task, walk_images
 from .mnist import (
-    MNIST_MEAN,
-    MNIST_NORMALIZATION,
-    MNIST_STD,
     MNIST_VAL_PER_CLASS,
     mnist_source_task,
     mnist_target_task,
@@ -47,20 +45,17 @@ from .mnist import (
     mnist_tensors,
 )
 from .pets import PET_KINDS, PETS_VAL_FRACTION, pets_task, read_pet_annotations
-from .photos import (
-    ImageTensorDataset,
-    default_augment,
-    input_normalization,
-)
+from .photos import ImageTensorDataset, default_augment
 from .roots import MNIST_SPEC, PETS_SPEC, SPECS, DatasetSpec, candidate_roots, download, find_dataset
 from .tasks import (
     TASK_KINDS,
-    Normalization,
     Task,
     TransformedDataset,
     carve_val,
     check_n_per_class,
-    fingerprint,
+    dataset_digest,
+    dataset_labels,
+    dataset_tensors,
     size_label,
     take_per_class,
 )
@@ -72,13 +67,15 @@ __all__ = [
     # roots
     "candidate_roots", "DatasetSpec", "MNIST_SPEC", "PETS_SPEC", "SPECS", "find_dataset", "download",
     # tasks
-    "Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class", "carve_val",
-    "fingerprint", "size_label",
+    "Task", "TASK_KINDS", "TransformedDataset", "check_n_per_class", "take_per_class", "carve_val",
+    "dataset_labels", "dataset_tensors", "dataset_digest", "size_label",
+    # one task dressed as another domain
+    "as_photos", "as_digits",
     # MNIST
-    "MNIST_MEAN", "MNIST_STD", "MNIST_NORMALIZATION", "MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
+    "MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
     "mnist_source_task", "mnist_target_task",
     # photos, pets, own photos
-    "input_normalization", "ImageTensorDataset",
+    "ImageTensorDataset",
     "default_augment", "PET_KINDS", "PETS_VAL_FRACTION", "read_pet_annotations", "pets_task", "walk_images",
     "folder_task",
     # command line

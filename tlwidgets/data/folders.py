@@ -16,17 +16,17 @@ from pathlib import Path
 import torch
 
 from ..images import IMAGE_SUFFIXES
-from ..infra import file_digest, files_digest
+from ..infra import file_digest, files_digest, short_hash
+from ..inputs import backbone_normalization
 from ..validate import check_float, check_int, check_path
 from .photos import (
     ImageTensorDataset,
     check_image_size,
     decode_images,
     default_augment,
-    input_normalization,
     warn_skipped,
 )
-from .tasks import Task, check_n_per_class, fingerprint
+from .tasks import Task, check_n_per_class
 
 __all__ = ["walk_images", "folder_task"]
 
@@ -160,7 +160,7 @@ def folder_task(path: str | os.PathLike[str], n_per_class: int | None = None, *,
     test_fraction = _check_fraction("test_fraction", test_fraction)
     val_fraction = _check_fraction("val_fraction", val_fraction)
     seed = check_int("seed", seed, min=0)
-    norm = input_normalization(backbone)
+    norm = backbone_normalization(backbone)
     classes, links = _class_folders(folder)
     found: list[str] = []
     labels_found: list[int] = []
@@ -222,7 +222,7 @@ def folder_task(path: str | os.PathLike[str], n_per_class: int | None = None, *,
     tr, va, te = (torch.cat(i).sort().values for i in (train_idx, val_idx, test_idx))
     return Task(f"Photos in {folder.name}", list(classes), ImageTensorDataset(images[tr], labels[tr], *norm),
                 ImageTensorDataset(images[te], labels[te], *norm), n_per_class, (3, image_size, image_size),
-                fingerprint("folder", classes, image_size, norm, files_digest(paths), tr, va, te),
+                short_hash("folder", classes, image_size, norm, files_digest(paths), tr, va, te),
                 augment=default_augment(image_size), val=ImageTensorDataset(images[va], labels[va], *norm),
                 val_note=f"{val_fraction:.0%} of each class after the test split, at least 1, seed {seed}",
                 kind="photos", normalization=norm)

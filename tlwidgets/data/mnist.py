@@ -1,8 +1,8 @@
 """MNIST digit tasks: the course's first running example (digits 0-4 -> digits 5-9).
 
 Why a module of its own: the digit tasks are read from torchvision's MNIST
-files, normalised with MNIST's own mean/std (the one copy of those two
-numbers in the package) and held in memory as tensors; at 28x28 a whole task
+files, normalised with MNIST's own mean/std (their one copy is in
+:mod:`tlwidgets.inputs`, which the digit CNN reads too) and held in memory as tensors; at 28x28 a whole task
 fits in a few MB and every epoch is pure compute. The idx files are read by
 torchvision's :class:`~torchvision.datasets.MNIST`, verified against the
 data root's ``SHA256SUMS``, and cached per process by their content.
@@ -18,17 +18,15 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from ..infra import ChecksumError, file_digest, verify_checksums
+from ..infra import ChecksumError, file_digest, short_hash, verify_checksums
+from ..inputs import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD
 from ..validate import check_int
 from .roots import MNIST_SPEC, find_dataset
-from .tasks import Task, carve_val, check_n_per_class, fingerprint, take_per_class
+from .tasks import Task, carve_val, check_n_per_class, take_per_class
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "MNIST_NORMALIZATION", "MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
+__all__ = ["MNIST_VAL_PER_CLASS", "mnist_tensors", "mnist_task",
            "mnist_source_task", "mnist_target_task"]
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-#: The ``(mean, std)`` a digit task carries (one channel).
-MNIST_NORMALIZATION = ((MNIST_MEAN,), (MNIST_STD,))
 MNIST_VAL_PER_CLASS = 50
 
 _MNIST_CACHE: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -148,7 +146,7 @@ def mnist_task(digits: Iterable[int] = range(10), n_per_class: int | None = None
         else f"MNIST digits {wanted}"
     return Task(name, [str(d) for d in wanted], subset(images, labels, train_idx),
                 subset(test_images, test_labels, test_idx), n_per_class, (1, 28, 28),
-                fingerprint("mnist", _content_key(data_root), wanted, train_idx, val_idx, test_idx),
+                short_hash("mnist", _content_key(data_root), wanted, train_idx, val_idx, test_idx),
                 augment=None, val=None if val_per_class is None else subset(images, labels, val_idx),
                 val_note="" if val_per_class is None else f"{val_per_class} per class, seed {seed}",
                 kind="digits", normalization=MNIST_NORMALIZATION)

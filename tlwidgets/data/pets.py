@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from ..infra import ChecksumError, DataMissingError, files_digest, verify_checksums
+from ..infra import ChecksumError, DataMissingError, files_digest, short_hash, verify_checksums
+from ..inputs import backbone_normalization
 from ..validate import check_choice, check_int
 from .photos import (
     ImageTensorDataset,
     check_image_size,
     decode_images,
     default_augment,
-    input_normalization,
     warn_skipped,
 )
 from .roots import PETS_SPEC, find_dataset
-from .tasks import Task, carve_val, check_n_per_class, fingerprint, take_per_class
+from .tasks import Task, carve_val, check_n_per_class, take_per_class
 
 __all__ = ["PET_KINDS", "PET_SPLITS", "PETS_VAL_FRACTION", "read_pet_annotations", "pets_task"]
 
@@ -77,7 +77,7 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     Works on the curated subset in ``../shared/datasets`` or on the full
     dataset when a user has downloaded it; both use the official split files.
     Pixels are normalised the way ``backbone`` was trained
-    (:func:`~tlwidgets.data.photos.input_normalization`).
+    (:func:`~tlwidgets.inputs.backbone_normalization`).
 
     Args:
         kind: ``"cat_vs_dog"``, ``"cat_breeds"`` or ``"dog_breeds"``.
@@ -92,7 +92,7 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     n_per_class = check_n_per_class(n_per_class)
     image_size = check_image_size(image_size)
     seed = check_int("seed", seed, min=0)
-    norm = input_normalization(backbone)
+    norm = backbone_normalization(backbone)
     data_root = find_dataset(PETS_SPEC, root)
     pet_dir = data_root / "oxford-iiit-pet"
     parts: dict[str, ImageTensorDataset] = {}
@@ -131,6 +131,6 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     title = {"cat_vs_dog": "Pets: cat vs dog", "cat_breeds": "Pets: 12 cat breeds",
              "dog_breeds": "Pets: 25 dog breeds"}[kind]
     return Task(title, classes, parts["trainval"], parts["test"], n_per_class, (3, image_size, image_size),
-                fingerprint("pets", kind, image_size, norm, *fps),
+                short_hash("pets", kind, image_size, norm, *fps),
                 augment=default_augment(image_size), val=parts["val"], val_note=val_note,
                 kind="photos", normalization=norm)

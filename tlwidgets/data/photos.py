@@ -1,15 +1,13 @@
-"""What every photo task shares: the backbone's normalisation, decoding into memory, the in-memory dataset.
+"""What every photo task shares: decoding into memory, the in-memory dataset, augmentation.
 
 Why a module of its own: the pets task and the own-photos task must turn
 files into model inputs the same way (one decoder, one normalisation rule,
 one augmentation), or a model would see different pixels depending on
 where its photos came from. Photos are decoded once (through the
 content-keyed cache of :mod:`tlwidgets.images`) into uint8 tensors and
-normalised on access, so an epoch never decodes a JPEG.
-
-:func:`input_normalization` is the one entry point for "which mean/std does
-this backbone expect"; its table below is the course's own record and is
-meant to give way to the model's ``pretrained_cfg`` / ``Weights.transforms()``.
+normalised on access, so an epoch never decodes a JPEG. Which mean/std a
+backbone expects is read from :mod:`tlwidgets.inputs`
+(:func:`~tlwidgets.inputs.backbone_normalization`), the home models read too.
 """
 from __future__ import annotations
 
@@ -21,24 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from ..images import DECODE_CACHE, ImageDecodeError
+from ..inputs import Normalization
 from ..validate import check_int
-from .tasks import Normalization
 
-__all__ = ["input_normalization", "check_image_size",
+__all__ = ["check_image_size",
            "decode_images", "warn_skipped", "ImageTensorDataset", "default_augment"]
-
-def input_normalization(backbone: str) -> Normalization:
-    """``(mean, std)`` the pretrained ``backbone`` expects; a misspelt name is refused, not given ImageNet's.
-
-    Photo tasks are normalised for a backbone when they are built: feeding a model images normalised for
-    another one still "works" but costs accuracy (EfficientNet-Lite0 species top-1 at 128 px: 0.80 with
-    its own [-1, 1] scaling, 0.74 with ImageNet mean/std). The answer comes from the library that ships
-    the weights (:func:`tlwidgets.models.backbone_normalization`), not from a table kept here.
-    """
-    from ..models import backbone_normalization  # models imports data's users; imported when first asked
-
-    return backbone_normalization(backbone)
-
 
 def check_image_size(image_size: Any) -> int:
     """The side of the square photos a task holds, in pixels: an integer in 32..1024."""
@@ -86,7 +71,7 @@ class ImageTensorDataset(Dataset):
     """Decoded uint8 images held in memory, normalised on access (cheap; no JPEG decoding per epoch).
 
     ``mean``/``std`` are the normalisation of the model the images are for (no default: a
-    silent ImageNet guess is wrong for EfficientNet-Lite0; see :func:`input_normalization`);
+    silent ImageNet guess is wrong for EfficientNet-Lite0; see :func:`tlwidgets.inputs.backbone_normalization`);
     kept as tuples so a model can check that they match its own.
 
     Args:

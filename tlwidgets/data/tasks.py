@@ -6,12 +6,11 @@ samples the same way, or two runs that should see the same images would
 not. Here lives the one :class:`Task` (three disjoint splits, its kind and
 its normalisation), the seeded per-class sampling (:func:`take_per_class`),
 the validation slice carved from the training pool (:func:`carve_val`) and
-the :func:`fingerprint` that keys feature caches by exactly which samples a
-task holds.
+the key (:attr:`Task.cache_key`) that caches of a task's activations are
+filed under.
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
@@ -20,14 +19,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..infra import short_hash
+from ..inputs import Normalization
 from ..splits import stratified_split
 from ..validate import check_choice, check_int
 
-__all__ = ["Task", "TASK_KINDS", "Normalization", "TransformedDataset", "check_n_per_class", "take_per_class",
-           "carve_val", "fingerprint", "size_label"]
-
-#: ``(mean, std)`` per input channel, as the pixels were normalised.
-Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+__all__ = ["Task", "TASK_KINDS", "TransformedDataset", "check_n_per_class", "take_per_class", "carve_val",
+           "dataset_labels", "dataset_tensors", "dataset_digest", "size_label"]
 
 #: What a task's inputs are, which decides the model that fits them:
 #: ``"digits"``: 1x28x28 greyscale digits normalised like MNIST (the course's digit CNN was trained on such);
@@ -50,11 +48,14 @@ class Task:
     ``kind`` (one of :data:`TASK_KINDS`) says what the inputs are, so code
     that picks a model or draws the images asks the task instead of guessing
     from its shape; ``normalization`` is the ``(mean, std)`` the inputs were
-    normalised with (None when unknown), so they can be shown as pictures
-    again and checked against a model's own.
+    normalised with (None when unknown; taken from ``train`` when that
+    dataset records one), so they can be shown as pictures again and checked
+    against a model's own: it is what the model check reads.
 
     ``fingerprint`` identifies exactly which samples and preprocessing the task
-    holds, so cached features computed from it can be reused safely.
+    holds, so cached features computed from it can be reused safely; the task
+    builders set it, a hand-built task may leave it empty and is then keyed by
+    its content (:attr:`cache_key`).
     """
 
     name: str
@@ -73,6 +74,8 @@ class Task:
     def __post_init__(self) -> None:
         self.kind = check_choice("task kind", self.kind, TASK_KINDS)
         self.n_per_class = check_n_per_class(self.n_per_class)   # a plain int (or None): rows and logs are JSON
+        if self.normalization is None:   # a hand-built task of photo datasets: they know how they were normalised
+            self.normalization = getattr(self.train, "normalization", None)
         if self.normalization is not None:
             mean, std = self.normalization
             self.normalization = (tuple(float(m) for m in mean), tuple(float(s) for s in std))
@@ -80,6 +83,22 @@ class Task:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def cache_key(self) -> str:
+        """What caches of this task's activations are filed under: ``fingerprint``, or its content when empty.
+
+        Why never the empty string: two hand-built tasks (``Task(...)`` with no
+        fingerprint) would share one cache entry, and the second would silently
+        be served the first one's activations, from disk, in every later session.
+        The content key covers the classes, the kind, the normalisation and every
+        sample of every split (:func:`dataset_digest`).
+        """
+        if self.fingerprint:
+            return self.fingerprint
+        return short_hash("content", self.classes, self.kind, self.normalization, tuple(self.input_size),
+                          dataset_digest(self.train), None if self.val is None else dataset_digest(self.val),
+                          dataset_digest(self.test))
 
     def loaders(self, batch_size: int = 64, *, shuffle: bool = True, augment: bool = False,
                 num_workers: int = 0, pin_memory: bool = False) -> tuple[DataLoader, DataLoader | None, DataLoader]:
@@ -200,12 +219,60 @@ def carve_val(labels: torch.Tensor, classes: Sequence[int], seed: int, *, val_pe
     return pool[tr], pool[va]
 
 
-def fingerprint(*parts: Any) -> str:
-    """A short hash of ``parts`` (tensors by their bytes, anything else by ``repr``): part of cache keys."""
-    h = hashlib.sha1()
-    for p in parts:
-        if isinstance(p, torch.Tensor):
-            h.update(p.numpy().tobytes())
-        else:
-            h.update(repr(p).encode())
-    return h.hexdigest()[:16]
+def dataset_labels(data: Dataset) -> torch.Tensor:
+    """The label of every sample: the package's one label reader, which touches no image when it can avoid it.
+
+    Reads ``TensorDataset``'s last tensor, a ``labels`` or ``targets`` tensor
+    (the photo tasks' dataset, torchvision's datasets), a subset of any of
+    these by its indices, and otherwise every sample's second item.
+    """
+    from torch.utils.data import Subset, TensorDataset
+
+    if isinstance(data, TensorDataset):
+        return data.tensors[-1]
+    if isinstance(data, Subset):
+        return dataset_labels(data.dataset)[torch.as_tensor(list(data.indices), dtype=torch.long)]
+    for attr in ("labels", "targets"):
+        found = getattr(data, attr, None)
+        if isinstance(found, torch.Tensor):
+            return found
+    return torch.as_tensor([int(data[i][1]) for i in range(_size(data))], dtype=torch.long)
+
+
+def dataset_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(inputs, labels)`` of a dataset as two tensors (in memory: the course's data is small).
+
+    Handy for small test splits and plots; a ``TensorDataset`` gives its own tensors without a copy.
+    """
+    from torch.utils.data import TensorDataset
+
+    if isinstance(data, TensorDataset):
+        return data.tensors[0], data.tensors[-1]
+    n = _size(data)
+    if n == 0:
+        raise ValueError(f"dataset {type(data).__name__} is empty: no samples to stack")
+    xs, ys = zip(*(data[i] for i in range(n)))
+    return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor([int(y) for y in ys], dtype=torch.long)
+
+
+def dataset_digest(data: Dataset) -> str:
+    """A short hash of every sample of ``data`` (inputs and labels), for keying caches by content.
+
+    Tensor-backed datasets (``TensorDataset``, the photo tasks' in-memory
+    dataset, subsets of either) are hashed by their tensors at once; any other
+    map-style dataset sample by sample (the course's data is small).
+    """
+    from torch.utils.data import Subset, TensorDataset
+
+    if isinstance(data, TensorDataset):
+        return short_hash("tensors", *data.tensors)
+    if isinstance(data, Subset):
+        return short_hash("subset", dataset_digest(data.dataset), torch.as_tensor(list(data.indices)))
+    images, labels = getattr(data, "images", None), getattr(data, "labels", None)
+    if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor):   # ImageTensorDataset and alike
+        return short_hash("images", images, labels, getattr(data, "normalization", None))
+    parts: list[Any] = [type(data).__name__]
+    for i in range(_size(data)):
+        x, y = data[i]
+        parts += [torch.as_tensor(x), torch.as_tensor(y)]
+    return short_hash(*parts)

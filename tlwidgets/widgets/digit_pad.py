@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import traitlets
 from torch import nn
 
-from ..data.mnist import MNIST_MEAN, MNIST_STD
+from ..inputs import MNIST_MEAN, MNIST_STD
 from ._util import widget_bundle
 
 __all__ = ["DigitPad", "DigitCanvas", "SIZE", "pen_stroke", "pad_to_mnist", "centre_digit", "bars_html",

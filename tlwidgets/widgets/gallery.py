@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..data import Task
+from ..data import Task, dataset_labels
 from ..training import Prediction
 from ..validate import check_int
 from ._util import to_display_image
@@ -184,15 +184,6 @@ def gallery(images_or_dataset: Images, predictions: Predictions, classes: Sequen
     return fig
 
 
-def _dataset_labels(ds) -> torch.Tensor:
-    for attr in ("labels", "targets"):
-        if isinstance(getattr(ds, attr, None), torch.Tensor):
-            return getattr(ds, attr)
-    if hasattr(ds, "tensors"):
-        return ds.tensors[1]
-    return torch.tensor([int(ds[i][1]) for i in range(len(ds))])
-
-
 def show_task(task: Task, n_per_class: int = 4, *, split: str = "train") -> Figure:
     """A grid with one row per class and ``n_per_class`` samples each: what the model will learn from."""
     import matplotlib.pyplot as plt
@@ -201,7 +192,7 @@ def show_task(task: Task, n_per_class: int = 4, *, split: str = "train") -> Figu
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     ds = task.train if split == "train" else task.test
-    labels = _dataset_labels(ds)
+    labels = dataset_labels(ds)
     mean, std = task.normalization or (None, None)
     mean = mean or _stat(getattr(ds, "mean", None))
     std = std or _stat(getattr(ds, "std", None))

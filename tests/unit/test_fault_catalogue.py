@@ -181,7 +181,7 @@ FAULTS = [
     ("idx file truncated", lambda t, e, m: _damage_mnist(t, "truncate"),
      ChecksumError, r".*train-labels-idx1-ubyte: sha256 is [0-9a-f]{64}, expected 39f32862f8445a37"),
     ("digit checkpoint copy altered", lambda t, e, m: _damaged_checkpoint(t, "flip"),
-     ChecksumError, r".*digit_cnn_0-4\.pt: sha256 is [0-9a-f]{64}, expected a9748ce97586470e"),
+     ChecksumError, r".*digit_cnn_0-4\.pt: sha256 is [0-9a-f]{64}, expected b2426824d479651a"),
     ("digit checkpoint copy truncated", lambda t, e, m: _damaged_checkpoint(t, "truncate"),
      ChecksumError, r".*digit_cnn_0-4\.pt: cannot be read as a weights-only checkpoint"),
     ("checkpoint holding arbitrary Python objects", lambda t, e, m: _unsafe_checkpoint(t),

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tlwidgets as tl
-from tlwidgets import data, features, images, infra, lesson_utils, models, results, training
+from tlwidgets import data, features, images, infra, inputs, models, pretrained, results, training
 from tlwidgets.infra import ChecksumError, StorageError
 from tlwidgets.validate import check_choice, check_float, check_int, check_path
 
@@ -309,7 +309,7 @@ def test_c02_unreadable_file_error_names_the_file(tmp_path, content, reason):
     with pytest.raises(images.ImageDecodeError, match=rf"^{p}: {reason}"):
         images.decode_image(p)
     with pytest.raises(ValueError, match=str(p)):
-        lesson_utils.image_to_tensor(p, size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+        pretrained.image_to_tensor(p, size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
 
 
 def test_c02_missing_file_is_named(tmp_path):
@@ -336,7 +336,7 @@ def test_c02_one_decoder_for_tasks_image_to_tensor_and_predictions(tmp_path):
     assert 70 < ref.float().mean() < 90  # 20000/257 = 78, not 255
     task = tl.folder_task(root, image_size=32)
     assert any(torch.equal(s, ref) for s in torch.cat([task.train.images, task.test.images]))
-    x = lesson_utils.image_to_tensor(p, _rgb_model())
+    x = pretrained.image_to_tensor(p, _rgb_model())
     assert torch.allclose(x, (ref.float() / 255 - 0.5) / 0.5)
     seen = []
     model = _rgb_model()
@@ -670,7 +670,7 @@ def test_c07_digit_pad_set_image_uses_the_check():
 
     pad = DigitPad()
     x = np.asarray(data.mnist_target_task(1, test_per_class=1).train.tensors[0][0, 0])
-    img = np.clip(x * data.MNIST_STD + data.MNIST_MEAN, 0, 1)
+    img = np.clip(x * inputs.MNIST_STD + inputs.MNIST_MEAN, 0, 1)
     good = pad.set_image(img)
     with pytest.warns(UserWarning, match="divided by 255"):
         again = pad.set_image(img * 255)
@@ -704,7 +704,7 @@ ARGUMENT_CASES = [
      r"unknown backbone 'resnet19'; choose one of .*; did you mean 'resnet18'\?"),
     ("misspelt backbone for a pets task", lambda: tl.pets_task("cat_vs_dog", backbone="efficientnet_lite"),
      ValueError, r"unknown backbone 'efficientnet_lite'.*did you mean 'efficientnet_lite0'"),
-    ("misspelt backbone for normalisation", lambda: data.input_normalization("Resnet18"), ValueError,
+    ("misspelt backbone for normalisation", lambda: inputs.backbone_normalization("Resnet18"), ValueError,
      r"unknown backbone 'Resnet18'"),
     ("backbone not a string", lambda: tl.build_backbone(18), ValueError, r"unknown backbone 18 \(int\)"),
     ("device tpu", lambda: tl.select_device("tpu"), ValueError, r"unknown device 'tpu'; choose one of"),
@@ -753,7 +753,7 @@ ARGUMENT_CASES = [
     ("record() with a path as lesson name", lambda: tl.record("../../etc/x", acc=1), ValueError,
      r"lesson must be a lesson's file name without folders or suffix .*got '\.\./\.\./etc/x'"),
     ("photo folder that is a file", lambda: tl.folder_task(__file__), NotADirectoryError,
-     r"photo folder .*test_reliability_round2\.py is a file"),
+     r"photo folder .*test_fault_classes\.py is a file"),
     ("checkpoint path None", lambda: tl.load_checkpoint(None), TypeError, r"path must be a path"),
     ("build_backbone pretrained='yes'", lambda: tl.build_backbone("resnet18", pretrained="yes"), TypeError,
      r"pretrained must be True or False, got 'yes' \(str\)"),
@@ -833,7 +833,7 @@ def test_c08_dashboard_setters_refuse_out_of_range(setting, message, dash):
 # ============================================================ 09 common misuse explained ===
 def test_c09_grayscale_pil_image_to_an_rgb_model():
     grey = Image.new("L", (40, 30), 128)
-    x = lesson_utils.image_to_tensor(grey, _rgb_model())
+    x = pretrained.image_to_tensor(grey, _rgb_model())
     assert x.shape == (3, 32, 32) and torch.allclose(x[0], x[1])
     preds = tl.predict(_rgb_model(), grey, k=1)
     assert len(preds) == 1 and preds[0].label in ("c0", "c1")

@@ -1,7 +1,12 @@
-"""Small helpers the lessons share: ImageNet's dog and cat classes, one-photo preprocessing, features for plots.
+"""Using a pretrained model as is: ImageNet's dog and cat classes, and photos turned into the input a model expects.
 
-Core-style module: it imports neither ipywidgets nor matplotlib, so the
-exercise checks and the tests can use it without a front end.
+Why a module of its own: lesson 1 (prediction) and lesson 6 (dogs -> cats)
+read an ImageNet model's outputs as species, so the blocks of ImageNet-1k
+that are dogs and domestic cats are written here once (:data:`DOG_CLASSES`,
+:data:`CAT_CLASSES`, checked against the class list), and a photo must reach
+a pretrained model exactly as its weights expect (:func:`image_to_tensor`,
+:func:`model_inputs`). Core module: it imports neither ipywidgets nor
+matplotlib, so the exercise checks and the tests can use it without a front end.
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ from torch.utils.data import Dataset
 from .images import preprocess
 from .models import GroupedModel, imagenet_classes, input_channels
 
-__all__ = ["DOG_CLASSES", "CAT_CLASSES", "DOMESTIC_CAT_NAMES", "imagenet_species", "species_predictions",
-           "image_to_tensor", "model_inputs", "dataset_tensors", "first_per_class"]
+__all__ = ["DOG_CLASSES", "CAT_CLASSES", "DOMESTIC_CAT_NAMES", "imagenet_class_groups", "imagenet_species",
+           "species_predictions", "image_to_tensor", "model_inputs"]
 
 # ImageNet-1k is ordered by WordNet synset: all 118 dog breeds form one contiguous block (151 "Chihuahua"
 # .. 268 "Mexican hairless"), and the five domestic cats another (281 "tabby" .. 285 "Egyptian cat").
@@ -25,13 +30,29 @@ CAT_CLASSES = range(281, 286)
 DOMESTIC_CAT_NAMES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")
 
 
+def _check_order(names: Sequence[str]) -> bool:
+    return len(names) == 1000 and names[DOG_CLASSES[0]] == "Chihuahua" \
+        and names[DOG_CLASSES[-1]] == "Mexican hairless" and tuple(names[i] for i in CAT_CLASSES) == DOMESTIC_CAT_NAMES
+
+
 def _check_ranges() -> None:
     """Fail loudly if torchvision's class list is not the ImageNet-1k order the ranges assume."""
-    names = imagenet_classes()
-    if len(names) != 1000 or names[151] != "Chihuahua" or names[268] != "Mexican hairless" \
-            or tuple(names[i] for i in CAT_CLASSES) != DOMESTIC_CAT_NAMES:
+    if not _check_order(imagenet_classes()):
         raise RuntimeError("the ImageNet class list is not in the expected ImageNet-1k order; "
                            "DOG_CLASSES / CAT_CLASSES would be wrong")
+
+
+def imagenet_class_groups(classes: Sequence[str]) -> dict[str, list[int]]:
+    """Indices of ImageNet-1k's 118 dog classes (151..268) and 5 domestic-cat classes (281..285) in ``classes``.
+
+    ``classes`` is the model's own class list; it must be in ImageNet-1k's standard order (checked), so a
+    model with other outputs is refused instead of having arbitrary outputs called dogs and cats.
+    """
+    if len(classes) != 1000:
+        raise ValueError(f"expected the 1000 ImageNet-1k class names, got {len(classes)}")
+    if not _check_order(list(classes)):
+        raise ValueError("the class list is not in ImageNet-1k's standard order (151 Chihuahua ... 285 Egyptian cat)")
+    return {"dogs": list(DOG_CLASSES), "cats": list(CAT_CLASSES)}
 
 
 def imagenet_species(index: int) -> str:
@@ -113,17 +134,3 @@ def model_inputs(data: Dataset, model: GroupedModel, indices: Sequence[int] | No
     mean = torch.tensor(model.mean).view(1, -1, 1, 1)
     std = torch.tensor(model.std).view(1, -1, 1, 1)
     return (raw - mean) / std
-
-
-def dataset_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (inputs, labels) of a dataset as two tensors: handy for small test splits and plots."""
-    if hasattr(data, "tensors"):
-        return data.tensors[0], data.tensors[1]
-    xs, ys = zip(*(data[i] for i in range(len(cast(Sized, data)))))
-    return torch.stack(xs), torch.as_tensor(ys)
-
-
-def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices of the first ``n`` samples of every class, class by class (for balanced plots and galleries)."""
-    labels = torch.as_tensor(labels)
-    return torch.cat([torch.nonzero(labels == c).flatten()[:n] for c in torch.unique(labels)])
