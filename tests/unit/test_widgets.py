@@ -596,6 +596,10 @@ def test_dashboard_is_a_widget_with_running_and_n_runs_traits(dash):
     import ipywidgets as widgets
 
     assert isinstance(dash, widgets.VBox) and dash.widget is dash
+    bundle = dash._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    assert data["text/plain"] == repr(dash)
     assert {"running", "n_runs"} <= set(dash.trait_names(sync=True))
     seen = []  # a recording observer of both traits
     dash.observe(lambda change: seen.append((change["name"], change["new"])), names=["running", "n_runs"])

@@ -548,7 +548,7 @@ class Dashboard(widgets.VBox):
 
     # -- display -------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(self.widget, repr(self), **kwargs)
+        return widget_bundle(super(), repr(self), **kwargs)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "idle"
