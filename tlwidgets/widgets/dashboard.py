@@ -235,7 +235,7 @@ class Dashboard(widgets.VBox):
         self.replay_button = widgets.Button(description="Replay", icon="history", disabled=True, layout=small,
                                             tooltip="show the chosen run again, without training")
         self.replay_run = widgets.Dropdown(options=[], description="run", disabled=True,
-                                           style={"description_width": "30px"}, layout=widgets.Layout(width="250px"))
+                                           style={"description_width": "30px"}, layout=widgets.Layout(width="340px"))
         self.replay_run.add_class("tl-replay-run")
         self.replay_speed = widgets.FloatSlider(value=0.5, min=0.05, max=3.0, step=0.05, description="s / epoch",
                                                 style=style, layout=widgets.Layout(width="360px"))
@@ -258,8 +258,10 @@ class Dashboard(widgets.VBox):
         # headless (the course runner, nbval, a static book page) nobody watches the live chart: each run shows
         # its chart as one static figure instead, so the box holds no empty chart image
         top = [controls] if self.headless else [controls, self.chart]
-        super().__init__([header, widgets.HBox(top), self.status, self.errors.widget, self.freeze_slider,
-                          self.table])
+        # on a 1280 x 800 projector: controls and chart side by side, then the results table, all above the
+        # fold; the freeze slider's group list (long for an ImageNet model) comes last
+        super().__init__([header, widgets.HBox(top), self.status, self.errors.widget, self.table,
+                          self.freeze_slider])
         self.add_class("tl-dashboard")
 
         self.strategy.observe(self.errors.guard(self._on_strategy, "strategy"), names="value")
