@@ -19,7 +19,7 @@ import pytest
 
 from tlwidgets.widgets.dashboard import TABLE_COLUMNS
 
-from .helpers import REPO_ROOT, screenshot, wait_for_text, wait_until
+from .helpers import REPO_ROOT, console_errors, screenshot, wait_for_text, wait_until
 from .servers import free_port, jupyter_env, start
 
 APPS = REPO_ROOT / "apps"
@@ -155,8 +155,7 @@ def test_app_trains_stops_replays_without_code(voila, offline_page):
     wait_until(lambda: page.locator(".tl-digit-probs").count() == 1, 60, "no probabilities after drawing", page)
     screenshot(page, "voila-app-digit-pad")
     assert not external, f"needs the network: {external}"
-    errors = [m for m in page.console_messages_log if m.startswith(("[error]", "[pageerror]"))]
-    assert not errors, errors
+    assert not console_errors(page), console_errors(page)
 
     # ---- one kernel for the one page view; closing the tab ends it (apps/voila.json's cull times)
     kernels = voila.descendants("ipykernel")
