@@ -386,6 +386,15 @@ def console_errors(page: Page) -> list[str]:
             and not any(known in m for known in KNOWN_UPSTREAM_ERRORS)]
 
 
+def assert_clean_console(page: Page) -> None:
+    """Every suite's last word: no console error (beyond :data:`KNOWN_UPSTREAM_ERRORS`) and, for a page cut
+    off from the network (``offline_page``), no request to another host."""
+    errors = console_errors(page)
+    assert not errors, f"console errors: {errors}"
+    external = getattr(page, "external_requests", None)
+    assert not external, f"the page asked the network for {external}"
+
+
 def wait_until(fn, timeout_s: float, what: str, page: Page | None = None, *, poll_ms: int = 200):
     """Poll ``fn()`` until it returns something truthy and return that; fail with ``what`` after ``timeout_s``.
 
