@@ -177,7 +177,7 @@ def test_dashboard_train_stop(demo):
     row = rows.first
     assert row.get_attribute("data-stopped") == "true"
     cells = row.locator("td").all_inner_texts()
-    assert "from scratch" in cells and str(epochs_done) in cells and "True" in cells
+    assert "from scratch" in cells and str(epochs_done) in cells and "yes" in cells and "True" not in cells  # stopped: yes
     wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after stop", page)
     assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
     dash.scroll_into_view_if_needed()
