@@ -55,6 +55,7 @@ N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
 DEFAULT_N_PER_CLASS = {"mnist": 20, "pets": 5}
 TABLE_COLUMNS = ("strategy", "task", "n_per_class", "n_frozen", "trainable_params", "epochs", "val_acc",
                  "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
+EPOCHS_CONTROL_MAX = 100  # the epochs slider's range (set(num_epochs=...) widens it when asked for more)
 ALL_LABEL = "all"  # the labels-per-class control's text (and value) for "every labelled image"
 
 
@@ -168,7 +169,6 @@ class Dashboard(widgets.VBox):
         n_options: the choices of the labels-per-class control.
         lr: the learning rate at first (None: the strategy's default).
         num_epochs: epochs selected at first.
-        max_epochs: the largest value the epochs control offers.
         batch_size: training batch size.
         backbone: the pretrained model for photo tasks.
         seed: the seed of every run.
@@ -182,7 +182,7 @@ class Dashboard(widgets.VBox):
     def __init__(self, task_builder: Callable[[int | None], Task] | None = None, *, kind: str = "mnist",
                  strategy: str = "fine_tune", n_per_class: int | None | str = "default",
                  n_options: Sequence[int | None] = N_OPTIONS,
-                 lr: float | None = None, num_epochs: int = 10, max_epochs: int = 100, batch_size: int = 32,
+                 lr: float | None = None, num_epochs: int = 10, batch_size: int = 32,
                  backbone: str = "efficientnet_lite0", seed: int = 0, headless: bool | None = None,
                  title: str | None = None):
         if strategy not in STRATEGIES:
@@ -224,7 +224,7 @@ class Dashboard(widgets.VBox):
         self.lr = widgets.FloatLogSlider(value=lr if lr is not None else DEFAULT_LR[strategy], base=10, min=-5,
                                          max=-0.5, step=0.1, description="learning rate", readout_format=".1e",
                                          style=style)
-        self.epochs = widgets.IntSlider(value=num_epochs, min=1, max=max(max_epochs, num_epochs),
+        self.epochs = widgets.IntSlider(value=num_epochs, min=1, max=max(EPOCHS_CONTROL_MAX, num_epochs),
                                         description="epochs", style=style)
         self.freeze_slider = FreezeSlider(self.template_model, description="frozen groups")
         small = widgets.Layout(width="110px")
