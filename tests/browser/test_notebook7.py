@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,14 @@ def test_widgets_render_and_respond_in_notebook7(notebook7, offline_page):
     assert page.get_by_text("Not Trusted", exact=True).count() == 0, "the signed notebook opened untrusted"
     assert not console_errors(page), console_errors(page)
     print(f"[timing] notebook 7 test total: {time.monotonic() - t0:.1f} s")
+
+
+def test_make_lab_signs_the_lessons_and_runs_as_root():
+    """`make lab` as root (a container, a VM image) needs --allow-root; lessons open trusted once signed."""
+    makefile = (Path(HERE).parents[1] / "Makefile").read_text()
+    recipe = re.search(r"^lab:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no lab target in the Makefile"
+    lines = recipe.group(1)
+    assert "jupyter trust lessons/*.ipynb lessons/solutions/*.ipynb" in lines
+    assert "$(if $(filter 0,$(shell id -u)),--allow-root)" in lines
+    assert lines.index("jupyter trust") < lines.index("jupyter lab")
