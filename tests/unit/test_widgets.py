@@ -30,7 +30,7 @@ from tlwidgets.widgets import (
     show_task,
 )
 from tlwidgets.widgets.confusion import confusion_cells
-from tlwidgets.widgets.dashboard import history_dict, results_table
+from tlwidgets.widgets.dashboard import history_dict, results_table, yes_no
 from tlwidgets.widgets.digit_pad import DigitCanvas, centre_digit, pad_to_mnist, pen_stroke
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
@@ -623,9 +623,9 @@ def test_dashboard_slider_groups_come_from_a_weightless_outline(dash):
 def test_dashboard_images_per_class_control_shows_all_as_a_value(dash):
     dash.set(n_per_class=None)
     assert dash.n_per_class.value == "all" and dash.n_per_class.index is not None  # a None value shows blank
-    assert dash.config()["n_per_class"] is None
+    assert dash.config()["n_per_class"] is None and dash.selected_n_per_class is None
     dash.set(n_per_class=7)  # not an option yet: added, and shown
-    assert dash.n_per_class.value == "7" and dash.config()["n_per_class"] == 7
+    assert dash.n_per_class.value == "7" and dash.config()["n_per_class"] == 7 == dash.selected_n_per_class
 
 
 def test_dashboard_replays_any_row_and_shows_accuracy_per_depth(dash):
@@ -654,6 +654,7 @@ def test_results_table_marks_best_and_stopped():
     assert "from scratch" in out and "fine-tune" in out and "1,234" in out
     assert out.count("data-stopped='true'") == 1 and out.count("<tr class='tl-run'") == 2
     assert ">True<" not in out and ">False<" not in out and ">yes<" in out and ">no<" in out  # flags in words
+    assert yes_no(np.bool_(True)) == "yes" and yes_no(False) == "no"
     assert "| 2 | fine-tune |" in results_table(rows).to_markdown()   # the same rows for a document
     assert "no runs yet" in results_table([]).to_html() and "tl-run" not in results_table([]).to_html()
 

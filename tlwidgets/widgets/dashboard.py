@@ -113,6 +113,7 @@ def results_table(rows: list[dict]) -> Table:
                "test_acc": Column("test_acc", "test acc", emphasis=lambda v: v == best),
                "seconds": Column("seconds", fmt=".1f"),
                "one_class": Column("one_class", "one class", fmt=yes_no),
+               "fell_back": Column("fell_back", "fell back", fmt=yes_no),
                "stopped": Column("stopped", fmt=yes_no)}
     columns = [Column("#")] + [special.get(c, Column(c, c.replace("_", " "))) for c in TABLE_COLUMNS]
 
@@ -298,10 +299,16 @@ class Dashboard(widgets.VBox):
         if set_lr:
             self.lr.value = DEFAULT_LR[s]
 
+    @property
+    def selected_n_per_class(self) -> int | None:
+        """The labelled images per class the next run uses (None: all), read from the control, which shows
+        its choice as text ("all", "10")."""
+        return _n_value(self.n_per_class.value)
+
     def config(self) -> dict:
         """The settings the next run will use (what the controls show)."""
         strategy = self.strategy.value
-        return {"strategy": strategy, "n_per_class": _n_value(self.n_per_class.value), "lr": float(self.lr.value),
+        return {"strategy": strategy, "n_per_class": self.selected_n_per_class, "lr": float(self.lr.value),
                 "num_epochs": int(self.epochs.value),
                 "n_frozen": int(self.freeze_slider.value) if strategy == "fine_tune" else None,
                 "batch_size": self.batch_size, "seed": self.seed}
