@@ -46,8 +46,10 @@ lint: setup
 benchmark: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
+# lessons signed as trusted first (their stored outputs render as saved); root (a container) needs --allow-root
 lab: setup
-	$(PY) -m jupyter lab lessons/
+	$(PY) -m jupyter trust lessons/*.ipynb lessons/solutions/*.ipynb >/dev/null
+	$(PY) -m jupyter lab lessons/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # strip outputs except cells whose metadata says keep_output (nbstripout's per-cell convention),
 # numbering the kept cells so nbval compares them (plain nbstripout would clear their counts)
@@ -55,10 +57,11 @@ strip: setup
 	$(PY) scripts/strip_notebooks.py
 
 # the instructor's app: the dogs -> cats dashboard and the digit pad, no code, on http://127.0.0.1:$(DEMO_PORT)
-# (apps/voila.json: loopback only, idle kernels culled after 5 minutes)
+# (apps/voila.json: loopback only, progressive rendering, the course's offline template apps/jupyter/voila/
+# templates/tllab, a closed tab's kernel ended within about a minute)
 DEMO_PORT ?= 8866
 demo: setup
-	cd apps && ../$(PY) -m voila dogs_to_cats.ipynb --port=$(DEMO_PORT)
+	cd apps && JUPYTER_PATH="$(CURDIR)/apps/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" ../$(PY) -m voila dogs_to_cats.ipynb --port=$(DEMO_PORT)
 
 # the course as a static website (Jupyter Book 1, offline) from the executed lessons in build/lessons
 # (runs the course first when they are missing) -> build/book/_build/html/index.html; see docs/deploy.md

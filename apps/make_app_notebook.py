@@ -15,13 +15,10 @@ HERE = Path(__file__).resolve().parent
 
 INTRO = """\
 # Dogs → cats: transfer learning, live
-
-An ImageNet model has seen 118 dog breeds but only five kinds of domestic cat. Can its features
-tell apart **twelve cat breeds** from a few photos each? Pick a strategy, press **Train**, watch
-the chart, press **Stop** when the point is made. Every run adds a row to the table.
-
-*Slow machine?* The table starts with runs recorded beforehand; **Replay** plays the last
-one through the chart, at the speed you choose, without training."""
+An ImageNet model has seen 118 dog breeds but only five kinds of cat: can its features tell **twelve cat
+breeds** apart from a few photos each? Press **Train** (from scratch first: watch it struggle, **Stop** it),
+then try feature extraction and fine-tuning. **Replay** plays any row of the table (recorded beforehand on
+a slow machine) without training."""
 
 SETUP = """\
 import os
@@ -44,7 +41,9 @@ try:
     # The one-off photo decoding shows a progress bar that closes when done; in Voilà a closed
     # widget would stay on the page as "Error displaying widget", so its output is kept out.
     with capture_output():
-        dashboard = Dashboard(kind="pets", strategy="feature_extraction", n_per_class=None, num_epochs=30,
+        # the default run trains a small CNN from scratch for real (seconds per epoch, not milliseconds):
+        # something to watch and to stop; feature extraction on cached features is over in about a second
+        dashboard = Dashboard(kind="pets", strategy="scratch", n_per_class=None, num_epochs=30,
                               title="Dogs → cats: 12 cat breeds")
 except tl.DataMissingError as exc:  # no photos on this machine: say how to get them, keep the digit pad
     dashboard = None

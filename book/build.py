@@ -33,7 +33,14 @@ STATIC_FILES = [
     ("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
     ("mathjax/es5/output/chtml/fonts/woff-v2", "mathjax/output/chtml/fonts/woff-v2"),
 ]
-__all__ = ["lesson_info", "lesson_map", "static_widgets", "stage", "build"]
+#: html-manager's embed-amd.js loads its icon fonts (Font Awesome) from a path it derives from the page's
+#: URL and its own module name, not from where require.js found it: lessons/@jupyter-widgets/html-manager/dist/
+#: and lessons/@jupyter-widgets/. The font files are copied there (html_extra_path), so no page asks for a
+#: file the site lacks.
+WIDGET_FONT_DIRS = ["lessons/@jupyter-widgets/html-manager/dist", "lessons/@jupyter-widgets"]
+WIDGET_FONT_SUFFIXES = (".woff2", ".woff", ".ttf", ".eot", ".svg")
+__all__ = ["lesson_info", "lesson_map", "static_widgets", "static_controls", "stage", "build",
+           "strip_thebe"]
 #: widget model modules the served html-manager renders itself; any other (anywidget: the digit pad's canvas)
 #: it would fetch from a CDN, so the book leaves those widgets out and says why
 SERVED_WIDGET_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
@@ -98,8 +105,12 @@ html:
   use_edit_page_button: false
   use_multitoc_numbering: false
 sphinx:
+  recursive_update: true                     # merge the dicts below into Jupyter Book's own (theme options)
   config:
+    html_context:
+      default_mode: light                    # unset, pydata's theme logs "invalid theme mode" on every page
     html_static_path: ["_widgets"]          # copied into _static (not named _static: Sphinx owns that)
+    html_extra_path: ["_extra"]             # copied as is to the site's root (the widget fonts)
     nb_ipywidgets_js:                        # widget scripts from npm, served with the site
       "require.js": {{}}
       "wm/embed-amd.js": {{}}
@@ -147,6 +158,22 @@ def static_widgets(nb: dict) -> int:
     return len(gone)
 
 
+def static_controls(nb: dict) -> int:
+    """Show every saved control of ``nb`` (slider, drop-down, button, ...) disabled; returns how many.
+
+    A static page has no kernel: a freeze slider that still moved would move above a table that never
+    changes, as if the page were broken. Disabled, each control shows the value it had when the lesson ran.
+    """
+    bundle = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    count = 0
+    for model in bundle.get("state", {}).values():
+        state = model.get("state", {})
+        if "disabled" in state and state["disabled"] is not True:
+            state["disabled"] = True
+            count += 1
+    return count
+
+
 def stage(lessons: Path, src: Path) -> list[dict]:
     """Write the book's sources to ``src``: config, toc, lesson map, results page, notebooks, static JS."""
     paths = sorted(lessons.glob("[0-9][0-9]_*.ipynb"))
@@ -159,6 +186,7 @@ def stage(lessons: Path, src: Path) -> list[dict]:
     for p in paths:
         nb = json.loads(p.read_text())
         static_widgets(nb)
+        static_controls(nb)
         (src / "lessons" / p.name).write_text(json.dumps(nb, indent=1))
     results_json, results_md = lessons / "results.json", lessons / "results.md"
     results = json.loads(results_json.read_text()) if results_json.exists() else []
@@ -178,16 +206,38 @@ def stage(lessons: Path, src: Path) -> list[dict]:
         target = src / "_widgets" / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    fonts = [f for f in (NPM / "@jupyter-widgets" / "html-manager" / "dist").iterdir()
+             if f.suffix in WIDGET_FONT_SUFFIXES]
+    for folder in WIDGET_FONT_DIRS:
+        (src / "_extra" / folder).mkdir(parents=True, exist_ok=True)
+        for font in fonts:
+            shutil.copy(font, src / "_extra" / folder / font.name)
     return infos
 
 
+#: what Jupyter Book 1 puts into every page for Thebe (live code via a Binder kernel) even with ``thebe: false``:
+#: its ``const THEBE_JS_URL`` snippet (twice: a console error "already declared" on every page) pointing at
+#: unpkg.com, the loader script and its CSS. The offline site has no kernel to offer, so they go.
+THEBE_LINE = re.compile(r"^\s*<(script|link)\b[^\n]*(THEBE_JS_URL|sphinx-thebe)[^\n]*$\n?", re.M)
+
+
+def strip_thebe(html: str) -> str:
+    """``html`` without Jupyter Book's Thebe snippets (:data:`THEBE_LINE`), each one line of the page's head."""
+    return THEBE_LINE.sub("", html)
+
+
 def build(src: Path, out: Path) -> float:
-    """``jupyter-book build`` (Sphinx, HTML); returns the seconds it took."""
+    """``jupyter-book build`` (Sphinx, HTML), then the Thebe snippets removed from every page; returns the
+    seconds it took."""
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
     t0 = time.perf_counter()
     subprocess.run(cmd + ["build", str(src), "--path-output", str(out), "--builder", "html", "--quiet"],
                    check=True)
+    for page in (out / "_build" / "html").rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if (clean := strip_thebe(text)) != text:
+            page.write_text(clean, encoding="utf-8")
     return time.perf_counter() - t0
 
 

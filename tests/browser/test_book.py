@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO_ROOT, screenshot
+from .helpers import REPO_ROOT, console_errors, screenshot
 from .servers import block_external_requests, free_port, jupyter_env, start
 
 FIXTURE = Path(__file__).resolve().parent / "book_fixture"
@@ -78,6 +78,8 @@ def test_index_links_every_lesson_and_each_shows_its_figures(book, browser_page)
     infos = book.extra["infos"]
     external: list[str] = []
     block_external_requests(page.context, external)
+    missing: list[str] = []  # local files the pages ask for and the site lacks (fonts, scripts)
+    page.on("response", lambda r: missing.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     t0 = time.monotonic()
     page.goto(book.base_url + "/index.html")
     page.locator("article h1").first.wait_for()
@@ -107,6 +109,11 @@ def test_index_links_every_lesson_and_each_shows_its_figures(book, browser_page)
             page.locator("main .jupyter-widgets, main .widget-slider, main .widget-html").first.wait_for(
                 state="attached", timeout=30_000)
             assert page.evaluate("typeof window.require") == "function"  # require.js from _static, no CDN
+            # no kernel behind a static page: its saved controls are shown as they were, and do not move
+            sliders = page.locator("main .widget-slider .noUi-target")
+            if sliders.count():
+                disabled = [s.get_attribute("disabled") is not None for s in sliders.all()]
+                assert all(disabled), f"{info['stem']}: a saved slider can still be dragged"
             widget_pages += 1
         if i in (0, len(infos) - 1):
             screenshot(page, f"book-{info['stem']}")
@@ -115,6 +122,8 @@ def test_index_links_every_lesson_and_each_shows_its_figures(book, browser_page)
     page.wait_for_url(re.compile(r"results\.html"))
     if (book.extra["lessons"] / "results.md").exists():  # the course run's table (the fixture has none)
         assert page.locator("main table tbody tr").count() == len(infos)
-    assert not [u for u in external if "thebe" not in u], f"the site asked the network for {external}"
+    assert not external, f"the site asked the network for {external}"
+    assert not missing, f"the site lacks files its pages ask for: {missing}"
+    assert not console_errors(page), console_errors(page)
     print(f"[timing] book: {len(infos)} lessons, {figures_seen} figures and widgets on {widget_pages} pages checked in {time.monotonic() - t0:.1f} s; "
           f"build {book.extra['seconds']:.1f} s")

@@ -12,12 +12,22 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from .helpers import assert_no_widget_errors, cell_output, run_all_cells, screenshot, wait_for_text, wait_until
+from .helpers import (
+    assert_no_widget_errors,
+    cell_output,
+    console_errors,
+    run_all_cells,
+    screenshot,
+    wait_for_text,
+    wait_until,
+)
 from .servers import free_port, jupyter_env, start
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +62,9 @@ def notebook7(browser_prerequisites, tmp_path_factory):
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     env = jupyter_env(work, JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(work / "ws"))
+    # as `make lab` does before opening the lessons: sign the notebooks, so they open trusted
+    subprocess.run([sys.executable, "-m", "jupyter", "trust", *map(str, root.glob("*.ipynb"))], env=env,
+                   check=True, capture_output=True, timeout=120)
     server = start("notebook7", cmd, cwd=root, env=env, log_dir=work, port=port)
     server.extra["token"] = token
     try:
@@ -119,4 +132,17 @@ def test_widgets_render_and_respond_in_notebook7(notebook7, offline_page):
     dash.scroll_into_view_if_needed()
     screenshot(page, "notebook7-dashboard-stopped")
     assert not page.external_requests, f"Notebook 7 asked the network for {page.external_requests}"
+    assert page.get_by_text("Not Trusted", exact=True).count() == 0, "the signed notebook opened untrusted"
+    assert not console_errors(page), console_errors(page)
     print(f"[timing] notebook 7 test total: {time.monotonic() - t0:.1f} s")
+
+
+def test_make_lab_signs_the_lessons_and_runs_as_root():
+    """`make lab` as root (a container, a VM image) needs --allow-root; lessons open trusted once signed."""
+    makefile = (Path(HERE).parents[1] / "Makefile").read_text()
+    recipe = re.search(r"^lab:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no lab target in the Makefile"
+    lines = recipe.group(1)
+    assert "jupyter trust lessons/*.ipynb lessons/solutions/*.ipynb" in lines
+    assert "$(if $(filter 0,$(shell id -u)),--allow-root)" in lines
+    assert lines.index("jupyter trust") < lines.index("jupyter lab")

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from .helpers import (
+    assert_clean_console,
     assert_no_widget_errors,
     cell_output,
     open_notebook,
@@ -26,8 +27,9 @@ NOTEBOOK = "smoke.ipynb"
 
 
 @pytest.fixture
-def smoke_page(jupyter_server, browser_page):
-    """The smoke notebook, opened and fully executed."""
+def smoke_page(jupyter_server, offline_page):
+    """The smoke notebook, opened and fully executed, offline."""
+    browser_page = offline_page
     t0 = time.monotonic()
     open_notebook(browser_page, jupyter_server, NOTEBOOK)
     t1 = time.monotonic()
@@ -58,6 +60,7 @@ def test_slider_renders_and_roundtrips(smoke_page):
     assert slider.locator(".widget-readout").first.inner_text().strip() == "4"
     wait_for_kernel_idle(page)
     screenshot(page, "smoke-slider-after")
+    assert_clean_console(page)
 
 
 def test_button_click_updates_label(smoke_page):
@@ -74,3 +77,4 @@ def test_button_click_updates_label(smoke_page):
     button.click()
     assert wait_for_text(label, "clicks=2", timeout=60_000) == "clicks=2"
     screenshot(page, "smoke-button-after")
+    assert_clean_console(page)

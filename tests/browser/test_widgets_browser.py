@@ -22,6 +22,7 @@ import pytest
 
 from .conftest import new_page
 from .helpers import (
+    assert_clean_console,
     assert_no_widget_errors,
     cell_output,
     notebook_panel,
@@ -32,6 +33,7 @@ from .helpers import (
     wait_for_text,
     wait_until,
 )
+from .servers import block_external_requests
 
 NOTEBOOK = "widgets_demo.ipynb"
 SLIDER_CELL, DASHBOARD_CELL, PAD_CELL, FIT_CELL, FREEZE_CELL = 2, 3, 4, 5, 6
@@ -56,6 +58,12 @@ def _tolerate_shortened_title(page):
 def demo_page(jupyter_server, chromium_browser):
     """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
     page = new_page(chromium_browser)
+    console: list[str] = []  # what browser_page records, for this module-wide page
+    page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
+    page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
+    page.console_messages_log = console
+    page.external_requests = []
+    block_external_requests(page.context, page.external_requests)  # offline, as the classroom is
     _tolerate_shortened_title(page)
     jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
     t0 = time.monotonic()
@@ -169,7 +177,7 @@ def test_dashboard_train_stop(demo):
     row = rows.first
     assert row.get_attribute("data-stopped") == "true"
     cells = row.locator("td").all_inner_texts()
-    assert "from scratch" in cells and str(epochs_done) in cells and "True" in cells
+    assert "from scratch" in cells and str(epochs_done) in cells and "yes" in cells and "True" not in cells  # stopped: yes
     wait_until(lambda: not train.is_disabled() and stop.is_disabled(), 30, "buttons not reset after stop", page)
     assert_no_widget_errors(page, reprs=("FreezeSlider(", "Dashboard(", "DigitPad("))
     dash.scroll_into_view_if_needed()
@@ -247,3 +255,9 @@ def test_digit_pad_draws_by_dragging_and_inline_live_chart(demo):
         c.dispatchEvent(new PointerEvent("pointerup", at(23.5)));
     }""")
     wait_for_text(prediction, re.compile(r"^1\s*\(\d+%\)"), timeout=30_000)
+
+
+def test_no_console_error_and_no_external_request(demo):
+    """Last in the module: everything the tests above did on the shared page logged no console error and
+    asked no other host for anything."""
+    assert_clean_console(demo)

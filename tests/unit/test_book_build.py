@@ -1,4 +1,5 @@
-"""book/build.py's offline rule for saved widget state: nothing the static page renders may need a CDN."""
+"""book/build.py's rules for the static site: nothing a page renders may need a CDN, saved controls do not move
+(no kernel answers them), and Jupyter Book's Thebe snippets (declared twice, pointing at unpkg.com) are gone."""
 from __future__ import annotations
 
 import importlib.util
@@ -53,3 +54,27 @@ def test_notebooks_without_such_widgets_are_unchanged():
     state["pad"]["state"]["children"] = ["IPY_MODEL_bars"]
     before = repr(nb)
     assert build.static_widgets(nb) == 0 and repr(nb) == before
+
+
+def test_saved_controls_are_shown_disabled():
+    b = _builder()
+    nb = _notebook()
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    state["slider"]["state"]["disabled"] = False
+    state["bars"]["state"]["disabled"] = True  # already disabled: left alone, not counted
+    assert b.static_controls(nb) == 1
+    assert state["slider"]["state"]["disabled"] is True and "disabled" not in state["pad"]["state"]
+    assert b.static_controls(nb) == 0  # once is enough
+
+
+def test_thebe_snippets_are_stripped_from_pages_and_nothing_else():
+    b = _builder()
+    head = ('    <script src="../_static/design-tabs.js"></script>\n'
+            '    <script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"; const thebe_selector = ".cell"</script>\n'
+            '    <script async="async" src="../_static/sphinx-thebe.js?v=c100"></script>\n'
+            '    <link rel="stylesheet" type="text/css" href="../_static/sphinx-thebe.css?v=4f" />\n'
+            '    <script>var togglebuttonSelector = ".toggle";</script>\n')
+    out = b.strip_thebe(head + head.splitlines(keepends=True)[1])  # Jupyter Book writes the snippet twice
+    assert "THEBE_JS_URL" not in out and "sphinx-thebe" not in out and "unpkg" not in out
+    assert out == ('    <script src="../_static/design-tabs.js"></script>\n'
+                   '    <script>var togglebuttonSelector = ".toggle";</script>\n')

@@ -30,7 +30,7 @@ from tlwidgets.widgets import (
     show_task,
 )
 from tlwidgets.widgets.confusion import confusion_cells
-from tlwidgets.widgets.dashboard import history_dict, results_table
+from tlwidgets.widgets.dashboard import history_dict, results_table, yes_no
 from tlwidgets.widgets.digit_pad import DigitCanvas, centre_digit, pad_to_mnist, pen_stroke
 from tlwidgets.widgets.freeze_slider import count_text, group_rows, groups_html
 from tlwidgets.widgets.gallery import gallery_items, pca_2d
@@ -82,7 +82,7 @@ def test_is_headless_argument_then_env_then_kernel(monkeypatch):
 def test_freeze_slider_value_freezes_exactly_the_first_groups():
     model = tl.digit_cnn(5)
     fs = FreezeSlider(model)
-    assert fs.slider.min == 0 and fs.slider.max == max_frozen(model) == 3
+    assert fs.min == 0 and fs.max == max_frozen(model) == 3
     assert fs.value == 0  # shows the model's state; creating the slider changes nothing
     for n in (3, 1, 2, 0):
         fs.value = n
@@ -190,7 +190,7 @@ def test_freeze_slider_shows_accuracy_per_depth_from_results():
     assert metric == "val_acc" and by_depth == {0: [0.90, 0.92], 2: [0.95], 3: [0.85]}  # chosen on validation
     assert accuracy_by_depth([{k: v for k, v in r.items() if k != "val_acc"} for r in rows])[0] == "test_acc"
     fs = FreezeSlider(model)
-    assert "no runs measured yet" in fs.accuracy_view.value and fs.accuracy_at() is None
+    assert fs.accuracy_at() is None
     fs.show_results(rows)
     assert fs.accuracy_at(0) == pytest.approx(0.91) and fs.accuracy_at(1) is None
     assert "at 0 frozen: val_acc 91.0% (2 runs, 90.0%–92.0%)" in fs.accuracy_view.value
@@ -228,6 +228,49 @@ def test_freeze_slider_shows_errors_in_the_widget():
     fs.value = 1  # a good change clears the message
     assert fs.errors.error is None and fs.errors.widget.value == ""
     assert model.n_frozen == 1
+
+
+def test_freeze_slider_is_a_widget_with_traits_to_observe_and_link():
+    import ipywidgets as widgets
+    import traitlets
+
+    model = tl.digit_cnn(5)
+    fs = FreezeSlider(model)
+    assert isinstance(fs, widgets.VBox) and fs.widget is fs
+    synced = {name for name in fs.trait_names(sync=True)}
+    assert {"value", "min", "max", "disabled"} <= synced  # in the widget's state, so jslink works too
+    seen = []  # a recording observer
+    fs.observe(lambda change: seen.append((change["old"], change["new"])), names="value")
+    fs.value = 2
+    tl.freeze(model, 1)  # freezing from code moves the slider: observers hear it too
+    assert seen == [(0, 2), (2, 1)]
+    other = widgets.IntSlider(min=0, max=3)
+    link = traitlets.link((fs, "value"), (other, "value"))
+    assert other.value == 1
+    other.value = 3  # the linked control drives the model
+    assert fs.value == 3 and model.n_frozen == 3
+    fs.value = np.int64(2)  # NumPy integers are integers
+    assert other.value == 2 and model.n_frozen == 2
+    link.unlink()
+    with pytest.raises(TypeError, match="value"):
+        fs.value = 2.0
+    with pytest.raises(ValueError, match=r"max must be in 2\.\.3 .*got 1"):
+        fs.max = 1  # below the current value: refused, not clamped
+    fs.max = 2
+    assert fs.max == 2 and model.n_frozen == 2
+    with pytest.raises(ValueError, match=r"value must be in 0\.\.2"):
+        fs.value = 3
+    fs.disabled = True
+    assert all(child.disabled for child in _widget_tree(fs) if isinstance(child, widgets.IntSlider))
+
+
+def test_freeze_slider_shows_no_accuracy_box_until_runs_are_measured():
+    fs = FreezeSlider(tl.digit_cnn(5))
+    assert fs.accuracy_view.layout.display == "none"  # nothing measured: no lingering "no runs yet" text
+    fs.show_results([{"strategy": "fine_tune", "n_frozen": 1, "val_acc": 0.8}])
+    assert fs.accuracy_view.layout.display is None and "80.0%" in fs.accuracy_view.value
+    fs.show_results([])
+    assert fs.accuracy_view.layout.display == "none"
 
 
 def test_count_text_format():
@@ -332,6 +375,35 @@ def test_live_chart_records_every_epoch_of_a_real_fit(tiny_model, tiny_data):
     assert "4 epochs recorded" in repr(chart)
 
 
+def test_live_chart_is_a_widget_whose_traits_follow_the_run(tiny_model, tiny_data):
+    import ipywidgets as widgets
+
+    train, val = loaders(tiny_data)
+    chart = LiveChart(title="tiny", headless=False, auto_display=False)
+    assert isinstance(chart, widgets.VBox) and chart.widget is chart and chart.image in chart.children
+    assert {"num_epochs", "epochs_recorded", "finished"} <= set(chart.trait_names(sync=True))
+    assert chart.num_epochs is None and not chart.finished
+    seen = []  # a recording observer
+    chart.observe(lambda change: seen.append((change["name"], change["new"])),
+                  names=["num_epochs", "epochs_recorded", "finished"])
+    tl.fit(tiny_model(), train, val, num_epochs=2, lr=1e-2, observers=[chart], progress=False)
+    assert seen == [("num_epochs", 2), ("epochs_recorded", 1), ("epochs_recorded", 2), ("finished", True)]
+
+
+def test_chart_text_is_at_least_11_pixels_at_any_dpi():
+    """A projector shows the chart at its natural size: 8 pt at 80 dpi was under 9 px, unreadable at the back."""
+    from tlwidgets.widgets.chart_render import MIN_TEXT_PX, ChartRenderer
+
+    assert MIN_TEXT_PX >= 11
+    for dpi in (60, 80, 120):
+        r = ChartRenderer(dpi=dpi)
+        r.figure.canvas.draw()
+        for ax in (r.ax_loss, r.ax_acc):
+            labels = ax.get_xticklabels() + ax.get_yticklabels() + [ax.xaxis.label, ax.title]
+            labels += ax.get_legend().get_texts() if ax.get_legend() else []
+            assert labels and all(t.get_fontsize() * dpi / 72 >= 11 for t in labels), dpi
+
+
 def test_live_chart_headless_draws_once_and_leaves_one_png(tiny_model, tiny_data):
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
@@ -409,14 +481,14 @@ def test_headless_dashboard_holds_no_empty_chart_image(dash):
 
 def test_dashboard_strategy_controls(dash):
     fs, top = dash.freeze_slider, max_frozen(dash.template_model)
-    assert dash.strategy.value == "fine_tune" and not fs.slider.disabled
-    assert fs.slider.max == top - 1  # freezing all but the head is feature extraction, not fine-tuning
+    assert dash.strategy.value == "fine_tune" and not fs.disabled
+    assert fs.max == top - 1  # freezing all but the head is feature extraction, not fine-tuning
     dash.freeze_slider.value = 1
     dash.strategy.value = "feature_extraction"
-    assert fs.slider.disabled and fs.value == top and dash.config().n_frozen is None
+    assert fs.disabled and fs.value == top and dash.config().n_frozen is None
     assert dash.lr.value == pytest.approx(tl.transfer.DEFAULT_LR["feature_extraction"])
     dash.strategy.value = "scratch"
-    assert fs.slider.disabled and fs.value == 0
+    assert fs.disabled and fs.value == 0
     dash.strategy.value = "fine_tune"
     assert fs.value == 1 and dash.config().n_frozen == 1  # the fine-tune choice is remembered
     with pytest.raises(ValueError, match="n_frozen must be in"):
@@ -523,6 +595,60 @@ def test_dashboard_shows_training_errors_and_wait_reraises():
     assert "failed" in dash.status.value and not dash.running and dash.results == []
 
 
+def test_dashboard_is_a_widget_with_running_and_n_runs_traits(dash):
+    import ipywidgets as widgets
+
+    assert isinstance(dash, widgets.VBox) and dash.widget is dash
+    bundle = dash._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    assert data["text/plain"] == repr(dash)
+    assert {"running", "n_runs"} <= set(dash.trait_names(sync=True))
+    seen = []  # a recording observer of both traits
+    dash.observe(lambda change: seen.append((change["name"], change["new"])), names=["running", "n_runs"])
+    dash.run_sync(strategy="feature_extraction", num_epochs=1)
+    assert seen == [("running", True), ("n_runs", 1), ("running", False)]
+    # the slider is observed through its own trait: the fine-tune choice is remembered without reaching inside
+    dash.set(strategy="fine_tune", n_frozen=1)
+    assert dash.config()["n_frozen"] == 1
+
+
+def test_dashboard_slider_groups_come_from_a_weightless_outline(dash):
+    """The slider shows a model's groups; building (and loading) a real model only for that would cost memory
+    and seconds: the outline lives on PyTorch's meta device, with the real parameter counts."""
+    outline = dash.template_model
+    assert all(p.device.type == "meta" for p in outline.parameters())
+    real = tl.build_model("fine_tune", small_digits(10))
+    assert outline.group_names == real.group_names
+    assert [r[:2] for r in freeze_report(outline).groups] == [r[:2] for r in freeze_report(real).groups]
+
+
+def test_dashboard_images_per_class_control_shows_all_as_a_value(dash):
+    dash.set(n_per_class=None)
+    assert dash.n_per_class.value == "all" and dash.n_per_class.index is not None  # a None value shows blank
+    assert dash.config()["n_per_class"] is None and dash.selected_n_per_class is None
+    dash.set(n_per_class=7)  # not an option yet: added, and shown
+    assert dash.n_per_class.value == "7" and dash.config()["n_per_class"] == 7 == dash.selected_n_per_class
+
+
+def test_dashboard_replays_any_row_and_shows_accuracy_per_depth(dash):
+    first = dash.run_sync(strategy="fine_tune", n_frozen=1, num_epochs=2)
+    dash.run_sync(strategy="feature_extraction", num_epochs=3)
+    assert [v for _, v in dash.replay_run.options] == [1, 2] and dash.replay_run.value == 2
+    assert dash.replay_run.options[0][0].startswith("#1 fine-tune · 10/class · test ")
+    dash.replay(1, seconds_per_epoch=0)
+    assert dash.chart.records == first.history.epochs  # the first row, not the last
+    dash.replay_run.value = 1
+    dash.replay_button.click()  # what the button does: the chosen row
+    dash.wait(timeout=30)
+    assert len(dash.chart.records) == 2 and "showed 2 of 2" in dash.status.value
+    with pytest.raises(ValueError, match=r"source must be a run number in 1\.\.2"):
+        dash.replay(3)
+    view = dash.freeze_slider.accuracy_view
+    assert view.layout.display is None and "data-depth='1'" in view.value  # measured depths beside the slider
+    assert dash.freeze_slider.accuracy_at(1) == pytest.approx(first.val_acc)
+
+
 def test_results_table_marks_best_and_stopped():
     rows = [{"strategy": "scratch", "test_acc": 0.5, "stopped": False, "trainable_params": 1234},
             {"strategy": "fine_tune", "test_acc": 0.9, "stopped": True}]
@@ -530,6 +656,8 @@ def test_results_table_marks_best_and_stopped():
     assert "<b>0.900</b>" in out and "<b>0.500</b>" not in out
     assert "from scratch" in out and "fine-tune" in out and "1,234" in out
     assert out.count("data-stopped='true'") == 1 and out.count("<tr class='tl-run'") == 2
+    assert ">True<" not in out and ">False<" not in out and ">yes<" in out and ">no<" in out  # flags in words
+    assert yes_no(np.bool_(True)) == "yes" and yes_no(False) == "no"
     assert "| 2 | fine-tune |" in results_table(rows).to_markdown()   # the same rows for a document
     assert "no runs yet" in results_table([]).to_html() and "tl-run" not in results_table([]).to_html()
 

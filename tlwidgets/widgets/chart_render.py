@@ -18,7 +18,7 @@ from ._util import rgba_to_png
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ChartRenderer", "Frame"]
+__all__ = ["ChartRenderer", "Frame", "MIN_TEXT_PX"]
 
 
 class Frame:
@@ -42,14 +42,27 @@ class Frame:
         return self.seconds - self.axes_seconds
 
 
-class ChartRenderer:
-    """Loss and accuracy side by side, train (smoothed per batch, and per epoch) and validation."""
+# the smallest text the chart draws, in screen pixels: tick labels read from the back of a room on a
+# 1280 x 800 projector at 11 px and up (8 pt at 80 dpi is under 9 px)
+MIN_TEXT_PX = 11.5
 
-    def __init__(self, figsize: tuple[float, float] = (8.5, 3.0), dpi: int = 80):
+
+class ChartRenderer:
+    """Loss and accuracy side by side, train (smoothed per batch, and per epoch) and validation.
+
+    Text sizes are set in pixels (converted with ``dpi``), so a chart shown at its natural size has tick
+    labels of at least :data:`MIN_TEXT_PX` whatever the dpi.
+    """
+
+    def __init__(self, figsize: tuple[float, float] = (8.5, 3.2), dpi: int = 80):
         self.figsize, self.dpi = figsize, dpi
         self._fig: Any = None
         self._bg: Any = None
         self._drawn: tuple | None = None  # (loss_top, x_max, title) the cached background shows
+
+    def points(self, pixels: float) -> float:
+        """The font size in points that is ``pixels`` tall on screen at this chart's dpi."""
+        return pixels * 72 / self.dpi
 
     @property
     def figure(self) -> Figure:
@@ -64,19 +77,19 @@ class ChartRenderer:
         fig = Figure(figsize=self.figsize, dpi=self.dpi)
         FigureCanvasAgg(fig)
         ax_loss, ax_acc = fig.subplots(1, 2)
-        fig.subplots_adjust(left=0.07, right=0.985, bottom=0.16, top=0.86, wspace=0.2)
+        fig.subplots_adjust(left=0.075, right=0.985, bottom=0.19, top=0.84, wspace=0.22)
         self.lines = {}
         for ax, key, name in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
-            ax.set_title(name, fontsize=10)
-            ax.set_xlabel("epoch", fontsize=9)
-            ax.tick_params(labelsize=8)
+            ax.set_title(name, fontsize=self.points(MIN_TEXT_PX + 1.5))
+            ax.set_xlabel("epoch", fontsize=self.points(MIN_TEXT_PX + 0.5))
+            ax.tick_params(labelsize=self.points(MIN_TEXT_PX))
             ax.grid(True, alpha=0.3)
             self.lines[f"train_{key}"], = ax.plot([], [], color="C0", lw=1.4, label="train", animated=True)
             self.lines[f"epoch_{key}"], = ax.plot([], [], "o", color="C0", ms=4, label="train (epoch)", animated=True)
             self.lines[f"val_{key}"], = ax.plot([], [], "s-", color="C1", ms=4, lw=1.6, label="validation",
                                                 animated=True)
         ax_acc.set_ylim(0, 1.01)
-        ax_acc.legend(loc="lower right", fontsize=8, framealpha=0.8)
+        ax_acc.legend(loc="lower right", fontsize=self.points(MIN_TEXT_PX), framealpha=0.8)
         self._fig, self.ax_loss, self.ax_acc = fig, ax_loss, ax_acc
 
     def _draw_axes(self, key: tuple) -> None:
@@ -84,7 +97,7 @@ class ChartRenderer:
         for ax in (self.ax_loss, self.ax_acc):
             ax.set_xlim(0, x_max)
         self.ax_loss.set_ylim(0, loss_top)
-        self.figure.suptitle(title, fontsize=10)
+        self.figure.suptitle(title, fontsize=self.points(MIN_TEXT_PX + 1.5))
         canvas: Any = self.figure.canvas  # an Agg canvas (see _build): it can copy and restore regions
         canvas.draw()
         self._bg = canvas.copy_from_bbox(self.figure.bbox)

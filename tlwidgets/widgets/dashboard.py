@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import ipywidgets as widgets
+import torch
+import traitlets
 
 from ..data import Task, check_n_per_class, mnist_target_task, pets_task, size_label
 from ..freezing import freeze, max_frozen
+from ..models import GroupedModel
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, log_entry, read_log, write_log
 from ..runlog import replay as replay_run
@@ -44,7 +47,7 @@ from ._util import ErrorBox, is_headless, widget_bundle
 from .freeze_slider import FreezeSlider
 from .live_chart import LiveChart, progress_text
 
-__all__ = ["Dashboard", "results_table", "STRATEGY_LABELS", "LOG_FORMAT"]
+__all__ = ["Dashboard", "results_table", "model_outline", "yes_no", "STRATEGY_LABELS", "LOG_FORMAT"]
 
 STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune",
                    "choose": "choose FE or fine-tune on val"}
@@ -54,6 +57,25 @@ N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
 DEFAULT_N_PER_CLASS = {"mnist": 20, "pets": 5}
 TABLE_COLUMNS = ("strategy", "task", "n_per_class", "n_frozen", "trainable_params", "epochs", "steps", "fell_back",
                  "val_acc", "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
+EPOCHS_CONTROL_MAX = 100  # the epochs slider's range (set(num_epochs=...) widens it when asked for more)
+ALL_LABEL = "all"  # the labels-per-class control's text (and value) for "every labelled image"
+
+
+def yes_no(value: Any) -> str:
+    """A table cell for a flag: "yes" / "no" (a raw ``True`` / ``False`` reads as code on a projector)."""
+    return "yes" if value else "no"
+
+
+def model_outline(task: Task, backbone: str = "efficientnet_lite0") -> GroupedModel:
+    """The fine-tuned model's layer groups for ``task``, built on PyTorch's ``meta`` device: no weights.
+
+    Why: the dashboard's freeze slider only shows which groups a run would freeze and how many parameters
+    each holds; every run builds its own model. A ``meta`` model has the real structure and parameter
+    counts (so the slider reads them as for any model) but allocates no memory and loads no checkpoint
+    (the structure of :func:`~tlwidgets.transfer.build_model`'s fine-tune model, without its weights).
+    """
+    with torch.device("meta"):
+        return build_model("scratch", task, backbone=backbone, scratch_arch="same")
 
 
 def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Callable[[int | None], Task]:
@@ -67,6 +89,22 @@ def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Cal
 
 
 # --------------------------------------------------------------------------- logic (plain pytest)
+def _n_label(n: int | None) -> str:
+    return ALL_LABEL if n is None else str(n)
+
+
+def _n_value(label: str) -> int | None:
+    return None if label == ALL_LABEL else int(label)
+
+
+def _run_label(number: int, row: dict) -> str:
+    """'#2 fine-tune · all/class · test 0.713': how the replay control names a row of the table."""
+    acc = row.get("test_acc")
+    acc_text = f" · test {acc:.3f}" if isinstance(acc, (int, float)) and not isinstance(acc, bool) else ""
+    strategy = STRATEGY_LABELS.get(row.get("strategy", ""), str(row.get("strategy")))
+    return f"#{number} {strategy} · {row.get('n_per_class', '?')}/class{acc_text}"
+
+
 def results_table(rows: list[dict]) -> Table:
     """The run list as a :class:`~tlwidgets.table.Table`: one row per run (``RunResult.row()``), numbered,
     the best test accuracy in bold, stopped runs marked (``data-stopped``, shaded) so a glance and a
@@ -75,7 +113,10 @@ def results_table(rows: list[dict]) -> Table:
     best = max(accs) if accs else None
     special = {"strategy": Column("strategy", fmt=lambda s: STRATEGY_LABELS.get(s, str(s))),
                "test_acc": Column("test_acc", "test acc", emphasis=lambda v: v == best),
-               "seconds": Column("seconds", fmt=".1f")}
+               "seconds": Column("seconds", fmt=".1f"),
+               "one_class": Column("one_class", "one class", fmt=yes_no),
+               "fell_back": Column("fell_back", "fell back", fmt=yes_no),
+               "stopped": Column("stopped", fmt=yes_no)}
     columns = [Column("#")] + [special.get(c, Column(c, c.replace("_", " "))) for c in TABLE_COLUMNS]
 
     def row_attrs(row) -> dict[str, str]:
@@ -103,14 +144,22 @@ class _StatusObserver(Observer):
 
 
 # --------------------------------------------------------------------------- view
-class Dashboard:
+class Dashboard(widgets.VBox):
     """``Dashboard(kind="mnist")``: strategy, freezing, labels per class, lr, epochs, Train/Stop, live chart, results.
+
+    A widget in its own right (an ``ipywidgets.VBox``) with synced traits other code can ``observe`` or
+    ``link``: ``running`` (a run or replay is in progress) and ``n_runs`` (rows in the table). Its parts
+    are widgets too: :attr:`freeze_slider` (a :class:`FreezeSlider`, traits ``value`` / ``max``),
+    :attr:`chart` (a :class:`LiveChart`), and the controls ``strategy``, ``n_per_class``, ``lr``,
+    ``epochs``, ``replay_run``.
 
     ``task_builder(n_per_class)`` returns the :class:`~tlwidgets.data.Task`
     to train on (``None`` = all labelled images); by default the course's
     digits 5-9 task (``kind="mnist"``) or cat breeds (``kind="pets"``). The
-    freeze slider works on a model of that task and applies to fine-tuning
-    only: "from scratch" trains every group, feature extraction only the head.
+    freeze slider shows the layer groups of that task's model (a weightless outline,
+    :func:`model_outline`) and applies to fine-tuning only: "from scratch" trains
+    every group, feature extraction only the head.
+    Replay plays any run of the table (the ``replay_run`` control, or :meth:`replay` with a run number).
     Python methods drive it without a browser: :meth:`train`, :meth:`stop`,
     :meth:`wait`, :meth:`run_sync`, :meth:`replay`, :meth:`save_log`,
     :meth:`load_log`; :attr:`results` holds one row per run.
@@ -123,7 +172,6 @@ class Dashboard:
         n_options: the choices of the labels-per-class control.
         lr: the learning rate at first (None: the strategy's default).
         num_epochs: epochs selected at first.
-        max_epochs: the largest value the epochs control offers.
         batch_size: training batch size.
         backbone: the pretrained model for photo tasks.
         seed: the seed of every run.
@@ -131,10 +179,13 @@ class Dashboard:
         title: shown above the controls.
     """
 
+    running = traitlets.Bool(False, help="a run or a replay is in progress").tag(sync=True)
+    n_runs = traitlets.Int(0, help="runs in the results table (trained here or loaded)").tag(sync=True)
+
     def __init__(self, task_builder: Callable[[int | None], Task] | None = None, *, kind: str = "mnist",
                  strategy: str = "fine_tune", n_per_class: int | None | str = "default",
                  n_options: Sequence[int | None] = N_OPTIONS,
-                 lr: float | None = None, num_epochs: int = 10, max_epochs: int = 100, batch_size: int = 32,
+                 lr: float | None = None, num_epochs: int = 10, batch_size: int = 32,
                  backbone: str = "efficientnet_lite0", seed: int = 0, headless: bool | None = None,
                  title: str | None = None):
         if strategy not in STRATEGIES:
@@ -155,7 +206,6 @@ class Dashboard:
         self.last_error: BaseException | None = None
         self._stop = StopFlag()
         self._lock = threading.RLock()
-        self._busy = False
         self._thread: threading.Thread | None = None
 
         n_options = list(n_options)
@@ -163,7 +213,7 @@ class Dashboard:
             n_options.append(n_per_class)
         n_options = sorted({n for n in n_options if n is not None}) + ([None] if None in n_options else [])
         template_task = self._task(n_per_class)
-        self.template_model = build_model("fine_tune", template_task, backbone=backbone)
+        self.template_model = model_outline(template_task, backbone)
         self._ft_frozen = default_fine_tune_frozen(self.template_model)
         freeze(self.template_model, self._ft_frozen)
 
@@ -171,20 +221,27 @@ class Dashboard:
         style = {"description_width": "110px"}
         self.strategy = widgets.Dropdown(options=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=strategy,
                                          description="strategy", style=style)
-        self.n_per_class = widgets.Dropdown(options=[(str(size_label(n)), n) for n in n_options],
-                                            value=n_per_class, description="images / class", style=style)
+        # values are what the control shows ("all" for None): a Dropdown whose value is None shows nothing
+        self.n_per_class = widgets.Dropdown(options=[_n_label(n) for n in n_options], value=_n_label(n_per_class),
+                                            description="images / class", style=style)
         self.lr = widgets.FloatLogSlider(value=lr if lr is not None else DEFAULT_LR[strategy], base=10, min=-5,
                                          max=-0.5, step=0.1, description="learning rate", readout_format=".1e",
                                          style=style)
-        self.epochs = widgets.IntSlider(value=num_epochs, min=1, max=max(max_epochs, num_epochs),
+        self.epochs = widgets.IntSlider(value=num_epochs, min=1, max=max(EPOCHS_CONTROL_MAX, num_epochs),
                                         description="epochs", style=style)
         self.freeze_slider = FreezeSlider(self.template_model, description="frozen groups")
-        self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.replay_button = widgets.Button(description="Replay", icon="repeat", disabled=True,
-                                            tooltip="show the last run (or a loaded log) again, without training")
+        small = widgets.Layout(width="110px")
+        self.train_button = widgets.Button(description="Train", button_style="success", icon="play", layout=small)
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
+                                          layout=small)
+        # "history" is an icon in Font Awesome 4 (JupyterLab) and 5 (Voila) alike ("repeat" is 4 only)
+        self.replay_button = widgets.Button(description="Replay", icon="history", disabled=True, layout=small,
+                                            tooltip="show the chosen run again, without training")
+        self.replay_run = widgets.Dropdown(options=[], description="run", disabled=True,
+                                           style={"description_width": "30px"}, layout=widgets.Layout(width="340px"))
+        self.replay_run.add_class("tl-replay-run")
         self.replay_speed = widgets.FloatSlider(value=0.5, min=0.05, max=3.0, step=0.05, description="s / epoch",
-                                                layout=widgets.Layout(width="260px"))
+                                                style=style, layout=widgets.Layout(width="360px"))
         for name, b in (("train", self.train_button), ("stop", self.stop_button), ("replay", self.replay_button)):
             b.add_class(f"tl-{name}-button")
         self.status = widgets.HTML("ready")
@@ -192,25 +249,30 @@ class Dashboard:
         self.table = widgets.HTML(results_table([]).to_html())
         self.table.add_class("tl-dashboard-results")
         self.errors = ErrorBox()
-        self.chart = LiveChart(title, headless=self.headless, auto_display=False, display_final=False)
+        # 640 x 256 px: beside the controls on a 1280 x 800 projector, above the fold
+        self.chart = LiveChart(title, headless=self.headless, auto_display=False, display_final=False,
+                               figsize=(8.0, 3.2), dpi=80)
 
         header = widgets.HTML(f"<b>{html.escape(title or 'Transfer learning dashboard')}</b> "
                               f"<span style='color:#666'>({html.escape(template_task.name)})</span>")
         controls = widgets.VBox([self.strategy, self.n_per_class, self.lr, self.epochs,
-                                 widgets.HBox([self.train_button, self.stop_button]),
-                                 widgets.HBox([self.replay_button, self.replay_speed])])
+                                 widgets.HBox([self.train_button, self.stop_button, self.replay_button]),
+                                 self.replay_run, self.replay_speed], layout=widgets.Layout(min_width="370px"))
         # headless (the course runner, nbval, a static book page) nobody watches the live chart: each run shows
         # its chart as one static figure instead, so the box holds no empty chart image
-        chart = [] if self.headless else [self.chart.widget]
-        self.widget = widgets.VBox([header, widgets.HBox([controls, self.freeze_slider.widget]), self.status,
-                                    self.errors.widget, *chart, self.table])
-        self.widget.add_class("tl-dashboard")
+        top = [controls] if self.headless else [controls, self.chart]
+        # on a 1280 x 800 projector: controls and chart side by side, then the results table, all above the
+        # fold; the freeze slider's group list (long for an ImageNet model) comes last
+        super().__init__([header, widgets.HBox(top), self.status, self.errors.widget, self.table,
+                          self.freeze_slider])
+        self.add_class("tl-dashboard")
 
         self.strategy.observe(self.errors.guard(self._on_strategy, "strategy"), names="value")
-        self.freeze_slider.slider.observe(self._remember_frozen, names="value")
+        self.freeze_slider.observe(self._remember_frozen, names="value")
         self.train_button.on_click(self.errors.guard(lambda _b: self.train(block=False), "train"))
         self.stop_button.on_click(self.errors.guard(lambda _b: self.stop(), "stop"))
-        self.replay_button.on_click(self.errors.guard(lambda _b: self.replay(None, self.replay_speed.value,
+        self.replay_button.on_click(self.errors.guard(lambda _b: self.replay(self.replay_run.value,
+                                                                             self.replay_speed.value,
                                                                              block=False), "replay"))
         self._on_strategy({"new": strategy, "old": None}, set_lr=False)
 
@@ -226,7 +288,7 @@ class Dashboard:
 
     def _on_strategy(self, change, set_lr: bool = True) -> None:
         """Show what each strategy freezes; only fine-tuning lets you choose (and never 'head only')."""
-        s, slider, top = change["new"], self.freeze_slider.slider, max_frozen(self.template_model)
+        s, slider, top = change["new"], self.freeze_slider, max_frozen(self.template_model)
         if s == "fine_tune":
             target = min(self._ft_frozen, top - 1)
             slider.value = target  # first the value, then the range: a clamp would overwrite the memory
@@ -239,9 +301,15 @@ class Dashboard:
         if set_lr:
             self.lr.value = DEFAULT_LR[s]
 
+    @property
+    def selected_n_per_class(self) -> int | None:
+        """The labelled images per class the next run uses (None: all), read from the control, which shows
+        its choice as text ("all", "10")."""
+        return _n_value(self.n_per_class.value)
+
     def config(self) -> Recipe:
         """The :class:`~tlwidgets.runs.Recipe` the next run will use (what the controls show; the number of
-        labelled images per class is the data, ``n_per_class.value``). One epoch budget for every strategy:
+        labelled images per class is the data, :attr:`selected_n_per_class`). One epoch budget for every strategy:
         a fine-tune's head stage is paid out of it."""
         strategy = self.strategy.value
         return Recipe(strategy, lr=float(self.lr.value), num_epochs=int(self.epochs.value),
@@ -264,10 +332,10 @@ class Dashboard:
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
             self.strategy.value = strategy
         if n_per_class != "keep":
-            n_per_class = check_n_per_class(n_per_class)
-            if n_per_class not in [v for _, v in self.n_per_class.options]:
-                self.n_per_class.options = list(self.n_per_class.options) + [(str(n_per_class), n_per_class)]
-            self.n_per_class.value = n_per_class
+            label = _n_label(check_n_per_class(n_per_class))
+            if label not in self.n_per_class.options:
+                self.n_per_class.options = list(self.n_per_class.options) + [label]
+            self.n_per_class.value = label
         if lr is not None:  # refused outside the slider's range instead of silently clamped
             lr = check_float("lr", lr, min=10 ** self.lr.min, max=10 ** self.lr.max)
             self.lr.value = lr
@@ -280,8 +348,8 @@ class Dashboard:
             if self.strategy.value != "fine_tune":
                 raise ValueError("n_frozen applies to strategy='fine_tune' only")
             n_frozen = check_int("n_frozen", n_frozen)
-            if not 0 <= n_frozen <= self.freeze_slider.slider.max:
-                raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.slider.max} for fine-tuning "
+            if not 0 <= n_frozen <= self.freeze_slider.max:
+                raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.max} for fine-tuning "
                                  f"{self.template_model.name} (freezing every group but the head is feature "
                                  "extraction)")
             self.freeze_slider.value = n_frozen
@@ -289,23 +357,24 @@ class Dashboard:
 
     # -- running -------------------------------------------------------------------------
     @property
-    def running(self) -> bool:
-        return self._busy
+    def widget(self) -> Dashboard:
+        """The dashboard itself (it is a widget); kept so code that embeds ``.widget`` in a layout still works."""
+        return self
 
     def _set_status(self, text: str) -> None:
         self.status.value = html.escape(text)
 
     def _set_running(self, running: bool) -> None:
-        self._busy = running
+        self.running = running
         self.train_button.disabled = running
-        self.replay_button.disabled = running or not self._runs
+        self.replay_button.disabled = self.replay_run.disabled = running or not self._runs
         self.stop_button.disabled = not running
 
     def _start(self) -> None:
         with self._lock:
-            if self._busy:
+            if self.running:
                 raise RuntimeError("a run is in progress: stop() it or wait() for it first")
-            self._busy = True
+            self.running = True
         self._stop.clear()
         self.errors.clear()
         self.last_error = None
@@ -320,7 +389,7 @@ class Dashboard:
     def train(self, block: bool = False) -> RunResult | None:
         """Start a run with the current settings; ``block=True`` trains in this thread and returns the RunResult."""
         self._start()
-        recipe, n_per_class = self.config(), self.n_per_class.value
+        recipe, n_per_class = self.config(), self.selected_n_per_class
         if block:
             return self._run(recipe, n_per_class)
         self._thread = threading.Thread(target=self._run_in_background, args=(recipe, n_per_class),
@@ -365,7 +434,7 @@ class Dashboard:
                 self.run_results.append(result)
                 self.last_result = result
                 self._runs.append(log_entry(result, n_per_class))
-                self.table.value = results_table(self.results).to_html()
+                self._runs_changed()
             if h.stopped:
                 self._set_status(f"{prefix} · stopped after {len(h)}/{recipe.num_epochs} epochs "
                                  f"({h.stop_reason}) · test_acc {result.test_acc:.3f}")
@@ -384,7 +453,7 @@ class Dashboard:
     def stop(self, reason: str = "stopped by user") -> None:
         """Ask the run in progress (training or replay) to stop after the current batch."""
         self._stop.set(reason)
-        if self._busy:
+        if self.running:
             self._set_status(f"{html.unescape(self.status.value)} · stopping ...")
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
@@ -402,16 +471,23 @@ class Dashboard:
     def replay(self, source: object = None, seconds_per_epoch: float = 0.5, *, block: bool = True) -> LiveChart:
         """Play a logged run through the chart (no training); ``source=None`` replays the last run.
 
-        ``source``: a History, ``History.to_dict()``, a RunResult, an entry of
-        :attr:`runs`, or the path of a JSON file (a dashboard log: its last
-        run; or a History dict). ``seconds_per_epoch=0`` plays as fast as
-        drawing allows. Stop works during a replay too.
+        ``source``: the number of a row of the table (1 = the first run, as the
+        table's "#" column and the ``replay_run`` control number them), a
+        History, ``History.to_dict()``, a RunResult, an entry of :attr:`runs`,
+        or the path of a JSON file (a dashboard log: its last run; or a History
+        dict). ``seconds_per_epoch=0`` plays as fast as drawing allows. Stop
+        works during a replay too.
         """
         seconds_per_epoch = check_float("seconds_per_epoch", seconds_per_epoch, min=0)
         if source is None:
             if not self._runs:
                 raise ValueError("nothing to replay yet: train a run, load_log(path), or pass a History")
             source = self._runs[-1]
+        elif isinstance(source, int) and not isinstance(source, bool):
+            if not 1 <= source <= len(self._runs):
+                raise ValueError(f"source must be a run number in 1..{len(self._runs)} (the table's # column), "
+                                 f"got {source}")
+            source = self._runs[source - 1]
         hist, recipe = history_dict(source)
         if not hist.get("epochs") and not hist.get("batches"):
             raise ValueError("the logged run has no finished batch or epoch to replay")
@@ -465,16 +541,26 @@ class Dashboard:
         runs = read_log(path)["runs"]
         with self._lock:
             self._runs.extend(runs)
-            self.table.value = results_table(self.results).to_html()
-        self._set_running(self._busy)
+            self._runs_changed()
+        self._set_running(self.running)
         return len(runs)
+
+    def _runs_changed(self) -> None:
+        """Show the run list everywhere it appears: the table, the replay choice (newest selected), the
+        accuracy per freeze depth beside the slider, and the ``n_runs`` trait."""
+        rows = self.results
+        self.table.value = results_table(rows).to_html()
+        self.replay_run.options = [(_run_label(i, r), i) for i, r in enumerate(rows, 1)]
+        self.replay_run.value = len(rows) if rows else None
+        self.freeze_slider.show_results(rows)
+        self.n_runs = len(rows)
 
     # -- display -------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(self.widget, repr(self), **kwargs)
+        return widget_bundle(super(), repr(self), **kwargs)
 
     def __repr__(self) -> str:
-        state = "running" if self._busy else "idle"
+        state = "running" if self.running else "idle"
         c = self.config()
-        return (f"Dashboard({self.kind}: next {c.strategy}, {size_label(self.n_per_class.value)}/class, "
+        return (f"Dashboard({self.kind}: next {c.strategy}, {size_label(self.selected_n_per_class)}/class, "
                 f"lr={c.lrs[0]:.1e}, {c.num_epochs} epochs; {len(self._runs)} runs; {state})")

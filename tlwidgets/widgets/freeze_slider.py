@@ -22,9 +22,10 @@ from __future__ import annotations
 import html
 import math
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import ipywidgets as widgets
+import traitlets
 
 from ..freezing import FreezeReport, freeze, freeze_report, frozen_prefix, group_states, max_frozen, on_freeze
 from ..models import GroupedModel
@@ -179,22 +180,43 @@ def _install_cell_hook() -> None:
         _HOOKED = True
 
 
-class FreezeSlider:
+class _GroupCount(traitlets.Int):
+    """An ``Int`` trait that takes NumPy integers too and refuses 2.0 or "2", through the one argument check."""
+
+    def validate(self, obj, value):
+        return check_int(self.name, value)
+
+
+class FreezeSlider(widgets.VBox):
     """``display(FreezeSlider(model))``: drag to freeze the first *n* layer groups of ``model``.
 
+    A widget in its own right (an ``ipywidgets.VBox``) whose synced traits
+    ``value`` (groups frozen), ``min``, ``max`` and ``disabled`` are what other
+    code observes or links (``slider.observe(fn, names="value")``,
+    ``traitlets.link((slider, "value"), ...)``): nothing needs to reach into the
+    ``IntSlider`` inside it.
+
     0 trains everything (full fine-tuning); the maximum leaves only the head
-    trainable (feature extraction). Setting :attr:`value` outside the range
-    raises instead of clamping. ``frozen_bn`` is passed to :func:`~tlwidgets.freezing.freeze`.
-    Creating the slider does not change the model; it shows the model's
-    current state, and keeps following it (see the module docstring).
+    trainable (feature extraction). Setting :attr:`value` outside ``min..max``
+    raises instead of clamping, and so does a ``max`` below the current value
+    or above what the model allows. ``frozen_bn`` is passed to
+    :func:`~tlwidgets.freezing.freeze`. Creating the slider does not change
+    the model; it shows the model's current state, and keeps following it
+    (see the module docstring).
 
     Args:
-        model: the GroupedModel the slider freezes.
+        model: the GroupedModel the slider freezes (a weightless one built on the
+            ``meta`` device is enough when only its groups are to be shown).
         description: the slider's label.
         frozen_bn: what frozen BatchNorm layers do (passed to :func:`~tlwidgets.freezing.freeze`).
         results: optional ``RunResult`` objects or rows, to show the accuracy measured at each depth.
         metric: which accuracy of the results to show (default: validation accuracy).
     """
+
+    value = _GroupCount(0, help="layer groups frozen, from the stem on").tag(sync=True)
+    min = traitlets.Int(0, read_only=True, help="the fewest groups that can be frozen (0: train all)").tag(sync=True)
+    max = _GroupCount(0, help="the most groups that may be frozen now").tag(sync=True)
+    disabled = traitlets.Bool(False, help="whether dragging is allowed").tag(sync=True)
 
     def __init__(self, model: GroupedModel, *, description: str = "frozen groups", frozen_bn: str = "eval",
                  results: Iterable | None = None, metric: str | None = None):
@@ -202,27 +224,35 @@ class FreezeSlider:
             raise TypeError(f"FreezeSlider needs a tlwidgets GroupedModel, got {type(model).__name__}")
         self.model = model
         self.frozen_bn = frozen_bn
+        self._links: list[traitlets.link] = []
+        self._unhook: Callable[[], None] = lambda: None  # close() may run from __del__ before __init__ ends
         self.errors = ErrorBox()
         self._syncing = False
         self._metric = "val_acc"
         self._by_depth: dict[int, list[float]] = {}
         report = freeze_report(model)
-        self.slider = widgets.IntSlider(value=frozen_prefix(model), min=0, max=max_frozen(model), step=1,
-                                        description=description, continuous_update=True,
-                                        style={"description_width": "initial"},
-                                        layout=widgets.Layout(width="360px"))
-        self.slider.add_class("tl-freeze-slider")
+        start = frozen_prefix(model)
+        self._slider = widgets.IntSlider(value=start, min=0, max=max_frozen(model), step=1,
+                                         description=description, continuous_update=True,
+                                         style={"description_width": "initial"},
+                                         layout=widgets.Layout(width="360px"))
+        self._slider.add_class("tl-freeze-slider")
         self.count_label = widgets.HTML()
         self.count_label.add_class("tl-freeze-count")
         self.groups_view = widgets.HTML()
-        self.accuracy_view = widgets.HTML(layout=widgets.Layout(margin="0 0 0 16px"))
+        self.accuracy_view = widgets.HTML(layout=widgets.Layout(margin="0 0 0 16px", display="none"))
         self.accuracy_view.add_class("tl-freeze-accuracy-box")
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.count_label]),
-                                                    widgets.HBox([self.groups_view, self.accuracy_view]),
-                                    self.errors.widget])
-        self.widget.add_class("tl-freeze-slider-box")
+        super().__init__([widgets.HBox([self._slider, self.count_label]),
+                          widgets.HBox([self.groups_view, self.accuracy_view]), self.errors.widget])
+        self.add_class("tl-freeze-slider-box")
+        with self.hold_trait_notifications():
+            self.max = max_frozen(model)
+            self.value = start
+        # the inner IntSlider is a view of these traits: dragging sets value, setting value moves it
+        self._links = [traitlets.link((self, name), (self._slider, name)) for name in ("max", "value", "disabled")]
         self._show(report)
-        self.slider.observe(self.errors.guard(self._on_value, "freeze"), names="value")
+        self.observe(self.errors.guard(self._on_value, "freeze"), names="value")
+        self.observe(lambda _change: self._show(freeze_report(self.model)), names="max")
         self_ref = weakref.ref(self)
 
         def refresh_if_alive(_report: FreezeReport) -> None:  # a weak reference: the hook keeps no slider alive
@@ -235,6 +265,22 @@ class FreezeSlider:
         _install_cell_hook()
         if results is not None:
             self.show_results(results, metric)
+
+    @traitlets.validate("value")
+    def _check_value(self, proposal) -> int:
+        n = proposal["value"]
+        if not self.min <= n <= self.max:
+            raise ValueError(f"value must be in {self.min}..{self.max} (groups of {self.model.name} "
+                             f"that can be frozen; the head always trains), got {n}")
+        return n
+
+    @traitlets.validate("max")
+    def _check_max(self, proposal) -> int:
+        n, top = proposal["value"], max_frozen(self.model)
+        if not self.value <= n <= top:
+            raise ValueError(f"max must be in {self.value}..{top} (at least the current value, at most every group "
+                             f"of {self.model.name} but the head), got {n}: set value first")
+        return n
 
     @staticmethod
     def _count_html(report: FreezeReport, states: list[str]) -> str:
@@ -255,22 +301,10 @@ class FreezeSlider:
         states = group_states(self.model)
         self.count_label.value = self._count_html(report, states)
         self.groups_view.value = groups_html(report, states)
-        self.accuracy_view.value = depth_table_html(self._metric, self._by_depth, self.slider.max, self.slider.value)
+        self.accuracy_view.value = depth_table_html(self._metric, self._by_depth, self.max, self.value)
+        self.accuracy_view.layout.display = None if self._by_depth else "none"  # nothing measured: no box
 
     # -- Python API ---------------------------------------------------------------
-    @property
-    def value(self) -> int:
-        """Number of frozen groups; setting it moves the slider and freezes the model (out of range: refused)."""
-        return self.slider.value
-
-    @value.setter
-    def value(self, n: int) -> None:
-        n = check_int("value", n)  # NumPy integers too; 2.0 or "2" refused
-        if not self.slider.min <= n <= self.slider.max:
-            raise ValueError(f"value must be in {self.slider.min}..{self.slider.max} (groups of {self.model.name} "
-                             f"that can be frozen; the head always trains), got {n}")
-        self.slider.value = n
-
     @property
     def report(self) -> FreezeReport:
         """The model's current :class:`FreezeReport` (read from the model, not from the slider)."""
@@ -286,7 +320,7 @@ class FreezeSlider:
         report = freeze_report(self.model)
         self._syncing = True
         try:
-            self.slider.value = frozen_prefix(self.model)
+            self.value = min(frozen_prefix(self.model), self.max)
         finally:
             self._syncing = False
         self._show(report)
@@ -307,10 +341,20 @@ class FreezeSlider:
         """Stop following the model and close the widgets."""
         self._unhook()
         _LIVE.discard(self)
-        self.widget.close()
+        links, self._links = self._links, []  # close() runs again from Widget.__del__: unlink once
+        for link in links:
+            link.unlink()
+        for child in self._slider, self.count_label, self.groups_view, self.accuracy_view, self.errors.widget:
+            child.close()
+        super().close()
+
+    @property
+    def widget(self) -> FreezeSlider:
+        """The slider itself (it is a widget); kept so code that embeds ``.widget`` in a layout still works."""
+        return self
 
     def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(self.widget, repr(self), **kwargs)
+        return widget_bundle(super(), repr(self), **kwargs)
 
     def __repr__(self) -> str:
         r = self.report

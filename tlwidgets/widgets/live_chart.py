@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
+import traitlets
 
 from ..chart_state import ChartState, Throttle, fast_run_note, progress_text, summary_text
 from ..training import Observer
@@ -54,7 +55,7 @@ class _LiveFront:
         c = self.chart
         # Only from the main thread: output displayed from another thread can land in whichever cell runs now.
         main = threading.current_thread() is threading.main_thread()
-        if c.auto_display and not c._displayed and in_kernel() and main:
+        if c.auto_display and not c._shown and in_kernel() and main:
             from IPython.display import display
 
             display(c)
@@ -104,8 +105,12 @@ class _StaticFront:
             print(f"LiveChart: {summary}")
 
 
-class LiveChart(Observer):
+class LiveChart(widgets.VBox, Observer):
     """Loss and accuracy (train and validation) while ``fit`` runs: ``fit(..., observers=[LiveChart()])``.
+
+    A widget in its own right (an ``ipywidgets.VBox``: the chart image and a status line) with synced traits
+    other code can ``observe`` or ``link``: ``num_epochs`` (the run's planned epochs, None before a run),
+    ``epochs_recorded`` (finished epochs seen) and ``finished`` (the run has ended).
 
     Args:
         title: shown above the chart; default: the model's name from ``on_train_begin``.
@@ -121,8 +126,12 @@ class LiveChart(Observer):
     and ``draw_log`` (start, seconds, repeated seconds per frame) say what drawing cost.
     """
 
+    num_epochs = traitlets.Int(None, allow_none=True, help="epochs the run plans (None: no run yet)").tag(sync=True)
+    epochs_recorded = traitlets.Int(0, help="finished epochs the chart has seen").tag(sync=True)
+    finished = traitlets.Bool(False, help="whether the run shown has ended").tag(sync=True)
+
     def __init__(self, title: str | None = None, headless: bool | None = None, *, min_interval: float = 0.5,
-                 max_overhead: float = 0.02, figsize: tuple[float, float] = (8.5, 3.0), dpi: int = 80,
+                 max_overhead: float = 0.02, figsize: tuple[float, float] = (8.5, 3.2), dpi: int = 80,
                  auto_display: bool = True, display_final: bool = True,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.throttle = Throttle(min_interval, max_overhead, clock)
@@ -135,15 +144,15 @@ class LiveChart(Observer):
         self.render_seconds = 0.0
         self.draw_log: list[tuple[float, float, float]] = []
         self.png: bytes | None = None
-        self._lock = threading.RLock()
-        self._displayed = False
+        self._draw_lock = threading.RLock()
+        self._shown = False
         self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{int(figsize[0] * dpi)}px",
                                                                        height=f"{int(figsize[1] * dpi)}px"))
         self.image.add_class("tl-live-chart-image")
         self.status = widgets.HTML("")
         self.status.add_class("tl-live-chart-status")
-        self.widget = widgets.VBox([self.image, self.status])
-        self.widget.add_class("tl-live-chart")
+        super().__init__([self.image, self.status])
+        self.add_class("tl-live-chart")
         self.front = _StaticFront(self) if self.headless else _LiveFront(self)
         self.front.opened()
 
@@ -157,12 +166,13 @@ class LiveChart(Observer):
         return self.state.end_logs
 
     @property
-    def num_epochs(self) -> int | None:
-        return self.state.num_epochs
-
-    @property
     def batch_count(self) -> int:
         return self.state.batch_count
+
+    @property
+    def widget(self) -> LiveChart:
+        """The chart itself (it is a widget); kept so code that embeds ``.widget`` in a layout still works."""
+        return self
 
     @property
     def summary(self) -> str:
@@ -171,7 +181,7 @@ class LiveChart(Observer):
     @property
     def figure(self) -> Figure:
         """The matplotlib Figure (lines are 'animated' artists: use ``.png`` for the picture as shown)."""
-        with self._lock:
+        with self._draw_lock:
             return self.renderer.figure
 
     def _title_text(self) -> str:
@@ -179,7 +189,7 @@ class LiveChart(Observer):
 
     def draw(self, full: bool = False) -> None:
         """Render the state now (the front end decides when; this is also what ``save_png`` uses)."""
-        with self._lock:
+        with self._draw_lock:
             frame = self.renderer.render(self.state, self._title_text(), full=full)
             self.png = frame.png
             self.draw_count += 1
@@ -190,26 +200,29 @@ class LiveChart(Observer):
 
     # -- observer events --------------------------------------------------------------------
     def on_train_begin(self, info: dict) -> None:
-        with self._lock:
+        with self._draw_lock:
             self.state.begin(info)
             self.throttle.reset()
+        self.num_epochs, self.epochs_recorded, self.finished = self.state.num_epochs, 0, False
         self.status.value = html.escape(progress_text(None, self.num_epochs))
         self.front.begin()  # no drawing yet: the loss axis is sized from the first batch
 
     def on_batch_end(self, logs: dict) -> None:
-        with self._lock:
+        with self._draw_lock:
             self.state.add_batch(logs)
         self.front.batch()
 
     def on_epoch_end(self, logs: dict) -> None:
-        with self._lock:
+        with self._draw_lock:
             self.state.add_epoch(logs)
+        self.epochs_recorded = len(self.state.records)
         self.front.epoch(logs)
 
     def on_train_end(self, logs: dict) -> None:
-        with self._lock:
+        with self._draw_lock:
             self.state.end(logs)
         self.draw()
+        self.finished = True
         note = fast_run_note(self.end_logs)
         summary = self.summary + (f" · {note}" if note else "")
         self.status.value = html.escape(summary)
@@ -230,8 +243,8 @@ class LiveChart(Observer):
             if self.png is not None:
                 bundle["image/png"] = self.png
             return bundle
-        self._displayed = True
-        return widget_bundle(self.widget, repr(self), **kwargs)
+        self._shown = True
+        return widget_bundle(super(), repr(self), **kwargs)
 
     def __repr__(self) -> str:
         mode = "headless" if self.headless else "live"
