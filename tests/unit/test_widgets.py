@@ -495,7 +495,7 @@ def test_dashboard_strategy_controls(dash):
         dash.set(n_frozen=top)
     dash.set(n_per_class=None, num_epochs=150, lr=3e-4)
     c = dash.config()
-    assert isinstance(c, tl.Recipe) and dash.n_per_class.value is None
+    assert isinstance(c, tl.Recipe) and dash.selected_n_per_class is None and dash.n_per_class.value == "all"
     assert c.num_epochs == 150 and c.lr == pytest.approx((3e-4,)) and c.steps(100) == 150 * 4
     assert "idle" in repr(dash)
 
@@ -610,7 +610,7 @@ def test_dashboard_is_a_widget_with_running_and_n_runs_traits(dash):
     assert seen == [("running", True), ("n_runs", 1), ("running", False)]
     # the slider is observed through its own trait: the fine-tune choice is remembered without reaching inside
     dash.set(strategy="fine_tune", n_frozen=1)
-    assert dash.config()["n_frozen"] == 1
+    assert dash.config().n_frozen == 1
 
 
 def test_dashboard_slider_groups_come_from_a_weightless_outline(dash):
@@ -626,9 +626,9 @@ def test_dashboard_slider_groups_come_from_a_weightless_outline(dash):
 def test_dashboard_images_per_class_control_shows_all_as_a_value(dash):
     dash.set(n_per_class=None)
     assert dash.n_per_class.value == "all" and dash.n_per_class.index is not None  # a None value shows blank
-    assert dash.config()["n_per_class"] is None and dash.selected_n_per_class is None
+    assert dash.selected_n_per_class is None
     dash.set(n_per_class=7)  # not an option yet: added, and shown
-    assert dash.n_per_class.value == "7" and dash.config()["n_per_class"] == 7 == dash.selected_n_per_class
+    assert dash.n_per_class.value == "7" and dash.selected_n_per_class == 7
 
 
 def test_dashboard_replays_any_row_and_shows_accuracy_per_depth(dash):
