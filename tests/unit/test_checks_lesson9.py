@@ -115,13 +115,13 @@ def _variant(*, restore=True, exponential=True, set_lr=True, step=True):
 
 
 def test_lr_find_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise2(...), capsys)
+    expect_placeholder(lesson9.exercise3(...), capsys)
 
 
 @pytest.mark.parametrize("lr_find", [lesson9.reference_lr_find, _lr_find_scheduler, _variant()],
                          ids=["reference_adamw", "exponential_lr_scheduler", "sgd_param_groups"])
 def test_lr_find_accepts_correct_routes(capsys, lr_find):
-    expect_pass(capsys, lesson9.exercise2(lr_find), "restored")
+    expect_pass(capsys, lesson9.exercise3(lr_find), "restored")
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -131,7 +131,7 @@ def test_lr_find_accepts_correct_routes(capsys, lr_find):
     (_variant(step=False), "never moved"),
 ])
 def test_lr_find_rejects_typical_mistakes(capsys, wrong, hint):
-    expect_hint(capsys, lesson9.exercise2(wrong), hint)
+    expect_hint(capsys, lesson9.exercise3(wrong), hint)
 
 
 # ------------------------------------------------------------------ exercise 3: reading the plot
@@ -141,18 +141,18 @@ LOSSES = [0.7] * 8 + [0.69, 0.65, 0.55, 0.40, 0.30, 0.25, 0.22, 0.23, 0.35, 0.8,
 
 
 def test_lr_pick_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise3(..., LRS, LOSSES), capsys)
+    expect_placeholder(lesson9.exercise4(..., LRS, LOSSES), capsys)
 
 
 def test_lr_pick_accepts_a_tenth_of_the_minimum_and_the_steepest_point_in_any_number_type(capsys):
     pick = lesson9.reference_lr_pick(LRS, LOSSES)
-    expect_pass(capsys, lesson9.exercise3(pick, LRS, LOSSES), "one order below")
+    expect_pass(capsys, lesson9.exercise4(pick, LRS, LOSSES), "one order below")
     smooth = lesson9.smooth_losses(LOSSES)
     slopes = [b - a for a, b in zip(smooth, smooth[1:])]
     steep = LRS[slopes.index(min(slopes))]
-    expect_pass(capsys, lesson9.exercise3(torch.tensor(steep), LRS, LOSSES))
+    expect_pass(capsys, lesson9.exercise4(torch.tensor(steep), LRS, LOSSES))
     import numpy as np
-    expect_pass(capsys, lesson9.exercise3(np.float32(pick), LRS, LOSSES))
+    expect_pass(capsys, lesson9.exercise4(np.float32(pick), LRS, LOSSES))
 
 
 @pytest.mark.parametrize("which, hint", [("minimum", "about to blow up"), ("outside", "outside the range"),
@@ -161,7 +161,7 @@ def test_lr_pick_rejects_typical_mistakes(capsys, which, hint):
     smooth = lesson9.smooth_losses(LOSSES)
     lr_min = LRS[smooth.index(min(smooth))]
     lr = {"minimum": lr_min, "outside": 3.0, "tiny": 2e-5}[which]
-    expect_hint(capsys, lesson9.exercise3(lr, LRS, LOSSES), hint)
+    expect_hint(capsys, lesson9.exercise4(lr, LRS, LOSSES), hint)
 
 
 # ------------------------------------------------------------------ exercise 4: head-stage optimiser
@@ -173,37 +173,37 @@ def _frozen_digit_model():
 
 
 def test_head_optimiser_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise4(..., _frozen_digit_model()), capsys)
+    expect_placeholder(lesson9.exercise5(..., _frozen_digit_model()), capsys)
 
 
 def test_head_optimiser_accepts_the_head_or_the_trainable_filter(capsys):
     model = _frozen_digit_model()
-    expect_pass(capsys, lesson9.exercise4(torch.optim.AdamW(model.groups["head"].parameters()), model), "nothing")
+    expect_pass(capsys, lesson9.exercise5(torch.optim.AdamW(model.groups["head"].parameters()), model), "nothing")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    expect_pass(capsys, lesson9.exercise4(torch.optim.SGD(trainable, lr=0.1), model))
+    expect_pass(capsys, lesson9.exercise5(torch.optim.SGD(trainable, lr=0.1), model))
 
 
 def test_head_optimiser_rejects_frozen_params_missing_head_and_unfrozen_body(capsys):
     model = _frozen_digit_model()
-    expect_hint(capsys, lesson9.exercise4(torch.optim.AdamW(model.parameters()), model), "frozen tensors")
-    expect_hint(capsys, lesson9.exercise4(torch.optim.AdamW(model.groups["conv1"].parameters()), model),
+    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(model.parameters()), model), "frozen tensors")
+    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(model.groups["conv1"].parameters()), model),
                 "does not hold the new head")
     loose = digit_cnn(3)
-    expect_hint(capsys, lesson9.exercise4(torch.optim.AdamW(loose.groups["head"].parameters()), loose),
+    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(loose.groups["head"].parameters()), loose),
                 "freeze it first")
 
 
 # ------------------------------------------------------------------ exercise 5: discriminative rates
 def test_param_groups_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise5(..., digit_cnn(3), 1, 1e-3), capsys)
+    expect_placeholder(lesson9.exercise6(..., digit_cnn(3), 1, 1e-3), capsys)
 
 
 def test_param_groups_accept_per_group_rates_and_a_two_level_split(capsys):
     model, lr = digit_cnn(3), 1e-3
     per_group = [{"params": model[i].parameters(), "lr": lr * 0.3 ** (3 - i)} for i in range(1, 4)]
-    expect_pass(capsys, lesson9.exercise5(per_group, model, 1, lr), "head at lr")
+    expect_pass(capsys, lesson9.exercise6(per_group, model, 1, lr), "head at lr")
     two_level = [{"params": model[1:3].parameters(), "lr": lr / 10}, {"params": model[3].parameters()}]
-    expect_pass(capsys, lesson9.exercise5(two_level, model, 1, lr))
+    expect_pass(capsys, lesson9.exercise6(two_level, model, 1, lr))
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -227,7 +227,7 @@ def test_param_groups_reject_typical_mistakes(capsys, wrong, hint):
     if wrong == "reversed":
         groups = [{"params": model[1].parameters(), "lr": lr * 3}, {"params": model[2].parameters(), "lr": lr * 2},
                   {"params": model[3].parameters(), "lr": lr}]
-    expect_hint(capsys, lesson9.exercise5(groups, model, 1, lr), hint)
+    expect_hint(capsys, lesson9.exercise6(groups, model, 1, lr), hint)
 
 
 # ------------------------------------------------------------------ exercise 6: evaluation
@@ -257,18 +257,18 @@ def _evaluate_wrong(kind):
 
 
 def test_evaluate_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise6(...), capsys)
+    expect_placeholder(lesson9.exercise2(...), capsys)
 
 
 @pytest.mark.parametrize("evaluate", [lesson9.reference_evaluate, _evaluate_cat], ids=["loop", "cat"])
 def test_evaluate_accepts_correct_routes(capsys, evaluate):
-    expect_pass(capsys, lesson9.exercise6(evaluate), "eval mode")
+    expect_pass(capsys, lesson9.exercise2(evaluate), "eval mode")
 
 
 @pytest.mark.parametrize("kind, hint", [("no_eval", "model.eval()"), ("no_grad_off", "no_grad"),
                                         ("count", "a count"), ("first_batch", "every batch")])
 def test_evaluate_rejects_typical_mistakes(capsys, kind, hint):
-    expect_hint(capsys, lesson9.exercise6(_evaluate_wrong(kind)), hint)
+    expect_hint(capsys, lesson9.exercise2(_evaluate_wrong(kind)), hint)
 
 
 def test_reference_lr_find_restores_and_spaces_exponentially():

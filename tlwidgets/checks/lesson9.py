@@ -113,7 +113,7 @@ def exercise1(train_tf, eval_tf, image_size: int, mean: Sequence[float], std: Se
                   f"tensors), evaluation photos are not; both (3, {image_size}, {image_size}), normalised")
 
 
-# ---------------------------------------------------------------- 2. learning-rate range test
+# ---------------------------------------------------------------- 3. learning-rate range test
 def reference_lr_find(model: nn.Module, loader, start: float = 1e-5, end: float = 1.0, num_steps: int = 20,
                       params=None) -> tuple[list[float], list[float]]:
     """fastbook's LR finder: one AdamW step per batch at exponentially growing lr; the weights restored after."""
@@ -172,13 +172,13 @@ class _StepRecorder(nn.Module):
         return self.fc(x)
 
 
-def exercise2(lr_find: Callable) -> CheckResult:
+def exercise3(lr_find: Callable) -> CheckResult:
     """``lr_find(model, loader, start, end, num_steps) -> (lrs, losses)``: exponentially growing lr, one
     optimiser step per batch, the model's weights restored at the end. Tried on a 2-D toy problem."""
     if is_placeholder(lr_find) or not callable(lr_find):
         if is_placeholder(lr_find):
             return not_yet("write the function lr_find(model, loader, start, end, num_steps) and pass it")
-        raise ValueError(f"exercise2 expects your function lr_find, got {type(lr_find).__name__}")
+        raise ValueError(f"exercise3 expects your function lr_find, got {type(lr_find).__name__}")
     model = _StepRecorder()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     loader = DataLoader(_blobs(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
@@ -189,8 +189,8 @@ def exercise2(lr_find: Callable) -> CheckResult:
         return not_yet(f"lr_find raised {_first_line(exc)}")
     if out is None or out is Ellipsis or not isinstance(out, (tuple, list)) or len(out) != 2:
         return not_yet("lr_find must return two lists, (lrs, losses): the lr of each step and its loss")
-    lrs = [as_number(v, "exercise2's lrs") for v in out[0]]
-    losses = [as_number(v, "exercise2's losses") for v in out[1]]
+    lrs = [as_number(v, "exercise3's lrs") for v in out[0]]
+    losses = [as_number(v, "exercise3's losses") for v in out[1]]
     if len(lrs) != len(losses) or len(lrs) < 5:
         return not_yet(f"got {len(lrs)} lrs and {len(losses)} losses: one lr and one loss per step, "
                        f"at least 5 steps (this call asked for {num_steps})")
@@ -222,7 +222,7 @@ def exercise2(lr_find: Callable) -> CheckResult:
                   "optimiser really used those rates, and the model's weights were restored")
 
 
-# ---------------------------------------------------------------- 3. reading the range test
+# ---------------------------------------------------------------- 4. reading the range test
 def smooth_losses(losses: Sequence[float], beta: float = 0.7) -> list[float]:
     """Exponential moving average with bias correction (fastbook's smoothing): one noisy batch is not a trend."""
     avg, out = 0.0, []
@@ -243,12 +243,12 @@ def _steepest(lrs: Sequence[float], smooth: Sequence[float]) -> float:
     return float(lrs[min(range(len(slopes)), key=slopes.__getitem__)])
 
 
-def exercise3(lr, lrs: Sequence[float], losses: Sequence[float]) -> CheckResult:
+def exercise4(lr, lrs: Sequence[float], losses: Sequence[float]) -> CheckResult:
     """The lr picked from the range test: about one order below the (smoothed) minimum, or near the
     steepest descent; inside the range tested; not at or past the minimum."""
     if is_placeholder(lr):
         return not_yet("look at the plot and write the lr you pick (a number such as 3e-3)")
-    lr = as_number(lr, "exercise3", "a learning rate (a float)")
+    lr = as_number(lr, "exercise4", "a learning rate (a float)")
     lrs = [float(v) for v in lrs]
     smooth = smooth_losses(losses)
     lr_min = lrs[min(range(len(smooth)), key=smooth.__getitem__)]
@@ -268,14 +268,14 @@ def exercise3(lr, lrs: Sequence[float], losses: Sequence[float]) -> CheckResult:
                    f"({lr_min:.1e}): training would crawl. Pick about a tenth of the minimum")
 
 
-# ---------------------------------------------------------------- 4. head-first optimiser
-def exercise4(opt, model: nn.Module) -> CheckResult:
+# ---------------------------------------------------------------- 5. head-first optimiser
+def exercise5(opt, model: nn.Module) -> CheckResult:
     """The head stage's optimiser: exactly the new head's parameters, with the rest of the model frozen."""
     if is_placeholder(opt):
         return not_yet("replace `...` with an optimiser (e.g. torch.optim.AdamW) over the parameters that train "
                        "in the head stage, at the lr you picked")
     if not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(f"exercise4 expects a torch.optim optimiser, got {type(opt).__name__}")
+        raise ValueError(f"exercise5 expects a torch.optim optimiser, got {type(opt).__name__}")
     head = list(model.children())[-1]
     head_ids = {id(p) for p in head.parameters()}
     body = [p for m in list(model.children())[:-1] for p in m.parameters()]
@@ -295,8 +295,8 @@ def exercise4(opt, model: nn.Module) -> CheckResult:
                   "and nothing frozen")
 
 
-# ---------------------------------------------------------------- 5. discriminative rates
-def exercise5(param_groups, model: nn.Module, n_frozen: int, lr: float) -> CheckResult:
+# ---------------------------------------------------------------- 6. discriminative rates
+def exercise6(param_groups, model: nn.Module, n_frozen: int, lr: float) -> CheckResult:
     """Fine-tuning's parameter groups: every trainable group's parameters once, none frozen, the head at
     ``lr`` and smaller rates for earlier groups (non-increasing towards the input)."""
     if is_placeholder(param_groups):
@@ -304,9 +304,9 @@ def exercise5(param_groups, model: nn.Module, n_frozen: int, lr: float) -> Check
                        "the head at lr and smaller rates for earlier groups")
     if not isinstance(param_groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g
                                                               for g in param_groups):
-        raise ValueError("exercise5 expects a list of dicts with 'params' (and 'lr'), as torch.optim takes, "
+        raise ValueError("exercise6 expects a list of dicts with 'params' (and 'lr'), as torch.optim takes, "
                          f"got {type(param_groups).__name__}")
-    lr = as_number(lr, "exercise5's lr")
+    lr = as_number(lr, "exercise6's lr")
     groups = list(model.children())
     trained = groups[n_frozen:]
     owner = {id(p): i for i, g in enumerate(groups) for p in g.parameters()}
@@ -314,7 +314,12 @@ def exercise5(param_groups, model: nn.Module, n_frozen: int, lr: float) -> Check
     seen: list[int] = []
     for g in param_groups:
         rate = float(g.get("lr", lr))
-        for p in list(g["params"]):
+        params = g["params"]
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif not isinstance(params, (list, tuple)):
+            g["params"] = params = list(params)   # a generator is used up once: keep the dict usable
+        for p in params:
             seen.append(id(p))
             rate_of.setdefault(owner.get(id(p), -1), set()).add(rate)
     if len(seen) != len(set(seen)):
@@ -341,7 +346,7 @@ def exercise5(param_groups, model: nn.Module, n_frozen: int, lr: float) -> Check
     return passed(f"{len(rates)} groups train, rates {' -> '.join(f'{r:.0e}' for r in rates)} (head at lr)")
 
 
-# ---------------------------------------------------------------- 6. evaluation
+# ---------------------------------------------------------------- 2. evaluation (used from section 3 on)
 def reference_evaluate(model: nn.Module, loader) -> float:
     """Accuracy of ``model`` on ``loader``: eval mode (BatchNorm's stored statistics, no dropout), no gradients."""
     model.eval()
@@ -365,12 +370,12 @@ class _DropoutProbe(_StepRecorder):
         return super().forward(self.drop(x))
 
 
-def exercise6(evaluate: Callable) -> CheckResult:
+def exercise2(evaluate: Callable) -> CheckResult:
     """``evaluate(model, loader) -> accuracy``: in eval mode, without gradients, over every batch."""
     if is_placeholder(evaluate):
         return not_yet("write the function evaluate(model, loader) that returns the accuracy (a fraction)")
     if not callable(evaluate):
-        raise ValueError(f"exercise6 expects your function evaluate, got {type(evaluate).__name__}")
+        raise ValueError(f"exercise2 expects your function evaluate, got {type(evaluate).__name__}")
     x, y = _blobs(50, seed=1).tensors
     data = TensorDataset(x, torch.cat([y[:30], 1 - y[30:]]))   # later batches mislabelled: every batch counts
     model = _DropoutProbe()
@@ -385,7 +390,7 @@ def exercise6(evaluate: Callable) -> CheckResult:
         return not_yet(f"evaluate raised {_first_line(exc)}")
     if got is None or got is Ellipsis:
         return not_yet("evaluate must return the accuracy")
-    got = as_number(got, "exercise6", "an accuracy (a float)")
+    got = as_number(got, "exercise2", "an accuracy (a float)")
     if any(model.modes):
         return not_yet("the model ran in training mode: call model.eval() before evaluating. In train mode "
                        "dropout drops features and BatchNorm uses (and updates!) the batch's statistics, so "
