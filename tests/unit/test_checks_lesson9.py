@@ -173,37 +173,37 @@ def _frozen_digit_model():
 
 
 def test_head_optimiser_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise5(..., _frozen_digit_model()), capsys)
+    expect_placeholder(lesson9.exercise6(..., _frozen_digit_model()), capsys)
 
 
 def test_head_optimiser_accepts_the_head_or_the_trainable_filter(capsys):
     model = _frozen_digit_model()
-    expect_pass(capsys, lesson9.exercise5(torch.optim.AdamW(model.groups["head"].parameters()), model), "nothing")
+    expect_pass(capsys, lesson9.exercise6(torch.optim.AdamW(model.groups["head"].parameters()), model), "nothing")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    expect_pass(capsys, lesson9.exercise5(torch.optim.SGD(trainable, lr=0.1), model))
+    expect_pass(capsys, lesson9.exercise6(torch.optim.SGD(trainable, lr=0.1), model))
 
 
 def test_head_optimiser_rejects_frozen_params_missing_head_and_unfrozen_body(capsys):
     model = _frozen_digit_model()
-    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(model.parameters()), model), "frozen tensors")
-    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(model.groups["conv1"].parameters()), model),
+    expect_hint(capsys, lesson9.exercise6(torch.optim.AdamW(model.parameters()), model), "frozen tensors")
+    expect_hint(capsys, lesson9.exercise6(torch.optim.AdamW(model.groups["conv1"].parameters()), model),
                 "does not hold the new head")
     loose = digit_cnn(3)
-    expect_hint(capsys, lesson9.exercise5(torch.optim.AdamW(loose.groups["head"].parameters()), loose),
+    expect_hint(capsys, lesson9.exercise6(torch.optim.AdamW(loose.groups["head"].parameters()), loose),
                 "freeze it first")
 
 
 # ------------------------------------------------------------------ exercise 5: discriminative rates
 def test_param_groups_placeholder_gets_a_hint(capsys):
-    expect_placeholder(lesson9.exercise6(..., digit_cnn(3), 1, 1e-3), capsys)
+    expect_placeholder(lesson9.exercise7(..., digit_cnn(3), 1, 1e-3), capsys)
 
 
 def test_param_groups_accept_per_group_rates_and_a_two_level_split(capsys):
     model, lr = digit_cnn(3), 1e-3
     per_group = [{"params": model[i].parameters(), "lr": lr * 0.3 ** (3 - i)} for i in range(1, 4)]
-    expect_pass(capsys, lesson9.exercise6(per_group, model, 1, lr), "head at lr")
+    expect_pass(capsys, lesson9.exercise7(per_group, model, 1, lr), "head at lr")
     two_level = [{"params": model[1:3].parameters(), "lr": lr / 10}, {"params": model[3].parameters()}]
-    expect_pass(capsys, lesson9.exercise6(two_level, model, 1, lr))
+    expect_pass(capsys, lesson9.exercise7(two_level, model, 1, lr))
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -227,7 +227,7 @@ def test_param_groups_reject_typical_mistakes(capsys, wrong, hint):
     if wrong == "reversed":
         groups = [{"params": model[1].parameters(), "lr": lr * 3}, {"params": model[2].parameters(), "lr": lr * 2},
                   {"params": model[3].parameters(), "lr": lr}]
-    expect_hint(capsys, lesson9.exercise6(groups, model, 1, lr), hint)
+    expect_hint(capsys, lesson9.exercise7(groups, model, 1, lr), hint)
 
 
 # ------------------------------------------------------------------ exercise 6: evaluation
@@ -278,3 +278,58 @@ def test_reference_lr_find_restores_and_spaces_exponentially():
     lrs, losses = lesson9.reference_lr_find(model, [(x, y)] * 4, 1e-4, 1.0, 9)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert math.isclose(lrs[1] / lrs[0], 10 ** 0.5, rel_tol=1e-9) and len(losses) == len(lrs)
+
+
+# ------------------------------------------------------------------ exercise 5: the training function
+def _fit_variant(*, keep="best_copy", schedule="onecycle", val_mode="eval"):
+    def fit(model, opt, train_loader, val_loader, num_epochs, n_frozen):
+        if schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=num_epochs * len(train_loader))
+        elif schedule == "cosine_per_epoch":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=num_epochs)
+        best, best_state, history = -1.0, None, []
+        for _ in range(num_epochs):
+            model.train()
+            model[:n_frozen].eval()
+            for x, y in train_loader:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if schedule == "onecycle":
+                    sched.step()
+            if schedule == "cosine_per_epoch":
+                sched.step()
+            if val_mode == "eval":
+                model.eval()
+            with torch.no_grad():
+                correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in val_loader)
+            acc = correct / len(val_loader.dataset)
+            history.append(acc)
+            if acc > best:
+                best = acc
+                best_state = copy.deepcopy(model.state_dict()) if keep == "best_copy" else model.state_dict()
+        if keep != "last":
+            model.load_state_dict(best_state)
+        return history
+    return fit
+
+
+def test_fit_placeholder_gets_a_hint(capsys):
+    expect_placeholder(lesson9.exercise5(...), capsys)
+
+
+@pytest.mark.parametrize("fit", [lesson9.reference_fit, _fit_variant(), _fit_variant(schedule="cosine_per_epoch")],
+                         ids=["reference", "onecycle", "cosine_per_epoch"])
+def test_fit_accepts_correct_routes(capsys, fit):
+    expect_pass(capsys, lesson9.exercise5(fit), "best epoch")
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (_fit_variant(keep="last"), "keep a copy"),
+    (_fit_variant(keep="no_copy"), "shares the live tensors"),
+    (_fit_variant(schedule=None), "never changed"),
+    (_fit_variant(val_mode="train"), "training mode"),
+])
+def test_fit_rejects_typical_mistakes(capsys, wrong, hint):
+    expect_hint(capsys, lesson9.exercise5(wrong), hint)

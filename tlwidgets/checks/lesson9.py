@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from . import CheckResult, as_number, is_placeholder, not_yet, passed
 
-__all__ = ["exercise1", "exercise2", "exercise3", "exercise4", "exercise5", "exercise6",
-           "reference_transforms", "reference_lr_find", "reference_lr_pick", "reference_evaluate",
+__all__ = ["exercise1", "exercise2", "exercise3", "exercise4", "exercise5", "exercise6", "exercise7",
+           "reference_transforms", "reference_lr_find", "reference_lr_pick", "reference_evaluate", "reference_fit",
            "smooth_losses"]
 
 
@@ -268,14 +269,126 @@ def exercise4(lr, lrs: Sequence[float], losses: Sequence[float]) -> CheckResult:
                    f"({lr_min:.1e}): training would crawl. Pick about a tenth of the minimum")
 
 
-# ---------------------------------------------------------------- 5. head-first optimiser
-def exercise5(opt, model: nn.Module) -> CheckResult:
+# ---------------------------------------------------------------- 5. the training function
+def reference_fit(model: Any, opt: torch.optim.Optimizer, train_loader, val_loader, num_epochs: int,
+                  n_frozen: int) -> list[float]:
+    """Train with a one-cycle schedule (stepped per batch), frozen groups in eval mode, validation after every
+    epoch; the model ends with the best validation epoch's weights. Returns the validation accuracies."""
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                total_steps=num_epochs * len(train_loader))
+    device = next(model.parameters()).device
+    best_acc, best_state, history = -1.0, None, []
+    for _ in range(num_epochs):
+        model.train()
+        model[:n_frozen].eval()
+        for x, y in train_loader:
+            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        val_acc = reference_evaluate(model, val_loader)
+        history.append(val_acc)
+        if val_acc > best_acc:
+            best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+class _ScriptedRun(nn.Module):
+    """A recording fake whose validation accuracy per epoch is scripted (``quality``).
+
+    Its "weights" are a buffer counting the training batches it has seen (updated in place, as real weights
+    are), so the epoch whose weights are loaded decides what it answers in eval mode: a ``fit`` that restores
+    the best epoch's *copy* answers at that epoch's quality, one that keeps the last epoch (or saved
+    ``state_dict()`` without copying it) at the last epoch's. It also records the learning rate of every
+    training batch and the mode of every evaluation pass.
+    """
+
+    def __init__(self, quality: Sequence[float], batches_per_epoch: int):
+        super().__init__()
+        self.quality, self.per_epoch = list(quality), batches_per_epoch
+        self.w = nn.Parameter(torch.zeros(2))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+        self.opt: torch.optim.Optimizer | None = None
+        self.lrs: list[float] = []
+        self.eval_modes: list[bool] = []
+
+    def __getitem__(self, idx):   # fit's ``model[:n_frozen].eval()``: nothing frozen in this fake
+        return nn.Identity()
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.batches += 1
+            if self.opt is not None:
+                self.lrs.append(float(self.opt.param_groups[0]["lr"]))
+            return torch.zeros(len(x), 2) + self.w
+        self.eval_modes.append(self.training)
+        epoch = min(max(int(self.get_buffer("batches")) - 1, 0) // self.per_epoch, len(self.quality) - 1)
+        label, index = x[:, 0].long(), x[:, 1]
+        right = index < self.quality[epoch] * _VAL_SIZE
+        predicted = torch.where(right, label, 1 - label)
+        return F.one_hot(predicted, 2).float()
+
+
+_VAL_SIZE = 20
+
+
+def exercise5(fit: Callable) -> CheckResult:
+    """``fit(model, opt, train_loader, val_loader, num_epochs, n_frozen) -> val accuracy per epoch``: a schedule
+    stepped, validation in eval mode after every epoch, and the model left with the best validation epoch's
+    weights. Tried on a scripted fake whose validation accuracy is 50 %, 90 %, 70 % in epochs 1-3."""
+    if is_placeholder(fit):
+        return not_yet("write the function fit(model, opt, train_loader, val_loader, num_epochs, n_frozen)")
+    if not callable(fit):
+        raise ValueError(f"exercise5 expects your function fit, got {type(fit).__name__}")
+    quality = [0.5, 0.9, 0.7]
+    train = TensorDataset(torch.zeros(12, 2), torch.arange(12) % 2)
+    val = TensorDataset(torch.stack([torch.arange(_VAL_SIZE) % 2, torch.arange(_VAL_SIZE)], 1).float(),
+                        torch.arange(_VAL_SIZE) % 2)
+    train_loader, val_loader = DataLoader(train, batch_size=4), DataLoader(val, batch_size=8)
+    model = _ScriptedRun(quality, len(train_loader))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)   # momentum: OneCycleLR cycles it
+    model.opt = opt
+    try:
+        history = fit(model, opt, train_loader, val_loader, len(quality), 0)
+    except Exception as exc:  # noqa: BLE001 - the student's code
+        return not_yet(f"fit raised {_first_line(exc)}")
+    if not model.lrs:
+        return not_yet("fit never trained: loop over train_loader with model.train(), a loss, backward, step")
+    if any(model.eval_modes):
+        return not_yet("validation ran in training mode: evaluate with model.eval() (your evaluate does), "
+                       "and switch back with model.train() before the next epoch")
+    if not isinstance(history, (list, tuple)) or len(history) != len(quality):
+        return not_yet(f"fit must return the validation accuracy of every epoch ({len(quality)} numbers here)")
+    got = [as_number(v, "exercise5's history") for v in history]
+    if any(abs(a - b) > 1e-6 for a, b in zip(got, quality)):
+        return not_yet(f"the history {[round(v, 3) for v in got]} is not the validation accuracy after each "
+                       f"epoch ({quality} on this fake): measure on val_loader once per epoch, after training")
+    if len(set(model.lrs)) <= 1 or model.lrs[-1] > 0.5 * max(model.lrs):
+        return not_yet("the learning rate never changed (or did not anneal): make a schedule over the "
+                       "optimiser (OneCycleLR with total_steps = num_epochs * len(train_loader), or "
+                       "CosineAnnealingLR) and call sched.step() after opt.step()")
+    model.eval()
+    final = reference_evaluate(model, val_loader)
+    if abs(final - max(quality)) > 1e-6:
+        return not_yet(f"after fit the model scores {final:.0%} on validation, the last epoch's, but epoch "
+                       f"{quality.index(max(quality)) + 1} scored {max(quality):.0%}: keep a copy of the best "
+                       "epoch's weights (copy.deepcopy(model.state_dict()): state_dict() alone shares the "
+                       "live tensors, which keep training) and load it at the end")
+    return passed("validation in eval mode after every epoch, a schedule stepped "
+                  f"({max(model.lrs):.2g} -> {model.lrs[-1]:.2g}), and the best epoch's weights kept")
+
+
+# ---------------------------------------------------------------- 6. head-first optimiser
+def exercise6(opt, model: nn.Module) -> CheckResult:
     """The head stage's optimiser: exactly the new head's parameters, with the rest of the model frozen."""
     if is_placeholder(opt):
         return not_yet("replace `...` with an optimiser (e.g. torch.optim.AdamW) over the parameters that train "
                        "in the head stage, at the lr you picked")
     if not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(f"exercise5 expects a torch.optim optimiser, got {type(opt).__name__}")
+        raise ValueError(f"exercise6 expects a torch.optim optimiser, got {type(opt).__name__}")
     head = list(model.children())[-1]
     head_ids = {id(p) for p in head.parameters()}
     body = [p for m in list(model.children())[:-1] for p in m.parameters()]
@@ -295,8 +408,8 @@ def exercise5(opt, model: nn.Module) -> CheckResult:
                   "and nothing frozen")
 
 
-# ---------------------------------------------------------------- 6. discriminative rates
-def exercise6(param_groups, model: nn.Module, n_frozen: int, lr: float) -> CheckResult:
+# ---------------------------------------------------------------- 7. discriminative rates
+def exercise7(param_groups, model: nn.Module, n_frozen: int, lr: float) -> CheckResult:
     """Fine-tuning's parameter groups: every trainable group's parameters once, none frozen, the head at
     ``lr`` and smaller rates for earlier groups (non-increasing towards the input)."""
     if is_placeholder(param_groups):
@@ -304,9 +417,9 @@ def exercise6(param_groups, model: nn.Module, n_frozen: int, lr: float) -> Check
                        "the head at lr and smaller rates for earlier groups")
     if not isinstance(param_groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g
                                                               for g in param_groups):
-        raise ValueError("exercise6 expects a list of dicts with 'params' (and 'lr'), as torch.optim takes, "
+        raise ValueError("exercise7 expects a list of dicts with 'params' (and 'lr'), as torch.optim takes, "
                          f"got {type(param_groups).__name__}")
-    lr = as_number(lr, "exercise6's lr")
+    lr = as_number(lr, "exercise7's lr")
     groups = list(model.children())
     trained = groups[n_frozen:]
     owner = {id(p): i for i, g in enumerate(groups) for p in g.parameters()}
