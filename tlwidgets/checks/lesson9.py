@@ -356,7 +356,8 @@ def exercise5(fit: Callable) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - the student's code
         return not_yet(f"fit raised {_first_line(exc)}")
     if not model.lrs:
-        return not_yet("fit never trained: loop over train_loader with model.train(), a loss, backward, step")
+        return not_yet("fit never trained: complete the function — loop over train_loader with model.train(), a loss, "
+                       "backward, step")
     if any(model.eval_modes):
         return not_yet("validation ran in training mode: evaluate with model.eval() (your evaluate does), "
                        "and switch back with model.train() before the next epoch")
