@@ -271,7 +271,8 @@ def keras_arm(race: Race, cfg: Config) -> dict:
         def call(self, x, training=False):
             for layer in self.augment:
                 x = layer(x, training=training)
-            return self.head(self.dropout(self.base(x), training=training))
+            # the guide's `base_model(x, training=False)`: BatchNorm stays in inference mode in both stages
+            return self.head(self.dropout(self.base(x, training=False), training=training))
 
     def nhwc(images: torch.Tensor):
         return images.permute(0, 2, 3, 1).float().numpy()
