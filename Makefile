@@ -15,7 +15,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$((n < 4 ? n : 4)))  # each lesson kernel peaks at ~1.6 GB
 TEST_THREADS ?= $(shell w=$(TEST_WORKERS); n=$$(nproc); [ "$$w" -gt 0 ] 2>/dev/null && t=$$((n / w)) || t=$$n; echo $$((t > 0 ? t : 1)))
 
-.PHONY: setup course test unit lessons browser benchmark lab strip lint demo book hub hub-students
+.PHONY: setup course test unit lessons browser benchmark gpu-check lab strip lint demo book hub hub-students
 
 setup:
 	@bash scripts/setup.sh
@@ -44,7 +44,14 @@ lint: setup
 	$(PY) -m mypy
 
 benchmark: setup
-	$(PY) -m benchmarks $(BENCH_ARGS)
+	@$(PY) -c 'import fastai, keras' 2>/dev/null || $(PY) -m pip install -q -e ".[benchmarks]"
+	KERAS_BACKEND=torch $(PY) -m benchmarks $(BENCH_ARGS)
+
+# the GPU check, once, when a GPU is lent (about 10 minutes): the course on cuda, the benchmark's cuda section
+# and the peer race; its numbers land in build/gpu/ and docs/benchmarks.{json,md}. Rehearse it on a CPU with
+# `make gpu-check GPU_ARGS="--device cpu --quick"`.
+gpu-check: setup
+	bash scripts/gpu_check.sh $(GPU_ARGS)
 
 # lessons signed as trusted first (their stored outputs render as saved); root (a container) needs --allow-root
 lab: setup

@@ -5,7 +5,7 @@
 
 Layout: ``measure`` holds the clocks and counters every section uses;
 one module per section returns plain data (``lessons``, ``suite``,
-``forward``, ``caching``, ``chart``, ``data_loading``, ``peer``,
+``forward``, ``caching``, ``chart``, ``data_loading``, ``peers``,
 ``tuning``); ``run`` is the command line; ``render`` formats saved data
 and judges it against the targets.
 """

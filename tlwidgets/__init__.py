@@ -26,6 +26,7 @@ from .data import (
     mnist_task,
     pets_task,
 )
+from .data.image_folders import pets_image_folder, split_image_folder
 from .experiments import LearningCurve, learning_curve, subset_task, time_to_accuracy
 from .features import FeatureSet, cached_features, extract_features
 from .freezing import FreezeReport, batchnorm_modes, freeze, freeze_report, max_frozen, unfreeze_all
@@ -113,7 +114,7 @@ __all__ = [
     "tokenize", "train_bag_model",
     # data
     "Task", "ChecksumError", "DataMissingError", "candidate_roots", "folder_task", "mnist_source_task",
-    "mnist_target_task", "mnist_task", "pets_task", "SPECS", "PETS_SPEC", "find_dataset", "as_photos", "as_digits",
+    "mnist_target_task", "mnist_task", "pets_task", "pets_image_folder", "split_image_folder", "SPECS", "PETS_SPEC", "find_dataset", "as_photos", "as_digits",
     "dataset_labels", "dataset_tensors", "REPO_ROOT",
     # models and freezing
     "GroupedModel", "build_backbone", "digit_cnn", "efficientnet_lite0", "imagenet_classes", "load_checkpoint",

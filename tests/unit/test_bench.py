@@ -305,3 +305,59 @@ def test_the_measuring_tools_are_not_part_of_the_installed_package():
     assert importlib.util.find_spec("tlwidgets.bench") is None
     packaged = tomllib.loads((render.REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     assert packaged["include"] == ["tlwidgets*"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the peer race (benchmarks/peers.py): its clock, its verdict, and a run of some sections merged into the page
+# ---------------------------------------------------------------------------------------------------------------
+def test_peer_score_stops_at_the_target_or_the_budget_and_reads_the_first_epoch_at_target(monkeypatch):
+    from benchmarks import peers
+
+    ticks = iter([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    monkeypatch.setattr(peers.time, "perf_counter", lambda: next(ticks))
+    s = peers.Score(target=0.9, budget_s=100.0)
+    assert not s.add(0.5) and not s.add(0.85)
+    assert s.add(0.91) and s.stopped == "reached 90.0%"
+    assert s.seconds_to_target == 30.0 and s.result()["best"] == 0.91
+    late = peers.Score(target=0.9, budget_s=15.0, t0=0.0)
+    ticks2 = iter([5.0, 16.0])
+    monkeypatch.setattr(peers.time, "perf_counter", lambda: next(ticks2))
+    assert not late.add(0.2) and late.add(0.3)
+    assert late.stopped.startswith("time budget") and late.seconds_to_target is None
+
+
+def _peers_data(fastai_seconds, keras_seconds):
+    def arm(seconds, total=100.0, best=0.93):
+        return {"seconds_to_target": seconds, "points": [[seconds or total, best]], "best": best, "epochs": 2,
+                "total_s": total, "stopped": "x", "ratio": (seconds or total) / 2.0,
+                "ratio_is_lower_bound": seconds is None}
+    course = {"seconds_to_target": 2.0, "points": [[2.0, 0.95]], "best": 0.95, "epochs": 1, "total_s": 2.0,
+              "stopped": "x", "final": 0.95}
+    race = {"race": "cat_vs_dog @ 128 px", "kind": "cat_vs_dog", "metric": "accuracy", "target": 0.9,
+            "image_size": 128, "arms": {"course": course, "fastai": arm(fastai_seconds), "keras": arm(keras_seconds),
+                                        "pytorch_tutorial": {"arm": "pytorch_tutorial", "error": "not installed"}}}
+    return {"measured": True, "target_acc": 0.9, "peer_budget_s": 240, "peer_max_epochs": 8,
+            "tutorial_batch_size": 4, "races": [race]}
+
+
+def test_peer_verdict_names_every_peer_within_ten_times_and_marks_lower_bounds():
+    text = render.SECTIONS["peers"][1](_peers_data(fastai_seconds=30.0, keras_seconds=None), {})
+    assert "**met** in every race measured." in text and "| > 50.0x |" in text and "| 15.0x |" in text
+    assert "Not measured: PyTorch tutorial recipe on cat_vs_dog @ 128 px." in text
+    close = render.SECTIONS["peers"][1](_peers_data(fastai_seconds=8.0, keras_seconds=None), {})
+    assert "**not met** against fastai `fine_tune()` on cat_vs_dog @ 128 px (4.00x)" in close
+    assert "not installed" in close
+
+
+def test_a_run_of_some_sections_replaces_only_those_and_says_when_they_were_measured():
+    results = render.load(render.JSON_PATH)
+    entry = copy.deepcopy(results["devices"]["cpu"])
+    entry["machine"]["date"] = "2030-01-01T00:00:00+00:00"
+    entry["run"]["wall_s"] = 12.0
+    entry["sections"] = [{"key": "chart", "data": next(s for s in results["devices"]["cpu"]["sections"]
+                                                       if s["key"] == "chart")["data"]}]
+    merged = render.merge_device(results, "cpu", entry, only=["chart"])
+    keys = [s["key"] for s in merged["devices"]["cpu"]["sections"]]
+    assert keys == [k for k in SECTIONS if k in keys] and "forward" in keys and "chart" in keys
+    text = render.render_device("cpu", merged["devices"]["cpu"])
+    assert text.count("Measured in a later run of this section alone") == 1 and "2030-01-01" in text
