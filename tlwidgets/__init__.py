@@ -114,8 +114,8 @@ __all__ = [
     "tokenize", "train_bag_model",
     # data
     "Task", "ChecksumError", "DataMissingError", "candidate_roots", "folder_task", "mnist_source_task",
-    "mnist_target_task", "mnist_task", "pets_task", "pets_image_folder", "split_image_folder", "SPECS", "PETS_SPEC", "find_dataset", "as_photos", "as_digits",
-    "dataset_labels", "dataset_tensors", "REPO_ROOT",
+    "mnist_target_task", "mnist_task", "pets_task", "pets_image_folder", "split_image_folder", "SPECS", "PETS_SPEC",
+    "find_dataset", "as_photos", "as_digits", "dataset_labels", "dataset_tensors", "REPO_ROOT",
     # models and freezing
     "GroupedModel", "build_backbone", "digit_cnn", "efficientnet_lite0", "imagenet_classes", "load_checkpoint",
     "load_digit_model", "replace_head", "save_checkpoint", "small_cnn", "FreezeReport", "freeze", "freeze_report",

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from ..infra import cache_root, ensure_writable_dir, files_digest
+from ..infra import cache_root, ensure_writable_dir, files_digest, short_hash
 from ..validate import check_choice, check_int
 from .folders import walk_images
 from .pets import PET_KINDS, PETS_VAL_FRACTION, read_pet_annotations
 from .roots import PETS_SPEC, find_dataset
-from .tasks import carve_val, check_n_per_class, fingerprint, take_per_class
+from .tasks import carve_val, check_n_per_class, take_per_class
 
 __all__ = ["SPLIT_FOLDERS", "pets_image_folder", "split_image_folder", "has_split_folders"]
 
@@ -113,7 +113,7 @@ def pets_image_folder(kind: str = "cat_vs_dog", n_per_class: int | None = None, 
                 parts[part][classes[labels[i]]].append(images / names[i])
     if dest is None:
         every_file = [f for by_class in parts.values() for files in by_class.values() for f in files]
-        key = fingerprint("pets-folder", kind, n_per_class, seed, str(data_root), files_digest(every_file))
+        key = short_hash("pets-folder", kind, n_per_class, seed, str(data_root), files_digest(every_file))
         dest = cache_root() / "image_folders" / f"pets_{kind}_{key[:12]}"
     return _write_tree(ensure_writable_dir(dest), parts)
 
@@ -154,7 +154,7 @@ def split_image_folder(folder: str | os.PathLike[str], dest: str | os.PathLike[s
         parts["val"][cls], parts["test"][cls] = order[:n_val], order[n_val:n_val + n_test]
         parts["train"][cls] = order[n_val + n_test:]
     if dest is None:
-        key = fingerprint("own-folder", str(folder.resolve()), seed, val_fraction, test_fraction,
+        key = short_hash("own-folder", str(folder.resolve()), seed, val_fraction, test_fraction,
                           files_digest(p for files in by_class.values() for p in files))
         dest = cache_root() / "image_folders" / f"{folder.name}_{key[:12]}"
     return _write_tree(ensure_writable_dir(dest), parts)
