@@ -73,6 +73,20 @@ def test_exercise1_asks_for_the_number_of_classes_the_exercise_names(capsys):
     expect_pass(capsys, checks.lesson6.exercise1(two, _fake_run(two)), "2 classes")   # no number asked for
 
 
+def test_exercise1_asks_for_the_third_class_the_exercise_names(capsys):
+    data = torch.utils.data.TensorDataset(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))
+    asked = {"num_classes": 3, "required_class": "Sphynx"}
+    other = Task("Photos in other", ["Abyssinian", "Bengal", "Persian"], data, data, None, (3, 4, 4), "fpo")
+    expect_hint(capsys, checks.lesson6.exercise1(other, _fake_run(other), **asked), "asks for 'Sphynx'")
+    lower = Task("Photos in lower", ["Abyssinian", "Bengal", "sphynx"], data, data, None, (3, 4, 4), "fpl")
+    expect_hint(capsys, checks.lesson6.exercise1(lower, _fake_run(lower), **asked), "sub-folder named Sphynx")
+    four = Task("Photos in four", ["Abyssinian", "Bengal", "Persian", "Sphynx"], data, data, None, (3, 4, 4), "fp4")
+    expect_hint(capsys, checks.lesson6.exercise1(four, _fake_run(four), **asked), "asks for 3")
+    for classes in (["Abyssinian", "Bengal", "Sphynx"], ["Bengal", "Birman", "Sphynx"]):   # any two breeds + Sphynx
+        task = Task("Photos in " + classes[1], classes, data, data, None, (3, 4, 4), "fp" + classes[1])
+        expect_pass(capsys, checks.lesson6.exercise1(task, _fake_run(task), **asked), "Sphynx")
+
+
 def test_exercise3_refuses_the_lessons_own_dashboard_as_the_fresh_one(capsys):
     import tlwidgets as tl
     from tlwidgets.data import REPO_DATASETS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -39,26 +40,32 @@ def hint(capsys, result, *needles):
 
 
 # ---------------------------------------------------------------------------------------- exercise 1 ---
-def test_exercise1_accepts_the_cosine_by_library_or_by_hand(wv, capsys):
+def test_exercise1_accepts_the_cosine_by_library_or_by_hand_and_echoes_the_prediction(wv, capsys):
     u, v = wv["good"], wv["bad"]
-    ok(capsys, checks.lesson7.exercise1(F.cosine_similarity(u, v, dim=0), wv, "good", "bad"), "cos(good, bad)")
+    truth = "higher" if F.cosine_similarity(u, v, dim=0) > F.cosine_similarity(u, wv["excellent"], dim=0) else "lower"
+    wrong = "lower" if truth == "higher" else "higher"
+    ok(capsys, checks.lesson7.exercise1(truth, F.cosine_similarity(u, v, dim=0), wv, "good", "bad"),
+       "cos(good, bad)", "as you predicted")
     by_hand = float(u @ v) / math.sqrt(float(u @ u) * float(v @ v))
-    ok(capsys, checks.lesson7.exercise1(by_hand, wv, "good", "bad"))
+    ok(capsys, checks.lesson7.exercise1(wrong.upper(), by_hand, wv, "good", "bad"), f"you predicted {wrong}")
+    ok(capsys, checks.lesson7.exercise1(truth, np.float32(by_hand), wv))   # a NumPy number is judged too
 
 
 def test_exercise1_rejects_placeholder_and_typical_mistakes_each_with_its_hint(wv, capsys):
     u, v = wv["good"], wv["bad"]
     cos = F.cosine_similarity(u, v, dim=0).item()
-    hints = {hint(capsys, checks.lesson7.exercise1(None, wv), "replace `answer = None`"),
-             hint(capsys, checks.lesson7.exercise1(torch.dot(u, v).item(), wv), "dot product"),
-             hint(capsys, checks.lesson7.exercise1(1 - cos, wv), "distance"),
-             hint(capsys, checks.lesson7.exercise1(torch.dist(u, v).item(), wv), "Euclidean"),
-             hint(capsys, checks.lesson7.exercise1(math.acos(cos), wv), "angle"),
-             hint(capsys, checks.lesson7.exercise1(F.cosine_similarity(u, wv["excellent"], dim=0).item(), wv),
-                  "is not cos(good, bad)")}
-    assert len(hints) == 6
+    hint(capsys, checks.lesson7.exercise1(..., cos, wv), "write your prediction first")
+    hint(capsys, checks.lesson7.exercise1("close", cos, wv), "not one of")
+    hint(capsys, checks.lesson7.exercise1("lower", ..., wv), "now measure")
+    hints = {hint(capsys, checks.lesson7.exercise1("lower", torch.dot(u, v).item(), wv), "dot product"),
+             hint(capsys, checks.lesson7.exercise1("lower", 1 - cos, wv), "distance"),
+             hint(capsys, checks.lesson7.exercise1("lower", torch.dist(u, v).item(), wv), "Euclidean"),
+             hint(capsys, checks.lesson7.exercise1("lower", math.acos(cos), wv), "angle"),
+             hint(capsys, checks.lesson7.exercise1("lower", F.cosine_similarity(u, wv["excellent"], dim=0).item(),
+                                                   wv), "is not cos(good, bad)")}
+    assert len(hints) == 5
     with pytest.raises(ValueError, match="a number"):
-        checks.lesson7.exercise1("0.8", wv)
+        checks.lesson7.exercise1("lower", "0.8", wv)
 
 
 # ---------------------------------------------------------------------------------------- exercise 2 ---
@@ -142,7 +149,7 @@ def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(w
     bow = tl.BagOfWords(task.train.tokens)
     bow_head = tl.fit_linear_head(bow.encode(task.train.tokens), task.train.labels, bow.encode(task.val.tokens),
                                   task.val.labels, weight_decays=[1e-2])
-    hints = {hint(capsys, checks.lesson7.exercise3(None, None, None, wv), "replace `answer = None`"),
+    hints = {hint(capsys, checks.lesson7.exercise3(..., None, None, wv), "replace `answer = ...`"),
              hint(capsys, checks.lesson7.exercise3(acc, head, wrong_way, wv), "other direction"),
              hint(capsys, checks.lesson7.exercise3(val, head, task, wv), "validation"),
              hint(capsys, checks.lesson7.exercise3(100 * acc, head, task, wv), "percentage"),

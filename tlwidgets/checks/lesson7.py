@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import CheckResult, as_number, not_yet, passed
+from . import CheckResult, as_number, is_placeholder, need_prediction, not_yet, passed
 
 
 def _need_vectors(wv, name: str) -> None:
@@ -17,19 +17,31 @@ def _need_vectors(wv, name: str) -> None:
         raise ValueError(f"{name} expects the WordVectors from tl.load_word_vectors() as wv, got {type(wv).__name__}")
 
 
-def exercise1(answer: Any, wv: Any, a: str = "good", b: str = "bad") -> CheckResult:
-    """The cosine similarity of the GloVe vectors of ``a`` and ``b``.
+PREDICTIONS = ("higher", "lower")
+
+
+def exercise1(prediction: Any, answer: Any, wv: Any, a: str = "good", b: str = "bad",
+              other: str = "excellent") -> CheckResult:
+    """Predict, then measure: is cos(``a``, ``b``) higher or lower than cos(``a``, ``other``)? ``answer`` is the
+    measured cos(``a``, ``b``); the verdict echoes the prediction against what the vectors say.
 
     Args:
-        answer: the student's number.
+        prediction: ``"higher"`` or ``"lower"``, written before measuring.
+        answer: the student's cosine similarity of ``a`` and ``b``.
         wv: the lesson's WordVectors.
         a: the first word.
-        b: the second word.
+        b: the word compared with it (its opposite, in the lesson).
+        other: the near-synonym the prediction compares against.
     """
     from ..text import nearest
 
-    if answer is None:
-        return not_yet(f"replace `answer = None` with a number: the cosine similarity of wv[{a!r}] and wv[{b!r}] "
+    if isinstance(prediction, str):
+        prediction = prediction.strip().lower()
+    hint = need_prediction(prediction, f"is cos({a}, {b}) 'higher' or 'lower' than cos({a}, {other})?", PREDICTIONS)
+    if hint is not None:
+        return hint
+    if is_placeholder(answer):
+        return not_yet(f"now measure: replace `answer = ...` with the cosine similarity of wv[{a!r}] and wv[{b!r}] "
                        "(their dot product divided by the product of their lengths)")
     answer = as_number(answer, "exercise1")
     _need_vectors(wv, "exercise1")
@@ -37,9 +49,12 @@ def exercise1(answer: Any, wv: Any, a: str = "good", b: str = "bad") -> CheckRes
     cos = F.cosine_similarity(u, v, dim=0).item()
     if abs(answer - cos) < 1e-3:
         top, top_sim = nearest(wv, a, 1)[0]
-        return passed(f"cos({a}, {b}) = {cos:.3f} (the nearest word to '{a}', '{top}', has {top_sim:.3f}). Opposites "
-                      "share their contexts ('the food was ___'), so GloVe puts them close together; sentiment is "
-                      "only one direction among 50")
+        versus = F.cosine_similarity(u, wv[other], dim=0).item()
+        truth = "higher" if cos > versus else "lower"
+        verdict = "as you predicted" if prediction == truth else f"you predicted {prediction}"
+        return passed(f"cos({a}, {b}) = {cos:.3f}, {truth} than cos({a}, {other}) = {versus:.3f} ({verdict}); the "
+                      f"nearest word to '{a}', '{top}', has {top_sim:.3f}. Opposites share their contexts ('the food "
+                      "was ___'), so GloVe puts them close together; sentiment is only one direction among 50")
     if abs(answer - torch.dot(u, v).item()) < 1e-3:
         return not_yet("that is the plain dot product; divide it by the lengths of both vectors "
                        "(torch.linalg.norm) so that only their direction counts")
@@ -114,8 +129,8 @@ def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
     """
     from ..text import LinearHead, TextTask, sentence_vectors
 
-    if answer is None:
-        return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained on "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the test accuracy (a float in [0, 1]) of a head trained on "
                        "tl.text_task(sources='imdb', test_sources='amazon')")
     answer = as_number(answer, "exercise3")
     if not isinstance(task, TextTask):
