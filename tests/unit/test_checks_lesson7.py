@@ -160,3 +160,45 @@ def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(w
         checks.lesson7.exercise3(acc, head, "imdb", wv)
     with pytest.raises(ValueError, match="LinearHead"):
         checks.lesson7.exercise3(acc, nn.Linear(50, 2), task, wv)
+
+
+# ---------------------------------------------------------------------------------------- exercise 4 ---
+RIGHT = {("small", "similar"): "feature extraction", ("large", "similar"): "fine-tune",
+         ("small", "different"): "earlier layer", ("large", "different"): "fine-tune"}
+
+
+@pytest.mark.parametrize("table, when_not", [
+    (RIGHT, "bc"),
+    ({**RIGHT, ("large", "different"): "from scratch"}, ["c", "b"]),          # both cells CS231n allows
+    ({("Small", "Similar"): "Feature-Extraction", ("large", "similar"): "fine_tuning",
+      ("small", "different"): "early cut", ("large", "different"): "Scratch"}, "b, c"),   # spelled differently
+])
+def test_exercise4_accepts_the_measured_decision_table_by_every_route(table, when_not, capsys):
+    ok(capsys, checks.lesson7.exercise4(table, when_not), "few labels -> freeze")
+
+
+@pytest.mark.parametrize("change, when_not, needle", [
+    ({("small", "similar"): "fine-tune"}, "bc", "memorise"),                   # fine-tune with few labels
+    ({("large", "similar"): "feature extraction"}, "bc", "fine-tuned GloVe beat frozen"),
+    ({("small", "different"): "feature extraction"}, "bc", "early cut"),       # the top features of ImageNet
+    ({("small", "different"): "scratch"}, "bc", "try an earlier cut"),
+    ({("large", "different"): "feature extraction"}, "bc", "fine-tune the whole network"),
+    ({("small", "similar"): "transfer"}, "bc", "is not one of"),
+    ({}, "bcd", "spectrograms"),                                              # "any domain change" is too strong
+    ({}, "abc", "best case"),
+    ({}, "b", "only part of it"),
+    ({}, "bz", "not statements"),
+])
+def test_exercise4_rejects_typical_wrong_tables_each_with_its_hint(change, when_not, needle, capsys):
+    hint(capsys, checks.lesson7.exercise4({**RIGHT, **change}, when_not), needle)
+
+
+def test_exercise4_placeholders_and_unreadable_answers(capsys):
+    hint(capsys, checks.lesson7.exercise4(..., ...), "fill `table`")
+    hint(capsys, checks.lesson7.exercise4({**RIGHT, ("small", "similar"): ...}, "bc"), "still `...`")
+    hint(capsys, checks.lesson7.exercise4({k: v for k, v in RIGHT.items() if k[0] == "small"}, "bc"), "missing")
+    hint(capsys, checks.lesson7.exercise4(RIGHT, ...), "now `when_not`")
+    with pytest.raises(ValueError, match="dict"):
+        checks.lesson7.exercise4(list(RIGHT.items()), "bc")
+    with pytest.raises(ValueError, match="letters"):
+        checks.lesson7.exercise4(RIGHT, 2)
