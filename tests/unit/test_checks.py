@@ -149,11 +149,11 @@ def _placeholders():
                                                                                       tl.load_digit_model(), task)),
         ("lesson1.exercise2", [], lambda: checks.lesson1.exercise2(..., ..., *fake_photos())),
         ("lesson1.exercise3", [], lambda: checks.lesson1.exercise3(..., *species_probs())),
-        ("lesson6.exercise1", [], lambda: checks.lesson6.exercise1(None, None)),
+        ("lesson6.exercise1", [], lambda: checks.lesson6.exercise1(..., ...)),
         ("lesson6.exercise2", ["dashboard"], lambda dash: checks.lesson6.exercise2(
             None, dash, strategy="fine_tune", n_per_class=5, n_frozen=1)),
         # the lesson starts with `fresh = dashboard` (the one that trained in exercise 2) and `answer = None`
-        ("lesson6.exercise3", ["dashboard"], lambda dash: checks.lesson6.exercise3(None, dash)),
+        ("lesson6.exercise3", ["dashboard"], lambda dash: checks.lesson6.exercise3(..., dash)),
     ]
 
 
@@ -223,8 +223,26 @@ def test_lesson0_exercise1_predict_then_measure_feature_extraction(photo_model, 
     # the placeholders: no prediction yet, then no measurement yet
     expect_hint(capsys, checks.lesson0.exercise1(..., right, fe), "prediction")
     expect_hint(capsys, checks.lesson0.exercise1(15000, ..., ...), "now measure")
-    with pytest.raises(ValueError, match="integer count"):
+    with pytest.raises(ValueError, match="a count"):
         checks.lesson0.exercise1(15000, "15372", fe)
+    with pytest.raises(ValueError, match="prediction"):
+        checks.lesson0.exercise1("about 15k", right, fe)
+
+
+@pytest.mark.parametrize("prediction, measured", [
+    (np.int64(15372), np.int64(15372)),                 # np.sum / np.prod of the shapes
+    (np.float32(1.5e4), np.float64(15372.0)),           # a float count that is whole
+    (torch.tensor(15000.0), torch.tensor(15372.0)),     # a float tensor's sum
+    (15000, 15372.0),
+])
+def test_lesson0_exercise1_judges_numbers_whatever_their_type(prediction, measured, photo_model, capsys):
+    fe = fe_by_hand(photo_model)
+    expect_pass(capsys, checks.lesson0.exercise1(prediction, measured, fe), "15,372")
+
+
+def test_lesson0_exercise1_a_fractional_count_gets_a_hint(photo_model, capsys):
+    fe = fe_by_hand(photo_model)
+    expect_hint(capsys, checks.lesson0.exercise1(15000, np.float64(15372.5), fe), "whole number")
 
 
 @pytest.mark.parametrize("bad", [645, 645.0, True, [645]])
@@ -477,8 +495,9 @@ def test_lesson6_exercise1_wrong_pairs(photo_run, digits5, capsys):
                 "another task")
     renamed = dataclasses.replace(result, model=tl.small_cnn(2, image_size=32, classes=["cat", "dog"]))
     expect_hint(capsys, checks.lesson6.exercise1(task, renamed), "another task")
-    at_chance = dataclasses.replace(result, test=dataclasses.replace(result.test, accuracy=0.5))
-    expect_hint(capsys, checks.lesson6.exercise1(task, at_chance),
+    coin = tl.classification_metrics(torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 0, 0]), 2)
+    assert coin.accuracy == 0.5
+    expect_hint(capsys, checks.lesson6.exercise1(task, dataclasses.replace(result, test=coin)),
                 "not better than chance")
 
 
@@ -528,8 +547,11 @@ def test_lesson6_exercise3_epochs_of_a_replay(dashboard, tmp_path, capsys):
     expect_pass(capsys, checks.lesson6.exercise3(answer, fresh), "3 epochs")
     expect_hint(capsys, checks.lesson6.exercise3(answer - 1, fresh), "different number of epochs")
     expect_hint(capsys, checks.lesson6.exercise3(len(logged), fresh), "different number of epochs")
+    for same in (3.0, np.int64(3), torch.tensor(3), np.float32(3)):   # the number is judged, not its type
+        expect_pass(capsys, checks.lesson6.exercise3(same, fresh), "3 epochs")
+    expect_hint(capsys, checks.lesson6.exercise3(2.5, fresh), "not a whole number")
     with pytest.raises(ValueError, match="integer number of epochs"):
-        checks.lesson6.exercise3(3.0, fresh)
+        checks.lesson6.exercise3("3", fresh)
     with pytest.raises(ValueError, match="integer number of epochs"):
         checks.lesson6.exercise3(True, fresh)
     with pytest.raises(ValueError, match="needs the dashboard"):

@@ -58,13 +58,15 @@ def test_exercise4_rejects_wrong_answers_each_with_its_own_hint(wrong, hint, hea
 
 
 def _fake_run(task):
-    from tlwidgets.metrics import Metrics
-    from tlwidgets.runs import Recipe, RunResult
+    """A finished feature-extraction run on ``task`` that got 9 of 10 test photos right."""
+    from tlwidgets.metrics import classification_metrics
     from tlwidgets.training import History
+    from tlwidgets.runs import Recipe, RunResult
     model = types.SimpleNamespace(classes=task.classes)
-    test = Metrics(0.9, 0.9, 0.5, 0.5, 10, 2, 2)
-    return RunResult(Recipe("feature_extraction"), task.name, None, 10, History(), test=test, seconds=1.0,
-                     model=model, used_cache=True)
+    k = task.num_classes
+    truth = torch.arange(10) % k
+    test = classification_metrics(truth, torch.cat([truth[:9], (truth[9:] + 1) % k]), k)
+    return RunResult(Recipe("feature_extraction"), task.name, None, 2, History(), test=test, model=model)
 
 
 def test_exercise1_asks_for_the_number_of_classes_the_exercise_names(capsys):
@@ -74,6 +76,20 @@ def test_exercise1_asks_for_the_number_of_classes_the_exercise_names(capsys):
     expect_hint(capsys, checks.lesson6.exercise1(two, _fake_run(two), num_classes=3), "asks for 3")
     expect_pass(capsys, checks.lesson6.exercise1(three, _fake_run(three), num_classes=3), "3 classes")
     expect_pass(capsys, checks.lesson6.exercise1(two, _fake_run(two)), "2 classes")   # no number asked for
+
+
+def test_exercise1_asks_for_the_third_class_the_exercise_names(capsys):
+    data = torch.utils.data.TensorDataset(torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]))
+    asked = {"num_classes": 3, "required_class": "Sphynx"}
+    other = Task("Photos in other", ["Abyssinian", "Bengal", "Persian"], data, data, None, (3, 4, 4), "fpo")
+    expect_hint(capsys, checks.lesson6.exercise1(other, _fake_run(other), **asked), "asks for 'Sphynx'")
+    lower = Task("Photos in lower", ["Abyssinian", "Bengal", "sphynx"], data, data, None, (3, 4, 4), "fpl")
+    expect_hint(capsys, checks.lesson6.exercise1(lower, _fake_run(lower), **asked), "sub-folder named Sphynx")
+    four = Task("Photos in four", ["Abyssinian", "Bengal", "Persian", "Sphynx"], data, data, None, (3, 4, 4), "fp4")
+    expect_hint(capsys, checks.lesson6.exercise1(four, _fake_run(four), **asked), "asks for 3")
+    for classes in (["Abyssinian", "Bengal", "Sphynx"], ["Bengal", "Birman", "Sphynx"]):   # any two breeds + Sphynx
+        task = Task("Photos in " + classes[1], classes, data, data, None, (3, 4, 4), "fp" + classes[1])
+        expect_pass(capsys, checks.lesson6.exercise1(task, _fake_run(task), **asked), "Sphynx")
 
 
 def test_exercise3_refuses_the_lessons_own_dashboard_as_the_fresh_one(capsys):

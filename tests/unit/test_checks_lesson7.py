@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -39,26 +40,32 @@ def hint(capsys, result, *needles):
 
 
 # ---------------------------------------------------------------------------------------- exercise 1 ---
-def test_exercise1_accepts_the_cosine_by_library_or_by_hand(wv, capsys):
+def test_exercise1_accepts_the_cosine_by_library_or_by_hand_and_echoes_the_prediction(wv, capsys):
     u, v = wv["good"], wv["bad"]
-    ok(capsys, checks.lesson7.exercise1(F.cosine_similarity(u, v, dim=0), wv, "good", "bad"), "cos(good, bad)")
+    truth = "higher" if F.cosine_similarity(u, v, dim=0) > F.cosine_similarity(u, wv["excellent"], dim=0) else "lower"
+    wrong = "lower" if truth == "higher" else "higher"
+    ok(capsys, checks.lesson7.exercise1(truth, F.cosine_similarity(u, v, dim=0), wv, "good", "bad"),
+       "cos(good, bad)", "as you predicted")
     by_hand = float(u @ v) / math.sqrt(float(u @ u) * float(v @ v))
-    ok(capsys, checks.lesson7.exercise1(by_hand, wv, "good", "bad"))
+    ok(capsys, checks.lesson7.exercise1(wrong.upper(), by_hand, wv, "good", "bad"), f"you predicted {wrong}")
+    ok(capsys, checks.lesson7.exercise1(truth, np.float32(by_hand), wv))   # a NumPy number is judged too
 
 
 def test_exercise1_rejects_placeholder_and_typical_mistakes_each_with_its_hint(wv, capsys):
     u, v = wv["good"], wv["bad"]
     cos = F.cosine_similarity(u, v, dim=0).item()
-    hints = {hint(capsys, checks.lesson7.exercise1(None, wv), "replace `answer = None`"),
-             hint(capsys, checks.lesson7.exercise1(torch.dot(u, v).item(), wv), "dot product"),
-             hint(capsys, checks.lesson7.exercise1(1 - cos, wv), "distance"),
-             hint(capsys, checks.lesson7.exercise1(torch.dist(u, v).item(), wv), "Euclidean"),
-             hint(capsys, checks.lesson7.exercise1(math.acos(cos), wv), "angle"),
-             hint(capsys, checks.lesson7.exercise1(F.cosine_similarity(u, wv["excellent"], dim=0).item(), wv),
-                  "is not cos(good, bad)")}
-    assert len(hints) == 6
+    hint(capsys, checks.lesson7.exercise1(..., cos, wv), "write your prediction first")
+    hint(capsys, checks.lesson7.exercise1("close", cos, wv), "not one of")
+    hint(capsys, checks.lesson7.exercise1("lower", ..., wv), "now measure")
+    hints = {hint(capsys, checks.lesson7.exercise1("lower", torch.dot(u, v).item(), wv), "dot product"),
+             hint(capsys, checks.lesson7.exercise1("lower", 1 - cos, wv), "distance"),
+             hint(capsys, checks.lesson7.exercise1("lower", torch.dist(u, v).item(), wv), "Euclidean"),
+             hint(capsys, checks.lesson7.exercise1("lower", math.acos(cos), wv), "angle"),
+             hint(capsys, checks.lesson7.exercise1("lower", F.cosine_similarity(u, wv["excellent"], dim=0).item(),
+                                                   wv), "is not cos(good, bad)")}
+    assert len(hints) == 5
     with pytest.raises(ValueError, match="a number"):
-        checks.lesson7.exercise1("0.8", wv)
+        checks.lesson7.exercise1("lower", "0.8", wv)
 
 
 # ---------------------------------------------------------------------------------------- exercise 2 ---
@@ -144,7 +151,7 @@ def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(w
     bow = tl.BagOfWords(task.train.tokens)
     bow_head = tl.fit_linear_head(bow.encode(task.train.tokens), task.train.labels, bow.encode(task.val.tokens),
                                   task.val.labels, weight_decays=[1e-2])
-    hints = {hint(capsys, checks.lesson7.exercise3(None, None, None, wv), "replace `answer = None`"),
+    hints = {hint(capsys, checks.lesson7.exercise3(..., None, None, wv), "replace `answer = ...`"),
              hint(capsys, checks.lesson7.exercise3(acc, head, wrong_way, wv), "other direction"),
              hint(capsys, checks.lesson7.exercise3(val, head, task, wv), "validation"),
              hint(capsys, checks.lesson7.exercise3(100 * acc, head, task, wv), "percentage"),
@@ -155,3 +162,45 @@ def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(w
         checks.lesson7.exercise3(acc, head, "imdb", wv)
     with pytest.raises(ValueError, match="RunResult of tl.fit_linear_head"):
         checks.lesson7.exercise3(acc, nn.Linear(50, 2), task, wv)
+
+
+# ---------------------------------------------------------------------------------------- exercise 4 ---
+RIGHT = {("small", "similar"): "feature extraction", ("large", "similar"): "fine-tune",
+         ("small", "different"): "earlier layer", ("large", "different"): "fine-tune"}
+
+
+@pytest.mark.parametrize("table, when_not", [
+    (RIGHT, "bc"),
+    ({**RIGHT, ("large", "different"): "from scratch"}, ["c", "b"]),          # both cells CS231n allows
+    ({("Small", "Similar"): "Feature-Extraction", ("large", "similar"): "fine_tuning",
+      ("small", "different"): "early cut", ("large", "different"): "Scratch"}, "b, c"),   # spelled differently
+])
+def test_exercise4_accepts_the_measured_decision_table_by_every_route(table, when_not, capsys):
+    ok(capsys, checks.lesson7.exercise4(table, when_not), "few labels -> freeze")
+
+
+@pytest.mark.parametrize("change, when_not, needle", [
+    ({("small", "similar"): "fine-tune"}, "bc", "memorise"),                   # fine-tune with few labels
+    ({("large", "similar"): "feature extraction"}, "bc", "fine-tuned GloVe beat frozen"),
+    ({("small", "different"): "feature extraction"}, "bc", "early cut"),       # the top features of ImageNet
+    ({("small", "different"): "scratch"}, "bc", "try an earlier cut"),
+    ({("large", "different"): "feature extraction"}, "bc", "fine-tune the whole network"),
+    ({("small", "similar"): "transfer"}, "bc", "is not one of"),
+    ({}, "bcd", "spectrograms"),                                              # "any domain change" is too strong
+    ({}, "abc", "best case"),
+    ({}, "b", "only part of it"),
+    ({}, "bz", "not statements"),
+])
+def test_exercise4_rejects_typical_wrong_tables_each_with_its_hint(change, when_not, needle, capsys):
+    hint(capsys, checks.lesson7.exercise4({**RIGHT, **change}, when_not), needle)
+
+
+def test_exercise4_placeholders_and_unreadable_answers(capsys):
+    hint(capsys, checks.lesson7.exercise4(..., ...), "fill `table`")
+    hint(capsys, checks.lesson7.exercise4({**RIGHT, ("small", "similar"): ...}, "bc"), "still `...`")
+    hint(capsys, checks.lesson7.exercise4({k: v for k, v in RIGHT.items() if k[0] == "small"}, "bc"), "missing")
+    hint(capsys, checks.lesson7.exercise4(RIGHT, ...), "now `when_not`")
+    with pytest.raises(ValueError, match="dict"):
+        checks.lesson7.exercise4(list(RIGHT.items()), "bc")
+    with pytest.raises(ValueError, match="letters"):
+        checks.lesson7.exercise4(RIGHT, 2)

@@ -18,7 +18,7 @@ from numbers import Integral, Real
 from typing import Any
 
 __all__ = ["CheckResult", "passed", "not_yet", "is_integer", "is_placeholder", "as_integer", "as_number",
-           "need_prediction"]
+           "as_count", "need_prediction"]
 
 
 def is_integer(x: Any) -> bool:
@@ -64,6 +64,19 @@ def as_number(answer: Any, name: str, what: str = "a number (a float)") -> float
     if isinstance(answer, bool) or not isinstance(answer, Real):
         raise ValueError(f"{name} expects {what}, got {type(answer).__name__}")
     return float(answer)
+
+
+def as_count(answer: Any, name: str, what: str = "a count (a whole number)") -> int | float:
+    """``answer`` as a count: an int when it is a whole number of any type (Python, NumPy or a one-element
+    tensor, ``15372.0`` included), else the float itself, so the check can judge it with a hint.
+
+    Students count with whatever is at hand (``np.sum``, ``tensor.sum()``, a float division); the check
+    judges the number, not its type. Only a non-number raises, as in :func:`as_number`.
+    """
+    if is_integer(answer):
+        return int(answer)
+    value = as_number(answer, name, what)
+    return int(value) if value.is_integer() else value
 
 
 def need_prediction(prediction: Any, what: str, allowed: Collection | None = None) -> CheckResult | None:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import CheckResult, is_integer, is_placeholder, not_yet, passed
+from . import CheckResult, as_count, as_number, is_placeholder, not_yet, passed
 
 
 def exercise1(prediction: Any, measured: Any, model: Any) -> CheckResult:
@@ -26,13 +26,13 @@ def exercise1(prediction: Any, measured: Any, model: Any) -> CheckResult:
     if is_placeholder(model) or is_placeholder(measured):
         return not_yet("now measure: copy the photo model, freeze every parameter with requires_grad_(False), "
                        "swap its head for nn.Linear(1280, 12), and count the parameters with requires_grad=True")
-    if not is_integer(prediction) and not isinstance(prediction, float):
-        raise ValueError(f"exercise1 expects a number as prediction, got {type(prediction).__name__}")
+    prediction = as_number(prediction, "exercise1 (prediction)", "a number")   # any type: 15372, 1.5e4, np.int64
     if not isinstance(model, GroupedModel):
         raise ValueError(f"exercise1 expects the photo model (a GroupedModel) as model, got {type(model).__name__}")
-    if not is_integer(measured):
-        raise ValueError(f"exercise1 expects an integer count as measured, got {type(measured).__name__}")
-    measured = int(measured)
+    measured = as_count(measured, "exercise1 (measured)")
+    if isinstance(measured, float):
+        return not_yet(f"{measured:,} is not a whole number: a parameter count adds up p.numel() of each "
+                       "trainable tensor, so it is an integer")
     linears = [m for m in model[-1].modules() if isinstance(m, nn.Linear)]
     if not linears or linears[-1].out_features != 12:
         outs = linears[-1].out_features if linears else "no Linear layer"

@@ -7,15 +7,17 @@ from typing import Any, cast
 
 from ..data import Task, size_label
 from ..transfer import RunResult
-from . import CheckResult, not_yet, passed
+from . import CheckResult, as_count, is_placeholder, not_yet, passed
 
 
-def exercise1(task: Any, result: Any, *, num_classes: int | None = None) -> CheckResult:
+def exercise1(task: Any, result: Any, *, num_classes: int | None = None,
+              required_class: str | None = None) -> CheckResult:
     """A photo folder turned into a task with ``tl.folder_task`` and trained better than chance.
 
-    ``num_classes`` (when given) is the number of class folders the exercise asks for.
+    ``num_classes`` (when given) is the number of class folders the exercise asks for; ``required_class``
+    (when given) the class it asks to add, so a folder with some other third breed is not accepted.
     """
-    if task is None or result is None:
+    if is_placeholder(task) or is_placeholder(result):
         return not_yet("build `task = tl.folder_task(path, image_size=...)` on a folder of class sub-folders and "
                        "`result = tl.run_strategy('feature_extraction', task, ...)`, then pass both")
     if not isinstance(task, Task):
@@ -27,6 +29,9 @@ def exercise1(task: Any, result: Any, *, num_classes: int | None = None) -> Chec
     if num_classes is not None and task.num_classes != num_classes:
         return not_yet(f"the task has {task.num_classes} classes ({', '.join(task.classes)}); the exercise asks for "
                        f"{num_classes}: add a sub-folder per missing class")
+    if required_class is not None and required_class not in task.classes:
+        return not_yet(f"the task's classes are {', '.join(task.classes)}; the exercise asks for "
+                       f"{required_class!r}: copy its photos into a sub-folder named {required_class}")
     if result.task_name != task.name or result.model is None or result.model.classes != task.classes:
         return not_yet("the result was trained on another task: pass the task you trained on")
     chance = 1 / task.num_classes
@@ -53,7 +58,7 @@ def exercise2(answer: Any, dashboard: Any, *, strategy: str = "fine_tune", n_per
 
     if not isinstance(dashboard, Dashboard):
         raise ValueError(f"exercise2 needs the dashboard second, got {type(dashboard).__name__}")
-    if answer is None:
+    if is_placeholder(answer):
         return not_yet(f"run dashboard.run_sync(strategy={strategy!r}, n_per_class={n_per_class!r}, "
                        f"n_frozen={n_frozen}, ...) and answer with its row: dashboard.results[-1]")
     if not isinstance(answer, dict):
@@ -81,11 +86,12 @@ def exercise3(answer: Any, dashboard: Any, *, original: Any = None) -> CheckResu
     if original is not None and dashboard is original:
         return not_yet("that is the lesson's own dashboard: make a fresh one, Dashboard(cat_breeds, kind='pets'), "
                        "and load the saved log into it with load_log(log_path)")
-    if answer is None:
+    if is_placeholder(answer):
         return not_yet("load a log into a dashboard (load_log), replay it, and count the epochs its chart shows "
                        "(dashboard.chart.records)")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise ValueError(f"exercise3 expects an integer number of epochs, got {type(answer).__name__}")
+    answer = as_count(answer, "exercise3", "an integer number of epochs")   # 8, np.int64(8), 8.0 all judged
+    if isinstance(answer, float):
+        return not_yet(f"{answer} is not a whole number of epochs: count the chart's records")
     if not dashboard.runs:
         return not_yet("this dashboard has no runs: load_log(path) first, then replay()")
     shown = len(dashboard.chart.records)
@@ -108,7 +114,7 @@ def exercise4(dog_outputs: Any, head: Any, features: Any) -> CheckResult:
     from ..models import imagenet_classes
     from ..pretrained import imagenet_class_groups
 
-    if dog_outputs is None or dog_outputs is ... or not callable(dog_outputs):
+    if is_placeholder(dog_outputs) or not callable(dog_outputs):
         return not_yet("define `def dog_outputs(features): ...` returning the 118 dog-class outputs of the head")
     try:
         out = dog_outputs(features)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import CheckResult, as_number, not_yet, passed
+from . import CheckResult, as_number, is_placeholder, need_prediction, not_yet, passed
 
 
 def _need_vectors(wv, name: str) -> None:
@@ -18,19 +18,31 @@ def _need_vectors(wv, name: str) -> None:
         raise ValueError(f"{name} expects the WordVectors from tl.load_word_vectors() as wv, got {type(wv).__name__}")
 
 
-def exercise1(answer: Any, wv: Any, a: str = "good", b: str = "bad") -> CheckResult:
-    """The cosine similarity of the GloVe vectors of ``a`` and ``b``.
+PREDICTIONS = ("higher", "lower")
+
+
+def exercise1(prediction: Any, answer: Any, wv: Any, a: str = "good", b: str = "bad",
+              other: str = "excellent") -> CheckResult:
+    """Predict, then measure: is cos(``a``, ``b``) higher or lower than cos(``a``, ``other``)? ``answer`` is the
+    measured cos(``a``, ``b``); the verdict echoes the prediction against what the vectors say.
 
     Args:
-        answer: the student's number.
+        prediction: ``"higher"`` or ``"lower"``, written before measuring.
+        answer: the student's cosine similarity of ``a`` and ``b``.
         wv: the lesson's WordVectors.
         a: the first word.
-        b: the second word.
+        b: the word compared with it (its opposite, in the lesson).
+        other: the near-synonym the prediction compares against.
     """
     from ..text import nearest
 
-    if answer is None:
-        return not_yet(f"replace `answer = None` with a number: the cosine similarity of wv[{a!r}] and wv[{b!r}] "
+    if isinstance(prediction, str):
+        prediction = prediction.strip().lower()
+    hint = need_prediction(prediction, f"is cos({a}, {b}) 'higher' or 'lower' than cos({a}, {other})?", PREDICTIONS)
+    if hint is not None:
+        return hint
+    if is_placeholder(answer):
+        return not_yet(f"now measure: replace `answer = ...` with the cosine similarity of wv[{a!r}] and wv[{b!r}] "
                        "(their dot product divided by the product of their lengths)")
     answer = as_number(answer, "exercise1")
     _need_vectors(wv, "exercise1")
@@ -38,9 +50,12 @@ def exercise1(answer: Any, wv: Any, a: str = "good", b: str = "bad") -> CheckRes
     cos = F.cosine_similarity(u, v, dim=0).item()
     if abs(answer - cos) < 1e-3:
         top, top_sim = nearest(wv, a, 1)[0]
-        return passed(f"cos({a}, {b}) = {cos:.3f} (the nearest word to '{a}', '{top}', has {top_sim:.3f}). Opposites "
-                      "share their contexts ('the food was ___'), so GloVe puts them close together; sentiment is "
-                      "only one direction among 50")
+        versus = F.cosine_similarity(u, wv[other], dim=0).item()
+        truth = "higher" if cos > versus else "lower"
+        verdict = "as you predicted" if prediction == truth else f"you predicted {prediction}"
+        return passed(f"cos({a}, {b}) = {cos:.3f}, {truth} than cos({a}, {other}) = {versus:.3f} ({verdict}); the "
+                      f"nearest word to '{a}', '{top}', has {top_sim:.3f}. Opposites share their contexts ('the food "
+                      "was ___'), so GloVe puts them close together; sentiment is only one direction among 50")
     if abs(answer - torch.dot(u, v).item()) < 1e-3:
         return not_yet("that is the plain dot product; divide it by the lengths of both vectors "
                        "(torch.linalg.norm) so that only their direction counts")
@@ -121,8 +136,8 @@ def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
     from ..runs import RunResult
     from ..text import TextTask, sentence_vectors
 
-    if answer is None:
-        return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained on "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the test accuracy (a float in [0, 1]) of a head trained on "
                        "tl.text_task(sources='imdb', test_sources='amazon')")
     answer = as_number(answer, "exercise3")
     if not isinstance(task, TextTask):
@@ -150,3 +165,113 @@ def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
         return not_yet("give the accuracy as a fraction between 0 and 1, not a percentage")
     return not_yet(f"you report {answer:.3f} but this head scores {acc:.3f} on the task's test sentences; "
                    "evaluate the head you pass in on task.test")
+
+
+# ---------------------------------------------------------------------------------- exercise 4 ---
+_STRATEGIES = {"feature extraction": "feature extraction", "freeze": "feature extraction",
+               "frozen": "feature extraction", "linear probe": "feature extraction",
+               "fine tune": "fine-tune", "fine tuning": "fine-tune", "finetune": "fine-tune",
+               "scratch": "scratch", "from scratch": "scratch", "train from scratch": "scratch",
+               "earlier layer": "earlier layer", "feature extraction from an earlier layer": "earlier layer",
+               "early cut": "earlier layer", "earlier cut": "earlier layer", "cut earlier": "earlier layer"}
+# (data, domain) -> the answers the course's measurements support, and a hint for each typical wrong answer
+_TABLE: dict[tuple[str, str], tuple[set[str], dict[str, str]]] = {
+    ("small", "similar"): ({"feature extraction"}, {
+        "fine-tune": "small data, similar domain: at 10 labels per class (section 5) fine-tuned vectors did not beat "
+                     "frozen ones; thousands of trainable numbers memorise a few labels. Freeze and train a head",
+        "scratch": "small data, similar domain: from scratch is the worst arm at few labels in lessons 4 and 7",
+        "earlier layer": "small data, similar domain: the source's top features already fit a similar target; "
+                         "lesson 5 found early cuts best only for a *different* domain (digits from ImageNet)"}),
+    ("large", "similar"): ({"fine-tune"}, {
+        "feature extraction": "large data, similar domain: with all the labels fine-tuned GloVe beat frozen GloVe "
+                              "(section 5); with many labels, let the pretrained weights adapt",
+        "scratch": "large data, similar domain: the pretrained start still won with all labels (section 5: "
+                   "fine-tuned above random initialisation); keep it and fine-tune",
+        "earlier layer": "large data, similar domain: nothing to throw away here; fine-tune the whole network"}),
+    ("small", "different"): ({"earlier layer"}, {
+        "feature extraction": "small data, different domain: lesson 5's cut sweep (ImageNet -> digits) was best with "
+                              "an early cut; the top features are specific to the source's classes",
+        "fine-tune": "small data, different domain: a few labels cannot re-train much; lesson 5 did best with a "
+                     "linear head on an early layer's features",
+        "scratch": "small data, different domain: lesson 5's early-cut ImageNet features still beat the digit "
+                   "source and help with few labels; try an earlier cut before giving up on transfer"}),
+    ("large", "different"): ({"fine-tune", "scratch"}, {
+        "feature extraction": "large data, different domain: frozen top features were learned for another domain; "
+                              "with many labels fine-tune the whole network (or train from scratch)",
+        "earlier layer": "large data, different domain: with many labels you can afford to train everything: "
+                         "fine-tune the whole network, or train from scratch"}),
+}
+WHEN_NOT = {   # the statements exercise 4 offers: which are reasons *not* to transfer?
+    "a": "the target has few labels and looks like the source",
+    "b": "the target has plenty of labels and the source learned something unrelated: measure scratch first",
+    "c": "the source takes a different kind of input that cannot be converted without losing what matters "
+         "(lesson 5: cat photos squeezed into the digit network's 28 px grey squares)",
+    "d": "whenever the target's domain differs from the source's at all",
+}
+_WHEN_NOT_RIGHT = {"b", "c"}
+_WHEN_NOT_HINTS = {
+    "a": "(a) is transfer's best case (lessons 2, 4 and 7 at few labels), not a reason to avoid it",
+    "d": "(d) is too strong: ImageNet features helped digits (lesson 5, cut early), and ImageNet initialisation is "
+         "standard for audio spectrograms; a different domain calls for an earlier cut or fine-tuning, not no transfer",
+}
+
+
+def _strategy(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return _STRATEGIES.get(" ".join(value.lower().replace("-", " ").replace("_", " ").split()))
+
+
+def exercise4(table: Any, when_not: Any) -> CheckResult:
+    """The CS231n decision table (small/large data x similar/different domain) filled from the course's own
+    measurements, and when *not* to transfer.
+
+    Args:
+        table: a dict ``{(data, domain): strategy}`` with data in ``"small"``/``"large"``, domain in
+            ``"similar"``/``"different"`` and strategy one of ``"feature extraction"``, ``"fine-tune"``,
+            ``"earlier layer"`` (a head on an earlier layer's features), ``"scratch"``.
+        when_not: the letters of :data:`WHEN_NOT` that are reasons not to transfer (a string such as
+            ``"bc"`` or a collection of letters).
+    """
+    if is_placeholder(table):
+        return not_yet("fill `table`: one strategy for each of the four (data, domain) cells, chosen from what "
+                       "lessons 4, 5 and 7 measured")
+    if not isinstance(table, dict):
+        raise ValueError(f"exercise4 expects table as a dict {{(data, domain): strategy}}, got {type(table).__name__}")
+    cells = {(str(k[0]).lower(), str(k[1]).lower()) if isinstance(k, tuple) and len(k) == 2 else k: v
+             for k, v in table.items()}
+    missing = [k for k in _TABLE if k not in cells]
+    if missing:
+        return not_yet(f"the table needs all four cells; missing {missing} (keys are ('small' or 'large', "
+                       "'similar' or 'different'))")
+    for key, (right, hints) in _TABLE.items():
+        if is_placeholder(cells[key]):
+            return not_yet(f"cell {key} is still `...`: choose one of {sorted(set(_STRATEGIES.values()))}")
+        choice = _strategy(cells[key])
+        if choice is None:
+            return not_yet(f"cell {key}: {cells[key]!r} is not one of {sorted(set(_STRATEGIES.values()))}")
+        if choice not in right:
+            return not_yet(hints[choice])
+    if is_placeholder(when_not):
+        return not_yet("the table is right; now `when_not`: the letters of the statements in "
+                       "checks.lesson7.WHEN_NOT that are reasons not to transfer")
+    if isinstance(when_not, str):
+        letters = {c for c in when_not.lower() if c.isalpha()}
+    elif isinstance(when_not, (list, tuple, set, frozenset)):
+        letters = {str(c).strip().lower() for c in when_not}
+    else:
+        raise ValueError(f"exercise4 expects when_not as letters ('bc' or ['b', 'c']), got {type(when_not).__name__}")
+    unknown = letters - set(WHEN_NOT)
+    if unknown:
+        return not_yet(f"{sorted(unknown)} are not statements; choose among {sorted(WHEN_NOT)}")
+    wrong = sorted(letters - _WHEN_NOT_RIGHT)
+    if wrong:
+        return not_yet(_WHEN_NOT_HINTS[wrong[0]])
+    if letters != _WHEN_NOT_RIGHT:
+        return not_yet(f"{sorted(letters) or 'none'} is only part of it: one more statement is a reason not to "
+                       "transfer (reread lesson 5's cats in the digit network, and section 4's bag of words with "
+                       "all labels)")
+    return passed("the table the course measured: few labels -> freeze; many labels -> fine-tune; a different "
+                  "domain with few labels -> a head on an earlier layer; many labels and a different domain -> "
+                  "fine-tune everything or train from scratch. Don't transfer when the input cannot carry what "
+                  "the source learned, or when labels are plentiful and the source is unrelated: measure scratch")
