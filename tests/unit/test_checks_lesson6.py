@@ -60,8 +60,8 @@ def test_exercise4_rejects_wrong_answers_each_with_its_own_hint(wrong, hint, hea
 def _fake_run(task):
     """A finished feature-extraction run on ``task`` that got 9 of 10 test photos right."""
     from tlwidgets.metrics import classification_metrics
-    from tlwidgets.training import History
     from tlwidgets.runs import Recipe, RunResult
+    from tlwidgets.training import History
     model = types.SimpleNamespace(classes=task.classes)
     k = task.num_classes
     truth = torch.arange(10) % k
