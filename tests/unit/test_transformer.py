@@ -213,3 +213,36 @@ def test_real_weights_load_offline_and_rank_similar_sentences_first(monkeypatch)
     torch.testing.assert_close(T.sentence_embeddings(texts), emb)
     families = T.encoder_training_data()
     assert next(iter(families)) == "reddit" and "amazon-qa-train-pairs" in families
+
+
+def test_nearest_sentences_ranks_by_cosine_and_leaves_the_query_out():
+    emb = torch.tensor([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    texts = ["a", "b", "c", "d"]
+    got = T.nearest_sentences(torch.tensor([2.0, 0.0]), emb, texts, k=3, exclude="a")
+    assert [t for t, _ in got] == ["b", "c", "d"]
+    assert got[0][1] == pytest.approx(10 / (101 ** 0.5))
+    with pytest.raises(ValueError, match="differ in length"):
+        T.nearest_sentences(torch.ones(2), emb, texts[:2])
+    with pytest.raises(ValueError, match="k must be"):
+        T.nearest_sentences(torch.ones(2), emb, texts, k=0)
+
+
+def test_sentence_neighbours_view_follows_its_text_box():
+    from tlwidgets.widgets import SentenceNeighbours
+
+    texts = ["great phone", "awful film", "great film"]
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    calls = []
+
+    def embed(qs):                      # a recording fake encoder: "great" points one way, "awful" the other
+        calls.append(list(qs))
+        return torch.tensor([[1.0, 0.1] if "great" in q else [0.1, 1.0] for q in qs])
+
+    view = SentenceNeighbours(embed, texts, emb, value="great battery", k=2, labels=["pos", "neg", "pos"])
+    assert [t for t, _ in view.results] == ["great phone", "great film"]
+    view.value = "awful acting"
+    assert calls == [["great battery"], ["awful acting"]]
+    assert view.results[0][0] == "awful film" and "[neg] awful film" in repr(view)
+    assert "awful film" in view.table.value
+    with pytest.raises(ValueError, match="one entry per sentence"):
+        SentenceNeighbours(embed, texts, emb[:2])
