@@ -246,3 +246,19 @@ def test_sentence_neighbours_view_follows_its_text_box():
     assert "awful film" in view.table.value
     with pytest.raises(ValueError, match="one entry per sentence"):
         SentenceNeighbours(embed, texts, emb[:2])
+
+
+def test_freeze_slider_and_live_chart_work_on_the_transformer(small_task, tokenizer):
+    from tlwidgets.widgets import FreezeSlider, LiveChart
+
+    model = T.transformer_classifier(_tiny_bert())
+    slider = FreezeSlider(model)
+    assert slider.slider.max == model.num_groups - 1 == 4
+    slider.value = T.top_k_n_frozen(model, 1)
+    report = tl.freeze_report(model)
+    assert report.n_frozen == 2 and report.trainable == sum(
+        p.numel() for g in ("block2", "head") for p in model.groups[g].parameters())
+    chart = LiveChart("tiny", headless=True, display_final=False)
+    cfg = T.FinetuneConfig(strategy="lora", num_epochs=2, lrs=(1e-3,), batch_size=4, lora_r=2)
+    T.finetune(small_task, cfg, encoder=_tiny_bert(), tokenizer=tokenizer, observers=[chart])
+    assert len(chart.records) == 2 and all("val_acc" in r for r in chart.records)
