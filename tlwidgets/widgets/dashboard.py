@@ -45,7 +45,8 @@ from .live_chart import LiveChart, progress_text
 
 __all__ = ["Dashboard", "results_table", "STRATEGY_LABELS", "LOG_FORMAT"]
 
-STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
+STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune",
+                   "choose": "choose FE or fine-tune on val"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
 # the images-per-class a new dashboard starts at: what the shipped data holds for every class (the pet
 # subset has 7-12 trainval photos for most breeds, 1-2 of them kept for validation)
