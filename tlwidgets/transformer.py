@@ -31,7 +31,6 @@ import importlib.util
 import json
 import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +42,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .freezing import freeze
 from .infra import ChecksumError, atomic_write, file_digest, select_device, torch_bytes, writable_cache_dir
-from .metrics import classification_metrics
 from .models import GroupedModel, weights_fingerprint
-from .training import History, Observer, fit
-from .transfer import RunResult
+from .runs import Recipe, RunResult, Stage, choose, fit_and_keep, test_once
+from .training import Observer
 
 __all__ = [
     "MODEL_PACKAGE", "MINILM_SHA256", "MAX_LEN", "STRATEGIES", "model_dir", "load_tokenizer", "load_encoder",
@@ -396,34 +394,20 @@ class FinetuneConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if isinstance(self.num_epochs, bool) or not isinstance(self.num_epochs, int) or self.num_epochs < 1:
             raise ValueError(f"num_epochs must be a positive integer, got {self.num_epochs!r}")
-        if self.strategy == "lp_ft" and not 1 <= self.head_epochs < self.num_epochs:
+        if self.strategy == "lp_ft" and (isinstance(self.head_epochs, bool) or not isinstance(self.head_epochs, int)
+                                         or not 1 <= self.head_epochs < self.num_epochs):
             raise ValueError(f"head_epochs must be in 1..num_epochs-1 ({self.num_epochs - 1}) for lp_ft, "
                              f"got {self.head_epochs!r}")
         if not self.lrs:
             raise ValueError("lrs must name at least one learning rate")
 
 
-class _Best(Observer):
-    """Keeps the weights of the best validation epoch across one or more ``fit`` calls (ties: the earlier)."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.best, self.epoch, self.seen, self.state = model, -1.0, -1, 0, None
-
-    def on_epoch_end(self, logs):
-        if logs.get("val_acc") is not None and logs["val_acc"] > self.best:
-            self.best, self.epoch = logs["val_acc"], self.seen
-            self.state = copy.deepcopy(self.model.state_dict())
-        self.seen += 1
-
-
-def _loaders(packed: dict, batch_size: int):
-    train = DataLoader(TensorDataset(*packed["train"]), batch_size=batch_size, shuffle=True)
-    val = DataLoader(TensorDataset(*packed["val"]), batch_size=64, shuffle=False)
-    return train, val
+def _loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
 
 
 def _prepare(model: GroupedModel, cfg: FinetuneConfig) -> None:
-    if cfg.strategy == "full" or cfg.strategy == "lp_ft":
+    if cfg.strategy in ("full", "lp_ft"):
         freeze(model, 0)
     elif cfg.strategy == "top_k":
         freeze(model, top_k_n_frozen(model, cfg.top_k))
@@ -431,29 +415,30 @@ def _prepare(model: GroupedModel, cfg: FinetuneConfig) -> None:
         add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, seed=cfg.seed)
 
 
-def _one_run(encoder, packed, lr: float, cfg: FinetuneConfig, num_classes: int, observers: Sequence[Observer]):
+def _one_run(encoder, data: dict, lr: float, cfg: FinetuneConfig, task, observers: Sequence[Observer]) -> RunResult:
+    """One learning rate: a fresh copy of the encoder, trained by :func:`tlwidgets.runs.fit_and_keep`."""
     device = select_device(cfg.device)
-    model = transformer_classifier(copy.deepcopy(encoder), num_classes, seed=cfg.seed)
-    train, val = _loaders(packed, cfg.batch_size)
-    best = _Best(model)
-    history = History()
-    start = time.perf_counter()
-    if cfg.strategy == "lp_ft":
-        freeze(model, model.num_groups - 1)
-        fit(model, train, val, num_epochs=cfg.head_epochs, lr=cfg.head_lr, observers=[best, history, *observers],
-            device=device, seed=cfg.seed, progress=False)
-        freeze(model, 0)
-        epochs = cfg.num_epochs - cfg.head_epochs
-    else:
-        _prepare(model, cfg)
-        epochs = cfg.num_epochs
+    model = transformer_classifier(copy.deepcopy(encoder), task.num_classes, classes=task.classes, seed=cfg.seed)
+    _prepare(model, cfg)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    fit(model, train, val, num_epochs=epochs, lr=lr, observers=[best, history, *observers], device=device,
-        seed=cfg.seed, progress=False)
-    seconds = time.perf_counter() - start
-    if best.state is not None:
-        model.load_state_dict(best.state)
-    return model, history, best, trainable, seconds
+    (x_tr, y_tr), (x_va, y_va) = data["train"], data["val"]
+    head_epochs = cfg.head_epochs if cfg.strategy == "lp_ft" else 0
+    head = None
+    if head_epochs:
+        # LP: the head alone, on the frozen encoder's cached sentence vectors (the same optimiser steps as a
+        # pass over the sentences, a fraction of the cost); then FT: everything, from that head.
+        f_tr, f_va = data["features"]
+        head = Stage(model[-1:], _loader(f_tr, y_tr, cfg.batch_size, True), _loader(f_va, y_va, 64, False),
+                     head_epochs, cfg.head_lr)
+    main = Stage(model, _loader(x_tr, y_tr, cfg.batch_size, True), _loader(x_va, y_va, 64, False),
+                 cfg.num_epochs - head_epochs, lr)
+    kept = fit_and_keep(main, head=head, seed=cfg.seed, device=device, observers=observers)
+    recipe = Recipe("fine_tune", n_frozen=model.n_frozen, lr=lr, lr_decay=1.0, head_epochs=head_epochs,
+                    num_epochs=cfg.num_epochs, batch_size=cfg.batch_size, seed=cfg.seed, backbone="minilm")
+    return RunResult(recipe, task.name, task.n_per_class, len(task.train), kept.history, val_acc=kept.val_acc,
+                     best_epoch=kept.best_epoch, steps=kept.steps, seconds=kept.seconds, model=model,
+                     name=cfg.strategy, trainable_params=trainable, arch="minilm",
+                     best_unfrozen_epoch=kept.best_unfrozen_epoch, fell_back=kept.fell_back)
 
 
 def finetune(task, config: FinetuneConfig | None = None, *, encoder=None, tokenizer=None,
@@ -462,30 +447,30 @@ def finetune(task, config: FinetuneConfig | None = None, *, encoder=None, tokeni
 
     - ``"full"``: every weight trains; ``"top_k"``: the top ``config.top_k`` blocks and the head;
     - ``"lora"``: peft LoRA (rank ``config.lora_r``) on the attention's query and value, plus the head;
-    - ``"lp_ft"``: the head alone first (a linear probe), then everything (Kumar et al. 2022).
+    - ``"lp_ft"``: the head alone first (a linear probe, on cached sentence vectors), then everything
+      (Kumar et al. 2022); the head stage is paid out of ``num_epochs``.
 
-    Each learning rate in ``config.lrs`` trains a fresh copy of the encoder; the (rate, epoch) with the best
-    validation accuracy is kept and the test split is read once, on those weights. ``RunResult.seconds`` is the
-    chosen run's training time, ``trainable_params`` what trained in its fine-tuning stage.
+    Each learning rate in ``config.lrs`` trains a fresh copy of the encoder through
+    :func:`tlwidgets.runs.fit_and_keep` (best validation epoch kept); :func:`tlwidgets.runs.choose` picks the
+    rate on validation and :func:`tlwidgets.runs.test_once` reads the test split once. The result is a
+    :class:`~tlwidgets.runs.RunResult` named after the strategy (its recipe says ``fine_tune``, with the
+    resolved ``n_frozen``, ``lr`` and ``head_epochs``); ``trainable_params`` counts what trained in the main
+    stage; ``observers`` (a live chart) watch the main stage.
     """
     cfg = config or FinetuneConfig()
     encoder = load_encoder() if encoder is None else encoder
     tokenizer = load_tokenizer() if tokenizer is None else tokenizer
-    packed = {name: (encode(tokenizer, split.texts, cfg.max_len), split.labels)
-              for name, split in (("train", task.train), ("val", task.val))}
-    runs = []
-    for lr in cfg.lrs:
-        model, history, best, trainable, seconds = _one_run(encoder, packed, float(lr), cfg, task.num_classes,
-                                                            observers)
-        runs.append((best.best, -float(lr), lr, model, history, best, trainable, seconds))
-        if len(cfg.lrs) > 1:
-            del model
-    val_acc, _, lr, model, history, best, trainable, seconds = max(runs, key=lambda t: (t[0], t[1]))
+    data: dict = {name: (encode(tokenizer, split.texts, cfg.max_len), split.labels)
+                  for name, split in (("train", task.train), ("val", task.val))}
+    if cfg.strategy == "lp_ft":
+        data["features"] = tuple(sentence_embeddings(split.texts, encoder=encoder, tokenizer=tokenizer,
+                                                     max_len=cfg.max_len, device=cfg.device)
+                                 for split in (task.train, task.val))
+    candidates = [_one_run(encoder, data, float(lr), cfg, task, observers) for lr in cfg.lrs]
+    best = choose(candidates)
+    for other in candidates:
+        if other is not best:
+            other.model = None
     device = select_device(cfg.device)
-    logits = _forward_batches(model.to(device), encode(tokenizer, task.test.texts, cfg.max_len), 64, device)
-    test = classification_metrics(task.test.labels, logits.argmax(1), task.num_classes)
-    return RunResult(strategy=cfg.strategy, task_name=task.name, n_per_class=task.n_per_class,
-                     n_frozen=model.n_frozen, trainable_params=trainable, history=history, test_acc=test.accuracy,
-                     seconds=seconds, model=model, test=test, val_acc=val_acc, best_epoch=best.epoch, lr=float(lr),
-                     seed=cfg.seed, arch="minilm", selection=[(r[2], r[0]) for r in runs],
-                     num_train=len(task.train))
+    test = _loader(encode(tokenizer, task.test.texts, cfg.max_len), task.test.labels, 64, False)
+    return test_once(best, best.model.to(device), test, task.num_classes, device=device)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import tlwidgets as tl
+from tlwidgets import runs
 from tlwidgets import transformer as T
 from tlwidgets.infra import ChecksumError
 
@@ -153,24 +154,31 @@ def test_every_strategy_takes_the_same_optimiser_steps(strategy, small_task, tok
     cfg = T.FinetuneConfig(strategy=strategy, num_epochs=3, head_epochs=1, lrs=(1e-3,), batch_size=4, top_k=1,
                            lora_r=2)
     result = T.finetune(small_task, cfg, encoder=_tiny_bert(), tokenizer=tokenizer, observers=[count])
-    assert count.batches == 3 * 2                                   # 8 sentences / batch 4, 3 epochs
+    assert result.steps == 3 * 2                                    # 8 sentences / batch 4, 3 epochs, head stage included
+    assert count.batches == (2 if strategy == "lp_ft" else 3) * 2  # observers watch the main stage
     assert len(result.history) == 3
-    assert result.strategy == strategy and 0.0 <= result.test_acc <= 1.0
+    if strategy == "lp_ft":
+        assert [e["stage"] for e in result.history.epochs] == ["head", "unfrozen", "unfrozen"]
+        assert result.best_unfrozen_epoch is not None and not result.fell_back
+    assert result.name == strategy and result.strategy == "fine_tune" and 0.0 <= result.test_acc <= 1.0
     assert result.test.n == len(small_task.test)
-    assert result.selection == [(1e-3, result.val_acc)]
+    assert result.lr == 1e-3 and result.selection == []
     total = sum(p.numel() for p in result.model.parameters())
     if strategy in ("full", "lp_ft"):
         assert result.trainable_params == total
     else:
         assert result.trainable_params < total
+    runs.check_equal_budgets([result], where="test")
 
 
-def test_validation_chooses_the_learning_rate(small_task, tokenizer):
+def test_validation_chooses_the_learning_rate_and_the_test_is_read_once(small_task, tokenizer):
     cfg = T.FinetuneConfig(strategy="top_k", num_epochs=2, lrs=(1e-5, 3e-2), batch_size=4, top_k=1)
     result = T.finetune(small_task, cfg, encoder=_tiny_bert(), tokenizer=tokenizer)
-    assert [lr for lr, _ in result.selection] == [1e-5, 3e-2]
-    assert result.val_acc == max(acc for _, acc in result.selection)
-    assert result.lr in (1e-5, 3e-2)
+    assert [d["lr"] for d in result.selection] == [1e-5, 3e-2]
+    assert result.val_acc == max(d["val_acc"] for d in result.selection)
+    assert result.lr in (1e-5, 3e-2) and result.test is not None
+    with pytest.raises(ValueError, match="read once"):
+        runs.test_once(result, result.model, [], 2)
 
 
 def test_finetune_config_names_the_wrong_argument():
