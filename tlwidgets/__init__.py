@@ -69,7 +69,7 @@ from .pretrained import (
 )
 from .results import record
 from .runs import STRATEGIES, Recipe, RunResult
-from .table import Table
+from .table import Column, Table
 from .text import (
     BagOfWords,
     TextTask,
@@ -132,7 +132,7 @@ __all__ = [
     "SeedResults", "transplant", "train_val", "train_and_test", "yosinski_sweep", "pooled_cut_features", "probe",
     "probe_table", "zero_shot_table", "output_feature_sets", "feature_maps", "tail_features", "specialise_top",
     # results tables (one type: text, Markdown and HTML)
-    "Table",
+    "Table", "Column",
 ]
 
 # Several kernels on few cores (a classroom hub, a test run) must not each start one torch thread per core:
