@@ -261,7 +261,7 @@ def test_freeze_slider_and_live_chart_work_on_the_transformer(small_task, tokeni
 
     model = T.transformer_classifier(_tiny_bert())
     slider = FreezeSlider(model)
-    assert slider.slider.max == model.num_groups - 1 == 4
+    assert slider.max == model.num_groups - 1 == 4
     slider.value = T.top_k_n_frozen(model, 1)
     report = tl.freeze_report(model)
     assert report.n_frozen == 2 and report.trainable == sum(
