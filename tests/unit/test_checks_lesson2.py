@@ -88,7 +88,7 @@ def test_lesson2_exercise1_an_unpooled_cut_sees_the_prediction(capsys):
     """The lesson's new exercise 1: a head one group below the usual cut, on a feature *map*; the student's
     prediction is required first and echoed beside the measurement."""
     photo = tl.small_cnn(4, width=8, image_size=64)
-    k = photo.num_groups - 2                    # below the pooling 'features' group: a map, not a vector
+    k = photo.num_groups - 3                    # two groups below the pooling head: a 32 x 4 x 4 map
     shape = photo[:k](torch.zeros(1, 3, 64, 64)).shape[1:]
     assert len(shape) == 3
     d = shape.numel()

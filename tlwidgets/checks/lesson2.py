@@ -86,12 +86,12 @@ def exercise1(answer, model, n_frozen: int, num_classes: int, *, input_size=None
                       f"against {model.parameter_counts()[1]:,} in the whole {model.name}" + echo)
     if given == d * num_classes:
         return not_yet("close: you counted the weights; the biases (one per class) train too")
-    if len(shape) == 3 and given in ((shape[0] + 1) * num_classes, shape[0] * num_classes):
-        return not_yet(f"you counted {shape[0]} channels, but this cut outputs a {' x '.join(map(str, shape))} map "
-                       "(nothing pools it before the head): flattened, every position of every channel is a feature")
     if n_frozen + 1 < model.num_groups and given == (feature_size(model, n_frozen + 1, input_size) + 1) * num_classes:
         return not_yet(f"that is the head on the next group's output (n_frozen={n_frozen + 1}); "
                        f"this head sits on the output of model[:{n_frozen}]")
+    if len(shape) == 3 and given in ((shape[0] + 1) * num_classes, shape[0] * num_classes):
+        return not_yet(f"you counted {shape[0]} channels, but this cut outputs a {' x '.join(map(str, shape))} map "
+                       "(nothing pools it before the head): flattened, every position of every channel is a feature")
     return not_yet(f"{given:,} is not it. How many numbers does model[:{n_frozen}](x) give per image? "
                    "(print its shape for one input of the task's size, then flatten)")
 
