@@ -205,10 +205,10 @@ def exercise3(answer: Any, model: Any, n_frozen: int | None = 1) -> CheckResult:
     if got and not got & set(all_bn):
         return not_yet(f"{sorted(got)[:3]} are not BatchNorm layers of this model; its BatchNorm layers are "
                        f"{all_bn}: which of them are in eval mode after model.train()?")
-    if got == set(all_bn) and in_train:
+    if got == set(all_bn) and in_train and model.frozen_bn_mode != "train":
         return not_yet(f"that is every BatchNorm layer; {sorted(in_train)} sit in a group that trains, so they "
                        "train too — only the BatchNorm layers of the frozen groups stay in eval mode")
-    if in_train and got == in_train:
+    if in_train and got == in_train and expected:
         return not_yet("reversed: those are the BatchNorm layers in *train* mode (batchnorm_modes maps each name "
                        "to whether it is training: you want the False ones)")
     if model.frozen_bn_mode == "train" and expected == []:
