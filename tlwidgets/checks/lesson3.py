@@ -113,8 +113,8 @@ def exercise2(answer: Any, model: Any, ratio: float = 0.01, head_lr: float | Non
     lr_of_group: dict[int, float] = {}
     seen: set[int] = set()
     for g in groups:
-        lr = g.get("lr")
-        if hasattr(lr, "numel") and hasattr(lr, "item") and lr.numel() == 1:   # a tensor scalar is a number too
+        lr: Any = g.get("lr")
+        if isinstance(lr, torch.Tensor) and lr.numel() == 1:   # a tensor scalar is a number too
             lr = lr.item()
         if isinstance(lr, bool) or not isinstance(lr, Real) or not float(lr) > 0:
             return not_yet(f"every parameter group needs a positive 'lr'; one has {lr!r}")
