@@ -236,3 +236,19 @@ def test_lesson3_exercise3_an_unfrozen_model_with_an_empty_list_is_not_the_exerc
     expect_hint(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model), "tl.freeze(model, 1)")
     tl.freeze(model, 1)
     expect_pass(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model))
+
+
+def test_lesson3_exercise4_explains_the_validation_test_gap(capsys):
+    """Every route of writing the three true statements passes; each false statement gets its own hint."""
+    for route in ("ABE", "a, b, e", ["A", "B", "E"], {"e", "a", "b"}, ("AB", "E")):
+        expect_pass(capsys, checks.lesson3.exercise4(route), "selection optimism")
+    expect_hint(capsys, checks.lesson3.exercise4("ABC"), "never trained on")
+    expect_hint(capsys, checks.lesson3.exercise4("ABDE"), "augmented")
+    expect_hint(capsys, checks.lesson3.exercise4("ABEF"), "does not lower it")
+    expect_hint(capsys, checks.lesson3.exercise4("BE"), "the main one")
+    expect_hint(capsys, checks.lesson3.exercise4("A"), "2 more statement(s)")
+    expect_hint(capsys, checks.lesson3.exercise4("AZ"), "not statements")
+    expect_placeholder(checks.lesson3.exercise4(...), capsys)
+    with pytest.raises(ValueError, match="expects letters"):
+        checks.lesson3.exercise4(3)
+    assert set(checks.lesson3.GAP_STATEMENTS) == set("ABCDEF")

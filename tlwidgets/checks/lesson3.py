@@ -217,3 +217,59 @@ def exercise3(answer: Any, model: Any, n_frozen: int | None = 1) -> CheckResult:
         hint = "only BatchNorm layers inside the first model.n_frozen groups stay in eval mode"
     return not_yet(f"{len(missing)} missing, {len(extra)} that should not be there; call model.train() first. "
                    + hint)
+
+
+#: Exercise 4's statements about why validation accuracy sits above test accuracy on the cat breeds.
+GAP_STATEMENTS = {
+    "A": "the kept configuration (n_frozen, epoch, lr) is the one that scored highest on these validation "
+         "photos, so its validation score is the largest of several noisy estimates",
+    "B": "the validation split is small (about 50 photos, 1-14 per breed): one photo moves it by 2 points",
+    "C": "the model was trained on the validation photos",
+    "D": "the test photos are harder because training augmented them",
+    "E": "validation and test hold different mixes of breeds, and plain accuracy weighs each breed by its share",
+    "F": "the test split is read only once, which lowers its accuracy",
+}
+_GAP_RIGHT = {"A", "B", "E"}
+_GAP_WRONG_HINTS = {
+    "C": "C is not it: validation photos are never trained on — they only choose (the epoch, the lr, n_frozen)",
+    "D": "D is not it: only the training split is ever augmented, and the lesson's runs do not augment at all",
+    "F": "F is not it: reading the test split once keeps it honest, it does not lower it — reading it many times "
+         "and keeping the best would raise it",
+}
+
+
+def _letters(answer: Any) -> set[str]:
+    if isinstance(answer, str):
+        return {c.upper() for c in answer if c.isalpha()}
+    if isinstance(answer, (list, tuple, set, frozenset)) and all(isinstance(a, str) for a in answer):
+        return {c.upper() for a in answer for c in a if c.isalpha()}
+    raise ValueError(f"exercise4 expects letters from {sorted(GAP_STATEMENTS)} (a string such as 'AB' or a list "
+                     f"of letters), got {type(answer).__name__}")
+
+
+def exercise4(answer: Any) -> CheckResult:
+    """Why validation accuracy sits above test accuracy on the cat breeds: every true statement, no false one.
+
+    ``answer``: the letters of :data:`GAP_STATEMENTS` that explain the gap, as a string ("A, B") or a list.
+    Selection optimism (A) is the idea; a small validation split (B) makes it large; a different class mix (E)
+    makes the two plain accuracies measure different things. Each false statement has its own hint.
+    """
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the letters of every statement that explains the gap, "
+                       "e.g. 'AC' (print checks.lesson3.GAP_STATEMENTS to read them)")
+    got = _letters(answer)
+    unknown = got - set(GAP_STATEMENTS)
+    if unknown:
+        return not_yet(f"{sorted(unknown)} are not statements; choose from {sorted(GAP_STATEMENTS)}")
+    for letter in sorted(got - _GAP_RIGHT):
+        return not_yet(_GAP_WRONG_HINTS[letter])
+    if "A" not in got:
+        return not_yet("one cause is missing, the main one: what did the lesson *do* with the validation "
+                       "accuracy before reporting it? (it chose the best of several runs on it)")
+    missing = _GAP_RIGHT - got
+    if missing:
+        return not_yet(f"true so far, but {len(missing)} more statement(s) explain part of the gap: look at the "
+                       "validation split's size per breed, and at the breeds' shares in val and in test")
+    return passed("selection optimism (the best of several noisy validation scores is biased upwards), made "
+                  "large by a small validation split, on a different mix of breeds: the test split, read once, "
+                  "is the number to report — and balanced accuracy the one to compare breeds by")
