@@ -284,3 +284,38 @@ def test_lesson4_exercise4_steps_per_batch_and_zeroed_gradients(capsys):
         optimizer.zero_grad()
         no_zero_grad(model, train_loader, optimizer, num_epochs)
     expect_hint(capsys, checks.lesson4.exercise4(zero_once), "earlier batches")
+
+
+def _run(strategy, acc, *, epochs, lrs, num_train=25, task="digits 5-9"):
+    """A recorded RunResult (no training): what exercise 5 reads from the two runs."""
+    selection = [{"lr": lr, "val_acc": 0.5} for lr in lrs] if len(lrs) > 1 else []
+    return RunResult(strategy, task, 5, 0, 100, make_history([0.5] * epochs, 0.1), acc, 1.0,
+                     lr=lrs[0], selection=selection, num_train=num_train)
+
+
+def test_lesson4_exercise5_repairing_a_comparison(capsys):
+    fe = _run("feature_extraction", 0.80, epochs=30, lrs=[1e-3, 3e-3])
+    fair = _run("scratch", 0.75, epochs=30, lrs=[3e-3, 1e-3])
+    expect_pass(capsys, checks.lesson4.exercise5(5.0, fe, fair), "+5.0 points", "survives")
+    expect_pass(capsys, checks.lesson4.exercise5(np.float32(5), fe, fair))            # any number type
+    expect_pass(capsys, checks.lesson4.exercise5(torch.tensor(5.2), fe, fair))
+    one = _run("feature_extraction", 0.80, epochs=30, lrs=[1e-3])                  # one shared rate: a route too
+    expect_pass(capsys, checks.lesson4.exercise5(1, one, _run("scratch", 0.79, epochs=30, lrs=[1e-3])),
+                "does not survive")
+    # the typical unrepaired or half-repaired comparisons, each with its own hint
+    expect_hint(capsys, checks.lesson4.exercise5(5.0, fe, _run("scratch", 0.75, epochs=3, lrs=[1e-3, 3e-3])),
+                "budgets still differ")
+    expect_hint(capsys, checks.lesson4.exercise5(5.0, fe, _run("scratch", 0.75, epochs=30, lrs=[1e-3])),
+                "candidates differ")
+    expect_hint(capsys, checks.lesson4.exercise5(0.05, fe, fair), "accuracy units")
+    expect_hint(capsys, checks.lesson4.exercise5(-5.0, fe, fair), "sign")
+    expect_hint(capsys, checks.lesson4.exercise5(9.0, fe, fair), "not the gap")
+    expect_hint(capsys, checks.lesson4.exercise5(5.0, fe, _run("fine_tune", 0.75, epochs=30, lrs=[1e-3, 3e-3])),
+                "repair the *scratch* arm")
+    expect_hint(capsys, checks.lesson4.exercise5(5.0, fe, _run("scratch", 0.75, epochs=30, lrs=[1e-3, 3e-3],
+                                                               num_train=50)), "same task and images")
+    expect_placeholder(checks.lesson4.exercise5(..., fe, fair), capsys)
+    with pytest.raises(ValueError, match="RunResult"):
+        checks.lesson4.exercise5(5.0, fe, None)
+    with pytest.raises(ValueError, match="gap in points"):
+        checks.lesson4.exercise5("5", fe, fair)

@@ -271,3 +271,62 @@ def exercise4(train_epochs: Any) -> CheckResult:
     return passed(f"frozen group untouched (weights and BatchNorm statistics), {steps} optimiser steps "
                   f"({len(train_loader)} batches x {num_epochs} epochs), gradients zeroed every batch: "
                   f"{acc:.1%} validation accuracy after 8 epochs on 20 digits per class")
+
+
+def _lr_candidates_of(run) -> set[float]:
+    """The learning rates a run chose from: its selection's, or its one rate."""
+    rates = {round(float(row["lr"]), 12) for row in getattr(run, "selection", []) or [] if "lr" in row}
+    return rates or {round(float(run.lr), 12)}
+
+
+def _steps_of(run, batch_size: int) -> int:
+    return len(run.history) * -(-int(run.num_train) // batch_size)
+
+
+def exercise5(answer: Any, transfer_run: Any, scratch_run: Any, *, batch_size: int = 32) -> CheckResult:
+    """Repair a comparison: scratch with the transfer arm's optimiser steps and learning-rate candidates;
+    ``answer`` is the repaired gap, transfer minus scratch, in points.
+
+    Judged on the two runs passed in (:class:`~tlwidgets.transfer.RunResult`): the same task and training
+    images, the same number of optimiser steps (epochs x batches), the same lr candidates (a list given to
+    ``run_strategy``, or one rate each), then the gap recomputed from their test accuracies.
+    """
+    from ..transfer import RunResult
+
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the repaired gap in points: "
+                       "100 * (transfer_run.test_acc - scratch_run.test_acc)")
+    for name, run in (("transfer_run", transfer_run), ("scratch_run", scratch_run)):
+        if not isinstance(run, RunResult):
+            raise ValueError(f"exercise5 expects {name} to be the RunResult of tl.run_strategy, "
+                             f"got {type(run).__name__}")
+    if hasattr(answer, "numel") and hasattr(answer, "item") and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, Real):
+        raise ValueError(f"exercise5 expects the gap in points (a number), got {type(answer).__name__}")
+    if scratch_run.strategy != "scratch":
+        return not_yet(f"the second run is {scratch_run.strategy!r}: repair the *scratch* arm "
+                       "(tl.run_strategy('scratch', ...))")
+    if transfer_run.task_name != scratch_run.task_name or transfer_run.num_train != scratch_run.num_train:
+        return not_yet("the two runs did not train on the same task and images: build the task once and give it "
+                       "to both")
+    a, b = _steps_of(transfer_run, batch_size), _steps_of(scratch_run, batch_size)
+    if a != b:
+        return not_yet(f"the budgets still differ: {a} optimiser steps for transfer, {b} for scratch — give "
+                       "scratch the same num_epochs (the same batches, so the same steps)")
+    ra, rb = _lr_candidates_of(transfer_run), _lr_candidates_of(scratch_run)
+    if ra != rb:
+        return not_yet(f"the learning-rate candidates differ ({sorted(ra)} vs {sorted(rb)}): pass the same list as "
+                       "lr= to both runs, so that validation chooses for each from the same options")
+    gap = 100 * (transfer_run.test_acc - scratch_run.test_acc)
+    value = float(answer)
+    if abs(gap) > 1 and math.isclose(value, gap / 100, abs_tol=0.006):
+        return not_yet("that looks like accuracy units; multiply by 100 to get points")
+    if abs(gap) > 0.5 and math.isclose(value, -gap, abs_tol=0.51):
+        return not_yet("the sign is the wrong way round: transfer minus scratch")
+    if not math.isclose(value, gap, abs_tol=0.51):
+        return not_yet(f"{value:.1f} is not the gap of these two runs: 100 * (transfer_run.test_acc - "
+                       "scratch_run.test_acc)")
+    survives = "survives" if gap > 2 else "does not survive: within a couple of points"
+    return passed(f"equal budgets ({a} steps each, lr from {sorted(ra)}): transfer minus scratch = {gap:+.1f} "
+                  f"points — the gap {survives}")
