@@ -16,7 +16,7 @@ from .data import (
 )
 from .features import FeatureSet, cached_features, extract_features
 from .freezing import FreezeReport, freeze, freeze_report, max_frozen, unfreeze_all
-from .infra import seed_everything, select_device
+from .infra import derive_seed, seed_everything, select_device
 from .models import (
     GroupedModel,
     build_backbone,
@@ -30,6 +30,7 @@ from .models import (
     small_cnn,
 )
 from .results import record
+from .runs import STRATEGIES, Recipe, RunResult
 from .table import Table
 from .text import (
     BagOfWords,
@@ -61,7 +62,7 @@ from .training import (
     fit,
     predict,
 )
-from .transfer import STRATEGIES, RunResult, build_model, run_strategy
+from .transfer import build_model, run_recipe, run_strategy
 
 __version__ = "0.1.0"
 
@@ -81,7 +82,8 @@ __all__ = [
     # features, training, transfer, results
     "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
     "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "seed_everything",
-    "select_device", "STRATEGIES", "RunResult", "build_model", "run_strategy", "record", "__version__",
+    "select_device", "derive_seed", "STRATEGIES", "Recipe", "RunResult", "build_model", "run_strategy", "run_recipe",
+    "record", "__version__",
     # results tables (one type: text, Markdown and HTML)
     "Table",
 ]

@@ -15,10 +15,11 @@ Core module: no ipywidgets, no matplotlib; the picture is
 from __future__ import annotations
 
 import copy
-import math
+import json
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
+from dataclasses import replace
 from typing import cast
 
 import torch
@@ -27,24 +28,31 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import ImageTensorDataset, Task, fingerprint, size_label, take_per_class
 from .features import cached_features, propagate
 from .freezing import max_frozen, unfreeze_all
-from .infra import seed_everything, select_device
+from .infra import derive_seed, seed_everything, select_device
 from .metrics import Spread, seed_spread
 from .models import replace_head
-from .table import Table  # re-exported: the lessons' `from tlwidgets.experiments import Table`
-from .training import History, evaluate, fit
-from .transfer import (
-    DEFAULT_LR,
-    DEFAULT_LR_DECAY,
+from .runs import (
+    HEAD_LR,
     STRATEGIES,
-    BestOnValidation,
+    Recipe,
     RunResult,
-    build_model,
-    default_fine_tune_frozen,
-    metrics_on,
+    Stage,
+    check_equal_budgets,
+    choose,
+    epochs_for,
+    fit_and_keep,
+    freeze_boundary,
+    test_once,
 )
+from .table import Table
+from .training import History
+from .transfer import build_model
 
 __all__ = ["dataset_labels", "per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "Table",
-           "LearningCurve", "learning_curve"]
+           "LearningCurve", "learning_curve", "TRAINED"]
+
+#: the strategies a learning curve compares by default
+TRAINED = ("scratch", "feature_extraction", "fine_tune")
 
 
 # ---------------------------------------------------------------------------
@@ -124,17 +132,6 @@ def time_to_accuracy(history: History | Mapping, target: float, *, setup_seconds
     return None
 
 
-def epochs_for(num_train: int, batch_size: int, num_epochs: int, min_steps: int = 0) -> int:
-    """``num_epochs``, raised so that training takes at least ``min_steps`` optimiser steps.
-
-    With 5 images per class an epoch is a single batch: a fixed epoch count
-    would give small training sets far fewer updates than large ones and make
-    them look worse than they are. A floor on the number of steps is fairer.
-    """
-    batches = max(1, math.ceil(num_train / batch_size))
-    return max(int(num_epochs), math.ceil(min_steps / batches))
-
-
 # ---------------------------------------------------------------------------
 # learning curves
 # ---------------------------------------------------------------------------
@@ -158,10 +155,10 @@ class LearningCurve:
 
     @property
     def strategies(self) -> list[str]:
-        return list(dict.fromkeys(r.strategy for r in self.records))
+        return list(dict.fromkeys(r.name for r in self.records))
 
     def runs(self, strategy: str, n_per_class: int | None = None, *, any_size: bool = False) -> list[RunResult]:
-        return [r for r in self.records if r.strategy == strategy and (any_size or r.n_per_class == n_per_class)]
+        return [r for r in self.records if r.name == strategy and (any_size or r.n_per_class == n_per_class)]
 
     def accuracy(self, strategy: str, n_per_class: int | None) -> float:
         """Mean test accuracy over seeds of one strategy at one size."""
@@ -206,8 +203,9 @@ class LearningCurve:
         return self.accuracy(strategy, n_per_class) - self.accuracy(baseline, n_per_class)
 
     def table(self) -> list[dict]:
-        """One row per size: chance, majority, then per strategy mean test accuracy, its seed std and
-        mean balanced accuracy (rounded to 3 decimals)."""
+        """One row per size: chance, majority, then per strategy mean test accuracy, its seed std,
+        mean balanced accuracy (rounded to 3 decimals), its optimiser steps and, for fine-tuning, in how many
+        seeds it fell back to the head-only model."""
         rows = []
         base = self.baselines()
         for n in self.sizes:
@@ -220,6 +218,9 @@ class LearningCurve:
                 row[f"{s} ±"] = round(sp.std, 3)
                 if all(r.test is not None for r in self.runs(s, n)):
                     row[f"{s} bal"] = round(self.balanced(s, n), 3)
+                row[f"{s} steps"] = max(r.steps for r in self.runs(s, n))
+                if any(r.strategy in ("fine_tune", "choose") for r in self.runs(s, n)):
+                    row[f"{s} fell back"] = sum(r.fell_back for r in self.runs(s, n))
             rows.append(row)
         return rows
 
@@ -256,58 +257,31 @@ class LearningCurve:
         return Table(self.table(), title=f"{self.task_name}: mean test accuracy over seeds")._repr_html_()
 
 
-def _per_strategy(value, strategy: str, default):
-    if isinstance(value, Mapping):
-        return value.get(strategy, default)
-    return default if value is None else value
+def _base_recipe(recipe: Recipe | None, fields: dict, strategies: Sequence[str]) -> Recipe:
+    """One recipe for every arm of a comparison, from ``recipe`` and keyword fields.
 
-
-def _lr_candidates(lr, strategy: str) -> list[float]:
-    """The learning rates to try for ``strategy``: one, or a list to choose from on validation."""
-    value = _per_strategy(lr, strategy, DEFAULT_LR[strategy])
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"lr for {strategy!r} is an empty list: give one rate or a list of candidates")
-        return [float(v) for v in value]
-    return [float(value)]
-
-
-def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = STRATEGIES, *,
-                   seeds: Sequence[int] = (0,), num_epochs: int | Mapping[str, int] = 10,
-                   lr: float | Sequence[float] | Mapping[str, float | Sequence[float]] | None = None,
-                   n_frozen: int | None = None,
-                   lr_decay: float | None = None, head_epochs: int | None = None,
-                   min_steps: int = 0, batch_size: int = 32, backbone: str = "efficientnet_lite0",
-                   scratch_arch: str = "small", scratch_task: Task | None = None, cache: bool = True, track=True,
-                   device="auto", progress: bool = False, on_run=None) -> LearningCurve:
-    """Train every strategy at every size (labelled images per class) and seed; return the curve.
-
-    ``task`` is the pool: its training set must hold at least ``max(sizes)``
-    images per class (``None`` in ``sizes`` means all of it); its validation
-    and test splits are shared by every run. Transfer strategies compute the
-    pool's activations once at the lowest freeze boundary they need and train
-    on subsets of them; "scratch" trains the whole network on the subset's
-    images. ``num_epochs`` and ``lr`` may be dicts keyed by strategy;
-    ``min_steps`` raises the epochs of small sets (see :func:`epochs_for`).
-    Fine-tuning follows :func:`tlwidgets.transfer.run_strategy`'s recipe: the
-    head alone first (``head_epochs``, default the strategy's epochs), then
-    the unfrozen groups with discriminative rates (``lr_decay``).
-    ``scratch_task`` lets "scratch" train on another version of the same
-    pool, e.g. the same photos at fewer pixels: it must hold the same classes
-    and labels in the same order, so every run sees the same images.
-    ``track`` says which runs measure validation accuracy after every epoch
-    and keep the best epoch (True: all; False: none, the last epoch is kept;
-    or a collection of sizes). Every run is tested once, at the end.
-
-    ``lr`` (or its value for one strategy in a dict) may be a list of
-    candidates: every cell (strategy, size, seed) then trains once per rate,
-    keeps the rate with the best validation accuracy (the best epoch's when
-    tracked, else the last epoch's) and tests only that one
-    (``RunResult.selection`` lists every rate tried). Choosing needs
-    ``task.val``. ``on_run(record)`` is called after each run with its
-    :class:`~tlwidgets.transfer.RunResult` (``model`` None: the curve keeps numbers, not models).
+    A per-strategy dict is accepted only when it gives every arm the same value
+    (lesson code written as ``{"scratch": 15, ...}``); different budgets or
+    learning-rate candidates per arm are refused: the comparison would measure
+    them, not the strategies.
     """
-    sizes = list(sizes)
+    for name, value in list(fields.items()):
+        if isinstance(value, Mapping):
+            if set(value) != set(strategies):
+                raise ValueError(f"{name}={dict(value)} names {sorted(value)}, the arms are {list(strategies)}: a "
+                                 f"comparison gives every arm the same {name}; give one value (or one list of "
+                                 "candidates) for all")
+            values = {json.dumps(v) for v in value.values()}
+            if len(values) > 1:
+                raise ValueError(f"{name}={dict(value)} gives the arms different settings; a comparison gives every "
+                                 f"arm the same {name} (one value, or one list of candidates chosen on validation)")
+            fields[name] = next(iter(value.values())) if value else None
+    if fields.get("lr", 0) is None:
+        fields.pop("lr")
+    return replace(recipe if recipe is not None else Recipe(), **fields)
+
+
+def _check_arms(task: Task, sizes: list, strategies: Sequence[str], scratch_task: Task | None) -> None:
     if not sizes:
         raise ValueError("sizes is empty: give the numbers of labelled images per class to try, e.g. (5, 20)")
     for s in strategies:
@@ -316,149 +290,134 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     for n in sizes:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"sizes must be positive integers or None (all), got {n!r}")
-    dev = select_device(device)
-    rates = {s: _lr_candidates(lr, s) for s in strategies}
-    if task.val is None and any(len(r) > 1 for r in rates.values()):
-        raise ValueError(f"choosing among lr={lr} needs a validation split, and task {task.name!r} has none "
-                         f"(val=None); build it with a task builder, which carves one")
-    pool_labels = dataset_labels(task.train)
     if scratch_task is not None:
         if list(scratch_task.classes) != list(task.classes) or \
-                not torch.equal(dataset_labels(scratch_task.train), pool_labels):
+                not torch.equal(dataset_labels(scratch_task.train), dataset_labels(task.train)):
             raise ValueError("scratch_task must hold the same classes and training labels as task (the same images, "
                              "e.g. built by the same builder with another image_size)")
         if len(cast(Sized, scratch_task.test)) != len(cast(Sized, task.test)):
             raise ValueError("scratch_task must have the same test set as task")
 
-    def tracked(n) -> bool:
-        return track if isinstance(track, bool) else n in set(track)
 
-    def train_select(model, train_loader, val_loader, n, seed, epochs, rate, num_train, decay=1.0, start=None,
-                     choosing=False):
-        """Fit, keeping the best validation epoch when tracked; the test split is not touched here.
+class _Pool:
+    """The transfer arms' one pass over the pool: activations at every freeze boundary the arms need.
 
-        Returns (history, (val_acc, best_epoch), seconds). An untracked run that takes part in a choice
-        among learning rates is read on validation once, after its last epoch.
-        """
-        t0 = time.perf_counter()
-        keep = BestOnValidation(model, start=start) if tracked(n) and val_loader is not None else None
-        hist = fit(model, train_loader, val_loader if keep is not None else None, device=dev, seed=seed,
-                   progress=progress, lr=rate, lr_decay=decay, observers=[keep] if keep is not None else [],
-                   num_epochs=epochs_for(num_train, batch_size, epochs, min_steps))
-        if keep is not None:
-            keep.restore()
-            best = (keep.best, keep.best_epoch)
-        else:
-            best = (evaluate(model, val_loader, device=dev)["acc"] if choosing else None, len(hist))
-        return hist, best, time.perf_counter() - t0
+    Computed once at the lowest boundary, propagated up to the others; every run trains on a subset of them.
+    """
 
-    def choose_and_test(candidates, runs, test_loader):
-        """Train every candidate rate (``runs(rate)``), keep the best on validation, test it once."""
-        tried = [(rate, *runs(rate)) for rate in candidates]
-        chosen = tried[0] if len(tried) == 1 else max(tried, key=lambda t: t[3][0])   # first best wins a tie
-        rate, model, hist, (val_acc, best_epoch), secs = chosen
-        metrics = metrics_on(model, test_loader, task.num_classes, device=dev)
-        selection = [] if len(tried) == 1 else [{"lr": r, "val_acc": round(v[0], 4), "best_epoch": v[1]}
-                                                 for r, _, _, v, _ in tried]
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        return rate, hist, metrics, val_acc, best_epoch, sum(t[4] for t in tried), selection, trainable, model.name
-    records: list[RunResult] = []
+    def __init__(self, task: Task, recipe: Recipe, strategies: Sequence[str], dev, cache: bool, progress: bool):
+        seed_everything(derive_seed(recipe.seed, "weights", "pool"))
+        self.base = build_model("fine_tune", task, backbone=recipe.backbone)
+        self.top = max_frozen(self.base)
+        ks = {freeze_boundary(s, self.base, k) for s in strategies
+              for k in (recipe.n_frozen if isinstance(recipe.n_frozen, tuple) else (recipe.n_frozen,))}
+        needed = ks | ({self.top} if set(strategies) & {"fine_tune", "choose"} else set())
+        low, t0 = min(needed), time.perf_counter()
+        feats = cached_features(self.base, task, low, device=dev, cache=cache, progress=progress)
+        self.acts: dict[int, tuple] = {low: (feats.train, feats.val, feats.test)}
+        for k in sorted(needed - {low}):
+            self.acts[k] = tuple(None if d is None else propagate(self.base, d, low, k, dev)
+                                 for d in (feats.train, feats.val, feats.test))
+        self.setup = time.perf_counter() - t0
 
-    def finish(record):
-        records.append(record)
-        if on_run is not None:
-            on_run(record)
-
-    def loader(acts, idx=None, shuffle=False):
+    def loader(self, k: int, split: int, idx=None, batch_size: int = 256):
+        acts = self.acts[k][split]
         if acts is None:
             return None
         if idx is None:
             return DataLoader(acts, batch_size=256)
-        return DataLoader(TensorDataset(acts.tensors[0][idx], acts.tensors[1][idx]), batch_size=batch_size,
-                          shuffle=shuffle)
+        return DataLoader(TensorDataset(*(t[idx] for t in acts.tensors)), batch_size=batch_size, shuffle=True)
 
-    # transfer strategies: one forward pass over the pool at the lowest boundary needed
+    def build(self, c: Recipe, task: Task, idx) -> tuple:
+        """(module, head Stage or None, main Stage, n_frozen, test loader) of one candidate on the subset ``idx``."""
+        k = freeze_boundary(c.strategy, self.base, c.n_frozen)
+        tail = copy.deepcopy(self.base[k:])   # the top only: copying the frozen backbone would cost every run
+        unfreeze_all(tail)
+        replace_head(tail, task.num_classes, task.classes)
+        head_e, main_e = c.stages(len(idx))
+        head = Stage(tail[-1:], self.loader(self.top, 0, idx, c.batch_size), self.loader(self.top, 1), head_e,
+                     HEAD_LR) if head_e else None
+        main = Stage(tail, self.loader(k, 0, idx, c.batch_size), self.loader(k, 1), main_e,
+                     cast(tuple, c.lr)[0], c.decay)
+        return tail, head, main, k, self.loader(k, 2)
+
+
+def _cell(recipe: Recipe, build, task: Task, n, num_train: int, *, track: bool, dev) -> RunResult:
+    """One (strategy, size, seed) cell: every candidate trained with one budget, chosen on validation, tested once."""
+    tried = []
+    for c in recipe.candidates():
+        seed_everything(derive_seed(c.seed, "weights"))
+        model, head, main, k, test_loader = build(c)
+        kept = fit_and_keep(main, head=head, fall_back=c.strategy == "choose", track=track, seed=c.seed, device=dev)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        tried.append((RunResult(replace(c, n_frozen=k, lr=main.lr), task.name, n, num_train, kept.history,
+                                val_acc=kept.val_acc, best_epoch=kept.best_epoch, steps=kept.steps,
+                                seconds=kept.seconds, trainable_params=trainable, arch=getattr(model, "name", ""),
+                                best_unfrozen_epoch=kept.best_unfrozen_epoch, fell_back=kept.fell_back),
+                      model, test_loader))
+    best = choose([r for r, _, _ in tried])
+    best.seconds = sum(r.seconds for r, _, _ in tried)
+    _, model, test_loader = next(t for t in tried if t[0] is best)
+    return test_once(best, model, test_loader, task.num_classes, device=dev)
+
+
+def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = TRAINED,
+                   recipe: Recipe | None = None, *, seeds: Sequence[int] = (0,), scratch_task: Task | None = None,
+                   cache: bool = True, track=True, device="auto", progress: bool = False, on_run=None,
+                   **recipe_fields) -> LearningCurve:
+    """Train every strategy at every size (labelled images per class) and seed, with one budget; return the curve.
+
+    ``task`` is the pool: its training set holds at least ``max(sizes)`` images
+    per class (``None`` in ``sizes``: all of it); its validation and test splits
+    are shared by every run. Every arm runs the same :class:`~tlwidgets.runs.Recipe`
+    (``recipe`` and/or its fields as keywords), only its strategy differs: the
+    same optimiser steps (a fine-tune's head stage counts), the same
+    ``min_steps``, the same learning-rate candidates chosen on validation
+    (:func:`~tlwidgets.runs.choose`); unequal steps are refused
+    (:func:`~tlwidgets.runs.check_equal_budgets`). Transfer arms compute the
+    pool's activations once (:class:`_Pool`) and train on subsets of them;
+    "scratch" trains the whole network on the subset's images, of
+    ``scratch_task`` when given (the same photos at fewer pixels: it must hold
+    the same labels). ``track`` says which sizes keep the best validation
+    epoch (True: all; False: none, the last epoch is kept; or a collection of
+    sizes). ``on_run(result)`` is called after each run (``model`` None: the
+    curve keeps numbers, not models).
+    """
+    sizes = list(sizes)
+    _check_arms(task, sizes, strategies, scratch_task)
+    base = _base_recipe(recipe, recipe_fields, strategies)
+    dev = select_device(device)
+    if task.val is None and len(base.candidates()) > 1:
+        raise ValueError(f"choosing among lr={base.lr} / n_frozen={base.n_frozen} needs a validation split, and "
+                         f"task {task.name!r} has none (val=None); build it with a task builder, which carves one")
     transfer = [s for s in strategies if s != "scratch"]
-    if transfer:
-        seed_everything(seeds[0])
-        base = build_model("fine_tune", task, backbone=backbone)
-        top = max_frozen(base)
-        bounds = {}
-        for s in transfer:
-            if s == "feature_extraction":
-                bounds[s] = top
-            else:
-                bounds[s] = default_fine_tune_frozen(base) if n_frozen is None else int(n_frozen)
-                if not 0 < bounds[s] < top:
-                    raise ValueError(f"fine_tune needs 0 < n_frozen < {top} here, got {bounds[s]}")
-        needed = set(bounds.values()) | ({top} if "fine_tune" in transfer else set())
-        low = min(needed)
-        t0 = time.perf_counter()
-        feats = cached_features(base, task, low, device=dev, cache=cache, progress=progress)
-        acts = {low: (feats.train, feats.val, feats.test, time.perf_counter() - t0)}
-        for k in sorted(needed - {low}):
-            t0 = time.perf_counter()
-            acts[k] = (propagate(base, feats.train, low, k, dev),
-                       None if feats.val is None else propagate(base, feats.val, low, k, dev),
-                       propagate(base, feats.test, low, k, dev), acts[low][3] + time.perf_counter() - t0)
-        for s in transfer:
-            k = bounds[s]
-            train_acts, val_acts, test_acts, setup = acts[k]
-            epochs = _per_strategy(num_epochs, s, 10)
-            decay = DEFAULT_LR_DECAY[s] if lr_decay is None or s != "fine_tune" else lr_decay
-            choosing = len(rates[s]) > 1
-            for n in sizes:
-                for seed in seeds:
-                    idx = per_class_indices(pool_labels, n, seed)
-
-                    def transfer_run(rate, s=s, k=k, n=n, seed=seed, idx=idx, epochs=epochs, decay=decay,
-                                     train_acts=train_acts, val_acts=val_acts, choosing=choosing):
-                        seed_everything(seed)
-                        # an independent copy of the top only (copying the frozen backbone would cost every
-                        # run), all of it trainable, with a new head whose initial weights follow the seed
-                        tail = copy.deepcopy(base[k:])
-                        unfreeze_all(tail)
-                        replace_head(tail, task.num_classes, task.classes)
-                        start = None
-                        h_epochs = epochs if head_epochs is None else head_epochs
-                        if s == "fine_tune" and h_epochs > 0:     # the head learns alone first
-                            top_train, top_val, _, _ = acts[top]
-                            _, (start, _), _ = train_select(
-                                tail[-1:], loader(top_train, idx, True), loader(top_val), n, seed,
-                                h_epochs, DEFAULT_LR["feature_extraction"], len(idx))
-                            unfreeze_all(tail)
-                        return (tail, *train_select(tail, loader(train_acts, idx, True), loader(val_acts), n, seed,
-                                                    epochs, rate, len(idx), decay=decay, start=start,
-                                                    choosing=choosing))
-                    rate, hist, metrics, val_acc, best_epoch, secs, selection, trainable, _ = choose_and_test(
-                        rates[s], transfer_run, loader(test_acts))
-                    # setup is charged in proportion to the images this run used (train subset + val + test)
-                    others = len(test_acts) + (len(val_acts) if val_acts is not None else 0)
-                    share = (len(idx) + others) / (len(train_acts) + others)
-                    finish(RunResult(s, task.name, n, k, trainable, hist, metrics.accuracy, secs, used_cache=True,
-                                     test=metrics, val_acc=val_acc, best_epoch=best_epoch, lr=rate, seed=seed,
-                                     arch=base.name, selection=selection, num_train=len(idx),
-                                     setup_seconds=setup * share))
-    if "scratch" in strategies:
-        epochs = _per_strategy(num_epochs, "scratch", 10)
-        choosing = len(rates["scratch"]) > 1
+    pool = _Pool(task, base, transfer, dev, cache, progress) if transfer else None
+    pool_labels = dataset_labels(task.train)
+    own_lr = "lr" in recipe_fields or (recipe is not None and recipe.lr != Recipe(recipe.strategy).lr)
+    records: list[RunResult] = []
+    for s in strategies:
         for n in sizes:
             for seed in seeds:
-                sub = subset_task(scratch_task or task, n, seed)
-                train_loader, val_loader, test_loader = sub.loaders(batch_size)
-                n_train = len(cast(Sized, sub.train))
+                r = replace(base, strategy=s, seed=seed, lr=base.lr if own_lr else None)  # None: the arm's default
+                tracked = track if isinstance(track, bool) else n in set(track)
+                if pool is not None and s != "scratch":
+                    idx = per_class_indices(pool_labels, n, seed)
+                    result = _cell(r, lambda c, idx=idx: pool.build(c, task, idx), task, n, len(idx),
+                                   track=tracked, dev=dev)
+                    others = sum(len(d) for d in pool.acts[min(pool.acts)][1:] if d is not None)
+                    result.setup_seconds = pool.setup * (len(idx) + others) / (len(pool_labels) + others)
+                    result.used_cache, result.arch = True, pool.base.name
+                else:
+                    sub = subset_task(scratch_task or task, n, seed)
+                    tr, va, te = sub.loaders(r.batch_size)
 
-                def scratch_run(rate, n=n, seed=seed, sub=sub, train_loader=train_loader, val_loader=val_loader,
-                                n_train=n_train):
-                    seed_everything(seed)
-                    model = build_model("scratch", sub, backbone=backbone, scratch_arch=scratch_arch)
-                    return (model, *train_select(model, train_loader, val_loader, n, seed, epochs, rate,
-                                                 n_train, choosing=choosing))
-                rate, hist, metrics, val_acc, best_epoch, secs, selection, trainable, scratch_name = choose_and_test(
-                    rates["scratch"], scratch_run, test_loader)
-                finish(RunResult("scratch", task.name, n, 0, trainable, hist, metrics.accuracy, secs, test=metrics,
-                                 val_acc=val_acc, best_epoch=best_epoch, lr=rate, seed=seed, arch=scratch_name,
-                                 selection=selection, num_train=n_train))
-    order = {s: i for i, s in enumerate(strategies)}
-    records.sort(key=lambda r: (order[r.strategy], sizes.index(r.n_per_class), r.seed))
+                    def scratch(c, sub=sub, tr=tr, va=va, te=te):
+                        m = build_model("scratch", sub, backbone=c.backbone, scratch_arch=c.scratch_arch)
+                        return m, None, Stage(m, tr, va, c.stages(len(cast(Sized, sub.train)))[1],
+                                              cast(tuple, c.lr)[0]), 0, te
+                    result = _cell(r, scratch, task, n, len(cast(Sized, sub.train)), track=tracked, dev=dev)
+                records.append(result)
+                if on_run is not None:
+                    on_run(result)
+    check_equal_budgets(records, where="learning_curve")
     return LearningCurve(task.name, records, sizes, task.num_classes)

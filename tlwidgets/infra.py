@@ -44,7 +44,7 @@ __all__ = [
     "asset_path", "user_cache_dir", "cache_root", "writable_cache_dir",
     "ensure_writable_dir", "sha256_file", "file_digest", "files_digest",
     "read_manifest", "verify_checksums", "atomic_write", "torch_bytes", "network_available", "safe_extract",
-    "DEVICES", "select_device", "seed_everything", "plain", "clear_digest_memo",
+    "DEVICES", "select_device", "seed_everything", "SEED_PURPOSES", "derive_seed", "plain", "clear_digest_memo",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -386,6 +386,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+#: what a derived seed drives: which samples a task holds, its validation split, a model's initial weights,
+#: the data order (and dropout) of training, a random draw made by an experiment (random features, class sets)
+SEED_PURPOSES = ("samples", "val_split", "weights", "order", "draw")
+
+
+def derive_seed(seed: int, purpose: str, *keys: object) -> int:
+    """The seed for one purpose of a run, derived from the run's ``seed``: the one derivation in the package.
+
+    Why: one run seed drives several independent random choices (which samples,
+    initial weights, data order, ...). Offsets made up where used (``s + 10_000``,
+    ``s * 100 + n``) collide across purposes and across seeds; hashing
+    ``(seed, purpose, *keys)`` gives unrelated streams, stable across Python
+    versions and platforms (sha256, not ``hash()``). ``keys`` tell apart several
+    uses of one purpose (an epoch, a depth, a stage). Result in ``0 .. 2**31 - 1``.
+    """
+    seed = check_int("seed", seed, min=0, max=2**63 - 1)
+    if purpose not in SEED_PURPOSES:
+        raise ValueError(f"derive_seed: purpose must be one of {SEED_PURPOSES}, got {purpose!r}")
+    text = "/".join([str(seed), purpose, *(repr(k) for k in keys)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def plain(value: Any, *, where: str = "value") -> Any:

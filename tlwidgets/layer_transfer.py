@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from typing import Any
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -36,14 +36,15 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import MNIST_MEAN, MNIST_NORMALIZATION, MNIST_STD, ImageTensorDataset, Task, input_normalization
 from .features import cached_features, extract_features, feature_cache_dir
 from .freezing import freeze, unfreeze_all
-from .infra import atomic_write, seed_everything, select_device, torch_bytes
-from .metrics import Metrics, Spread, classification_metrics, seed_spread
+from .infra import atomic_write, derive_seed, seed_everything, select_device, torch_bytes
+from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, digit_cnn, weights_fingerprint
+from .runs import Recipe, RunResult, check_equal_budgets, train_datasets
 from .splits import stratified_split
-from .training import Observer, fit
 
-__all__ = ["VARIANTS", "transplant", "train_val", "BestOnValidation", "train_and_test", "predict_labels",
-           "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe", "probe_table",
+__all__ = ["VARIANTS", "transplant", "train_val", "train_and_test", "YOSINSKI_RECIPE", "PROBE_RECIPE",
+           "SPECIALISE_RECIPE", "SeedResults", "yosinski_sweep", "pooled_cut_features", "CutFeatures", "probe",
+           "probe_run", "probe_table",
            "as_photos", "as_digits", "imagenet_class_groups", "zero_shot_table", "output_feature_sets",
            "specialise_top", "FeatureMaps", "feature_maps", "tail_features", "IMAGENET_NAMES_BREED"]
 
@@ -122,57 +123,19 @@ def _stack(data: Dataset) -> TensorDataset:
     return TensorDataset(torch.stack(xs), torch.as_tensor(ys))
 
 
-class BestOnValidation(Observer):
-    """Keeps a copy of the weights from the epoch with the best validation accuracy.
-
-    ``fit`` trains for a fixed number of epochs; this observer lets the caller
-    return to the best epoch afterwards, so the number of epochs is chosen on
-    validation data, never on the test set.
-    """
-
-    def __init__(self, model: nn.Module):
-        self.model, self.best_acc, self.best_epoch = model, -1.0, None
-        self.state: dict[str, Any] | None = None
-
-    def on_epoch_end(self, logs: dict) -> None:
-        acc = logs.get("val_acc")
-        if acc is not None and acc > self.best_acc:
-            self.best_acc, self.best_epoch = acc, logs["epoch"]
-            self.state = copy.deepcopy(self.model.state_dict())
-
-    def restore(self) -> None:
-        if self.state is not None:
-            self.model.load_state_dict(self.state)
-
-    def __repr__(self) -> str:
-        return f"BestOnValidation(best val_acc={self.best_acc:.3f} at epoch {self.best_epoch})"
-
-
-@torch.no_grad()
-def predict_labels(model: nn.Module, data: Dataset, *, device="cpu", batch_size: int = 512) -> torch.Tensor:
-    """Arg-max class of every sample of ``data`` (model in eval mode; its mode is restored)."""
-    was = model.training
-    model.eval()
-    out = [model(x.to(device)).argmax(1).cpu() for x, _ in DataLoader(data, batch_size=batch_size)]
-    model.train(was)
-    return torch.cat(out)
-
-
 def train_and_test(model: nn.Module, train: Dataset, val: Dataset, test: Dataset, num_classes: int, *,
                    num_epochs: int = 5, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
                    weight_decay: float = 0.0, device="cpu") -> tuple[Metrics, float]:
-    """Train with ``tl.fit``, go back to the best-validation epoch, measure the test set once.
+    """``(test metrics, best validation accuracy)`` of :func:`tlwidgets.runs.train_datasets`: the lessons' short form.
 
-    Returns ``(test metrics, best validation accuracy)``.
+    Train, go back to the best-validation epoch, measure the test set once; the
+    :class:`~tlwidgets.runs.RunResult` behind it is what every other helper returns.
     """
-    dev = select_device(device)
-    best = BestOnValidation(model)
-    fit(model, DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=512),
-        num_epochs=num_epochs, lr=lr, weight_decay=weight_decay, observers=[best], device=dev, seed=seed,
-        progress=False)
-    best.restore()
-    y_pred = predict_labels(model, test, device=dev)
-    return classification_metrics(_labels(test), y_pred, num_classes), best.best_acc
+    r = train_datasets(model, (train, val, test), num_classes,
+                       Recipe("scratch", lr=lr, num_epochs=num_epochs, batch_size=batch_size, seed=seed),
+                       weight_decay=weight_decay, device=select_device(device))
+    assert r.test is not None and r.val_acc is not None   # train_datasets always validates and tests
+    return r.test, r.val_acc
 
 
 # ---------------------------------------------------------------------------
@@ -188,6 +151,7 @@ class SeedResults:
     def __init__(self, keys: Sequence[str], rows: Iterable[Mapping] = ()):
         self.keys = tuple(keys)
         self.rows: list[dict] = [dict(r) for r in rows]
+        self.results: list[RunResult] = []     # the runs added with add_run (models dropped)
 
     def add(self, metrics: Metrics, *, seed: int, val_acc: float | None = None, **setting) -> dict:
         missing = [k for k in self.keys if k not in setting]
@@ -197,6 +161,15 @@ class SeedResults:
                "balanced_accuracy": metrics.balanced_accuracy, "chance": metrics.chance,
                "majority": metrics.majority, "single_class": metrics.single_class, "val_acc": val_acc}
         self.rows.append(row)
+        return row
+
+    def add_run(self, result: RunResult, **setting) -> dict:
+        """A row from a :class:`~tlwidgets.runs.RunResult` (kept in ``results``), its steps and best epoch too."""
+        if result.test is None:
+            raise ValueError(f"add_run needs a tested run; {result.name!r} has test=None")
+        row = self.add(result.test, seed=result.seed, val_acc=result.val_acc, **setting)
+        row.update(steps=result.steps, best_epoch=result.best_epoch, fell_back=result.fell_back)
+        self.results.append(result)
         return row
 
     def values(self, metric: str = "accuracy", **where) -> list[float]:
@@ -250,11 +223,14 @@ class SeedResults:
 # ---------------------------------------------------------------------------
 # Yosinski et al. 2014, in small
 # ---------------------------------------------------------------------------
-def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2, 3), seeds: Sequence[int] = (0, 1, 2),
-                   make_net: Callable[[int], GroupedModel] = digit_cnn, num_epochs: int = 5,
-                   source_epochs: int | None = None, lr: float = 1e-3, batch_size: int = 32,
+#: the recipe of Yosinski's networks and of every variant (one budget for all; lesson 5 passes its num_epochs)
+YOSINSKI_RECIPE = Recipe("scratch", lr=1e-3, num_epochs=5, batch_size=32, lr_decay=1.0)
+
+
+def yosinski_sweep(task_a: Task, task_b: Task, recipe: Recipe | None = None, *, depths: Sequence[int] = (1, 2, 3),
+                   seeds: Sequence[int] = (0, 1, 2), make_net: Callable[[int], GroupedModel] = digit_cnn,
                    val_per_class: int = 20, variants: Sequence[str] = VARIANTS, device="cpu",
-                   progress: bool = True) -> SeedResults:
+                   progress: bool = True, **recipe_fields) -> SeedResults:
     """The paper's experiment: for every seed, train A and B networks, then every variant at every depth.
 
     - base B: the B network itself;
@@ -262,9 +238,12 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
       trained on B (cheap: the frozen prefix runs once, its activations are reused);
     - BnB+ / AnB+: the same, but every group is fine-tuned on B.
 
-    All runs use the same B training/validation split (stratified, ``val_per_class`` per class), select their
-    epoch on validation, and are measured once on B's test set. Rows: ``variant``, ``n`` (0 for base B), seed,
-    accuracy, balanced accuracy, chance, majority, val_acc.
+    Every network (A, B and each variant) trains with one :class:`~tlwidgets.runs.Recipe` (``recipe``,
+    default :data:`YOSINSKI_RECIPE`, and/or its fields as keywords: ``num_epochs=``, ``lr=``, ...), so every
+    arm takes the same optimiser steps (checked); all use the same B training/validation split (stratified,
+    ``val_per_class`` per class), keep their best validation epoch and are measured once on B's test set.
+    Rows: ``variant``, ``n`` (0 for base B), seed, accuracy, balanced accuracy, chance, majority, val_acc,
+    steps, best_epoch; ``results.results`` holds the :class:`~tlwidgets.runs.RunResult` of every B run.
     """
     from tqdm.auto import tqdm
 
@@ -273,14 +252,14 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
         raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    base = replace(recipe if recipe is not None else YOSINSKI_RECIPE, **recipe_fields)
     probe_net = make_net(task_b.num_classes)
     bad = [n for n in depths if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < probe_net.num_groups]
     if bad or not depths:
         raise ValueError(f"depths must be integers in 1..{probe_net.num_groups - 1} for {probe_net.name}, got "
                          f"{list(depths)}")
     dev = select_device(device)
-    source_epochs = num_epochs if source_epochs is None else source_epochs
-    a_train, a_val = (_stack(d) for d in train_val(task_a, val_per_class, seed=0))
+    a_splits = tuple(_stack(d) for d in train_val(task_a, val_per_class, seed=0))
     b_train, b_val = (_stack(d) for d in train_val(task_b, val_per_class, seed=0))
     b_test = _stack(task_b.test)
     k = task_b.num_classes
@@ -289,45 +268,43 @@ def yosinski_sweep(task_a: Task, task_b: Task, *, depths: Sequence[int] = (1, 2,
     total = len(seeds) * (1 + need_a + len(depths) * sum(v != "base B" for v in variants))
     bar = tqdm(total=total, desc="Yosinski sweep", leave=False, disable=not progress)
 
-    def train(model, train_ds, val_ds, test_ds, num_classes, s):
-        return train_and_test(model, train_ds, val_ds, test_ds, num_classes, num_epochs=num_epochs, lr=lr,
-                              batch_size=batch_size, seed=s, device=dev)
+    def train(factory, splits, r, variant, n, num_classes=k):
+        seed_everything(derive_seed(r.seed, "weights", variant, n))   # the new layers' initial weights
+        run = train_datasets(factory(), splits, num_classes, r, name=f"{variant} n={n}", task_name=task_b.name,
+                             device=dev)
+        bar.update()
+        return run
 
     for s in seeds:
-        seed_everything(s)
+        r = replace(base, seed=s)
         nets = {}
         if need_a:
-            nets["A"] = make_net(task_a.num_classes)
-            train_and_test(nets["A"], a_train, a_val, a_val, task_a.num_classes, num_epochs=source_epochs, lr=lr,
-                           batch_size=batch_size, seed=s, device=dev)
-            bar.update()
-        seed_everything(s + 10_000)
-        nets["B"] = make_net(k)
-        metrics, val_acc = train_and_test(nets["B"], b_train, b_val, b_test, k, num_epochs=source_epochs, lr=lr,
-                                          batch_size=batch_size, seed=s, device=dev)
-        bar.update()
+            nets["A"] = train(lambda: make_net(task_a.num_classes), (*a_splits, a_splits[1]), r, "A", 0,
+                              task_a.num_classes).model
+        b_run = train(lambda: make_net(k), (b_train, b_val, b_test), r, "base B", 0)
+        nets["B"] = b_run.model
         if "base B" in variants:
-            results.add(metrics, seed=s, val_acc=val_acc, variant="base B", n=0)
+            results.add_run(b_run, variant="base B", n=0)
         for n in depths:
             for src in ("B", "A"):
-                if f"{src}nB" not in variants and f"{src}nB+" not in variants:
+                source = nets.get(src)
+                if source is None:
                     continue
-                source = nets[src]
                 if f"{src}nB" in variants:   # frozen: train only the fresh top on cached activations
-                    seed_everything(s * 100 + n)
-                    model = transplant(source, make_net(k), n, frozen=True)
-                    tr, va, te = (extract_features(source, d, n, device=dev, batch_size=512, progress=False,
-                                                   channels_last=False) for d in (b_train, b_val, b_test))
-                    metrics, val_acc = train(model[n:], tr, va, te, k, s)
-                    results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB", n=n)
-                    bar.update()
+                    splits = tuple(extract_features(source, d, n, device=dev, batch_size=512, progress=False,
+                                                    channels_last=False) for d in (b_train, b_val, b_test))
+                    run = train(lambda net=source, n=n: transplant(net, make_net(k), n, frozen=True)[n:], splits,
+                                replace(r, strategy="feature_extraction"), f"{src}nB", n)
+                    results.add_run(run, variant=f"{src}nB", n=n)
                 if f"{src}nB+" in variants:  # fine-tuned: everything trains on the images
-                    seed_everything(s * 100 + n)
-                    model = transplant(source, make_net(k), n, frozen=False)
-                    metrics, val_acc = train(model, b_train, b_val, b_test, k, s)
-                    results.add(metrics, seed=s, val_acc=val_acc, variant=f"{src}nB+", n=n)
-                    bar.update()
+                    run = train(lambda net=source, n=n: transplant(net, make_net(k), n, frozen=False),
+                                (b_train, b_val, b_test), replace(r, strategy="fine_tune", head_epochs=0),
+                                f"{src}nB+", n)
+                    results.add_run(run, variant=f"{src}nB+", n=n)
     bar.close()
+    check_equal_budgets(results.results, where="yosinski_sweep")
+    for run in results.results:
+        run.model = None      # the sweep keeps numbers, not models
     return results
 
 
@@ -408,25 +385,30 @@ def pooled_cut_features(model: GroupedModel, task: Task, boundaries: Sequence[in
 # ---------------------------------------------------------------------------
 # linear probes on fixed features
 # ---------------------------------------------------------------------------
-def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-          num_classes: int, *, seed: int = 0, val_per_class: int = 2, num_epochs: int = 30, lr: float = 1e-2,
-          weight_decay: float = 1e-4, batch_size: int = 32, n_per_class: int | None = None,
-          device="cpu") -> tuple[Metrics, float]:
-    """A linear head on fixed features: the feature-extraction measurement, one seed.
+#: the linear probe's recipe: a new head on fixed features, 30 epochs at 1e-2
+PROBE_RECIPE = Recipe("feature_extraction", lr=1e-2, num_epochs=30, batch_size=32)
 
-    The seed draws the validation split (``val_per_class`` per class, carved from
-    the training features), optionally ``n_per_class`` training samples per
-    class from the rest, and the head's initialisation. Features are
-    standardised with the training mean and std. The epoch is chosen on
-    validation; the test set is measured once. Returns ``(test metrics, best val acc)``.
+
+def probe_run(features: tuple, num_classes: int, recipe: Recipe | None = None, *, val_per_class: int = 2,
+              weight_decay: float = 1e-4, n_per_class: int | None = None, device="cpu", name: str = "probe",
+              **recipe_fields) -> RunResult:
+    """A linear head on fixed features ``(train_x, train_y, test_x, test_y)``: the feature-extraction measurement.
+
+    The recipe's seed draws the validation split (``val_per_class`` per class,
+    carved from the training features), optionally ``n_per_class`` training
+    samples per class from the rest, and the head's initialisation. Features
+    are standardised with the training mean and std. The epoch is chosen on
+    validation; the test set is measured once (:func:`tlwidgets.runs.train_datasets`).
     """
+    r = replace(recipe if recipe is not None else PROBE_RECIPE, **recipe_fields)
+    train_x, train_y, test_x, test_y = features
     train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise ValueError(f"features and labels differ in length: train {len(train_x)} vs {len(train_y)}, "
                          f"test {len(test_x)} vs {len(test_y)}")
-    tr, va = stratified_split(train_y, val_per_class, seed=seed)
+    tr, va = stratified_split(train_y, val_per_class, seed=r.seed)
     if n_per_class is not None:
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(derive_seed(r.seed, "samples", "probe"))
         keep = []
         for c in torch.unique(train_y[tr]).tolist():
             idx = tr[train_y[tr] == c]
@@ -434,25 +416,36 @@ def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, te
         tr = torch.cat(keep).sort().values
     mean, std = train_x[tr].mean(0), train_x[tr].std(0).clamp_min(1e-6)
     norm = lambda x: (x - mean) / std  # noqa: E731
-    seed_everything(seed)
+    seed_everything(derive_seed(r.seed, "weights"))
     head = nn.Linear(train_x.shape[1], num_classes)
-    return train_and_test(head, TensorDataset(norm(train_x[tr]), train_y[tr]),
-                          TensorDataset(norm(train_x[va]), train_y[va]), TensorDataset(norm(test_x), test_y),
-                          num_classes, num_epochs=num_epochs, lr=lr, batch_size=batch_size, seed=seed,
-                          weight_decay=weight_decay, device=device)
+    return train_datasets(head, (TensorDataset(norm(train_x[tr]), train_y[tr]),
+                                 TensorDataset(norm(train_x[va]), train_y[va]), TensorDataset(norm(test_x), test_y)),
+                          num_classes, r, name=name, weight_decay=weight_decay, device=select_device(device))
+
+
+def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+          num_classes: int, *, seed: int = 0, device="cpu", **probe_kw) -> tuple[Metrics, float]:
+    """``(test metrics, best val acc)`` of :func:`probe_run` (the lessons' short form); ``probe_kw`` are its
+    options and recipe fields (``val_per_class``, ``n_per_class``, ``weight_decay``, ``num_epochs``, ``lr``, ...)."""
+    r = probe_run((train_x, train_y, test_x, test_y), num_classes, seed=seed, device=device, **probe_kw)
+    assert r.test is not None and r.val_acc is not None
+    return r.test, r.val_acc
 
 
 def probe_table(feature_sets: Mapping[str, tuple], num_classes: int, seeds: Sequence[int], *, key: str = "features",
                 results: SeedResults | None = None, progress: bool = True, **probe_kw) -> SeedResults:
-    """:func:`probe` for every named feature set ``name -> (train_x, train_y, test_x, test_y)`` and seed."""
+    """:func:`probe_run` for every named feature set ``name -> (train_x, train_y, test_x, test_y)`` and seed.
+
+    Every set and seed trains with the same recipe (one budget per training-set size, checked)."""
     from tqdm.auto import tqdm
 
     results = results if results is not None else SeedResults((key,))
     jobs = [(name, s) for name in feature_sets for s in seeds]
     for name, s in tqdm(jobs, desc="linear probes", leave=False, disable=not progress):
-        train_x, train_y, test_x, test_y = feature_sets[name]
-        metrics, val_acc = probe(train_x, train_y, test_x, test_y, num_classes, seed=s, **probe_kw)
-        results.add(metrics, seed=s, val_acc=val_acc, **{key: name})
+        run = probe_run(feature_sets[name], num_classes, seed=s, name=name, **probe_kw)
+        run.model = None
+        results.add_run(run, **{key: name})
+    check_equal_budgets(results.results, where="probe_table")
     return results
 
 
@@ -564,33 +557,32 @@ def output_feature_sets(head: nn.Module, features: CutFeatures, boundary: int,
             "penultimate features (1,280)": (features.train[boundary], ytr, features.test[boundary], yte)}
 
 
-def specialise_top(model: GroupedModel, maps: FeatureMaps, start: int, num_classes: int, *, num_epochs: int = 8,
-                   lr: float = 1e-3, lr_decay: float = 0.3, val_per_class: int = 2, seed: int = 0,
-                   device="cpu") -> tuple[GroupedModel, Metrics, float]:
+def specialise_top(model: GroupedModel, maps: FeatureMaps, start: int, num_classes: int, recipe: Recipe | None = None,
+                   *, val_per_class: int = 2, device="cpu", **recipe_fields) -> RunResult:
     """Fine-tune groups ``start..`` of a copy of ``model`` (with a new head) on activation maps cached at ``start``.
 
     This is fine-tuning the top of a network (everything below ``start`` frozen) at the cost of training a
-    small network: the frozen part ran once. The head learns at ``lr``, each pretrained group below it at
-    ``lr_decay`` times the rate of the group above (discriminative rates); the epoch is chosen on validation.
-    Returns ``(the fine-tuned tail, its test metrics on the source task, best val acc)``.
+    small network: the frozen part ran once. The recipe (default :data:`SPECIALISE_RECIPE`; fields as keywords:
+    ``num_epochs=``, ``lr=``, ``lr_decay=``, ``seed=``) gives the head ``lr`` and each pretrained group below
+    it ``lr_decay`` times the rate of the group above (discriminative rates); the epoch is chosen on validation
+    (``val_per_class`` per class carved from the training maps) and the source task's test maps are read once.
+    Returns the :class:`~tlwidgets.runs.RunResult`; its ``model`` is the fine-tuned tail.
     """
     from .models import replace_head
 
+    r = replace(recipe if recipe is not None else SPECIALISE_RECIPE, **recipe_fields)
     tail = copy.deepcopy(model[start:])
     unfreeze_all(tail)
+    seed_everything(derive_seed(r.seed, "weights"))
     replace_head(tail, num_classes)
     x, y = maps.train
-    tr, va = stratified_split(y, val_per_class, seed=seed)
-    seed_everything(seed)
-    dev = select_device(device)
-    best = BestOnValidation(tail)
-    fit(tail, DataLoader(TensorDataset(x[tr], y[tr]), batch_size=32, shuffle=True),
-        DataLoader(TensorDataset(x[va], y[va]), batch_size=256), num_epochs=num_epochs, lr=lr, lr_decay=lr_decay,
-        observers=[best], device=dev, seed=seed, progress=False)
-    best.restore()
-    metrics = classification_metrics(maps.test[1], predict_labels(tail, TensorDataset(*maps.test), device=dev),
-                                     num_classes)
-    return tail.eval(), metrics, best.best_acc
+    tr, va = stratified_split(y, val_per_class, seed=r.seed)
+    return train_datasets(tail, (TensorDataset(x[tr], y[tr]), TensorDataset(x[va], y[va]), TensorDataset(*maps.test)),
+                          num_classes, r, name=f"fine-tune from group {start}", device=select_device(device))
+
+
+#: fine-tuning the top of ImageNet on dog breeds (lesson 6): 8 epochs, head at 1e-3, each group below x0.3
+SPECIALISE_RECIPE = Recipe("fine_tune", lr=1e-3, num_epochs=8, lr_decay=0.3, head_epochs=0)
 
 
 class FeatureMaps:

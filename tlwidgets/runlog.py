@@ -3,12 +3,18 @@
 A run log is plain JSON, so a run trained at home can be shown on the day
 through the same chart, at any speed, without training::
 
-    {"format": "tlwidgets.dashboard-log", "version": 3, "kind": "mnist",
-     "runs": [{"row": {...}, "config": {...}, "history": History.to_dict()}, ...]}
+    {"format": "tlwidgets.dashboard-log", "version": 4, "kind": "mnist",
+     "runs": [{"row": {...}, "recipe": Recipe.as_dict(), "n_per_class": 20,
+               "history": History.to_dict()}, ...]}
 
-Version 3 (current) rows are ``RunResult.row()``, which names the freeze
-boundary ``n_frozen`` (the course's one word for it); older rows named it
-``frozen_groups`` and are renamed on reading. Since version 2 batch records
+Version 4 (current) stores each run's :class:`~tlwidgets.runs.Recipe` (the
+whole configuration: one epoch budget for every strategy, a fine-tune's head
+stage included) and its rows carry ``steps`` and ``fell_back``. Versions 1-3
+stored a ``config`` dict; it is read into a recipe (``upgrade_entry``) --
+note that a version-3 fine-tune trained ``num_epochs`` head epochs *plus*
+``num_epochs`` unfrozen ones, which its row's ``epochs`` shows. Since
+version 3 rows are ``RunResult.row()``, which names the freeze boundary
+``n_frozen``; older rows named it ``frozen_groups`` and are renamed on reading. Since version 2 batch records
 carry ``batch_loss``/``batch_acc`` (each batch's own values) beside the
 running means; version 1 logs get them on reading, recovered from
 consecutive running means.
@@ -29,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from .infra import atomic_write
+from .runs import Recipe
 from .training import Events, History, StopFlag
 
-__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "upgrade_row", "write_log",
-           "read_log", "replay_events", "replay", "ReplayResult"]
+__all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "upgrade_row", "upgrade_entry",
+           "log_entry", "write_log", "read_log", "replay_events", "replay", "ReplayResult"]
 
 FORMAT = "tlwidgets.dashboard-log"
-VERSION = 3
+VERSION = 4
 #: the key version 1 and 2 rows used for the freeze boundary, renamed ``n_frozen`` on reading
 _OLD_DEPTH_KEY = "frozen_groups"
 METRICS = ["loss", "acc", "val_loss", "val_acc"]
@@ -86,6 +93,32 @@ def upgrade_row(row: Mapping[str, Any]) -> dict:
     return {("n_frozen" if k == _OLD_DEPTH_KEY else k): v for k, v in row.items()}   # same place in the row
 
 
+def upgrade_entry(entry: Mapping[str, Any]) -> dict:
+    """A logged run in the current shape ``{"row", "recipe", "n_per_class", "history"}``.
+
+    Versions 1-3 kept a ``config`` dict (strategy, lr, num_epochs, n_frozen, batch_size, seed, n_per_class):
+    its recipe fields become the recipe (the strategy from the row when the config lacks it).
+    """
+    row = upgrade_row(entry["row"])
+    if "recipe" in entry:
+        recipe, n = dict(entry["recipe"]), entry.get("n_per_class")
+    else:
+        config = dict(entry.get("config") or {})
+        n = config.pop("n_per_class", row.get("n_per_class"))
+        fields = set(Recipe.__dataclass_fields__)
+        config.setdefault("strategy", row.get("strategy", "feature_extraction"))
+        recipe = {k: v for k, v in config.items() if k in fields and v is not None}
+    if isinstance(n, str):
+        n = None            # a row says "all"
+    return {"row": row, "recipe": recipe, "n_per_class": n, "history": upgrade_history(entry["history"])}
+
+
+def log_entry(result: Any, n_per_class: int | None) -> dict:
+    """The log entry of a :class:`~tlwidgets.runs.RunResult`: its row, recipe, data size and history."""
+    return {"row": result.row(), "recipe": result.recipe.as_dict(), "n_per_class": n_per_class,
+            "history": result.history.to_dict()}
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """A JSON log file's content; a missing, unreadable or damaged file is reported with its name."""
     path = Path(path)
@@ -99,7 +132,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def history_dict(source: object) -> tuple[dict, dict]:
-    """``(History.to_dict(), config)`` from a History, its dict, a RunResult (anything with a ``history``
+    """``(History.to_dict(), recipe dict)`` from a History, its dict, a RunResult (anything with a ``history``
     History), a log entry, or the path of a log / History JSON file; batches upgraded to the current version."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -113,9 +146,14 @@ def history_dict(source: object) -> tuple[dict, dict]:
     if isinstance(source, History):
         return upgrade_history(source.to_dict()), {}
     if isinstance(getattr(source, "history", None), History):
-        return upgrade_history(source.history.to_dict()), {"num_epochs": None}  # type: ignore[attr-defined]
+        recipe = getattr(source, "recipe", None)
+        return (upgrade_history(source.history.to_dict()),  # type: ignore[attr-defined]
+                recipe.as_dict() if recipe is not None else {"num_epochs": None})
+    if isinstance(source, dict) and "history" in source and "row" in source:
+        entry = upgrade_entry(source)
+        return entry["history"], entry["recipe"]
     if isinstance(source, dict) and "history" in source:
-        return upgrade_history(source["history"]), dict(source.get("config") or {})
+        return upgrade_history(source["history"]), dict(source.get("recipe") or source.get("config") or {})
     if isinstance(source, dict) and "epochs" in source:
         return upgrade_history(source), {}
     raise TypeError(f"cannot replay {type(source).__name__}: give a History, History.to_dict(), a RunResult, "
@@ -141,13 +179,12 @@ def read_log(path: str | os.PathLike) -> dict:
     """A run log, checked and upgraded to the current version: ``{"format", "version", "kind", "runs"}``."""
     path = Path(path)
     data = _check_log(read_json(path), path)
-    runs = [{"row": upgrade_row(r["row"]), "config": dict(r.get("config") or {}),
-             "history": upgrade_history(r["history"])} for r in data.get("runs", [])]
+    runs = [upgrade_entry(r) for r in data.get("runs", [])]
     return {"format": FORMAT, "version": VERSION, "kind": data.get("kind"), "runs": runs}
 
 
 def write_log(path: str | os.PathLike, runs: Sequence[Mapping], *, kind: str | None = None) -> Path:
-    """Write ``runs`` (``{"row", "config", "history"}`` each) as a current-version log, atomically."""
+    """Write ``runs`` (:func:`log_entry` each) as a current-version log, atomically."""
     path = Path(path)
     data = {"format": FORMAT, "version": VERSION, "kind": kind, "runs": [dict(r) for r in runs]}
     atomic_write(path, json.dumps(data, indent=1))
@@ -155,16 +192,16 @@ def write_log(path: str | os.PathLike, runs: Sequence[Mapping], *, kind: str | N
 
 
 # --------------------------------------------------------------------------- replay
-def replay_events(hist: Mapping, config: Mapping | None = None) -> Iterator[tuple[str, dict]]:
+def replay_events(hist: Mapping, recipe: Mapping | None = None) -> Iterator[tuple[str, dict]]:
     """The events ``fit`` emitted for a logged run, in order, ending with ``on_train_begin``'s
     counterpart ``on_train_end`` (which says the logged run's stop, if any)."""
-    config = config or {}
+    recipe = recipe or {}
     epochs, batches = list(hist.get("epochs", [])), list(hist.get("batches", []))
     by_epoch: dict[int, list[dict]] = {}
     for b in batches:
         by_epoch.setdefault(b["epoch"], []).append(b)
     logged = sorted(set(by_epoch) | {e["epoch"] for e in epochs})
-    num_epochs = max(config.get("num_epochs") or 0, len(epochs), (logged[-1] + 1) if logged else 1)
+    num_epochs = max(recipe.get("num_epochs") or 0, len(epochs), (logged[-1] + 1) if logged else 1)
     ends = {e["epoch"]: e for e in epochs}
     yield "on_train_begin", {"num_epochs": num_epochs, "num_batches": max((b["batch"] + 1 for b in batches), default=1),
                              "start_epoch": 0, "metrics": list(METRICS), "model_name": "replay"}
@@ -200,7 +237,7 @@ def replay(source: object, observers: Sequence[object], *, seconds_per_epoch: fl
     """
     if seconds_per_epoch < 0:
         raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
-    hist, config = history_dict(source)
+    hist, recipe = history_dict(source)
     if not hist.get("epochs") and not hist.get("batches"):
         raise ValueError("the logged run has no finished batch or epoch to replay")
     stop = stop if stop is not None else StopFlag()
@@ -208,7 +245,7 @@ def replay(source: object, observers: Sequence[object], *, seconds_per_epoch: fl
     per_epoch = {e: sum(1 for b in hist["batches"] if b["epoch"] == e) for e in {b["epoch"] for b in hist["batches"]}}
     epochs_done = batches_done = 0
     interrupted = False
-    for event, payload in replay_events(hist, config):
+    for event, payload in replay_events(hist, recipe):
         if event == "on_batch_end":
             sleep(seconds_per_epoch / per_epoch[payload["epoch"]])
             if stop.is_set():

@@ -28,15 +28,16 @@ Core module: imports neither ipywidgets nor matplotlib.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import importlib.util
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -45,15 +46,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .data import DatasetSpec, find_dataset, size_label, verify_checksums
-from .infra import select_device
-from .metrics import Metrics, classification_metrics
+from .infra import derive_seed, select_device
+from .runs import Recipe, RunResult, Stage, choose, fit_and_keep, test_once
 from .splits import stratified_split
-from .training import History, Observer, fit
+from .training import History, Observer
 
 __all__ = [
     "tokenize", "WordVectors", "Coverage", "load_word_vectors", "full_glove_available", "nearest", "analogy",
-    "sentence_vectors", "BagOfWords", "TextSplit", "TextTask", "load_sentences", "text_task", "LinearHead",
-    "fit_linear_head", "encode_ids", "bag_model", "BagRun", "train_bag_model", "TEXT_SPEC", "SOURCES",
+    "sentence_vectors", "BagOfWords", "TextSplit", "TextTask", "load_sentences", "text_task",
+    "fit_linear_head", "encode_ids", "bag_model", "BAG_RECIPE", "train_bag_model", "TEXT_SPEC", "SOURCES",
 ]
 
 VECTORS_FILE = "text/glove.6B.50d.trimmed.npy"
@@ -469,29 +470,6 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-@dataclass
-class LinearHead:
-    """A linear classifier trained on fixed features, with the weight decay validation preferred."""
-
-    head: nn.Linear
-    weight_decay: float
-    val_acc: float
-    val_accs: dict = field(repr=False)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The predicted class index of each row of ``x``."""
-        with torch.no_grad():
-            return self.head(x).argmax(1)
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, num_classes: int = 2) -> Metrics:
-        """Accuracy with its baselines (chance, majority, balanced) on ``(x, y)``: the test split, once."""
-        return classification_metrics(y, self.predict(x), num_classes)
-
-    def __repr__(self) -> str:
-        return (f"LinearHead({self.head.in_features} features -> {self.head.out_features} classes, "
-                f"weight_decay={self.weight_decay:g} chosen on validation (val acc {self.val_acc:.3f}))")
-
-
 def _train_logistic(x, y, num_classes, weight_decay, max_iter, seed):
     torch.manual_seed(seed)
     head = nn.Linear(x.shape[1], num_classes)
@@ -516,44 +494,58 @@ def _train_logistic(x, y, num_classes, weight_decay, max_iter, seed):
 
 
 def fit_linear_head(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
+                    test: tuple[torch.Tensor, torch.Tensor] | None = None,
                     weight_decays: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1), num_classes: int = 2,
-                    max_iter: int = 100, seed: int = 0) -> LinearHead:
+                    max_iter: int = 100, seed: int = 0, name: str = "linear head") -> RunResult:
     """Logistic regression (full batch, L-BFGS) for each weight decay; keep the one best on validation.
 
     The features are fixed, so training is a convex problem that L-BFGS solves in milliseconds; the only
-    setting, the strength of the L2 penalty, is chosen on the validation split: highest accuracy, ties
-    broken by the lower validation loss (on 100 sentences accuracies tie often, and a measured tie between
-    weight decays 0.1 and 0.01 for the bag of words cost 6 test points when broken towards 0.1).
+    setting, the strength of the L2 penalty, is chosen on the validation split by
+    :func:`tlwidgets.runs.choose` (highest accuracy, ties to the lower validation loss; the grid is tried
+    strongest decay first). Returns a :class:`~tlwidgets.runs.RunResult`: ``model`` is the ``nn.Linear``
+    head, ``selection`` lists every weight decay with its validation accuracy and loss, ``test`` is measured
+    once on ``test = (x_test, y_test)`` when given.
 
     Args:
         x_train: training features, one row per sample.
         y_train: training labels (class indices).
         x_val: validation features, used only to choose the weight decay.
         y_val: validation labels.
+        test: the test features and labels, read once for the chosen head (None: not measured here).
         weight_decays: the L2 strengths to try.
         num_classes: outputs of the head.
-        max_iter: L-BFGS iterations per weight decay.
+        max_iter: L-BFGS iterations per weight decay (the run's ``steps``).
         seed: seeds torch before each fit (the weights start at zero, so the result does not depend on it).
+        name: what tables call this run.
     """
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ValueError(f"features and labels differ in length: train {len(x_train)} vs {len(y_train)}, "
                          f"val {len(x_val)} vs {len(y_val)}")
     if not weight_decays:
         raise ValueError("weight_decays must name at least one value")
-    val_accs: dict[float, float] = {}
-    tried: list[tuple[nn.Linear, float, float, float]] = []   # (head, weight decay, val accuracy, val loss)
+    recipe = Recipe("feature_extraction", lr=1.0, num_epochs=1, batch_size=max(1, len(x_train)), seed=seed)
+    tried = []
     for wd in sorted(weight_decays, reverse=True):
+        t0 = time.perf_counter()
         with _one_thread():
-            head = _train_logistic(x_train.float(), y_train.long(), num_classes, float(wd), max_iter, seed)
+            head = _train_logistic(x_train.float(), y_train.long(), num_classes, float(wd), max_iter,
+                                   derive_seed(seed, "weights"))
         with torch.no_grad():
-            logits = head(x_val.float())
+            logits, train_logits = head(x_val.float()), head(x_train.float())
             acc = (logits.argmax(1) == y_val).float().mean().item()
             loss = F.cross_entropy(logits, y_val.long()).item()
-        val_accs[wd] = acc
-        tried.append((head, float(wd), float(acc), float(loss)))
-    # max keeps the first of equals: among exact ties the strongest decay, as the loop order says
-    best_head, best_wd, best_acc, _ = max(tried, key=lambda t: (t[2], -t[3]))
-    return LinearHead(best_head, best_wd, best_acc, val_accs)
+        epoch = {"epoch": 0, "loss": F.cross_entropy(train_logits, y_train.long()).item(),
+                 "acc": (train_logits.argmax(1) == y_train).float().mean().item(), "val_loss": loss,
+                 "val_acc": acc, "seconds": time.perf_counter() - t0, "weight_decay": float(wd)}
+        tried.append(RunResult(recipe, "", None, len(x_train), History([epoch]), val_acc=acc, best_epoch=1,
+                               steps=max_iter, seconds=epoch["seconds"], model=head.eval(), name=name,
+                               trainable_params=sum(p.numel() for p in head.parameters()), arch="nn.Linear"))
+    best = choose(tried)
+    best.selection = [{"weight_decay": r.history.epochs[0]["weight_decay"], "val_acc": round(r.val_acc or 0.0, 4),
+                       "val_loss": round(r.history.epochs[0]["val_loss"], 4)} for r in tried]
+    if test is not None:
+        test_once(best, best.model, DataLoader(TensorDataset(test[0].float(), test[1]), batch_size=512), num_classes)
+    return best
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -631,72 +623,46 @@ def bag_model(wv: WordVectors, *, init: str = "pretrained", freeze: bool = True,
     return model
 
 
-class _KeepBest(Observer):
-    """Remembers the weights of the epoch with the best validation accuracy (ties: the earlier epoch)."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.best, self.epoch, self.state = model, -1.0, -1, None
-
-    def on_epoch_end(self, logs):
-        if logs.get("val_acc") is not None and logs["val_acc"] > self.best:
-            self.best, self.epoch = logs["val_acc"], logs["epoch"]
-            self.state = copy.deepcopy(self.model.state_dict())
+#: how lesson 7's bag models train: Adam at 1e-2, 30 epochs, 32 sentences a batch (the strategy follows the model)
+BAG_RECIPE = Recipe("fine_tune", lr=1e-2, num_epochs=30, batch_size=32, head_epochs=0, lr_decay=1.0)
+_BAG_STRATEGY = {"frozen": "feature_extraction", "finetuned": "fine_tune", "random": "scratch"}
 
 
-@dataclass
-class BagRun:
-    """A trained bag model, restored to its best validation epoch, and its test metrics."""
-
-    model: BagModel
-    history: History = field(repr=False)
-    best_epoch: int
-    val_acc: float
-    test: Metrics
-
-    @property
-    def test_acc(self) -> float:
-        return self.test.accuracy
-
-    def __repr__(self) -> str:
-        return (f"BagRun({self.model.init}: best epoch {self.best_epoch + 1}/{len(self.history)} on validation "
-                f"(val acc {self.val_acc:.3f}), test {self.test})")
-
-
-def train_bag_model(model: BagModel, wv: WordVectors, task: TextTask, *, num_epochs: int = 30, lr: float = 1e-2,
-                    batch_size: int = 32, weight_decay: float = 0.0,
-                    seed: int = 0, device: str | torch.device = "cpu", observers: Sequence[Observer] = (),
-                    progress: bool = False) -> BagRun:
-    """Train ``model`` on ``task.train`` with :func:`tlwidgets.fit`, keep the epoch best on ``task.val``,
-    then evaluate on ``task.test`` once.
+def train_bag_model(model: BagModel, wv: WordVectors, task: TextTask, recipe: Recipe | None = None, *,
+                    weight_decay: float = 0.0, device: str | torch.device = "cpu",
+                    observers: Sequence[Observer] = (), progress: bool = False, **recipe_fields) -> RunResult:
+    """Train ``model`` on ``task.train``, keep the epoch best on ``task.val``, then evaluate on ``task.test`` once.
 
     Whether the word vectors train is the model's business (``bag_model(freeze=...)``): ``fit`` only
-    updates parameters with ``requires_grad``.
+    updates parameters with ``requires_grad``; the result's strategy says which it was (frozen vectors:
+    feature extraction, fine-tuned: fine_tune, random: scratch). The recipe (default :data:`BAG_RECIPE`;
+    its fields as keywords: ``num_epochs=``, ``lr=``, ``batch_size=``, ``seed=``) is the same for every
+    kind of model, so they take the same optimiser steps. ``best_epoch`` counts from 1
+    (:class:`tlwidgets.runs.KeepBest`).
 
     Args:
         model: a :func:`bag_model`.
         wv: the word vectors whose vocabulary the model's embedding rows follow (for :func:`encode_ids`).
         task: the :func:`text_task` to train (train), select the epoch (val) and report (test) on.
-        num_epochs: epochs to train; the best one on validation is kept.
-        lr: Adam's learning rate.
-        batch_size: sentences per batch.
+        recipe: the training recipe (epochs, lr, batch size, seed).
         weight_decay: L2 penalty passed to the optimiser.
-        seed: seeds data order (via :func:`~tlwidgets.training.fit`).
         device: where to train and test.
         observers: more training observers (a live chart).
         progress: show a progress bar.
     """
-    loaders = [DataLoader(TensorDataset(encode_ids(wv, s.tokens), s.labels), batch_size=batch_size, shuffle=sh)
-               for s, sh in ((task.train, True), (task.val, False))]
-    keep = _KeepBest(model)
+    r = replace(recipe if recipe is not None else BAG_RECIPE, strategy=_BAG_STRATEGY[model.init], **recipe_fields)
+    loaders = [DataLoader(TensorDataset(encode_ids(wv, s.tokens), s.labels), batch_size=bs, shuffle=sh)
+               for s, sh, bs in ((task.train, True, r.batch_size), (task.val, False, 512),
+                                 (task.test, False, 512))]
     device = select_device(device)
+    t0 = time.perf_counter()
     with _one_thread() if device.type == "cpu" else contextlib.nullcontext():
-        history = fit(model, loaders[0], loaders[1], num_epochs=num_epochs, lr=lr, weight_decay=weight_decay,
-                      observers=[keep, *observers], device=device, seed=seed, progress=progress)
-    if keep.state is not None:
-        model.load_state_dict(keep.state)
-    model.eval()
-    test_ids = encode_ids(wv, task.test.tokens).to(device)
-    with torch.no_grad():
-        pred = model(test_ids).argmax(1).cpu()
-    return BagRun(model, history, keep.epoch, keep.best, classification_metrics(task.test.labels, pred,
-                                                                                  task.num_classes))
+        kept = fit_and_keep(Stage(model, loaders[0], loaders[1], r.epochs(len(task.train)), cast(tuple, r.lr)[0],
+                                  1.0, weight_decay), seed=r.seed, device=device, observers=observers,
+                            progress=progress)
+    result = RunResult(replace(r, lr=cast(tuple, r.lr)[0]), task.name, task.n_per_class, len(task.train),
+                       kept.history, val_acc=kept.val_acc, best_epoch=kept.best_epoch, steps=kept.steps,
+                       seconds=time.perf_counter() - t0, model=model, name=f"bag model, {model.init}",
+                       trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                       arch="EmbeddingBag")
+    return test_once(result, model.eval(), loaders[2], task.num_classes, device=device)

@@ -13,8 +13,9 @@ from torch import nn
 
 from tlwidgets import checks, data
 from tlwidgets.experiments import LearningCurve
+from tlwidgets.metrics import Metrics
+from tlwidgets.runs import Recipe, RunResult
 from tlwidgets.training import History
-from tlwidgets.transfer import RunResult
 
 BUNDLED = data.REPO_DATASETS
 
@@ -56,8 +57,10 @@ def make_curve(name, accs, sizes, histories=None, num_classes=5):
             for seed, acc in enumerate(per_size[n]):
                 val, sec, setup = (histories or {}).get((strategy, seed), ([acc], 0.1, 0.0)) \
                     if n == sizes[-1] else ([acc], 0.1, 0.0)
-                records.append(RunResult(strategy, name, n, 0, 0, make_history(val, sec), acc, sec * len(val),
-                                         seed=seed, num_train=num_classes * (n or 50), setup_seconds=setup))
+                test = Metrics(acc, acc, 1 / num_classes, 1 / num_classes, 100, num_classes, num_classes)
+                records.append(RunResult(Recipe(strategy, seed=seed), name, n, num_classes * (n or 50),
+                                         make_history(val, sec), test=test, seconds=sec * len(val),
+                                         setup_seconds=setup))
     return LearningCurve(name, records, sizes, num_classes)
 
 

@@ -58,10 +58,13 @@ def test_exercise4_rejects_wrong_answers_each_with_its_own_hint(wrong, hint, hea
 
 
 def _fake_run(task):
+    from tlwidgets.metrics import Metrics
+    from tlwidgets.runs import Recipe, RunResult
     from tlwidgets.training import History
-    from tlwidgets.transfer import RunResult
     model = types.SimpleNamespace(classes=task.classes)
-    return RunResult("feature_extraction", task.name, None, 1, 10, History(), 0.9, 1.0, True, model)
+    test = Metrics(0.9, 0.9, 0.5, 0.5, 10, 2, 2)
+    return RunResult(Recipe("feature_extraction"), task.name, None, 10, History(), test=test, seconds=1.0,
+                     model=model, used_cache=True)
 
 
 def test_exercise1_asks_for_the_number_of_classes_the_exercise_names(capsys):

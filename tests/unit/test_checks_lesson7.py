@@ -129,15 +129,17 @@ def imdb_to_amazon(wv):
 
 def test_exercise3_accepts_metrics_or_counting_correct_predictions(wv, imdb_to_amazon, capsys):
     task, head, x = imdb_to_amazon
-    ok(capsys, checks.lesson7.exercise3(head.evaluate(x[2], task.test.labels).accuracy, head, task, wv), "amazon")
-    by_hand = (head.head(x[2]).argmax(1) == task.test.labels).float().mean()  # a 0-d tensor
+    tested = tl.fit_linear_head(x[0], task.train.labels, x[1], task.val.labels, weight_decays=[1e-2],
+                                test=(x[2], task.test.labels))
+    ok(capsys, checks.lesson7.exercise3(tested.test_acc, tested, task, wv), "amazon")
+    by_hand = (head.model(x[2]).argmax(1) == task.test.labels).float().mean()  # a 0-d tensor
     ok(capsys, checks.lesson7.exercise3(by_hand, head, task, wv))
 
 
 def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(wv, imdb_to_amazon, capsys):
     task, head, x = imdb_to_amazon
-    acc = head.evaluate(x[2], task.test.labels).accuracy
-    val = head.evaluate(x[1], task.val.labels).accuracy
+    acc = (head.model(x[2]).argmax(1) == task.test.labels).float().mean().item()
+    val = (head.model(x[1]).argmax(1) == task.val.labels).float().mean().item()
     wrong_way = tl.text_task(sources="amazon", test_sources="imdb", seed=0)
     bow = tl.BagOfWords(task.train.tokens)
     bow_head = tl.fit_linear_head(bow.encode(task.train.tokens), task.train.labels, bow.encode(task.val.tokens),
@@ -151,5 +153,5 @@ def test_exercise3_rejects_placeholder_and_typical_mistakes_each_with_its_hint(w
     assert len(hints) == 6
     with pytest.raises(ValueError, match="TextTask"):
         checks.lesson7.exercise3(acc, head, "imdb", wv)
-    with pytest.raises(ValueError, match="LinearHead"):
+    with pytest.raises(ValueError, match="RunResult of tl.fit_linear_head"):
         checks.lesson7.exercise3(acc, nn.Linear(50, 2), task, wv)

@@ -11,6 +11,7 @@ from torch.utils.data import Subset, TensorDataset
 
 import tlwidgets as tl
 from tlwidgets import experiments as ex
+from tlwidgets import runs
 from tlwidgets.data import ImageTensorDataset, Task
 from tlwidgets.training import History
 from tlwidgets.transfer import digit_cut_model
@@ -98,15 +99,19 @@ def test_learning_curve_runs_every_cell_and_reuses_one_forward_pass(digit_pool, 
     curve = ex.learning_curve(digit_pool, [3, None], seeds=(0, 1), num_epochs=2, n_frozen=1, on_run=seen.append)
     assert calls == [1]  # fine_tune (boundary 1), its head-first stage and feature extraction (2) share one pass
     assert len(curve.records) == len(seen) == 3 * 2 * 2
-    assert curve.strategies == list(tl.STRATEGIES)
+    assert curve.strategies == list(ex.TRAINED)
     for r in curve.records:
         assert isinstance(r, tl.RunResult) and r.model is None   # the curve keeps numbers, not models
         assert r.used_cache == (r.strategy != "scratch") and r.task_name == digit_pool.name
         assert 0.0 <= r.test_acc <= 1.0
         assert r.num_train == (15 if r.n_per_class == 3 else 60)
         assert r.n_frozen == {"scratch": 0, "feature_extraction": 2, "fine_tune": 1}[r.strategy]
-        # the epoch kept is the best on validation (fine-tuning may keep its head-only start, epoch 0)
-        assert len(r.history) == 2 and r.val_acc >= max(r.history["val_acc"])
+        # one budget for every arm: 2 epochs (a fine-tune's head epoch counts); the epoch kept is the best on
+        # validation, for fine-tuning the best unfrozen one (no silent fall-back)
+        assert len(r.history) == 2 and r.steps == len(r.history.batches)
+        stage = [e["val_acc"] for e in r.history.epochs if e.get("stage", "unfrozen") == "unfrozen"]
+        assert r.val_acc == max(stage) and not r.fell_back
+        assert r.best_unfrozen_epoch == (r.best_epoch if r.strategy == "fine_tune" else None)
         assert r.test.accuracy == r.test_acc and r.test.n == 100 and r.test.chance == 0.2
     table = curve.table()
     assert [row["n_per_class"] for row in table] == [3, "all"]
@@ -131,12 +136,13 @@ def test_learning_curve_matches_a_hand_made_run(digit_pool):
     feats = tl.cached_features(model, sub, 2, progress=False)
     ref = curve.records[0]
     assert ref.num_train == len(feats.train) == 20
-    tl.seed_everything(5)  # the new head's initial weights follow the seed
+    tl.seed_everything(tl.derive_seed(5, "weights"))  # the new head's initial weights follow the seed
     model = tl.replace_head(model, 5, digit_pool.classes)
     tl.freeze(model, 2)
     tail = model[2:]
     train_loader, val_loader, test_loader = feats.loaders(32)
-    hist = tl.fit(tail, train_loader, val_loader, num_epochs=3, lr=3e-3, seed=5, progress=False)
+    hist = tl.fit(tail, train_loader, val_loader, num_epochs=3, lr=3e-3, seed=tl.derive_seed(5, "order", "main"),
+                  progress=False)
     assert hist["val_acc"] == pytest.approx(ref.history["val_acc"])
     assert ref.val_acc == pytest.approx(max(hist["val_acc"]))
     assert ref.trainable_params == sum(p.numel() for p in tail.parameters() if p.requires_grad)
@@ -155,11 +161,22 @@ def test_track_false_evaluates_once_and_min_steps_adds_epochs(digit_pool):
     assert {row["epochs_to_target"] for row in rows} == {None}
 
 
-def test_per_strategy_settings_and_time_table(digit_pool):
-    curve = ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"], num_epochs={"fine_tune": 1,
-                              "feature_extraction": 3}, lr={"feature_extraction": 1e-2}, n_frozen=1)
-    assert len(curve.runs("feature_extraction", None)[0].history) == 3
-    assert len(curve.runs("fine_tune", None)[0].history) == 1
+def test_per_strategy_budgets_are_refused_and_time_table(digit_pool):
+    with pytest.raises(ValueError, match=r"num_epochs=\{'fine_tune': 1, 'feature_extraction': 3\} gives the arms "
+                                         "different settings"):
+        ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"],
+                          num_epochs={"fine_tune": 1, "feature_extraction": 3})
+    with pytest.raises(ValueError, match=r"lr=\{'feature_extraction': 0.01\} names \['feature_extraction'\], the "
+                                         r"arms are \['feature_extraction', 'fine_tune'\]"):
+        ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"], lr={"feature_extraction": 1e-2})
+    with pytest.raises(ValueError, match="lr=.*gives the arms different settings"):
+        ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"],
+                          lr={"feature_extraction": 1e-2, "fine_tune": [1e-3, 1e-2]})
+    curve = ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"], num_epochs={"fine_tune": 3,
+                              "feature_extraction": 3}, n_frozen=1)
+    fe, ft = curve.runs("feature_extraction", None)[0], curve.runs("fine_tune", None)[0]
+    assert len(fe.history) == len(ft.history) == 3 and fe.steps == ft.steps == 3 * 2   # 60 images, 2 batches
+    assert [e["stage"] for e in ft.history.epochs] == ["head", "unfrozen", "unfrozen"]
     rows = curve.time_table(0.05, None)
     assert [r["strategy"] for r in rows] == ["feature_extraction", "fine_tune"]
     for r in rows:
@@ -179,7 +196,7 @@ def test_learning_curve_rejects_bad_grids(digit_pool):
 
 
 def test_a_curve_refuses_results_without_their_number_of_training_images():
-    run = tl.RunResult("scratch", "t", 5, 0, 10, History(), 0.5, 1.0)   # num_train unknown
+    run = tl.RunResult(tl.Recipe("scratch"), "t", 5, None, History())   # num_train unknown
     with pytest.raises(ValueError, match=r"num_train.*records \[0\] have num_train=None"):
         ex.LearningCurve("t", [run], [5], num_classes=2)
     run.num_train = 10
@@ -216,32 +233,32 @@ def test_scratch_task_must_be_the_same_pool(digit_pool):
 def test_learning_rate_is_chosen_on_validation_and_only_the_winner_is_tested(digit_pool, monkeypatch):
     """Candidate rates per strategy: each cell trains every rate, keeps the best on val, reads test once."""
     tested, pairs = [], []
-    real = ex.metrics_on
+    real = runs.metrics_on
     val_loader = torch.utils.data.DataLoader(digit_pool.val, batch_size=256)
 
     def recording(model, loader, num_classes, **kw):   # a recording fake around the one test read
         tested.append({"n": len(loader.dataset), "model": model})
         return real(model, loader, num_classes, **kw)
 
-    monkeypatch.setattr(ex, "metrics_on", recording)
-    rates = {"scratch": [1e-4, 3e-3], "fine_tune": [1e-4, 1e-2]}
+    monkeypatch.setattr(runs, "metrics_on", recording)
+    rates = [1e-4, 1e-2]     # the same candidates for every arm
     curve = ex.learning_curve(digit_pool, [3, None], ["scratch", "fine_tune"], seeds=(0, 1), n_frozen=1,
                               num_epochs=2, head_epochs=1, track=[None], lr=rates,
                               on_run=lambda r: pairs.append((r, tested[-1])))
     assert len(tested) == len(curve.records) == len(pairs) == 2 * 2 * 2    # one test read per reported point
     assert {t["n"] for t in tested} == {len(digit_pool.test)}
     for r, test_read in pairs:
-        assert [c["lr"] for c in r.selection] == rates[r.strategy]
+        assert [c["lr"] for c in r.selection] == rates
         best = max(r.selection, key=lambda c: c["val_acc"])
         assert r.lr == best["lr"] and r.val_acc == pytest.approx(best["val_acc"], abs=1e-4)
         assert r.row()["lr"] == r.lr
         if r.n_per_class == 3:      # untracked size: read on validation once, after the last epoch
             assert r.history["val_acc"] == [None] * len(r.history)
         else:
-            assert r.val_acc >= max(r.history["val_acc"])
+            assert r.val_acc >= max(r.history["val_acc"][-1:])
         if r.strategy == "scratch":  # the model tested is the one chosen: its val accuracy is the winner's
             assert real(test_read["model"], val_loader, 5).accuracy == pytest.approx(r.val_acc)
-    assert {r.lr for r in curve.records} <= {1e-4, 3e-3, 1e-2}
+    assert {r.lr for r in curve.records} <= {1e-4, 1e-2}
     # one rate: nothing to choose, no selection; several rates need a validation split
     single = ex.learning_curve(digit_pool, [3], ["feature_extraction"], num_epochs=1, lr=[2e-3])
     assert single.records[0].selection == [] and single.records[0].lr == 2e-3
@@ -249,4 +266,4 @@ def test_learning_rate_is_chosen_on_validation_and_only_the_winner_is_tested(dig
     with pytest.raises(ValueError, match="validation"):
         ex.learning_curve(no_val, [3], ["scratch"], lr=[1e-3, 1e-2])
     with pytest.raises(ValueError, match="empty"):
-        ex.learning_curve(digit_pool, [3], ["scratch"], lr={"scratch": []})
+        ex.learning_curve(digit_pool, [3], ["scratch"], lr=[])

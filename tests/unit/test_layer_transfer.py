@@ -13,7 +13,6 @@ from torch.utils.data import TensorDataset
 from tlwidgets.data import Task
 from tlwidgets.layer_transfer import (
     VARIANTS,
-    BestOnValidation,
     SeedResults,
     as_digits,
     as_photos,
@@ -94,18 +93,6 @@ def test_train_val_carves_a_stratified_validation_split_or_uses_the_tasks(tiny_d
     assert train_val(task, 4, seed=0, use_task_val=False)[1].indices == val.indices
 
 
-def test_best_on_validation_restores_the_best_epoch_not_the_last():
-    model = nn.Linear(2, 2)
-    best = BestOnValidation(model)
-    for epoch, acc in enumerate([0.5, 0.9, 0.7]):
-        with torch.no_grad():
-            model.weight.fill_(epoch)
-        best.on_epoch_end({"epoch": epoch, "val_acc": acc})
-    best.restore()
-    assert best.best_epoch == 1 and torch.all(model.weight == 1)
-    assert "epoch 1" in repr(best)
-
-
 def test_train_and_test_learns_a_learnable_task_and_reports_test_metrics(tiny_model, tiny_data):
     model = tiny_model()
     x, y = tiny_data(105, 3, seed=1).tensors      # one set of class prototypes, three disjoint parts
@@ -143,6 +130,8 @@ def test_yosinski_sweep_trains_every_variant_at_every_depth(tiny_model, tiny_dat
     assert set(res.settings()) == {("base B", 0)} | {(v, n) for v in VARIANTS[1:] for n in (1, 3)}
     assert len(res) == 2 * (1 + 4 * 2)
     assert all(0 <= r["accuracy"] <= 1 and r["val_acc"] is not None for r in res.rows)
+    # one budget for every variant (the frozen ones train fewer parameters, not fewer steps)
+    assert len({r.steps for r in res.results}) == 1 and len(res.results) == len(res)
     # the sweep is a pure function of its seeds
     again = yosinski_sweep(task_a, task_b, depths=(1, 3), seeds=(0, 1), make_net=lambda k: tiny_model(k),
                            num_epochs=3, val_per_class=4, progress=False, lr=1e-2)
@@ -268,7 +257,9 @@ def test_specialise_top_trains_a_copy_of_the_top_and_tail_features_run_it(tiny_m
     with torch.no_grad():
         maps = FeatureMaps((model[:2](x[:60]), y[:60]), (model[:2](x[60:]), y[60:]), 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    tail, metrics, val_acc = specialise_top(model, maps, 2, 3, num_epochs=5, val_per_class=4, lr=1e-2)
+    run = specialise_top(model, maps, 2, 3, num_epochs=5, val_per_class=4, lr=1e-2)
+    tail, metrics, val_acc = run.model, run.test, run.val_acc
+    assert run.steps == len(run.history.batches) and 1 <= run.best_epoch <= 5
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())   # the source is untouched
     assert tail.group_names == ["features", "head"] and metrics.n == 30 and 0 <= val_acc <= 1
     assert not torch.equal(tail.groups["features"][2].weight, model.groups["features"][2].weight)

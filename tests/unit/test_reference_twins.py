@@ -431,7 +431,7 @@ def test_fit_linear_head_agrees_with_scikit_learn_logistic_regression(k):
     y = torch.arange(n) % k
     x = centres[y] + torch.randn(n, d, generator=gen)
     head = text.fit_linear_head(x, y, x[:k], y[:k], weight_decays=[wd], num_classes=k)
-    ours = head.head(x).softmax(1).detach().numpy()
+    ours = head.model(x).softmax(1).detach().numpy()
     c = (2.0 if k == 2 else 1.0) / (wd * n)
     sk = LogisticRegression(C=c, tol=1e-10, max_iter=5000).fit(x.numpy(), y.numpy())
     np.testing.assert_allclose(ours, sk.predict_proba(x.numpy()), atol=2e-3)

@@ -138,7 +138,7 @@ def _interrupt_fault(kind):
     model = tl.load_digit_model()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        history = tl.fit(model, _loader(16), num_epochs=3, stop=stop, observers=[Interrupt()], progress=False,
+        history = tl.fit(model, _loader(16), num_epochs=3, observers=[Interrupt(), stop], progress=False,
                          device="cpu")
     # not an exception: a consistent early return, reported as one
     raise _Stopped(f"returned: stopped={history.stopped}, reason={history.stop_reason!r}, "
@@ -208,7 +208,7 @@ FAULTS = [
     ("unknown backbone", lambda t, e, m: tl.build_backbone("resnet50"),
      ValueError, r"unknown backbone 'resnet50'; choose one of \('efficientnet_lite0', 'resnet18', 'mobilenet_v3_small'\)"),
     ("unknown strategy", lambda t, e, m: tl.run_strategy("transfer", _digits()),
-     ValueError, r"unknown strategy 'transfer'; choose one of \('scratch', 'feature_extraction', 'fine_tune'\)"),
+     ValueError, r"unknown strategy 'transfer'; choose one of \('scratch', 'feature_extraction', 'fine_tune', 'choose'\)"),
     ("fine_tune with only the head trainable", lambda t, e, m: tl.run_strategy("fine_tune", _digits(), n_frozen=2),
      ValueError, r"fine_tune with n_frozen=2 would train only the head"),
     ("learning rate 0", lambda t, e, m: tl.fit(tl.load_digit_model(), _loader(), lr=0, progress=False),

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tlwidgets as tl
-from tlwidgets import data, features, images, infra, lesson_utils, models, results
+from tlwidgets import data, features, images, infra, lesson_utils, models, results, training
 from tlwidgets.infra import ChecksumError, StorageError
 from tlwidgets.validate import check_choice, check_float, check_int, check_path
 
@@ -535,8 +535,9 @@ def test_c05_unstorable_metadata_is_refused_before_writing(tmp_path):
 def test_c05_training_checkpoint_resumes_through_the_safe_loader(tmp_path, tiny_data):
     ckpt = tmp_path / "run.pt"
     loader = DataLoader(tiny_data(24), batch_size=8)
-    tl.fit(_grey_model(), loader, num_epochs=1, progress=False, device="cpu", checkpoint_path=ckpt)
-    h = tl.fit(_grey_model(), loader, num_epochs=2, progress=False, device="cpu", checkpoint_path=ckpt, resume=True)
+    tl.fit(_grey_model(), loader, num_epochs=1, progress=False, device="cpu", checkpoint=ckpt)
+    h = tl.fit(_grey_model(), loader, num_epochs=2, progress=False, device="cpu",
+               checkpoint=training.Checkpoint(ckpt, resume=True))
     assert len(h) == 2
 
 
@@ -735,7 +736,7 @@ ARGUMENT_CASES = [
                                                                                               torch.zeros(2)), 1.5),
      TypeError, r"n_frozen must be an integer, got 1\.5"),
     ("weight decay negative", lambda: tl.fit(_grey_model(), _loader(torch.zeros(4, 1, 8, 8), torch.zeros(4).long()),
-                                             weight_decay=-1, progress=False), ValueError,
+                                             optimizer=training.Optimiser("adam", -1), progress=False), ValueError,
      r"weight_decay must be a number >= 0, got -1"),
     ("optimizer not a string", lambda: tl.fit(_grey_model(), _loader(torch.zeros(4, 1, 8, 8), torch.zeros(4).long()),
                                               optimizer=3, progress=False), ValueError, r"unknown optimizer 3"),
@@ -1001,7 +1002,7 @@ def test_c10_resume_from_a_damaged_training_checkpoint(tmp_path, tiny_data):
     ckpt = tmp_path / "run.pt"
     ckpt.write_bytes(b"PK\x03\x04 half a zip")
     with pytest.raises(ChecksumError, match=rf"{ckpt}: cannot be read as a weights-only checkpoint"):
-        tl.fit(_grey_model(), DataLoader(tiny_data(8), batch_size=4), checkpoint_path=ckpt, resume=True,
+        tl.fit(_grey_model(), DataLoader(tiny_data(8), batch_size=4), checkpoint=training.Checkpoint(ckpt, resume=True),
                progress=False)
 
 

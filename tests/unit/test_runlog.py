@@ -7,6 +7,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from tlwidgets import runlog
+from tlwidgets.runs import Recipe
 from tlwidgets.training import EVENTS, History, Observer, StopFlag, fit
 
 
@@ -32,15 +33,15 @@ def logged():
 
 
 def _runs(history):
-    return [{"row": {"strategy": "scratch", "test_acc": 0.5}, "config": {"num_epochs": 2},
-             "history": history.to_dict()}]
+    return [{"row": {"strategy": "scratch", "test_acc": 0.5}, "recipe": Recipe("scratch", num_epochs=2).as_dict(),
+             "n_per_class": 5, "history": history.to_dict()}]
 
 
 def test_write_then_read_is_the_same_runs_at_the_current_version(logged, tmp_path):
     history, _ = logged
     path = runlog.write_log(tmp_path / "sub" / "log.json", _runs(history), kind="mnist")
     raw = json.loads(path.read_text())
-    assert raw["format"] == runlog.FORMAT and raw["version"] == runlog.VERSION == 3 and raw["kind"] == "mnist"
+    assert raw["format"] == runlog.FORMAT and raw["version"] == runlog.VERSION == 4 and raw["kind"] == "mnist"
     back = runlog.read_log(path)
     assert back["runs"] == _runs(history)
     assert not list(tmp_path.glob("sub/.log.json.tmp-*"))
@@ -72,7 +73,7 @@ def test_an_old_logs_rows_say_n_frozen_after_reading(logged, tmp_path, version):
 
 @pytest.mark.parametrize("content, words", [
     ({"epochs": []}, "not a dashboard log"),
-    ({"format": runlog.FORMAT, "version": 4, "runs": []}, "version 4; this tlwidgets reads versions 1 to 3"),
+    ({"format": runlog.FORMAT, "version": 5, "runs": []}, "version 5; this tlwidgets reads versions 1 to 4"),
     ({"format": runlog.FORMAT, "version": 2, "runs": [{"row": {}}]}, "lacks 'row' or 'history'"),
 ])
 def test_reading_refuses_what_it_cannot_read(tmp_path, content, words):
@@ -132,11 +133,29 @@ def test_the_events_log_and_chart_state_are_core_modules():
     assert out.strip() == "[]"
 
 
-def test_the_shipped_demo_log_is_current_and_says_n_frozen():
+def test_the_shipped_demo_log_loads_with_a_recipe_per_run():
+    """The shipped log is version 3 (a config dict per run): it reads as recipes, rows unchanged."""
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "apps" / "logs" / "dogs_to_cats.json"
     raw = json.loads(path.read_text())
-    assert raw["version"] == runlog.VERSION
-    assert [r["row"] for r in runlog.read_log(path)["runs"]] == [r["row"] for r in raw["runs"]]   # nothing to rename
+    runs = runlog.read_log(path)["runs"]
+    assert [r["row"] for r in runs] == [r["row"] for r in raw["runs"]]   # nothing to rename
     assert [r["row"]["n_frozen"] for r in raw["runs"]] == [9, 0, 8]
+    recipes = [Recipe.from_dict(r["recipe"]) for r in runs]
+    assert [r.strategy for r in recipes] == [r["config"]["strategy"] for r in raw["runs"]]
+    assert [r.num_epochs for r in recipes] == [r["config"]["num_epochs"] for r in raw["runs"]]
+    assert [r["n_per_class"] for r in runs] == [r["config"]["n_per_class"] for r in raw["runs"]]
+
+
+def test_a_version_3_config_becomes_a_recipe(logged, tmp_path):
+    history, _ = logged
+    entry = {"row": {"strategy": "fine_tune", "n_frozen": 1, "test_acc": 0.5}, "history": history.to_dict(),
+             "config": {"strategy": "fine_tune", "n_per_class": 20, "lr": 1e-3, "num_epochs": 4, "n_frozen": 1,
+                        "batch_size": 16, "seed": 3}}
+    up = runlog.upgrade_entry(entry)
+    assert Recipe.from_dict(up["recipe"]) == Recipe("fine_tune", lr=1e-3, num_epochs=4, n_frozen=1, batch_size=16,
+                                                    seed=3)
+    assert up["n_per_class"] == 20 and set(up) == {"row", "recipe", "n_per_class", "history"}
+    hist, recipe = runlog.history_dict(entry)
+    assert recipe["num_epochs"] == 4 and hist["epochs"] == history.to_dict()["epochs"]

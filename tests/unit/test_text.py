@@ -203,16 +203,18 @@ def test_fit_linear_head_keeps_the_weight_decay_best_on_validation():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 5, generator=g)
     y = (x[:, 0] > 0).long()
-    head = tl.fit_linear_head(x[:100], y[:100], x[100:], y[100:], weight_decays=[1e-3, 1e2])
-    assert head.val_acc == max(head.val_accs.values()) and head.weight_decay == 1e-3
-    assert head.val_accs[1e2] < head.val_acc
-    m = head.evaluate(x[100:], y[100:])
-    assert m.accuracy == pytest.approx(head.val_acc) and m.chance == 0.5
+    head = tl.fit_linear_head(x[:100], y[:100], x[100:], y[100:], weight_decays=[1e-3, 1e2], test=(x[100:], y[100:]))
+    val_accs = {c["weight_decay"]: c["val_acc"] for c in head.selection}
+    assert isinstance(head, tl.RunResult) and head.best_epoch == 1 and head.val_acc == pytest.approx(max(val_accs.values()), abs=1e-4)
+    assert head.history.epochs[0]["weight_decay"] == 1e-3 and val_accs[1e2] < head.val_acc
+    assert head.test.accuracy == pytest.approx(head.val_acc) and head.test.chance == 0.5   # test = val here
     sparse_x = torch.zeros(40, 600)
     sparse_x[torch.arange(40), torch.arange(40) % 2] = 1.0  # 0.2 % non-zero: the sparse path
     ys = torch.arange(40) % 2
     tied = tl.fit_linear_head(sparse_x, ys, sparse_x, ys, weight_decays=[1e-1, 1e-3])
-    assert tied.val_accs == {1e-1: 1.0, 1e-3: 1.0} and tied.weight_decay == 1e-3  # tie -> lower validation loss
+    assert [c["val_acc"] for c in tied.selection] == [1.0, 1.0]
+    assert tied.history.epochs[0]["weight_decay"] == 1e-3   # tie -> lower validation loss (runs.choose)
+    assert tied.test is None          # no test given: not measured
     with pytest.raises(ValueError, match="differ in length"):
         tl.fit_linear_head(x[:10], y[:9], x, y)
 
@@ -243,14 +245,15 @@ def test_train_bag_model_restores_the_best_validation_epoch_and_moves_only_train
     run = tl.train_bag_model(tl.bag_model(vocab, freeze=False, seed=1), vocab, task, num_epochs=4, batch_size=4,
                              seed=1)
     assert len(run.history) == 4 and run.val_acc == max(run.history["val_acc"])
-    assert run.history["val_acc"][run.best_epoch] == run.val_acc
+    assert run.history["val_acc"][run.best_epoch - 1] == run.val_acc    # epochs counted from 1 (runs.KeepBest)
+    assert run.strategy == "fine_tune" and run.steps == 4 * 3            # 10 sentences, batches of 4
     with torch.no_grad():
         val_pred = run.model(tl.encode_ids(vocab, task.val.tokens)).argmax(1)
     assert (val_pred == task.val.labels).float().mean().item() == pytest.approx(run.val_acc)
     moved = (run.model.embedding.weight[1:].detach() - vocab.vectors).norm(dim=1) > 0
     train_words = {tok for toks in task.train.tokens for tok in toks if tok in vocab}
     assert {vocab.words[i] for i in torch.nonzero(moved).flatten().tolist()} <= train_words
-    assert run.test.n == len(task.test) and "best epoch" in repr(run)
+    assert run.test.n == len(task.test) and f"(epoch {run.best_epoch})" in repr(run)
 
 
 # ----------------------------------------------------------------------------------------- widget ---

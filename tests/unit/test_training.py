@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlwidgets import infra, training
 from tlwidgets.freezing import freeze
-from tlwidgets.training import EarlyStopping, History, Observer, StopFlag, evaluate, fit
+from tlwidgets.training import Checkpoint, EarlyStopping, History, Observer, StopFlag, evaluate, fit
 
 INFO_KEYS = {"num_epochs", "num_batches", "start_epoch", "metrics", "model_name"}
 BATCH_KEYS = {"epoch", "batch", "loss", "acc", "size", "batch_loss", "batch_acc"}
@@ -168,8 +168,8 @@ def test_stop_flag_set_mid_epoch_returns_at_once_with_a_consistent_history(tiny_
     train, val = _loaders(tiny_data)
     model = tiny_model()
     snaps = WeightSnapshots(model)
-    history = _run(model, train, val, stop=stop, num_epochs=5,
-                   observers=[rec, snaps, AtBatch(9, lambda: stop.set("Stop pressed"))])
+    history = _run(model, train, val, num_epochs=5,
+                   observers=[rec, snaps, AtBatch(9, lambda: stop.set("Stop pressed")), stop])
     _check_consistent_stop(model, history, rec, val, batches=9, epochs=1, reason="Stop pressed")
     assert history.stop_reason == "Stop pressed" and "stopped: Stop pressed" in repr(history)
     assert rec.names().count("on_batch_end") == 9
@@ -181,7 +181,7 @@ def test_stop_flag_set_mid_epoch_returns_at_once_with_a_consistent_history(tiny_
 def test_stop_flag_set_from_another_thread_before_start_stops_after_one_batch(tiny_model, tiny_data):
     stop = StopFlag()
     stop.set()
-    history = _run(tiny_model(), _loaders(tiny_data)[0], stop=stop)
+    history = _run(tiny_model(), _loaders(tiny_data)[0], observers=[stop])
     assert len(history.batches) == 1 and history.stop_reason == "stop requested"
 
 
@@ -265,13 +265,13 @@ def test_seed_everything_seeds_python_numpy_and_torch():
 # ----------------------------------------------------------------------- checkpoints and resume ---
 def test_resume_after_interruption_continues_the_same_run(tiny_model, tiny_data, tmp_path):
     full = tiny_model(dropout=0.3)
-    h_full = _run(full, *_loaders(tiny_data), num_epochs=3, checkpoint_path=tmp_path / "full.pt")
+    h_full = _run(full, *_loaders(tiny_data), num_epochs=3, checkpoint=tmp_path / "full.pt")
 
     ckpt = tmp_path / "run.pt"
     stop = StopFlag()
     first = tiny_model(dropout=0.3)
-    h_first = _run(first, *_loaders(tiny_data), num_epochs=3, checkpoint_path=ckpt, stop=stop,
-                   observers=[AtBatch(9, lambda: stop.set("class is over"))])
+    h_first = _run(first, *_loaders(tiny_data), num_epochs=3, checkpoint=ckpt,
+                   observers=[AtBatch(9, lambda: stop.set("class is over")), stop])
     assert h_first.stopped and len(h_first.epochs) == 1
     saved = torch.load(ckpt, weights_only=True)
     assert saved["epoch"] == 0 and len(saved["history"]["epochs"]) == 1  # the last finished epoch only
@@ -279,7 +279,7 @@ def test_resume_after_interruption_continues_the_same_run(tiny_model, tiny_data,
     # next day, a fresh kernel: a new model object (different initial weights) resumes the run
     resumed = tiny_model(seed=123, dropout=0.3)
     rec = Recorder()
-    h_resumed = _run(resumed, *_loaders(tiny_data), num_epochs=3, checkpoint_path=ckpt, resume=True,
+    h_resumed = _run(resumed, *_loaders(tiny_data), num_epochs=3, checkpoint=Checkpoint(ckpt, resume=True),
                      observers=[rec])
     assert rec.events[0][1]["start_epoch"] == 1
     assert [p["epoch"] for e, p in rec.events if e == "on_epoch_end"] == [1, 2]
@@ -288,14 +288,14 @@ def test_resume_after_interruption_continues_the_same_run(tiny_model, tiny_data,
     assert h_resumed.batches == h_full.batches and not h_resumed.stopped
 
 
-def test_resume_without_a_checkpoint_path_is_refused(tiny_model, tiny_data):
-    with pytest.raises(ValueError, match="resume=True needs checkpoint_path"):
-        _run(tiny_model(), _loaders(tiny_data)[0], resume=True)
+def test_two_stop_flags_are_refused(tiny_model, tiny_data):
+    with pytest.raises(ValueError, match="observers hold 2 StopFlags; pass at most one"):
+        _run(tiny_model(), _loaders(tiny_data)[0], observers=[StopFlag(), StopFlag()])
 
 
 def test_resume_with_no_checkpoint_yet_starts_from_scratch(tiny_model, tiny_data, tmp_path):
-    history = _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=1, checkpoint_path=tmp_path / "new.pt",
-                   resume=True)
+    history = _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=1,
+                   checkpoint=Checkpoint(tmp_path / "new.pt", resume=True))
     assert len(history) == 1 and (tmp_path / "new.pt").exists()
 
 
@@ -310,12 +310,12 @@ def _disk_fills_up(fd, data):
 
 def test_checkpoint_write_is_atomic(tiny_model, tiny_data, tmp_path, monkeypatch):
     ckpt = tmp_path / "run.pt"
-    _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=1, checkpoint_path=ckpt)
+    _run(tiny_model(), _loaders(tiny_data)[0], num_epochs=1, checkpoint=ckpt)
     good = ckpt.read_bytes()
     monkeypatch.setattr(infra, "_write_fully", _disk_fills_up)
     rec = Recorder()
     with pytest.raises(OSError, match=rf"cannot write {ckpt}: disk full"):
-        _run(tiny_model(seed=5), _loaders(tiny_data)[0], num_epochs=2, checkpoint_path=ckpt, observers=[rec])
+        _run(tiny_model(seed=5), _loaders(tiny_data)[0], num_epochs=2, checkpoint=ckpt, observers=[rec])
     assert rec.last("on_train_end")["stop_reason"].startswith(f"error: StorageError: cannot write {ckpt}: disk full")
     assert ckpt.read_bytes() == good  # the previous checkpoint is intact ...
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # ... and no temporary file is left
@@ -391,7 +391,7 @@ def test_lr_decay_gives_earlier_groups_smaller_learning_rates(tiny_model, tiny_d
     freeze(model, 1)
     groups = training.layerwise_lr_groups(model, 0.1, 0.5)
     assert [(g["name"], g["lr"]) for g in groups] == [("block", 0.025), ("features", 0.05), ("head", 0.1)]
-    _run(model, _loaders(tiny_data)[0], num_epochs=1, lr=0.1, lr_decay=0.5, checkpoint_path=tmp_path / "c.pt")
+    _run(model, _loaders(tiny_data)[0], num_epochs=1, lr=0.1, lr_decay=0.5, checkpoint=tmp_path / "c.pt")
     used = torch.load(tmp_path / "c.pt", weights_only=True)["optimizer"]["param_groups"]
     assert [(g["name"], g["lr"]) for g in used] == [("block", 0.025), ("features", 0.05), ("head", 0.1)]
     plain = training.layerwise_lr_groups(model, 0.1)
@@ -473,7 +473,7 @@ def test_early_stopping_inside_fit_stops_at_an_epoch_boundary(tiny_model, tiny_d
     stop = StopFlag()
     train, val = _loaders(tiny_data)
     early = EarlyStopping(stop, monitor="val_loss", mode="min", patience=1, min_delta=100.0)
-    history = _run(tiny_model(), train, val, num_epochs=10, stop=stop, observers=[early])
+    history = _run(tiny_model(), train, val, num_epochs=10, observers=[early, stop])
     assert len(history.epochs) == 2 and len(history.batches) == 12
     assert history.stopped and history.stop_reason.startswith("early stopping: val_loss")
 

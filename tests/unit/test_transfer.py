@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from tlwidgets import data, models, transfer
+from tlwidgets import data, models, runs
 from tlwidgets.data import ImageTensorDataset, Task, input_normalization
 from tlwidgets.training import Observer, StopFlag, evaluate, layerwise_lr_groups
 from tlwidgets.transfer import (
@@ -91,7 +91,7 @@ def test_each_strategy_selects_on_val_and_tests_once(task, strategy, scratch_arc
 
 def test_fine_tune_trains_the_head_first_then_unfreezes_with_discriminative_rates(task, monkeypatch):
     calls = []
-    real_fit = transfer.fit
+    real_fit = runs.fit
 
     def recording_fit(model, train_loader, val_loader=None, **kw):
         calls.append({"groups": [n for n in model.group_names if any(p.requires_grad
@@ -99,8 +99,8 @@ def test_fine_tune_trains_the_head_first_then_unfreezes_with_discriminative_rate
                       "lr": kw["lr"], "lr_decay": kw.get("lr_decay", 1.0), "val": val_loader is not None})
         return real_fit(model, train_loader, val_loader, **kw)
 
-    monkeypatch.setattr(transfer, "fit", recording_fit)
-    result = _run("fine_tune", task, n_frozen=0, lr=1e-3, head_epochs=3)
+    monkeypatch.setattr(runs, "fit", recording_fit)
+    result = _run("fine_tune", task, n_frozen=0, lr=1e-3, num_epochs=4, head_epochs=3)
     assert calls == [{"groups": ["head"], "lr": DEFAULT_LR["feature_extraction"], "lr_decay": 1.0, "val": True},
                      {"groups": ["conv1", "conv2", "head"], "lr": 1e-3, "lr_decay": 0.5, "val": True}]
     assert result.n_frozen == 0 and not result.used_cache and result.trainable_params == CONV1 + CONV2 + HEAD
@@ -169,7 +169,7 @@ def test_fine_tune_out_of_range_freeze_count_states_the_range(task, n_frozen):
 
 @pytest.mark.parametrize("strategy", ["finetune", "Scratch", ""])
 def test_unknown_strategy_lists_the_choices(task, strategy):
-    msg = rf"unknown strategy {strategy!r}; choose one of \('scratch', 'feature_extraction', 'fine_tune'\)"
+    msg = rf"unknown strategy {strategy!r}; choose one of \('scratch', 'feature_extraction', 'fine_tune', 'choose'\)"
     with pytest.raises(ValueError, match=msg):
         _run(strategy, task)
     with pytest.raises(ValueError, match=msg):

@@ -413,25 +413,28 @@ def test_dashboard_strategy_controls(dash):
     assert fs.slider.max == top - 1  # freezing all but the head is feature extraction, not fine-tuning
     dash.freeze_slider.value = 1
     dash.strategy.value = "feature_extraction"
-    assert fs.slider.disabled and fs.value == top and dash.config()["n_frozen"] is None
+    assert fs.slider.disabled and fs.value == top and dash.config().n_frozen is None
     assert dash.lr.value == pytest.approx(tl.transfer.DEFAULT_LR["feature_extraction"])
     dash.strategy.value = "scratch"
     assert fs.slider.disabled and fs.value == 0
     dash.strategy.value = "fine_tune"
-    assert fs.value == 1 and dash.config()["n_frozen"] == 1  # the fine-tune choice is remembered
+    assert fs.value == 1 and dash.config().n_frozen == 1  # the fine-tune choice is remembered
     with pytest.raises(ValueError, match="n_frozen must be in"):
         dash.set(n_frozen=top)
     dash.set(n_per_class=None, num_epochs=150, lr=3e-4)
     c = dash.config()
-    assert c["n_per_class"] is None and c["num_epochs"] == 150 and c["lr"] == pytest.approx(3e-4)
+    assert isinstance(c, tl.Recipe) and dash.n_per_class.value is None
+    assert c.num_epochs == 150 and c.lr == pytest.approx((3e-4,)) and c.steps(100) == 150 * 4
     assert "idle" in repr(dash)
 
 
 def test_dashboard_train_blocking_adds_result_rows(dash, tmp_path, capsys):
     r1 = dash.run_sync(strategy="fine_tune", n_frozen=1, num_epochs=2)
     printed = capsys.readouterr().out
-    assert repr(r1) in printed and "2 epochs · final loss" in printed  # headless: summary in the output
+    # headless: summary in the output; one budget of 2 epochs: the head's, then the unfrozen one the chart watched
+    assert repr(r1) in printed and "1 epoch · final loss" in printed
     assert isinstance(r1, tl.RunResult) and r1.n_frozen == 1 and len(r1.history) == 2
+    assert [e["stage"] for e in r1.history.epochs] == ["head", "unfrozen"] and "fell_back" in r1.row()
     r2 = dash.run_sync(strategy="feature_extraction", num_epochs=3)
     rows = dash.results
     assert [r["strategy"] for r in rows] == ["fine_tune", "feature_extraction"]

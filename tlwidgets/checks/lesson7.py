@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import CheckResult, as_number, not_yet, passed
 
@@ -103,16 +104,22 @@ def exercise2(sentence_vector: Any, wv: Any) -> CheckResult:
                   "one with none known and an empty one")
 
 
+def _accuracy(head, x, y) -> float:
+    with torch.no_grad():
+        return (head(x.float()).argmax(1) == y).float().mean().item()
+
+
 def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
     """Test accuracy of a GloVe-mean linear head trained on imdb sentences and tested on amazon sentences.
 
     Args:
         answer: the student's test accuracy.
-        head: the LinearHead from ``tl.fit_linear_head``.
+        head: the RunResult of ``tl.fit_linear_head`` (its ``model`` is the linear head).
         task: the TextTask (imdb -> amazon).
         wv: the WordVectors the sentence features came from.
     """
-    from ..text import LinearHead, TextTask, sentence_vectors
+    from ..runs import RunResult
+    from ..text import TextTask, sentence_vectors
 
     if answer is None:
         return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained on "
@@ -120,21 +127,21 @@ def exercise3(answer: Any, head: Any, task: Any, wv: Any) -> CheckResult:
     answer = as_number(answer, "exercise3")
     if not isinstance(task, TextTask):
         raise ValueError(f"exercise3 expects the TextTask third, got {type(task).__name__}")
-    if not isinstance(head, LinearHead):
-        raise ValueError(f"exercise3 expects the LinearHead from tl.fit_linear_head second, got {type(head).__name__}")
+    if not isinstance(head, RunResult) or not isinstance(head.model, nn.Linear):
+        raise ValueError(f"exercise3 expects the RunResult of tl.fit_linear_head second, got {type(head).__name__}")
     _need_vectors(wv, "exercise3")
     train_sites, test_sites = set(task.train.sources), set(task.test.sources)
     if train_sites != {"imdb"} or test_sites != {"amazon"}:
         return not_yet(f"this task trains on {sorted(train_sites)} and tests on {sorted(test_sites)}; the exercise "
                        "is the other direction: tl.text_task(sources='imdb', test_sources='amazon')")
-    if head.head.in_features != wv.dim:
-        return not_yet(f"this head takes {head.head.in_features} features; train it on the {wv.dim}-number "
+    if head.model.in_features != wv.dim:
+        return not_yet(f"this head takes {head.model.in_features} features; train it on the {wv.dim}-number "
                        "sentence vectors (tl.sentence_vectors)")
-    acc = head.evaluate(sentence_vectors(wv, task.test.tokens), task.test.labels).accuracy
+    acc = _accuracy(head.model, sentence_vectors(wv, task.test.tokens), task.test.labels)
     if abs(answer - acc) < 1e-3:
         return passed(f"{acc:.1%} on amazon sentences after training on movie reviews only "
                       "(chance 50%); compare it with amazon -> imdb in section 6")
-    val_acc = head.evaluate(sentence_vectors(wv, task.val.tokens), task.val.labels).accuracy
+    val_acc = _accuracy(head.model, sentence_vectors(wv, task.val.tokens), task.val.labels)
     if abs(answer - val_acc) < 1e-3:
         return not_yet("that is the accuracy on the validation split (imdb sentences); report the test split's")
     if abs(answer - head.val_acc) < 1e-3:

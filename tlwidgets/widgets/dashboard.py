@@ -33,11 +33,12 @@ import ipywidgets as widgets
 from ..data import Task, check_n_per_class, mnist_target_task, pets_task, size_label
 from ..freezing import freeze, max_frozen
 from ..runlog import FORMAT as LOG_FORMAT
-from ..runlog import history_dict, read_log, write_log
+from ..runlog import history_dict, log_entry, read_log, write_log
 from ..runlog import replay as replay_run
+from ..runs import Recipe
 from ..table import Column, Table
 from ..training import Observer, StopFlag
-from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_strategy
+from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_recipe
 from ..validate import check_float, check_int
 from ._util import ErrorBox, is_headless, widget_bundle
 from .freeze_slider import FreezeSlider
@@ -45,13 +46,14 @@ from .live_chart import LiveChart, progress_text
 
 __all__ = ["Dashboard", "results_table", "STRATEGY_LABELS", "LOG_FORMAT"]
 
-STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune"}
+STRATEGY_LABELS = {"scratch": "from scratch", "feature_extraction": "feature extraction", "fine_tune": "fine-tune",
+                   "choose": "choose FE or fine-tune on val"}
 N_OPTIONS = (5, 10, 20, 50, 100, None)  # None = all labelled images
 # the images-per-class a new dashboard starts at: what the shipped data holds for every class (the pet
 # subset has 7-12 trainval photos for most breeds, 1-2 of them kept for validation)
 DEFAULT_N_PER_CLASS = {"mnist": 20, "pets": 5}
-TABLE_COLUMNS = ("strategy", "task", "n_per_class", "n_frozen", "trainable_params", "epochs", "val_acc",
-                 "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
+TABLE_COLUMNS = ("strategy", "task", "n_per_class", "n_frozen", "trainable_params", "epochs", "steps", "fell_back",
+                 "val_acc", "test_acc", "balanced_acc", "chance", "majority", "one_class", "seconds", "stopped")
 
 
 def default_task_builder(kind: str, backbone: str = "efficientnet_lite0") -> Callable[[int | None], Task]:
@@ -147,7 +149,7 @@ class Dashboard:
         self.batch_size, self.backbone, self.seed = batch_size, backbone, seed
         self.headless = is_headless(headless)
         self._tasks: dict = {}
-        self._runs: list[dict] = []          # {"row", "config", "history"} per run (trained or loaded)
+        self._runs: list[dict] = []          # runlog.log_entry per run (trained or loaded)
         self.run_results: list[RunResult] = []
         self.last_result: RunResult | None = None
         self.last_error: BaseException | None = None
@@ -237,13 +239,14 @@ class Dashboard:
         if set_lr:
             self.lr.value = DEFAULT_LR[s]
 
-    def config(self) -> dict:
-        """The settings the next run will use (what the controls show)."""
+    def config(self) -> Recipe:
+        """The :class:`~tlwidgets.runs.Recipe` the next run will use (what the controls show; the number of
+        labelled images per class is the data, ``n_per_class.value``). One epoch budget for every strategy:
+        a fine-tune's head stage is paid out of it."""
         strategy = self.strategy.value
-        return {"strategy": strategy, "n_per_class": self.n_per_class.value, "lr": float(self.lr.value),
-                "num_epochs": int(self.epochs.value),
-                "n_frozen": int(self.freeze_slider.value) if strategy == "fine_tune" else None,
-                "batch_size": self.batch_size, "seed": self.seed}
+        return Recipe(strategy, lr=float(self.lr.value), num_epochs=int(self.epochs.value),
+                      n_frozen=int(self.freeze_slider.value) if strategy in ("fine_tune", "choose") else None,
+                      batch_size=self.batch_size, seed=self.seed, backbone=self.backbone)
 
     def set(self, *, strategy: str | None = None, n_per_class: int | None | str = "keep", lr: float | None = None,
             num_epochs: int | None = None, n_frozen: int | None = None) -> Dashboard:
@@ -317,11 +320,11 @@ class Dashboard:
     def train(self, block: bool = False) -> RunResult | None:
         """Start a run with the current settings; ``block=True`` trains in this thread and returns the RunResult."""
         self._start()
-        config = self.config()
+        recipe, n_per_class = self.config(), self.n_per_class.value
         if block:
-            return self._run(config)
-        self._thread = threading.Thread(target=self._run_in_background, args=(config,), name="tlwidgets-dashboard",
-                                        daemon=True)
+            return self._run(recipe, n_per_class)
+        self._thread = threading.Thread(target=self._run_in_background, args=(recipe, n_per_class),
+                                        name="tlwidgets-dashboard", daemon=True)
         self._thread.start()
         return None
 
@@ -341,32 +344,30 @@ class Dashboard:
             print(f"{result!r}\n  {self.chart.summary}")
         return result
 
-    def _run_in_background(self, config: dict) -> None:
+    def _run_in_background(self, recipe: Recipe, n_per_class: int | None) -> None:
         """The thread's target: a failure is already shown in the widget and kept in ``last_error`` (``wait``
         re-raises it), so nothing is left to raise in a thread nobody joins."""
         with contextlib.suppress(Exception):
-            self._run(config)
+            self._run(recipe, n_per_class)
 
-    def _run(self, config: dict) -> RunResult:
-        """One run with ``config``; a failure is shown in the error box, kept in ``last_error`` and raised."""
+    def _run(self, recipe: Recipe, n_per_class: int | None) -> RunResult:
+        """One run of ``recipe``; a failure is shown in the error box, kept in ``last_error`` and raised."""
         k = len(self._runs) + 1
-        per = size_label(config["n_per_class"])
-        prefix = f"run {k} · {STRATEGY_LABELS[config['strategy']]} · {per}/class"
+        per = size_label(n_per_class)
+        prefix = f"run {k} · {STRATEGY_LABELS[recipe.strategy]} · {per}/class"
         try:
             self._set_status(f"{prefix} · preparing (data, model, cached features) ...")
-            task = self._task(config["n_per_class"])
-            result = run_strategy(config["strategy"], task, n_frozen=config["n_frozen"],
-                                  num_epochs=config["num_epochs"], lr=config["lr"], batch_size=config["batch_size"],
-                                  backbone=self.backbone, seed=config["seed"], stop=self._stop, progress=False,
-                                  observers=[self.chart, _StatusObserver(self, prefix)])
+            task = self._task(n_per_class)
+            result = run_recipe(recipe, task, stop=self._stop, progress=False,
+                                observers=[self.chart, _StatusObserver(self, prefix)])
             h = result.history
             with self._lock:
                 self.run_results.append(result)
                 self.last_result = result
-                self._runs.append({"row": result.row(), "config": dict(config), "history": h.to_dict()})
+                self._runs.append(log_entry(result, n_per_class))
                 self.table.value = results_table(self.results).to_html()
             if h.stopped:
-                self._set_status(f"{prefix} · stopped after {len(h)}/{config['num_epochs']} epochs "
+                self._set_status(f"{prefix} · stopped after {len(h)}/{recipe.num_epochs} epochs "
                                  f"({h.stop_reason}) · test_acc {result.test_acc:.3f}")
             else:
                 self._set_status(f"{prefix} · done: {len(h)} epochs in {result.seconds:.1f} s · "
@@ -412,14 +413,14 @@ class Dashboard:
             if not self._runs:
                 raise ValueError("nothing to replay yet: train a run, load_log(path), or pass a History")
             source = self._runs[-1]
-        hist, config = history_dict(source)
+        hist, recipe = history_dict(source)
         if not hist.get("epochs") and not hist.get("batches"):
             raise ValueError("the logged run has no finished batch or epoch to replay")
         self._start()
         if block:
-            self._replay(hist, config, seconds_per_epoch)
+            self._replay(hist, recipe, seconds_per_epoch)
             return self.chart
-        self._thread = threading.Thread(target=self._replay, args=(hist, config, seconds_per_epoch),
+        self._thread = threading.Thread(target=self._replay, args=(hist, recipe, seconds_per_epoch),
                                         name="tlwidgets-replay", daemon=True)
         self._thread.start()
         return self.chart
@@ -432,10 +433,10 @@ class Dashboard:
                 return
             time.sleep(min(left, 0.05))
 
-    def _replay(self, hist: dict, config: dict, seconds_per_epoch: float) -> None:
+    def _replay(self, hist: dict, recipe: dict, seconds_per_epoch: float) -> None:
         try:
             prefix = "replay (no training)"
-            shown = replay_run({"history": hist, "config": config}, [self.chart, _StatusObserver(self, prefix)],
+            shown = replay_run({"history": hist, "recipe": recipe}, [self.chart, _StatusObserver(self, prefix)],
                                seconds_per_epoch=seconds_per_epoch, stop=self._stop, sleep=self._sleep)
             self._set_status(f"{prefix}: {'stopped at' if shown.interrupted else 'showed'} "
                              f"{shown.end['epochs_completed']} of {shown.logged_epochs} logged epochs")
@@ -453,7 +454,7 @@ class Dashboard:
 
     @property
     def runs(self) -> list[dict]:
-        """Every run as ``{"row", "config", "history"}`` (plain data; what :meth:`save_log` writes)."""
+        """Every run as ``{"row", "recipe", "n_per_class", "history"}`` (plain data; what :meth:`save_log` writes)."""
         return [dict(r) for r in self._runs]
 
     def save_log(self, path: str | os.PathLike[str]) -> Path:
@@ -476,5 +477,5 @@ class Dashboard:
     def __repr__(self) -> str:
         state = "running" if self._busy else "idle"
         c = self.config()
-        return (f"Dashboard({self.kind}: next {c['strategy']}, {size_label(c['n_per_class'])}/class, lr={c['lr']:.1e}, "
-                f"{c['num_epochs']} epochs; {len(self._runs)} runs; {state})")
+        return (f"Dashboard({self.kind}: next {c.strategy}, {size_label(self.n_per_class.value)}/class, "
+                f"lr={c.lrs[0]:.1e}, {c.num_epochs} epochs; {len(self._runs)} runs; {state})")
