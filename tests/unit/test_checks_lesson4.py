@@ -292,8 +292,10 @@ def test_lesson4_exercise4_steps_per_batch_and_zeroed_gradients(capsys):
 def _run(strategy, acc, *, epochs, lrs, num_train=25, task="digits 5-9"):
     """A recorded RunResult (no training): what exercise 5 reads from the two runs."""
     selection = [{"lr": lr, "val_acc": 0.5} for lr in lrs] if len(lrs) > 1 else []
-    return RunResult(strategy, task, 5, 0, 100, make_history([0.5] * epochs, 0.1), acc, 1.0,
-                     lr=lrs[0], selection=selection, num_train=num_train)
+    test = Metrics(acc, acc, 0.2, 0.2, 100, 5, 5)
+    return RunResult(Recipe(strategy, lr=lrs[0], num_epochs=epochs), task, 5, num_train,
+                     make_history([0.5] * epochs, 0.1), test=test, steps=epochs * -(-num_train // 32),
+                     selection=selection)
 
 
 def test_lesson4_exercise5_repairing_a_comparison(capsys):

@@ -279,19 +279,20 @@ def _lr_candidates_of(run) -> set[float]:
     return rates or {round(float(run.lr), 12)}
 
 
-def _steps_of(run, batch_size: int) -> int:
-    return len(run.history) * -(-int(run.num_train) // batch_size)
+def _steps_of(run) -> int:
+    """The optimiser steps a run took, as it recorded them (a fine-tune's head stage included)."""
+    return int(run.steps)
 
 
-def exercise5(answer: Any, transfer_run: Any, scratch_run: Any, *, batch_size: int = 32) -> CheckResult:
+def exercise5(answer: Any, transfer_run: Any, scratch_run: Any) -> CheckResult:
     """Repair a comparison: scratch with the transfer arm's optimiser steps and learning-rate candidates;
     ``answer`` is the repaired gap, transfer minus scratch, in points.
 
     Judged on the two runs passed in (:class:`~tlwidgets.transfer.RunResult`): the same task and training
-    images, the same number of optimiser steps (epochs x batches), the same lr candidates (a list given to
+    images, the same number of optimiser steps (``RunResult.steps``), the same lr candidates (a list given to
     ``run_strategy``, or one rate each), then the gap recomputed from their test accuracies.
     """
-    from ..transfer import RunResult
+    from ..runs import RunResult
 
     if is_placeholder(answer):
         return not_yet("replace `answer = ...` with the repaired gap in points: "
@@ -310,7 +311,7 @@ def exercise5(answer: Any, transfer_run: Any, scratch_run: Any, *, batch_size: i
     if transfer_run.task_name != scratch_run.task_name or transfer_run.num_train != scratch_run.num_train:
         return not_yet("the two runs did not train on the same task and images: build the task once and give it "
                        "to both")
-    a, b = _steps_of(transfer_run, batch_size), _steps_of(scratch_run, batch_size)
+    a, b = _steps_of(transfer_run), _steps_of(scratch_run)
     if a != b:
         return not_yet(f"the budgets still differ: {a} optimiser steps for transfer, {b} for scratch — give "
                        "scratch the same num_epochs (the same batches, so the same steps)")
