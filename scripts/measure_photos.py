@@ -3,6 +3,8 @@
     .venv/bin/python scripts/measure_photos.py augment   # fine-tuning the cat breeds with and without augmentation
     .venv/bin/python scripts/measure_photos.py augment --head-epochs 0 --seeds 0 1 2 --name augment_no_head_first
     .venv/bin/python scripts/measure_photos.py scratch   # EfficientNet-Lite0 from random weights on the cat breeds
+    .venv/bin/python scripts/measure_photos.py scratch --sizes 128 --n-per-class 5 --epochs 20 --lrs 1e-3 3e-3 \
+        --seeds 0 1 --name scratch_128_long   # the longer budget lesson 4 cannot afford in quick mode
 
 Both run on whatever data the data-root rule finds (a fresh clone: the repo's ``datasets/``), at lesson 3's
 quick-mode settings unless told otherwise, one run per seed, and write a JSON file into ``docs/measurements/``
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tlwidgets as tl  # noqa: E402
+from tlwidgets.experiments import subset_task  # noqa: E402
 from tlwidgets.metrics import seed_spread  # noqa: E402
 
 OUT = REPO / "docs" / "measurements"
@@ -73,16 +76,22 @@ def scratch(args) -> dict:
     for size in args.sizes:
         for s in args.seeds:
             cats = tl.pets_task("cat_breeds", None, image_size=size, seed=s)
+            if args.n_per_class is not None:   # equal photos per breed (the rarest breed caps it), seeded draw
+                cats = subset_task(cats, args.n_per_class, seed=s)
             t0 = time.perf_counter()
+            # a list of rates: each is trained, validation chooses one, only that one reads the test split
             r = tl.run_strategy("scratch", cats, scratch_arch="same", num_epochs=args.epochs, device="cpu", seed=s,
-                                progress=False)
-            rows.append({"image_size": size, "seed": s, "epochs": args.epochs, "val_acc": round(r.val_acc, 4),
+                                lr=args.lrs if args.lrs else None, progress=False)
+            rows.append({"image_size": size, "seed": s, "n_per_class": args.n_per_class, "epochs": args.epochs,
+                         "lr": r.lr, "selection": r.selection, "val_acc": round(r.val_acc, 4),
                          "best_epoch": r.best_epoch, "test_acc": round(r.test_acc, 4),
                          "balanced_acc": round(r.test.balanced_accuracy, 4), "one_class": r.single_class,
                          "epoch_s": round(min(r.history["seconds"]), 2),
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(rows[-1], flush=True)
-    return {"what": f"EfficientNet-Lite0 from random weights on the cat breeds, {args.epochs} epochs",
+    per = "all photos" if args.n_per_class is None else f"{args.n_per_class} photos per breed"
+    lrs = "default lr" if not args.lrs else f"lr chosen on validation from {args.lrs}"
+    return {"what": f"EfficientNet-Lite0 from random weights on the cat breeds, {per}, {args.epochs} epochs, {lrs}",
             "rows": rows}
 
 
@@ -101,6 +110,8 @@ def main(argv=None) -> int:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--epochs", type=int, default=10)
     s.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    s.add_argument("--n-per-class", type=int, default=None, help="photos per breed (default: all)")
+    s.add_argument("--lrs", type=float, nargs="+", default=None, help="learning-rate candidates, chosen on val")
     s.add_argument("--name", default="scratch", help="output file docs/measurements/NAME.json")
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))

@@ -247,7 +247,7 @@ class LearningCurve:
         return Table(self.table(), title=f"{self.task_name}: mean test accuracy over seeds")._repr_html_()
 
 
-def _base_recipe(recipe: Recipe | None, fields: dict) -> Recipe:
+def _base_recipe(recipe: Recipe | None, fields: dict, strategies: Sequence[str]) -> Recipe:
     """One recipe for every arm of a comparison, from ``recipe`` and keyword fields.
 
     A per-strategy dict is accepted only when it gives every arm the same value
@@ -257,6 +257,10 @@ def _base_recipe(recipe: Recipe | None, fields: dict) -> Recipe:
     """
     for name, value in list(fields.items()):
         if isinstance(value, Mapping):
+            if set(value) != set(strategies):
+                raise ValueError(f"{name}={dict(value)} names {sorted(value)}, the arms are {list(strategies)}: a "
+                                 f"comparison gives every arm the same {name}; give one value (or one list of "
+                                 "candidates) for all")
             values = {json.dumps(v) for v in value.values()}
             if len(values) > 1:
                 raise ValueError(f"{name}={dict(value)} gives the arms different settings; a comparison gives every "
@@ -373,7 +377,7 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     """
     sizes = list(sizes)
     _check_arms(task, sizes, strategies, scratch_task)
-    base = _base_recipe(recipe, recipe_fields)
+    base = _base_recipe(recipe, recipe_fields, strategies)
     dev = select_device(device)
     if task.val is None and len(base.candidates()) > 1:
         raise ValueError(f"choosing among lr={base.lr} / n_frozen={base.n_frozen} needs a validation split, and "

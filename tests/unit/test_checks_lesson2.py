@@ -51,13 +51,14 @@ def test_lesson2_exercise1_new_head_parameters(capsys):
     d_conv2, d_features = 32 * 7 * 7, 128  # two 2x2 poolings of 28x28 with 32 channels; the dense layer
     with torch.no_grad():
         assert model[:2](torch.zeros(1, 1, 28, 28))[0].numel() == d_conv2
-    expect_pass(capsys, checks.lesson2.exercise1((d_conv2 + 1) * 5, model, 2, 5), "1568 features")
+    expect_pass(capsys, checks.lesson2.exercise1((d_conv2 + 1) * 5, model, 2, 5), "1,568 features")
     expect_pass(capsys, checks.lesson2.exercise1((d_features + 1) * 3, model, 3, 3))
     expect_pass(capsys, checks.lesson2.exercise1(np.int64((d_conv2 + 1) * 5), model, 2, 5))
     expect_pass(capsys, checks.lesson2.exercise1(torch.tensor((d_conv2 + 1) * 5), model, 2, 5))
     expect_hint(capsys, checks.lesson2.exercise1(d_conv2 * 5, model, 2, 5), "biases")
     expect_hint(capsys, checks.lesson2.exercise1(d_conv2, model, 2, 5), "model[:2](x)")
-    expect_hint(capsys, checks.lesson2.exercise1((d_features + 1) * 5, model, 2, 5), "is not it")
+    expect_hint(capsys, checks.lesson2.exercise1((d_features + 1) * 5, model, 2, 5), "next group's output")
+    expect_hint(capsys, checks.lesson2.exercise1(1000, model, 2, 5), "is not it")
 
 
 def test_lesson2_exercise1_on_a_photo_model_keeps_its_mode(capsys):
@@ -67,10 +68,50 @@ def test_lesson2_exercise1_on_a_photo_model_keeps_its_mode(capsys):
     assert photo.training  # the dummy forward pass left the model as it found it
 
 
-@pytest.mark.parametrize("bad", [7845.0, "7845", True, torch.tensor(7845.0), torch.tensor([7845, 1])])
-def test_lesson2_exercise1_needs_an_integer(bad):
+@pytest.mark.parametrize("bad", ["7845", True, torch.tensor([7845, 1]), [7845]])
+def test_lesson2_exercise1_needs_a_number(bad):
     with pytest.raises(ValueError, match="expects an integer"):
         checks.lesson2.exercise1(bad, tl.load_digit_model(), 2, 5)
+
+
+@pytest.mark.parametrize("count", [7845.0, np.float64(7845), torch.tensor(7845.0), np.int32(7845),
+                                   torch.tensor(7845, dtype=torch.int64)])
+def test_lesson2_exercise1_judges_every_number_type(count, capsys):
+    expect_pass(capsys, checks.lesson2.exercise1(count, tl.load_digit_model(), 2, 5), "7,845 parameters")
+
+
+def test_lesson2_exercise1_a_count_that_is_not_whole_gets_a_hint(capsys):
+    expect_hint(capsys, checks.lesson2.exercise1(7845.5, tl.load_digit_model(), 2, 5), "not a whole number")
+
+
+def test_lesson2_exercise1_an_unpooled_cut_sees_the_prediction(capsys):
+    """The lesson's new exercise 1: a head one group below the usual cut, on a feature *map*; the student's
+    prediction is required first and echoed beside the measurement."""
+    photo = tl.small_cnn(4, width=8, image_size=64)
+    k = photo.num_groups - 3                    # two groups below the pooling head: a 32 x 4 x 4 map
+    shape = photo[:k](torch.zeros(1, 3, 64, 64)).shape[1:]
+    assert len(shape) == 3
+    d = shape.numel()
+    right = (d + 1) * 4
+    expect_placeholder(checks.lesson2.exercise1(right, photo, k, 4, input_size=(3, 64, 64), prediction=...), capsys)
+    expect_pass(capsys, checks.lesson2.exercise1(right, photo, k, 4, input_size=(3, 64, 64), prediction=right),
+                "as you predicted", "flattened")
+    msg = expect_pass(capsys, checks.lesson2.exercise1(float(right), photo, k, 4, input_size=(3, 64, 64),
+                                                       prediction=np.int64(shape[0] * 4 + 4)))
+    assert f"you predicted {shape[0] * 4 + 4:,}" in msg
+    # typical wrong answers, each with its own hint
+    expect_hint(capsys, checks.lesson2.exercise1((shape[0] + 1) * 4, photo, k, 4, input_size=(3, 64, 64),
+                                                 prediction=1), "channels")
+    expect_hint(capsys, checks.lesson2.exercise1(d * 4, photo, k, 4, input_size=(3, 64, 64), prediction=1),
+                "biases")
+    usual = (photo[:k + 1](torch.zeros(1, 3, 64, 64))[0].numel() + 1) * 4
+    expect_hint(capsys, checks.lesson2.exercise1(usual, photo, k, 4, input_size=(3, 64, 64), prediction=1),
+                "next group's output")
+    # the map grows with the photo: measured at the task's input size, not the model's default
+    big = (photo[:k](torch.zeros(1, 3, 128, 128))[0].numel() + 1) * 4
+    expect_pass(capsys, checks.lesson2.exercise1(big, photo, k, 4, input_size=(3, 128, 128), prediction=1))
+    expect_hint(capsys, checks.lesson2.exercise1(right, photo, k, 4, input_size=(3, 64, 64), prediction=0.5),
+                "not a whole number")
 
 
 def test_lesson2_exercise2_reported_accuracy_of_the_head(features5, head5, capsys):
@@ -244,5 +285,14 @@ def test_lesson2_exercise4_typical_mistakes_get_their_own_hints(capsys):
     def frozen_head_too(source, num_classes):
         return _FrozenConvHead(source, num_classes).requires_grad_(False)
     expect_hint(capsys, checks.lesson2.exercise4(frozen_head_too), "nothing in your model can train")
+
+    def batch_statistics(source, num_classes):
+        """Buffers that never move, yet not frozen: BatchNorm normalises every batch by its own statistics."""
+        model = _FrozenConvHead(source, num_classes, keep_eval=False)
+        for m in model.backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.track_running_stats = False
+        return model
+    expect_hint(capsys, checks.lesson2.exercise4(batch_statistics), "track_running_stats=False")
     with pytest.raises(ValueError, match="your function freeze_and_swap"):
         checks.lesson2.exercise4(None)

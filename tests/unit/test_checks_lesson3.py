@@ -13,6 +13,7 @@ from torch import nn
 
 import tlwidgets as tl
 from tlwidgets import checks, data
+from tlwidgets.training import layerwise_lr_groups
 
 BUNDLED = data.REPO_DATASETS
 
@@ -55,7 +56,7 @@ def test_lesson3_exercise1_on_a_tiny_model_leaves_it_as_it_was(tiny_model, capsy
     assert (model.n_frozen, model.frozen_bn_mode, model.training) == (1, "train", True)
 
 
-@pytest.mark.parametrize("bad", [2.0, "2", True, [2]])
+@pytest.mark.parametrize("bad", [2.5, "2", True, [2]])
 def test_lesson3_exercise1_needs_an_integer(bad):
     with pytest.raises(ValueError, match="integer number of frozen groups"):
         checks.lesson3.exercise1(bad, tl.load_digit_model())
@@ -82,6 +83,32 @@ def test_lesson3_exercise2_layerwise_learning_rates(capsys):
     expect_pass(capsys, checks.lesson3.exercise2(groups, model, ratio=0.01), "ratio 0.01", "4 groups")
     expect_pass(capsys, checks.lesson3.exercise2(torch.optim.Adam(groups), model, ratio=0.01))
     expect_pass(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 1e-2, 0.5), model, ratio=0.125))
+    # the lesson's call names the head's rate: by hand, with layerwise_lr_groups, as an optimiser, NumPy rates
+    expect_pass(capsys, checks.lesson3.exercise2(groups, model, ratio=0.01, head_lr=1e-3), "the same factor")
+    expect_pass(capsys, checks.lesson3.exercise2(layerwise_lr_groups(model, lr=1e-3, decay=decay), model,
+                                                 ratio=0.01, head_lr=1e-3))
+    numpy_rates = [{**g, "lr": np.float64(g["lr"])} for g in groups]
+    expect_pass(capsys, checks.lesson3.exercise2(numpy_rates, model, ratio=0.01, head_lr=1e-3))
+    tensor_rates = [{**g, "lr": torch.tensor(g["lr"])} for g in groups]
+    expect_pass(capsys, checks.lesson3.exercise2(tensor_rates, model, ratio=0.01, head_lr=1e-3))
+
+
+def test_lesson3_exercise2_the_idea_not_only_the_end_ratio(capsys):
+    """Answers whose stem/head ratio is right but whose shape is not the recipe: each has its own hint."""
+    model = tl.load_digit_model()
+    tl.freeze(model, 0)
+    decay = 0.01 ** (1 / (model.num_groups - 1))
+
+    def with_rates(rates):
+        return [{"params": list(model.groups[n].parameters()), "lr": r} for n, r in zip(model.group_names, rates)]
+    ramp = [1e-5 + i * (1e-3 - 1e-5) / 3 for i in range(4)]
+    expect_hint(capsys, checks.lesson3.exercise2(with_rates(ramp), model, ratio=0.01, head_lr=1e-3), "linear ramp")
+    expect_hint(capsys, checks.lesson3.exercise2(with_rates([1e-5, 1e-5, 1e-5, 1e-3]), model, ratio=0.01,
+                                                 head_lr=1e-3), "two rates")
+    expect_hint(capsys, checks.lesson3.exercise2(lr_groups_by_hand(model, 0.5, decay), model, ratio=0.01,
+                                                 head_lr=1e-3), "the exercise asks for 0.001")
+    expect_hint(capsys, checks.lesson3.exercise2(with_rates([1e-5, 1e-4, 2e-4, 1e-3]), model, ratio=0.01,
+                                                 head_lr=1e-3), "varies")
 
 
 def test_lesson3_exercise2_wrong_groups_get_hints(capsys):
@@ -134,26 +161,40 @@ def test_lesson3_exercise3_batchnorms_of_the_frozen_part(capsys):
     answer = frozen_bn_names(model)
     assert answer == ["conv1.1", "conv2.1"]
     model.eval()  # the check puts the model in training mode itself, then back
-    expect_pass(capsys, checks.lesson3.exercise3(answer, model), "2 BatchNorm layers", "conv1, conv2")
-    expect_pass(capsys, checks.lesson3.exercise3(tuple(reversed(answer)), model))
-    expect_pass(capsys, checks.lesson3.exercise3(set(answer), model))
+    expect_pass(capsys, checks.lesson3.exercise3(answer, model, n_frozen=2), "2 BatchNorm layers", "conv1, conv2")
+    expect_pass(capsys, checks.lesson3.exercise3(tuple(reversed(answer)), model, n_frozen=2))
+    expect_pass(capsys, checks.lesson3.exercise3(set(answer), model, n_frozen=2))
     assert not model.training
-    expect_hint(capsys, checks.lesson3.exercise3(answer[:1], model), "1 missing, 0 that should not be there")
-    expect_hint(capsys, checks.lesson3.exercise3([], model), "2 missing")
+    expect_hint(capsys, checks.lesson3.exercise3(answer[:1], model, n_frozen=2), "1 missing, 0 that should not be")
+    expect_hint(capsys, checks.lesson3.exercise3([], model, n_frozen=2), "2 missing")
 
     tl.freeze(model, 1)
     model.train()
     assert frozen_bn_names(model) == ["conv1.1"]
     # n_frozen=None: the check accepts any freeze depth (the lesson asks for 2, checked below)
     expect_pass(capsys, checks.lesson3.exercise3(["conv1.1"], model, n_frozen=None), "conv1 (the frozen groups)")
-    expect_hint(capsys, checks.lesson3.exercise3(answer, model, n_frozen=None), "1 that should not be there")
+    expect_hint(capsys, checks.lesson3.exercise3(answer, model, n_frozen=None), "every BatchNorm layer")
 
     tl.freeze(model, 2, frozen_bn="train")
     model.train()
     assert frozen_bn_names(model) == []
-    expect_pass(capsys, checks.lesson3.exercise3([], model), "none")
-    expect_hint(capsys, checks.lesson3.exercise3(answer, model), "frozen_bn='train'")
+    expect_pass(capsys, checks.lesson3.exercise3([], model, n_frozen=2), "none")
+    expect_hint(capsys, checks.lesson3.exercise3(answer, model, n_frozen=2), "frozen_bn='train'")
     assert model.training
+
+
+def test_lesson3_exercise3_one_frozen_group_tells_the_batchnorms_apart(capsys):
+    """The lesson freezes ONE group: conv1's BatchNorm is frozen, conv2's trains, so 'every BatchNorm' is wrong."""
+    model = tl.load_digit_model()
+    tl.freeze(model, 1)
+    right = frozen_bn_names(model.train())
+    assert right == ["conv1.1"]
+    expect_pass(capsys, checks.lesson3.exercise3(right, model), "conv1 (the frozen groups)")
+    expect_pass(capsys, checks.lesson3.exercise3(("conv1.1",), model))
+    expect_hint(capsys, checks.lesson3.exercise3(["conv1.1", "conv2.1"], model), "every BatchNorm layer")
+    expect_hint(capsys, checks.lesson3.exercise3(["conv2.1"], model), "reversed")
+    expect_hint(capsys, checks.lesson3.exercise3(["conv1.0", "conv1"], model), "not BatchNorm layers")
+    expect_hint(capsys, checks.lesson3.exercise3([], model), "1 missing")
 
 
 @pytest.mark.parametrize("bad", ["conv1.1", 2, {"conv1.1": False}])
@@ -174,6 +215,8 @@ def test_lesson3_placeholders_get_a_hint_without_raising(capsys):
         ...  # the lesson's stub
     expect_placeholder(checks.lesson3.exercise2(discriminative_groups(model, 1e-3, 0.01), model, ratio=0.01), capsys)
     expect_placeholder(checks.lesson3.exercise3(None, model), capsys)
+    expect_placeholder(checks.lesson3.exercise3(..., model), capsys)
+    expect_placeholder(checks.lesson3.exercise1(..., model, fraction=0.15, prediction=2), capsys)
 
 
 def test_lesson3_exercise1_a_wrong_prediction_still_passes_and_is_compared(capsys):
@@ -181,13 +224,31 @@ def test_lesson3_exercise1_a_wrong_prediction_still_passes_and_is_compared(capsy
     k = smallest_k_by_hand(model, 0.15)
     expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.15, prediction=k), "as you predicted")
     expect_pass(capsys, checks.lesson3.exercise1(k, model, fraction=0.15, prediction=k + 1), f"you predicted {k + 1}")
+    expect_pass(capsys, checks.lesson3.exercise1(float(k), model, fraction=0.15, prediction=k))   # number types
+    expect_pass(capsys, checks.lesson3.exercise1(np.int64(k), model, fraction=0.15, prediction=k))
 
 
 def test_lesson3_exercise3_an_unfrozen_model_with_an_empty_list_is_not_the_exercise(capsys):
     model = tl.load_digit_model()                 # nothing frozen: [] is "true" but not what was asked
     model.train()
-    expect_hint(capsys, checks.lesson3.exercise3([], model), "tl.freeze(model, 2)")
-    tl.freeze(model, 1)
-    expect_hint(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model), "tl.freeze(model, 2)")
+    expect_hint(capsys, checks.lesson3.exercise3([], model), "tl.freeze(model, 1)")
     tl.freeze(model, 2)
+    expect_hint(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model), "tl.freeze(model, 1)")
+    tl.freeze(model, 1)
     expect_pass(capsys, checks.lesson3.exercise3(frozen_bn_names(model.train()), model))
+
+
+def test_lesson3_exercise4_explains_the_validation_test_gap(capsys):
+    """Every route of writing the three true statements passes; each false statement gets its own hint."""
+    for route in ("ABE", "a, b, e", ["A", "B", "E"], {"e", "a", "b"}, ("AB", "E")):
+        expect_pass(capsys, checks.lesson3.exercise4(route), "selection optimism")
+    expect_hint(capsys, checks.lesson3.exercise4("ABC"), "never trained on")
+    expect_hint(capsys, checks.lesson3.exercise4("ABDE"), "augmented")
+    expect_hint(capsys, checks.lesson3.exercise4("ABEF"), "does not lower it")
+    expect_hint(capsys, checks.lesson3.exercise4("BE"), "the main one")
+    expect_hint(capsys, checks.lesson3.exercise4("A"), "2 more statement(s)")
+    expect_hint(capsys, checks.lesson3.exercise4("AZ"), "not statements")
+    expect_placeholder(checks.lesson3.exercise4(...), capsys)
+    with pytest.raises(ValueError, match="expects letters"):
+        checks.lesson3.exercise4(3)
+    assert set(checks.lesson3.GAP_STATEMENTS) == set("ABCDEF")

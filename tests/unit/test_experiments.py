@@ -166,6 +166,9 @@ def test_per_strategy_budgets_are_refused_and_time_table(digit_pool):
                                          "different settings"):
         ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"],
                           num_epochs={"fine_tune": 1, "feature_extraction": 3})
+    with pytest.raises(ValueError, match=r"lr=\{'feature_extraction': 0.01\} names \['feature_extraction'\], the "
+                                         r"arms are \['feature_extraction', 'fine_tune'\]"):
+        ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"], lr={"feature_extraction": 1e-2})
     with pytest.raises(ValueError, match="lr=.*gives the arms different settings"):
         ex.learning_curve(digit_pool, [None], ["feature_extraction", "fine_tune"],
                           lr={"feature_extraction": 1e-2, "fine_tune": [1e-3, 1e-2]})

@@ -1,10 +1,13 @@
 """Checks for lesson 2 (feature extraction). Each recomputes the answer from the model or features passed in."""
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
 
-from . import CheckResult, as_integer, as_number, not_yet, passed
+from . import CheckResult, as_number, is_integer, is_placeholder, need_prediction, not_yet, passed
 
 
 def _need_features(features, name: str) -> None:
@@ -13,34 +16,84 @@ def _need_features(features, name: str) -> None:
                          f"got {type(features).__name__}")
 
 
-def feature_size(model, n_frozen: int) -> int:
-    """How many numbers ``model[:n_frozen]`` outputs per image (one dummy forward pass)."""
-    size = model.image_size or 28
-    channels = 1 if model.mean is not None and len(model.mean) == 1 else 3
+def feature_shape(model, n_frozen: int, input_size=None) -> tuple[int, ...]:
+    """The shape of ``model[:n_frozen]``'s output for one image (one dummy forward pass, model mode restored).
+
+    ``input_size`` is the task's ``(channels, height, width)``; by default the model's own image size.
+    Measured at the task's size because a convolutional output grows with the photo.
+    """
+    if input_size is None:
+        size = model.image_size or 28
+        channels = 1 if model.mean is not None and len(model.mean) == 1 else 3
+        input_size = (channels, size, size)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = model[:n_frozen](torch.zeros(1, channels, size, size, device=device))
+        out = model[:n_frozen](torch.zeros(1, *input_size, device=device))
     model.train(was_training)
-    return out[0].numel()
+    return tuple(out.shape[1:])
 
 
-def exercise1(answer, model, n_frozen: int, num_classes: int) -> CheckResult:
-    """Parameters of a new linear head on the features at group boundary ``n_frozen``."""
-    if answer is None:
-        return not_yet("replace `answer = None` with an integer: a Linear layer from d features to "
+def feature_size(model, n_frozen: int, input_size=None) -> int:
+    """How many numbers ``model[:n_frozen]`` outputs per image (flattened)."""
+    return math.prod(feature_shape(model, n_frozen, input_size))
+
+
+_UNSET = object()
+
+
+def _count(answer, name: str, what: str) -> int | None:
+    """A count given as any number type (int, NumPy, a one-element tensor, a whole float): the int, or None
+    for a number that is not whole (the caller hints); a ValueError for what is no number at all."""
+    if is_integer(answer):
+        return int(answer)
+    value = as_number(answer, name, what)
+    return int(value) if value.is_integer() else None
+
+
+def exercise1(answer, model, n_frozen: int, num_classes: int, *, input_size=None,
+              prediction: Any = _UNSET) -> CheckResult:
+    """Parameters of a new linear head on the (flattened) features at group boundary ``n_frozen``.
+
+    Predict, then measure: ``prediction`` (when the lesson passes it) must be filled in first and is echoed
+    beside the measurement — a wrong prediction still passes, the comparison is the lesson.
+    ``input_size``: the task's (channels, height, width), since a feature *map* grows with the photo.
+    """
+    if prediction is not _UNSET:
+        hint = need_prediction(prediction, "a number of parameters, from what you know of the cut")
+        if hint is not None:
+            return hint
+        if _count(prediction, "exercise1", "a number of parameters as your prediction") is None:
+            return not_yet(f"your prediction {prediction!r} is not a whole number: a parameter count is")
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with an integer: a Linear layer from d features to "
                        "num_classes outputs has d * num_classes weights plus num_classes biases")
-    answer = as_integer(answer, "exercise1", "an integer number of parameters")
-    d = feature_size(model, n_frozen)
+    given = _count(answer, "exercise1", "an integer number of parameters")
+    if given is None:
+        return not_yet(f"{answer} is not a whole number: count the parameters (weights + biases), do not average")
+    shape = feature_shape(model, n_frozen, input_size)
+    d = math.prod(shape)
     expected = (d + 1) * num_classes
-    if answer == expected:
-        return passed(f"{d} features x {num_classes} classes + {num_classes} biases = {expected:,} parameters, "
-                      f"against {model.parameter_counts()[1]:,} in the whole {model.name}")
-    if answer == d * num_classes:
+    echo = "" if prediction is _UNSET else (
+        " — as you predicted" if int(prediction) == expected else
+        f" (you predicted {int(prediction):,}: {'more' if expected > int(prediction) else 'fewer'} than you thought "
+        "— what did the prediction leave out?)")
+    if given == expected:
+        where = (f"a {' x '.join(map(str, shape))} map, flattened: {d:,} features" if len(shape) > 1
+                 else f"{d} features")
+        return passed(f"{where} x {num_classes} classes + {num_classes} biases = {expected:,} parameters, "
+                      f"against {model.parameter_counts()[1]:,} in the whole {model.name}" + echo)
+    if given == d * num_classes:
         return not_yet("close: you counted the weights; the biases (one per class) train too")
-    return not_yet(f"{answer:,} is not it. How many numbers does model[:{n_frozen}](x) give per image? "
-                   "(print its shape, then flatten)")
+    if n_frozen + 1 < model.num_groups and given == (feature_size(model, n_frozen + 1, input_size) + 1) * num_classes:
+        return not_yet(f"that is the head on the next group's output (n_frozen={n_frozen + 1}); "
+                       f"this head sits on the output of model[:{n_frozen}]")
+    if len(shape) == 3 and given in ((shape[0] + 1) * num_classes, shape[0] * num_classes):
+        return not_yet(f"you counted {shape[0]} channels, but this cut outputs a {' x '.join(map(str, shape))} map "
+                       "(nothing pools it before the head): flattened, every position of every channel is a feature")
+    return not_yet(f"{given:,} is not it. How many numbers does model[:{n_frozen}](x) give per image? "
+                   "(print its shape for one input of the task's size, then flatten)")
 
 
 def _split_tensors(features):
@@ -78,8 +131,8 @@ def exercise2(answer, head: nn.Module, features) -> CheckResult:
     or the by-hand tensors ``(f_train, y_train, f_test, y_test)`` (already flattened), with a head that
     flattens or not.
     """
-    if answer is None:
-        return not_yet("replace `answer = None` with the test accuracy (a float in [0, 1]) of a head trained "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the test accuracy (a float in [0, 1]) of a head trained "
                        "on the conv2 features of tl.mnist_target_task(5, ...)")
     answer = as_number(answer, "exercise2", "a float between 0 and 1")
     if not isinstance(head, nn.Module):
@@ -168,6 +221,17 @@ def exercise4(freeze_and_swap) -> CheckResult:
                        "(e.g. override train() or call .eval() on them after model.train())")
     if all(torch.equal(a, b) for a, b in zip(head_before, trainable)):
         return not_yet("a training step did not change the new head: is it connected to the output?")
+    # frozen means the frozen part's *output* is fixed while the model trains, not only its buffers: in train
+    # mode one digit's scores must not depend on which other digits share its batch (they do when BatchNorm
+    # normalises by the batch's own statistics, e.g. track_running_stats=False)
+    others = torch.randn(5, 1, 28, 28) * 3 + 1
+    model.train()
+    with torch.no_grad():
+        alone, mixed = model(x)[0], model(torch.cat([x[:1], others]))[0]
+    if not torch.allclose(alone, mixed, atol=1e-5):
+        return not_yet("in train mode a digit's scores change with the other digits of its batch: the frozen "
+                       "BatchNorm layers normalise by batch statistics (train mode, or track_running_stats=False), "
+                       "so the frozen part's output is not frozen — keep it in eval mode, with its stored statistics")
     return passed(f"conv1 + conv2 frozen (weights and BatchNorm statistics unchanged by a training step), "
                   f"a new head with {sum(p.numel() for p in trainable):,} trainable parameters")
 
@@ -176,8 +240,8 @@ def exercise3(answer, head: nn.Module, features, classes) -> CheckResult:
     """The (true, predicted) pair of breeds that the head confuses most often on the test split."""
     from ..training import confusion_matrix
 
-    if answer is None:
-        return not_yet("replace `answer = None` with a (true breed, predicted breed) pair of names: the largest "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with a (true breed, predicted breed) pair of names: the largest "
                        "entry off the diagonal of tl.confusion_matrix(head, test_loader)")
     if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
         raise ValueError("exercise3 expects a pair of class names, e.g. ('Bengal', 'Egyptian_Mau')")

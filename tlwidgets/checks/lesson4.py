@@ -7,7 +7,7 @@ from typing import Any
 
 from ..data import size_label
 from ..experiments import LearningCurve, time_to_accuracy
-from . import CheckResult, need_prediction, not_yet, passed
+from . import CheckResult, is_integer, is_placeholder, need_prediction, not_yet, passed
 
 
 def _begin(curve, name: str, prediction, what: str) -> CheckResult | None:
@@ -64,12 +64,16 @@ def exercise1(answer: Any, curve: Any, strategy: str = "fine_tune", baseline: st
     """
     if (hint := _begin(curve, "exercise1", prediction, "a size, or 'never'")) is not None:
         return hint
-    if answer is None:
-        return not_yet("replace `answer = None` with a size from the curve (an int, or 'all' for its size None), "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with a size from the curve (an int, or 'all' for its size None), "
                        "or the string 'never'; compare curve.accuracy(...) of the two strategies size by size")
     if isinstance(answer, str) and answer in ("all", "never"):
         answer = None if answer == "all" else answer
-    elif isinstance(answer, bool) or not isinstance(answer, int):
+    elif is_integer(answer):                     # NumPy and torch integers are sizes too
+        answer = int(answer)
+    elif isinstance(answer, float) and answer.is_integer():
+        answer = int(answer)
+    else:
         raise ValueError(f"exercise1 expects a size (an int from curve.sizes, or 'all') or 'never', got {answer!r}")
     expected = catch_up_size(curve, strategy, baseline, margin)
     if expected == "never" and answer == "never":
@@ -81,8 +85,14 @@ def exercise1(answer: Any, curve: Any, strategy: str = "fine_tune", baseline: st
                       f"{strategy} — within {margin * 100:.0f}" + _compare(prediction, expected))
     if answer != "never" and answer not in curve.sizes:
         return not_yet(f"{_size_label(answer)} is not one of the curve's sizes {[_size_label(n) for n in curve.sizes]}")
-    return not_yet(f"look again: at {_size_label(answer) if answer != 'never' else 'no size'} the gap "
-                   f"{strategy} - {baseline} is not the first one ≤ {margin * 100:.0f} points; "
+    if answer == "never":
+        return not_yet(f"{baseline} does come within {margin * 100:.0f} points of {strategy} at one of the sizes: "
+                       "print curve.gap(strategy, baseline, n) for every n in curve.sizes")
+    if expected != "never" and curve.sizes.index(answer) > curve.sizes.index(expected):
+        return not_yet(f"at {_size_label(answer)} per class {baseline} is within {margin * 100:.0f} points, but is "
+                       "it the first size where it is? Look at the smaller sizes too")
+    return not_yet(f"at {_size_label(answer)} per class the gap {strategy} - {baseline} is "
+                   f"{curve.gap(strategy, baseline, answer) * 100:+.1f} points, more than {margin * 100:.0f}: "
                    "print curve.gap(strategy, baseline, n) for every n in curve.sizes")
 
 
@@ -148,8 +158,8 @@ def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", bas
     """
     if (hint := _begin(curve, "exercise3", prediction, "'grows' or 'shrinks'")) is not None:
         return hint
-    if answer is None:
-        return not_yet("replace `answer = None` with a dict {n: points}, e.g. {5: 23.1, None: 37.5}; "
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with a dict {n: points}, e.g. {5: 23.1, None: 37.5}; "
                        "curve.gap(strategy, baseline, n) is in accuracy units (0.1 = 10 points)")
     if not isinstance(answer, dict):
         raise ValueError(f"exercise3 expects a dict {{n_per_class: points}}, got {type(answer).__name__}")
@@ -173,8 +183,43 @@ def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", bas
                   + f" points — the gap {trend} as labels grow" + _compare(prediction, trend))
 
 
+def _recording_adam(params, lr: float):
+    """A real Adam that also records, at every ``step()``, whether the gradients it is about to apply are those
+    of the last backward pass alone (zeroed in between, by any route) or accumulated over earlier batches."""
+    import torch
+
+    params = list(params)
+    fresh = [None] * len(params)
+
+    def hook(i):
+        def record(grad):
+            fresh[i] = grad.detach().clone() if fresh[i] is None else fresh[i] + grad.detach()
+        return record
+    for i, p in enumerate(params):
+        p.register_hook(hook(i))
+
+    class RecordingAdam(torch.optim.Adam):
+        steps = 0
+        accumulated = 0
+
+        def step(self, closure=None):
+            RecordingAdam.steps += 1
+            stale = any(p.grad is not None and g is not None and not torch.allclose(p.grad, g, atol=1e-7)
+                        for p, g in zip(params, fresh))
+            RecordingAdam.accumulated += int(stale)
+            for i in range(len(fresh)):
+                fresh[i] = None
+            return super().step(closure)
+    return RecordingAdam(params, lr=lr)
+
+
 def exercise4(train_epochs: Any) -> CheckResult:
-    """Write the training loop: judged by what it changes in a digit model with its first group frozen."""
+    """Write the training loop: judged by what it changes in a digit model with its first group frozen.
+
+    Also judged by how it uses the optimiser: one step per batch (optimiser steps = batches x epochs) and the
+    gradients zeroed before every backward pass (``optimizer.zero_grad()``, ``model.zero_grad()`` or
+    ``set_to_none``: any route), since a loop without zeroing still reaches a decent accuracy on digits.
+    """
     import torch
 
     from ..data import mnist_target_task
@@ -192,11 +237,12 @@ def exercise4(train_epochs: Any) -> CheckResult:
     model[0].requires_grad_(False)
     frozen = {k: v.clone() for k, v in model[0].state_dict().items()}
     trained_before = [p.detach().clone() for p in model[1].parameters()]
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    optimizer = _recording_adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     train_loader, val_loader, _ = task.loaders(16)
     assert val_loader is not None, "mnist_target_task(val_per_class=30) always has a validation split"
+    num_epochs = 8
     try:
-        train_epochs(model, train_loader, optimizer, 8)
+        train_epochs(model, train_loader, optimizer, num_epochs)
     except Exception as exc:  # noqa: BLE001 - the student's code: report, never crash the lesson
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
         return not_yet(f"train_epochs raised {type(exc).__name__}: {first}")
@@ -207,9 +253,81 @@ def exercise4(train_epochs: Any) -> CheckResult:
     if moved:
         return not_yet(f"the frozen part changed ({moved[:2]}): requires_grad_(False) stops its weights, not its "
                        "BatchNorm statistics — after model.train(), put it back in eval mode (model[0].eval())")
+    expected_steps = len(train_loader) * num_epochs
+    steps = type(optimizer).steps
+    if steps != expected_steps:
+        per = "epoch" if steps == num_epochs else ("run" if steps == 1 else f"{steps / num_epochs:g} batches")
+        return not_yet(f"the optimiser stepped {steps} times, once per {per}; one step per batch makes "
+                       f"{len(train_loader)} batches x {num_epochs} epochs = {expected_steps} steps — "
+                       "optimizer.step() belongs inside the loop over batches")
+    if type(optimizer).accumulated:
+        return not_yet(f"in {type(optimizer).accumulated} of {steps} steps the gradients still held earlier batches' "
+                       "gradients: backward() adds to .grad, so zero them before every backward pass "
+                       "(optimizer.zero_grad())")
     acc = evaluate(model, val_loader)["acc"]
     if acc < 0.7:
-        return not_yet(f"validation accuracy {acc:.1%} after 8 epochs is below 70 %: is the gradient zeroed every "
-                       "batch, and does every batch get a step?")
-    return passed(f"frozen group untouched (weights and BatchNorm statistics), the rest trained: "
+        return not_yet(f"validation accuracy {acc:.1%} after 8 epochs is below 70 %: is the loss computed on "
+                       "the batch's own labels, and does every batch get a step?")
+    return passed(f"frozen group untouched (weights and BatchNorm statistics), {steps} optimiser steps "
+                  f"({len(train_loader)} batches x {num_epochs} epochs), gradients zeroed every batch: "
                   f"{acc:.1%} validation accuracy after 8 epochs on 20 digits per class")
+
+
+def _lr_candidates_of(run) -> set[float]:
+    """The learning rates a run chose from: its selection's, or its one rate."""
+    rates = {round(float(row["lr"]), 12) for row in getattr(run, "selection", []) or [] if "lr" in row}
+    return rates or {round(float(run.lr), 12)}
+
+
+def _steps_of(run) -> int:
+    """The optimiser steps a run took, as it recorded them (a fine-tune's head stage included)."""
+    return int(run.steps)
+
+
+def exercise5(answer: Any, transfer_run: Any, scratch_run: Any) -> CheckResult:
+    """Repair a comparison: scratch with the transfer arm's optimiser steps and learning-rate candidates;
+    ``answer`` is the repaired gap, transfer minus scratch, in points.
+
+    Judged on the two runs passed in (:class:`~tlwidgets.transfer.RunResult`): the same task and training
+    images, the same number of optimiser steps (``RunResult.steps``), the same lr candidates (a list given to
+    ``run_strategy``, or one rate each), then the gap recomputed from their test accuracies.
+    """
+    from ..runs import RunResult
+
+    if is_placeholder(answer):
+        return not_yet("replace `answer = ...` with the repaired gap in points: "
+                       "100 * (transfer_run.test_acc - scratch_run.test_acc)")
+    for name, run in (("transfer_run", transfer_run), ("scratch_run", scratch_run)):
+        if not isinstance(run, RunResult):
+            raise ValueError(f"exercise5 expects {name} to be the RunResult of tl.run_strategy, "
+                             f"got {type(run).__name__}")
+    if hasattr(answer, "numel") and hasattr(answer, "item") and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, Real):
+        raise ValueError(f"exercise5 expects the gap in points (a number), got {type(answer).__name__}")
+    if scratch_run.strategy != "scratch":
+        return not_yet(f"the second run is {scratch_run.strategy!r}: repair the *scratch* arm "
+                       "(tl.run_strategy('scratch', ...))")
+    if transfer_run.task_name != scratch_run.task_name or transfer_run.num_train != scratch_run.num_train:
+        return not_yet("the two runs did not train on the same task and images: build the task once and give it "
+                       "to both")
+    a, b = _steps_of(transfer_run), _steps_of(scratch_run)
+    if a != b:
+        return not_yet(f"the budgets still differ: {a} optimiser steps for transfer, {b} for scratch — give "
+                       "scratch the same num_epochs (the same batches, so the same steps)")
+    ra, rb = _lr_candidates_of(transfer_run), _lr_candidates_of(scratch_run)
+    if ra != rb:
+        return not_yet(f"the learning-rate candidates differ ({sorted(ra)} vs {sorted(rb)}): pass the same list as "
+                       "lr= to both runs, so that validation chooses for each from the same options")
+    gap = 100 * (transfer_run.test_acc - scratch_run.test_acc)
+    value = float(answer)
+    if abs(gap) > 1 and math.isclose(value, gap / 100, abs_tol=0.006):
+        return not_yet("that looks like accuracy units; multiply by 100 to get points")
+    if abs(gap) > 0.5 and math.isclose(value, -gap, abs_tol=0.51):
+        return not_yet("the sign is the wrong way round: transfer minus scratch")
+    if not math.isclose(value, gap, abs_tol=0.51):
+        return not_yet(f"{value:.1f} is not the gap of these two runs: 100 * (transfer_run.test_acc - "
+                       "scratch_run.test_acc)")
+    survives = "survives" if gap > 2 else "does not survive: within a couple of points"
+    return passed(f"equal budgets ({a} steps each, lr from {sorted(ra)}): transfer minus scratch = {gap:+.1f} "
+                  f"points — the gap {survives}")
