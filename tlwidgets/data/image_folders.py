@@ -20,7 +20,7 @@ import torch
 from ..infra import cache_root, ensure_writable_dir, files_digest, short_hash
 from ..validate import check_choice, check_int
 from .folders import walk_images
-from .pets import PET_KINDS, PETS_VAL_FRACTION, read_pet_annotations
+from .pets import PET_KINDS, PETS_VAL_FRACTION, pet_labels
 from .roots import PETS_SPEC, find_dataset
 from .tasks import carve_val, check_n_per_class, take_per_class
 
@@ -91,13 +91,7 @@ def pets_image_folder(kind: str = "cat_vs_dog", n_per_class: int | None = None, 
     parts: dict[str, dict[str, list[Path]]] = {}
     classes: list[str] = []
     for split in ("trainval", "test"):
-        names, breeds, species = read_pet_annotations(data_root, split)
-        if kind == "cat_vs_dog":
-            label_names = species
-        else:
-            want = "cat" if kind == "cat_breeds" else "dog"
-            keep = [i for i, s in enumerate(species) if s == want]
-            names, label_names = [names[i] for i in keep], [breeds[i] for i in keep]
+        names, label_names = pet_labels(data_root, split, kind)
         if not classes:
             classes = sorted(set(label_names), key=str.lower)
         labels = torch.tensor([classes.index(b) for b in label_names])

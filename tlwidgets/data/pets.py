@@ -26,7 +26,7 @@ from .photos import (
 from .roots import PETS_SPEC, find_dataset
 from .tasks import Task, carve_val, check_n_per_class, take_per_class
 
-__all__ = ["PET_KINDS", "PET_SPLITS", "PETS_VAL_FRACTION", "read_pet_annotations", "pets_task"]
+__all__ = ["PET_KINDS", "PET_SPLITS", "PETS_VAL_FRACTION", "read_pet_annotations", "pet_labels", "pets_task"]
 
 PET_KINDS = ("cat_vs_dog", "cat_breeds", "dog_breeds")
 PET_SPLITS = ("trainval", "test")
@@ -62,6 +62,19 @@ def read_pet_annotations(root: str | os.PathLike[str], split: str) -> tuple[list
         breeds.append(" ".join(part.title() for part in image_id.rsplit("_", 1)[0].split("_")))
         species.append("cat" if fields[2] == "1" else "dog")
     return names, breeds, species
+
+
+def pet_labels(root: str | os.PathLike[str], split: str, kind: str) -> tuple[list[str], list[str]]:
+    """``(image file names, class names)`` of one official split for a pets task ``kind``: species for
+    ``cat_vs_dog``, breeds of that species for ``cat_breeds`` / ``dog_breeds`` (one reading of the split lists for
+    :func:`pets_task` and the ``ImageFolder`` tree of :mod:`~tlwidgets.data.image_folders`)."""
+    kind = check_choice("pets task", kind, PET_KINDS)
+    names, breeds, species = read_pet_annotations(root, split)
+    if kind == "cat_vs_dog":
+        return names, species
+    want = "cat" if kind == "cat_breeds" else "dog"
+    keep = [i for i, s in enumerate(species) if s == want]
+    return [names[i] for i in keep], [breeds[i] for i in keep]
 
 
 def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image_size: int = 160,
@@ -100,14 +113,7 @@ def pets_task(kind: str = "cat_vs_dog", n_per_class: int | None = None, *, image
     classes: list[str] = []
     val_note = ""
     for split, n in (("trainval", n_per_class), ("test", None)):
-        names, breeds, species = read_pet_annotations(data_root, split)
-        if kind == "cat_vs_dog":
-            label_names = species
-        else:
-            want = "cat" if kind == "cat_breeds" else "dog"
-            keep = [i for i, s in enumerate(species) if s == want]
-            names = [names[i] for i in keep]
-            label_names = [breeds[i] for i in keep]
+        names, label_names = pet_labels(data_root, split, kind)
         if not classes:  # the classes are those of trainval, read first
             classes = sorted(set(label_names), key=str.lower)
         labels = torch.tensor([classes.index(b) for b in label_names])
