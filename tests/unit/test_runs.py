@@ -72,7 +72,7 @@ def test_recipe_resolves_defaults_and_checks_its_fields():
                                                                                             seed=4)
     with pytest.raises(ValueError, match="unknown strategy 'linear'"):
         Recipe("linear")
-    with pytest.raises(ValueError, match="num_epochs must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="num_epochs must be an integer >= 1, got 0"):
         Recipe(num_epochs=0)
     with pytest.raises(ValueError, match=r"head_epochs must be in 0..num_epochs-1 = 0..4 .* got 5"):
         Recipe("fine_tune", num_epochs=5, head_epochs=5)
