@@ -87,8 +87,9 @@ def check_recipe_fields(fields: Mapping[str, Any], *, label: str = "") -> dict:
     head stage have run, and NumPy numbers (``np.int64`` seeds, ``np.float32``
     rates) are stored as ``int`` / ``float``, so rows and logs stay JSON.
     ``lr`` and ``n_frozen`` come back as tuples of candidates (``n_frozen``
-    None stays None; a candidate's range is checked against the model, by
-    :func:`freeze_boundary`). ``label`` is added to every name the messages
+    None stays None; each candidate must be an integer here, and its range,
+    negative values included, is checked against the model by
+    :func:`freeze_boundary`, whose message states the model's range). ``label`` is added to every name the messages
     use (``" for 'scratch'"``: a per-strategy value of a comparison).
     Fields not given are not checked; unknown ones are refused by name.
     """
@@ -103,7 +104,7 @@ def _lr(name: str, value: Any) -> tuple[float, ...] | None:
 
 
 def _n_frozen(name: str, value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(check_candidates(name, value, lambda k: check_int(name, k, min=0)))
+    return None if value is None else tuple(check_candidates(name, value, lambda k: check_int(name, k)))
 
 
 def _strategy(name: str, value: Any) -> str:
