@@ -89,8 +89,9 @@ def check_recipe_fields(fields: Mapping[str, Any], *, label: str = "") -> dict:
     ``lr`` and ``n_frozen`` come back as tuples of candidates (``n_frozen``
     None stays None; each candidate must be an integer here, and its range,
     negative values included, is checked against the model by
-    :func:`freeze_boundary`, whose message states the model's range). ``label`` is added to every name the messages
-    use (``" for 'scratch'"``: a per-strategy value of a comparison).
+    :func:`freeze_boundary`, whose message states the model's range).
+    ``label`` is added to every name the messages use (``" for 'scratch'"``:
+    a per-strategy value of a comparison).
     Fields not given are not checked; unknown ones are refused by name.
     """
     unknown = sorted(set(fields) - set(_CHECKS))
