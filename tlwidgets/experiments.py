@@ -40,6 +40,7 @@ from .runs import (
     RunResult,
     Stage,
     check_equal_budgets,
+    check_recipe_fields,
     choose,
     epochs_for,
     fit_and_keep,
@@ -49,6 +50,7 @@ from .runs import (
 from .table import Table
 from .training import History
 from .transfer import build_model
+from .validate import check_int
 
 __all__ = ["per_class_indices", "subset_task", "time_to_accuracy", "epochs_for", "LearningCurve", "learning_curve",
            "TRAINED"]
@@ -248,19 +250,28 @@ class LearningCurve:
 
 
 def _base_recipe(recipe: Recipe | None, fields: dict, strategies: Sequence[str]) -> Recipe:
-    """One recipe for every arm of a comparison, from ``recipe`` and keyword fields.
+    """One recipe for every arm of a comparison, from ``recipe`` and keyword fields, every value checked first.
 
     A per-strategy dict is accepted only when it gives every arm the same value
     (lesson code written as ``{"scratch": 15, ...}``); different budgets or
     learning-rate candidates per arm are refused: the comparison would measure
-    them, not the strategies.
+    them, not the strategies. Values are checked by
+    :func:`~tlwidgets.runs.check_recipe_fields` (the Recipe's own check), naming
+    the arm: a dict's entry by its key, a learning rate by the first arm that
+    would train at it (a rate is always some arm's rate: their defaults differ).
     """
+    fields = {**fields, **check_recipe_fields({k: v for k, v in fields.items() if not isinstance(v, Mapping)
+                                               and k not in ("lr", "strategy")})}
+    if "lr" in fields and not isinstance(fields["lr"], Mapping):
+        fields["lr"] = check_recipe_fields({"lr": fields["lr"]},
+                                           label=f" for {strategies[0]!r}" if strategies else "")["lr"]
     for name, value in list(fields.items()):
         if isinstance(value, Mapping):
             if set(value) != set(strategies):
                 raise ValueError(f"{name}={dict(value)} names {sorted(value)}, the arms are {list(strategies)}: a "
                                  f"comparison gives every arm the same {name}; give one value (or one list of "
                                  "candidates) for all")
+            value = {arm: check_recipe_fields({name: v}, label=f" for {arm!r}")[name] for arm, v in value.items()}
             values = {json.dumps(v) for v in value.values()}
             if len(values) > 1:
                 raise ValueError(f"{name}={dict(value)} gives the arms different settings; a comparison gives every "
@@ -271,7 +282,8 @@ def _base_recipe(recipe: Recipe | None, fields: dict, strategies: Sequence[str])
     return replace(recipe if recipe is not None else Recipe(), **fields)
 
 
-def _check_arms(task: Task, sizes: list, strategies: Sequence[str], scratch_task: Task | None) -> None:
+def _check_arms(task: Task, sizes: list, strategies: Sequence[str], scratch_task: Task | None) -> list:
+    """The curve's grid checked before any work; returns the sizes as plain ints (None: all the pool)."""
     if not sizes:
         raise ValueError("sizes is empty: give the numbers of labelled images per class to try, e.g. (5, 20)")
     for s in strategies:
@@ -282,6 +294,7 @@ def _check_arms(task: Task, sizes: list, strategies: Sequence[str], scratch_task
     for n in sizes:
         if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
             raise ValueError(f"sizes must be positive integers or None (all), got {n!r}")
+    sizes = [None if n is None else int(n) for n in sizes]
     if scratch_task is not None:
         if list(scratch_task.classes) != list(task.classes) or \
                 not torch.equal(dataset_labels(scratch_task.train), dataset_labels(task.train)):
@@ -289,6 +302,7 @@ def _check_arms(task: Task, sizes: list, strategies: Sequence[str], scratch_task
                              "e.g. built by the same builder with another image_size)")
         if len(cast(Sized, scratch_task.test)) != len(cast(Sized, task.test)):
             raise ValueError("scratch_task must have the same test set as task")
+    return sizes
 
 
 class _Pool:
@@ -375,8 +389,10 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     sizes). ``on_run(result)`` is called after each run (``model`` None: the
     curve keeps numbers, not models).
     """
-    sizes = list(sizes)
-    _check_arms(task, sizes, strategies, scratch_task)
+    sizes = _check_arms(task, list(sizes), strategies, scratch_task)
+    seeds = [check_int("seeds", s, min=0, max=2**63 - 1) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. (0,)")
     base = _base_recipe(recipe, recipe_fields, strategies)
     dev = select_device(device)
     if task.val is None and len(base.candidates()) > 1:

@@ -234,7 +234,8 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
         batch_size: how many inputs per forward pass for tensors and Datasets.
 
     Returns:
-        ``(probabilities N x classes, labels or None)``: labels come from a Dataset or DataLoader.
+        ``(probabilities N x classes, labels or None)``: labels come from a labelled Dataset or DataLoader
+        (``(inputs, labels)`` batches); unlabelled data (``(inputs,)`` or bare tensor batches) gives None.
     """
     batch_size = check_int("batch_size", batch_size, min=1)
     device = select_device(device) if device is not None else _model_device(model)
@@ -253,13 +254,31 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
                         f"NumPy arrays), got {type(inputs).__name__}")
     loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
     probs, labels = [], []
-    for b, (x, y) in enumerate(loader):
+    for b, batch in enumerate(loader):
+        x, y = _inputs_and_labels(batch, b)
         check_inputs(x, where="predict()", batch=b, model=model)
         probs.append(forward_batch(model, x.to(device)).softmax(1).cpu())
         labels.append(y)
     if not probs:
         raise ValueError("predict(): the data is empty; there is nothing to predict")
-    return torch.cat(probs), torch.cat(labels)
+    known = [y for y in labels if y is not None]
+    return torch.cat(probs), (torch.cat(known) if len(known) == len(labels) else None)
+
+
+def _inputs_and_labels(batch: Any, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch as ``(inputs, labels or None)``: labelled ``(x, y)``, unlabelled ``(x,)`` or a bare tensor.
+
+    Why: new photos to classify have no labels; a ``TensorDataset(x)`` or a
+    DataLoader over a tensor is the natural way to hand them over, and must not
+    fail with "not enough values to unpack". Anything else is refused by name.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (list, tuple)) and len(batch) in (1, 2) and isinstance(batch[0], torch.Tensor):
+        return batch[0], (batch[1] if len(batch) == 2 else None)
+    got = (f"a {type(batch).__name__} of {len(batch)} items" if isinstance(batch, (list, tuple))
+           else type(batch).__name__)
+    raise ValueError(f"predict(): batch {b} is {got}; expected inputs, (inputs,) or (inputs, labels)")
 
 
 def predict(model: nn.Module, inputs: Inputs, *, k: int = 5,

@@ -37,6 +37,7 @@ from typing import Any
 from .infra import atomic_write
 from .runs import Recipe
 from .training import Events, History, StopFlag
+from .validate import check_float
 
 __all__ = ["FORMAT", "VERSION", "BatchValues", "history_dict", "upgrade_history", "upgrade_row", "upgrade_entry",
            "log_entry", "write_log", "read_log", "replay_events", "replay", "ReplayResult"]
@@ -240,8 +241,7 @@ def replay(source: object, observers: Sequence[object], *, seconds_per_epoch: fl
         stop: checked before every batch (a Stop button); a stopped replay still ends with ``on_train_end``.
         sleep: how to wait between batches (injected: tests pass a recorder, the dashboard a stoppable wait).
     """
-    if seconds_per_epoch < 0:
-        raise ValueError(f"seconds_per_epoch must be >= 0, got {seconds_per_epoch}")
+    seconds_per_epoch = check_float("seconds_per_epoch", seconds_per_epoch, min=0)   # NaN/inf/text refused here
     hist, recipe = history_dict(source)
     if not hist.get("epochs") and not hist.get("batches"):
         raise ValueError("the logged run has no finished batch or epoch to replay")

@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -50,10 +50,12 @@ from .freezing import freeze, max_frozen
 from .infra import derive_seed
 from .metrics import Metrics, classification_metrics
 from .training import History, Observer, Optimiser, StopFlag, evaluate, fit, predict_proba
+from .validate import ArgumentTypeError, check_bool, check_candidates, check_float, check_int, check_lr, describe
 
-__all__ = ["STRATEGIES", "DEFAULT_LR", "DEFAULT_LR_DECAY", "HEAD_LR", "Recipe", "RunResult", "KeepBest", "Stage",
-           "Kept", "fit_and_keep", "choose", "kept_val_loss", "test_once", "metrics_on", "freeze_boundary",
-           "default_fine_tune_frozen", "check_equal_budgets", "epochs_for", "derive_seed", "train_datasets"]
+__all__ = ["STRATEGIES", "DEFAULT_LR", "DEFAULT_LR_DECAY", "HEAD_LR", "Recipe", "check_recipe_fields", "RunResult",
+           "KeepBest", "Stage", "Kept", "fit_and_keep", "choose", "kept_val_loss", "test_once", "metrics_on",
+           "freeze_boundary", "default_fine_tune_frozen", "check_equal_budgets", "epochs_for", "derive_seed",
+           "train_datasets"]
 
 STRATEGIES = ("scratch", "feature_extraction", "fine_tune", "choose")
 DEFAULT_LR = {"scratch": 1e-3, "feature_extraction": 3e-3, "fine_tune": 1e-3, "choose": 1e-3}
@@ -75,14 +77,69 @@ def epochs_for(num_train: int, batch_size: int, num_epochs: int, min_steps: int 
     return max(int(num_epochs), math.ceil(min_steps / batches))
 
 
-def _as_tuple(value, name: str, cast: Callable) -> tuple | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"{name} is an empty list: give one value or a list of candidates to choose from")
-        return tuple(cast(v) for v in value)
-    return (cast(value),)
+def check_recipe_fields(fields: Mapping[str, Any], *, label: str = "") -> dict:
+    """The given recipe fields checked and converted to plain Python values: the one argument check of every run.
+
+    Why here: every run (``run_strategy``, ``learning_curve``, the sweeps, the
+    dashboard) builds a :class:`Recipe`, and :meth:`Recipe.__post_init__` calls
+    this, so a bad value (a NaN rate, a bad *last* candidate, a negative seed) is
+    refused before any training instead of after the first candidates or a
+    head stage have run, and NumPy numbers (``np.int64`` seeds, ``np.float32``
+    rates) are stored as ``int`` / ``float``, so rows and logs stay JSON.
+    ``lr`` and ``n_frozen`` come back as tuples of candidates (``n_frozen``
+    None stays None; each candidate must be an integer here, and its range,
+    negative values included, is checked against the model by
+    :func:`freeze_boundary`, whose message states the model's range).
+    ``label`` is added to every name the messages use (``" for 'scratch'"``:
+    a per-strategy value of a comparison).
+    Fields not given are not checked; unknown ones are refused by name.
+    """
+    unknown = sorted(set(fields) - set(_CHECKS))
+    if unknown:
+        raise ValueError(f"unknown recipe field(s) {unknown}; allowed: {list(_CHECKS)}")
+    return {name: _CHECKS[name](f"{name}{label}", value) for name, value in fields.items()}
+
+
+def _lr(name: str, value: Any) -> tuple[float, ...] | None:
+    return None if value is None else tuple(check_candidates(name, value, lambda r: check_lr(r, name)))
+
+
+def _n_frozen(name: str, value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(check_candidates(name, value, lambda k: check_int(name, k)))
+
+
+def _strategy(name: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in STRATEGIES:
+        raise ValueError(f"unknown strategy {value!r}; choose one of {STRATEGIES}")
+    return value
+
+
+def _scratch_arch(name: str, value: Any) -> str:
+    if value not in ("small", "same"):
+        raise ValueError(f"Recipe: {name} must be 'small' or 'same', got {value!r}")
+    return value
+
+
+def _backbone(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{name} must be a backbone name (str), got {describe(value)}")
+    return value
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "strategy": _strategy,
+    "n_frozen": _n_frozen,
+    "lr": _lr,
+    "lr_decay": lambda n, v: None if v is None else check_float(n, v, min=0, max=1, min_open=True),
+    "head_epochs": lambda n, v: None if v is None else check_int(n, v, min=0),
+    "num_epochs": lambda n, v: check_int(n, v, min=1),
+    "batch_size": lambda n, v: check_int(n, v, min=1),
+    "min_steps": lambda n, v: check_int(n, v, min=0),
+    "seed": lambda n, v: check_int(n, v, min=0, max=2**63 - 1),
+    "augment": check_bool,
+    "backbone": _backbone,
+    "scratch_arch": _scratch_arch,
+}
 
 
 @dataclass(frozen=True)
@@ -113,25 +170,19 @@ class Recipe:
     scratch_arch: str = "small"
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
-        lrs = _as_tuple(self.lr, "lr", float)
-        object.__setattr__(self, "lr", lrs if lrs is not None else (DEFAULT_LR[self.strategy],))
-        ks = _as_tuple(self.n_frozen, "n_frozen", int)
+        # every field checked and stored as plain Python values, before any run can start (one home: see
+        # check_recipe_fields); a frozen dataclass is filled in with object.__setattr__
+        for name, value in check_recipe_fields({k: getattr(self, k) for k in self.__dataclass_fields__}).items():
+            object.__setattr__(self, name, value)
+        if self.lr is None:
+            object.__setattr__(self, "lr", (DEFAULT_LR[self.strategy],))
+        ks = cast("tuple[int, ...] | None", self.n_frozen)
         object.__setattr__(self, "n_frozen", None if ks is None else ks[0] if len(ks) == 1 else ks)
-        for name in ("num_epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Recipe: {name} must be a positive integer, got {value!r}")
-        if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int) or self.min_steps < 0:
-            raise ValueError(f"Recipe: min_steps must be an integer >= 0, got {self.min_steps!r}")
         if self.head_epochs is not None and not 0 <= self.head_epochs < self.num_epochs:
             raise ValueError(f"Recipe: head_epochs must be in 0..num_epochs-1 = 0..{self.num_epochs - 1} (the head "
                              f"stage is paid out of the num_epochs budget), got {self.head_epochs!r}")
         if self.strategy in _TWO_STAGE and self.num_epochs < 2 and self.head_epochs is None:
             object.__setattr__(self, "head_epochs", 0)
-        if self.scratch_arch not in ("small", "same"):
-            raise ValueError(f"Recipe: scratch_arch must be 'small' or 'same', got {self.scratch_arch!r}")
 
     @property
     def lrs(self) -> tuple[float, ...]:

@@ -184,6 +184,7 @@ def run_recipe(recipe: Recipe, task: Task, *, device="auto", observers=(), stop:
     if len(candidates) > 1 and task.val is None:
         raise ValueError(f"choosing among n_frozen={recipe.n_frozen} / lr={recipe.lr} needs a validation split, "
                          f"and task {task.name!r} has none (val=None); build it with a task builder, which carves one")
+    _check_boundaries(recipe, task, model)
     dev = select_device(device)
     runs = [_run_one(c, task, dev=dev, observers=observers, stop=stop, progress=progress, cache=cache,
                      model=None if model is None else copy.deepcopy(model) if len(candidates) > 1 else model)
@@ -191,6 +192,20 @@ def run_recipe(recipe: Recipe, task: Task, *, device="auto", observers=(), stop:
     best = choose([r for r, _, _ in runs])
     _, trained, test_loader = next(run for run in runs if run[0] is best)
     return test_once(best, trained, test_loader, task.num_classes, device=dev)
+
+
+def _check_boundaries(recipe: Recipe, task: Task, model: GroupedModel | None) -> None:
+    """Refuse an out-of-range ``n_frozen`` candidate before any candidate trains (the Recipe checked the rest).
+
+    The range depends on the model, so it is checked here, on ``model`` or on the model the strategy builds;
+    only fine-tuning reads ``n_frozen`` (scratch freezes nothing, feature extraction everything but the head).
+    """
+    ks = recipe.n_frozen if isinstance(recipe.n_frozen, tuple) else (recipe.n_frozen,)
+    if recipe.strategy not in ("fine_tune", "choose") or ks == (None,):
+        return
+    probe = model if model is not None else build_model(recipe.strategy, task, backbone=recipe.backbone)
+    for k in ks:
+        freeze_boundary(recipe.strategy, probe, k)   # names the model, its groups and the allowed range
 
 
 def compare_strategies(task: Task, strategies: Sequence[str] = ("scratch", "feature_extraction", "fine_tune"),

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import tlwidgets as tl
-from tlwidgets import data, experiments, images, layer_transfer, models, runlog, text, transfer
+from tlwidgets import data, experiments, images, layer_transfer, models, runlog, runs, text, transfer
 from tlwidgets.data.mnist import mnist_tensors
 from tlwidgets.data.tasks import Task
 from tlwidgets.infra import ChecksumError
@@ -315,7 +315,7 @@ LATE_CASES = {
 @pytest.mark.parametrize("kw, message", LATE_CASES.values(), ids=LATE_CASES.keys())
 def test_c17_run_strategy_checks_every_argument_before_any_training(kw, message, tiny_model, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(transfer, "fit", _recording_fit(calls))
+    monkeypatch.setattr(runs, "fit", _recording_fit(calls))   # the one training call of every run
     kw = dict(kw)
     with pytest.raises(ValueError, match=message):
         transfer.run_strategy(kw.pop("strategy"), _tiny_task(), model=tiny_model(3), progress=False, **kw)
@@ -331,7 +331,7 @@ def test_c17_run_strategy_checks_every_argument_before_any_training(kw, message,
 ], ids=["bad scratch lr candidate", "inf lr", "negative seed", "zero epochs", "negative head_epochs"])
 def test_c17_learning_curve_checks_every_argument_before_any_training(kw, message, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(experiments, "fit", _recording_fit(calls))
+    monkeypatch.setattr(runs, "fit", _recording_fit(calls))   # the one training call of every run
     monkeypatch.setattr(experiments, "cached_features", _recording_fit(calls))
     pool = _tiny_task()
     with pytest.raises(ValueError, match=message):

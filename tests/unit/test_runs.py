@@ -5,8 +5,10 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
+import json
 import pkgutil
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -72,7 +74,7 @@ def test_recipe_resolves_defaults_and_checks_its_fields():
                                                                                             seed=4)
     with pytest.raises(ValueError, match="unknown strategy 'linear'"):
         Recipe("linear")
-    with pytest.raises(ValueError, match="num_epochs must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="num_epochs must be an integer >= 1, got 0"):
         Recipe(num_epochs=0)
     with pytest.raises(ValueError, match=r"head_epochs must be in 0..num_epochs-1 = 0..4 .* got 5"):
         Recipe("fine_tune", num_epochs=5, head_epochs=5)
@@ -82,6 +84,29 @@ def test_recipe_resolves_defaults_and_checks_its_fields():
         Recipe.from_dict({"epochs": 3})
     with pytest.raises(dataclasses.FrozenInstanceError):
         Recipe().seed = 3  # type: ignore[misc]
+
+
+def test_recipe_stores_plain_python_numbers_and_checks_every_candidate():
+    r = Recipe("fine_tune", n_frozen=[np.int64(0), 1], lr=(np.float32(0.5), 1), num_epochs=np.int64(4),
+               seed=np.int32(7), lr_decay=np.float64(0.5))
+    assert json.loads(json.dumps(r.as_dict())) == r.as_dict()
+    assert type(r.seed) is int and type(r.num_epochs) is int and [type(v) for v in r.lrs] == [float, float]
+    assert r.n_frozen == (0, 1) and all(type(k) is int for k in r.n_frozen)
+    with pytest.raises(ValueError, match=r"lr\[2\]: lr must be a positive number"):
+        Recipe(lr=[1e-3, 1e-2, float("nan")])
+    with pytest.raises(ValueError, match=r"n_frozen\[1\]: n_frozen must be an integer"):
+        Recipe("fine_tune", n_frozen=[1, 1.5])
+    with pytest.raises(ValueError, match=r"lr_decay must be a number in \(0, 1\], got 2"):
+        Recipe("fine_tune", lr_decay=2)
+    with pytest.raises(ValueError, match=r"seed must be an integer in 0\.\."):
+        Recipe(seed=-1)
+    with pytest.raises(TypeError, match=r"augment must be True or False, got 'no'"):
+        Recipe(augment="no")
+    assert runs.check_recipe_fields({"num_epochs": np.int64(3)}, label=" for 'scratch'") == {"num_epochs": 3}
+    with pytest.raises(ValueError, match=r"num_epochs for 'scratch' must be an integer >= 1, got 0"):
+        runs.check_recipe_fields({"num_epochs": 0}, label=" for 'scratch'")
+    with pytest.raises(ValueError, match=r"unknown recipe field\(s\) \['epochs'\]"):
+        runs.check_recipe_fields({"epochs": 3})
 
 
 # ------------------------------------------------------------------------------ keep-best / choose ---

@@ -492,8 +492,10 @@ class Dashboard(widgets.VBox):
         if not hist.get("epochs") and not hist.get("batches"):
             raise ValueError("the logged run has no finished batch or epoch to replay")
         self._start()
-        if block:
+        if block:   # a blocking call raises what went wrong (also shown in the widget and kept in last_error)
             self._replay(hist, recipe, seconds_per_epoch)
+            if self.last_error is not None:
+                raise self.last_error
             return self.chart
         self._thread = threading.Thread(target=self._replay, args=(hist, recipe, seconds_per_epoch),
                                         name="tlwidgets-replay", daemon=True)
