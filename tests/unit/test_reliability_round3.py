@@ -445,7 +445,7 @@ def test_c19_markdown_escapes_markup_like_the_html_renderer():
 # ------------------------------------------------------------- 20 converted tasks keep val ---
 def test_c20_as_photos_keeps_the_validation_split():
     task = _grey_task()
-    photos = layer_transfer.as_photos(task, image_size=32)
+    photos = data.as_photos(task, image_size=32)
     assert photos.val is not None and len(photos.val) == len(task.val) and photos.val_note == task.val_note
     assert torch.equal(photos.val.labels, task.val.tensors[1])
     assert photos.val[0][0].shape == (3, 32, 32)
@@ -453,10 +453,10 @@ def test_c20_as_photos_keeps_the_validation_split():
 
 def test_c20_as_digits_keeps_the_validation_split(tmp_path):
     photos = data.folder_task(_two_classes(tmp_path / "p", per_class=6), image_size=32)
-    digits = layer_transfer.as_digits(photos)
+    digits = data.as_digits(photos)
     assert digits.val is not None and len(digits.val) == len(photos.val)
     assert torch.equal(digits.val.tensors[1], photos.val.labels) and digits.val.tensors[0].shape[1:] == (1, 28, 28)
-    assert layer_transfer.as_photos(_grey_task(with_val=False), image_size=32).val is None
+    assert data.as_photos(_grey_task(with_val=False), image_size=32).val is None
 
 
 # -------------------------------------------------------------------- 21 replay of a bad log ---
