@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..infra import cache_root, ensure_writable_dir, files_digest, short_hash
+from ..infra import atomic_write, cache_root, ensure_writable_dir, files_digest, short_hash
 from ..validate import check_choice, check_int
 from .folders import walk_images
 from .pets import PET_KINDS, PETS_VAL_FRACTION, pet_labels
@@ -53,7 +53,7 @@ def _write_tree(dest: Path, parts: dict[str, dict[str, list[Path]]]) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             for f in files:
                 _link(f, folder / f.name)
-    marker.write_text("made by tlwidgets.data.image_folders\n")
+    atomic_write(marker, "made by tlwidgets.data.image_folders\n")
     return dest
 
 
