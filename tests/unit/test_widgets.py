@@ -493,6 +493,9 @@ def test_dashboard_strategy_controls(dash):
     assert fs.value == 1 and dash.config().n_frozen == 1  # the fine-tune choice is remembered
     with pytest.raises(ValueError, match="n_frozen must be in"):
         dash.set(n_frozen=top)
+    dash.strategy.value = "choose"           # choose FE or fine-tuning on val: the fine-tune boundary applies
+    assert not fs.disabled and dash.config().n_frozen == 1 and dash.config().strategy == "choose"
+    dash.strategy.value = "fine_tune"
     dash.set(n_per_class=None, num_epochs=150, lr=3e-4)
     c = dash.config()
     assert isinstance(c, tl.Recipe) and dash.selected_n_per_class is None and dash.n_per_class.value == "all"

@@ -38,7 +38,7 @@ from ..models import GroupedModel
 from ..runlog import FORMAT as LOG_FORMAT
 from ..runlog import history_dict, log_entry, read_log, write_log
 from ..runlog import replay as replay_run
-from ..runs import Recipe
+from ..runs import Recipe, freeze_boundary
 from ..table import Column, Table
 from ..training import Observer, StopFlag
 from ..transfer import DEFAULT_LR, STRATEGIES, RunResult, build_model, default_fine_tune_frozen, run_recipe
@@ -283,20 +283,21 @@ class Dashboard(widgets.VBox):
         return self._tasks[n]
 
     def _remember_frozen(self, change) -> None:
-        if self.strategy.value == "fine_tune":
+        if self.strategy.value in ("fine_tune", "choose"):
             self._ft_frozen = change["new"]
 
     def _on_strategy(self, change, set_lr: bool = True) -> None:
-        """Show what each strategy freezes; only fine-tuning lets you choose (and never 'head only')."""
+        """Show what each strategy freezes (:func:`tlwidgets.runs.freeze_boundary`); only fine-tuning (and
+        choosing between it and feature extraction) lets you choose, and never 'head only'."""
         s, slider, top = change["new"], self.freeze_slider, max_frozen(self.template_model)
-        if s == "fine_tune":
+        if s in ("fine_tune", "choose"):
             target = min(self._ft_frozen, top - 1)
             slider.value = target  # first the value, then the range: a clamp would overwrite the memory
             slider.max = top - 1
             slider.disabled = False
         else:
             slider.max = top
-            slider.value = 0 if s == "scratch" else top
+            slider.value = freeze_boundary(s, self.template_model)
             slider.disabled = True
         if set_lr:
             self.lr.value = DEFAULT_LR[s]
@@ -345,8 +346,9 @@ class Dashboard(widgets.VBox):
                 self.epochs.max = num_epochs
             self.epochs.value = num_epochs
         if n_frozen is not None:
-            if self.strategy.value != "fine_tune":
-                raise ValueError("n_frozen applies to strategy='fine_tune' only")
+            if self.strategy.value not in ("fine_tune", "choose"):
+                raise ValueError(f"n_frozen applies to strategy='fine_tune' or 'choose' only, not "
+                                 f"{self.strategy.value!r}")
             n_frozen = check_int("n_frozen", n_frozen)
             if not 0 <= n_frozen <= self.freeze_slider.max:
                 raise ValueError(f"n_frozen must be in 0..{self.freeze_slider.max} for fine-tuning "
