@@ -306,7 +306,8 @@ def _peers(d: dict, run: dict) -> str:
         return "Oxford-IIIT Pet not found: **not measured** (set `TLLAB_DATA`)."
     names = {"course": "course: cached feature extraction (`run_strategy`)", "fastai": "fastai `fine_tune()`",
              "keras": "Keras 3 guide (torch backend)", "pytorch_tutorial": "PyTorch tutorial recipe"}
-    rows, wins, missing = [], [], []
+    rows, wins, missing, open_ = [], [], [], []
+    decided = 0
     for race in d["races"]:
         metric = "accuracy" if race["metric"] == "accuracy" else "balanced accuracy"
         for name, a in race["arms"].items():
@@ -325,14 +326,22 @@ def _peers(d: dict, run: dict) -> str:
                 ratio = "n/a"
             elif a["ratio_is_lower_bound"]:
                 ratio = f"> {fmt_ratio(a['ratio'])}"
+                if a["ratio"] < 10:
+                    open_.append(f"{names.get(name, name)} on {race['race']} (stopped by its budget at "
+                                 f"{fmt_ratio(a['ratio'])}, best {pct(a['best'])})")
             else:
                 ratio = fmt_ratio(a["ratio"])
+                decided += 1
                 if a["ratio"] < 10:
                     wins.append(f"{names.get(name, name)} on {race['race']} ({fmt_ratio(a['ratio'])})")
             rows.append([race["race"], names.get(name, name), f"{pct(race['target'])} {metric}", reached,
                          pct(a["best"]) if a["best"] is not None else "-", a["epochs"], ratio])
     verdict = ("Goal (the course's path at least 10x faster to the same test score than every peer): "
-               + ("**met** in every race measured." if not wins else "**not met** against " + "; ".join(wins) +
+               + ("**undecided** where a peer's budget ended before it reached the target and before 10x the "
+                  "course's time: " + "; ".join(open_) + " (a longer budget, `--peer-budget`, settles it). "
+                  if open_ else "")
+               + ("" if not decided else "**met** in every race decided." if not wins else
+                  "**not met** against " + "; ".join(wins) +
                   ". Where a peer is within 10x, it is because it reaches the target in its first epochs while the "
                   "course's time is its whole run (decode, extract, 10 head epochs, choice on validation) — the "
                   "course arm is not stopped early.")
