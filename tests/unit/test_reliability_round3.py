@@ -562,7 +562,9 @@ def test_c24_predict_on_unlabelled_data_gives_predictions_without_targets(make, 
     preds = tl.predict(model, make(x), k=2)
     twin = tl.predict(model, x, k=2)   # the same inputs as one tensor batch
     assert [p.target for p in preds] == [None] * 7
-    assert [p.top for p in preds] == [p.top for p in twin]
+    # the same classes, and probabilities equal up to float rounding (batches of another size may take other kernels)
+    assert [[c for c, _ in p.top] for p in preds] == [[c for c, _ in p.top] for p in twin]
+    assert [[q for _, q in p.top] for p in preds] == pytest.approx([[q for _, q in p.top] for p in twin], abs=1e-6)
 
 
 def test_c24_predict_still_reads_labels_and_refuses_odd_batches(tiny_model):
