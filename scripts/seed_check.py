@@ -31,6 +31,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,6 +170,15 @@ def render(report: dict) -> str:
                      f"{s['seconds']['min']:.0f}–{s['seconds']['max']:.0f} |")
     total = sum(s["passed"] for s in report["lessons"]), sum(s["runs"] for s in report["lessons"])
     lines += ["", f"**{total[0]} of {total[1]} runs passed.**", ""]
+    plan = report.get("planned")
+    if plan:
+        planned = len(plan["lessons"]) * len(plan["seeds"])
+        ran = {(s["lesson"], seed) for s in report["lessons"] for seed in s["seeds"]}
+        missing = [f"{n} seed {seed}" for seed in plan["seeds"] for n in plan["lessons"] if (n, seed) not in ran]
+        if missing:
+            lines += [f"**Incomplete: {planned - len(missing)} of the {planned} planned runs finished** (seeds "
+                      f"{', '.join(map(str, plan['seeds']))}; the run was stopped or is still going). Not run: "
+                      + ", ".join(missing) + ".", ""]
     for s in report["lessons"]:
         c = report["claims"].get(s["lesson"], {"claims": [], "assertions": [], "has_claims_section": False})
         lines += [f"## {s['lesson']}", "", f"Passed {s['passed']} of {s['runs']} (seeds "
@@ -216,19 +226,32 @@ def main(argv=None) -> int:
     if args.report_only:
         return write_report(doc, json.loads(jpath.read_text()))
     old = json.loads(jpath.read_text()) if args.merge and jpath.exists() else {"runs": []}
-    jobs = [(lesson, s) for lesson in lessons for s in args.seeds]
+    # seed-major order: every lesson meets its first untuned seed before any lesson its second, so a run cut
+    # short still covers every lesson; the report is rewritten after every finished run (nothing is lost)
+    jobs = [(lesson, s) for s in args.seeds for lesson in lessons]
     print(f"{len(jobs)} runs, {args.jobs} at a time", flush=True)
+    ran = {x.stem for x in lessons}
+    kept = [r for r in old["runs"] if r["lesson"] not in ran]
+    done: list[dict] = []
+    lock = threading.Lock()
+
+    def report() -> int:
+        return write_report(doc, {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jobs": args.jobs,
+                                  "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                  "planned": {"lessons": sorted(ran), "seeds": list(args.seeds)},
+                                  "runs": kept + done})
+
     with tempfile.TemporaryDirectory(prefix="seed_check-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         def go(job):
             r = run_one(job[0], job[1], Path(tmp), args.timeout)
             print(f"  {r['lesson']} seed {r['seed']}: {r['status']} in {r['seconds']:.0f} s"
                   + (f" ({r['message'].splitlines()[0][:160]})" if r["message"] else ""), flush=True)
+            with lock:
+                done.append(r)
+                report()
             return r
-        runs = list(pool.map(go, jobs))
-    ran = {x.stem for x in lessons}
-    runs = [r for r in old["runs"] if r["lesson"] not in ran] + runs
-    return write_report(doc, {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "jobs": args.jobs,
-                              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs})
+        list(pool.map(go, jobs))
+    return report()
 
 
 def write_report(doc: Path, base: dict) -> int:
@@ -237,6 +260,7 @@ def write_report(doc: Path, base: dict) -> int:
     jpath = doc.with_suffix(".json")
     names = sorted({r["lesson"] for r in runs})
     report = {"when": base["when"], "jobs": base["jobs"], "machine": base["machine"],
+              "planned": base.get("planned"),
               "lessons": [summarise(n, [r for r in runs if r["lesson"] == n]) for n in names],
               "claims": {n: lesson_claims(LESSONS / f"{n}.ipynb") for n in names},
               "runs": runs}
