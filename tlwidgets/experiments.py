@@ -267,14 +267,15 @@ def _base_recipe(recipe: Recipe | None, fields: dict, strategies: Sequence[str])
                                            label=f" for {strategies[0]!r}" if strategies else "")["lr"]
     for name, value in list(fields.items()):
         if isinstance(value, Mapping):
+            given = dict(value)
             value = {arm: check_recipe_fields({name: v}, label=f" for {arm!r}")[name] for arm, v in value.items()}
             if set(value) != set(strategies):
-                raise ValueError(f"{name}={dict(value)} names {sorted(value)}, the arms are {list(strategies)}: a "
+                raise ValueError(f"{name}={given} names {sorted(value)}, the arms are {list(strategies)}: a "
                                  f"comparison gives every arm the same {name}; give one value (or one list of "
                                  "candidates) for all")
             values = {json.dumps(v) for v in value.values()}
             if len(values) > 1:
-                raise ValueError(f"{name}={dict(value)} gives the arms different settings; a comparison gives every "
+                raise ValueError(f"{name}={given} gives the arms different settings; a comparison gives every "
                                  f"arm the same {name} (one value, or one list of candidates chosen on validation)")
             fields[name] = next(iter(value.values())) if value else None
     if fields.get("lr", 0) is None:
