@@ -252,3 +252,63 @@ def test_lesson3_exercise4_explains_the_validation_test_gap(capsys):
     with pytest.raises(ValueError, match="expects letters"):
         checks.lesson3.exercise4(3)
     assert set(checks.lesson3.GAP_STATEMENTS) == set("ABCDEF")
+
+
+# ---------------------------------------------------------------- exercise 5: gradual unfreezing ---
+def test_lesson3_gradual_schedule_is_howard_and_ruders():
+    # ULMFiT: the last layer first, then one more (lower) group per epoch, then everything trains
+    assert checks.lesson3.gradual_schedule(2, 6) == [2, 1, 0, 0, 0, 0]
+    assert checks.lesson3.gradual_schedule(9, 4) == [9, 8, 7, 6]
+    assert checks.lesson3.gradual_schedule(0, 2) == [0, 0]
+
+
+def gradual_by_comprehension(top, num_epochs):
+    return [max(top - e, 0) for e in range(num_epochs)]
+
+
+def gradual_by_loop(top, num_epochs):
+    k = top
+    for _ in range(num_epochs):
+        yield k
+        if k > 0:
+            k -= 1
+
+
+def gradual_with_numpy(top, num_epochs):
+    return np.clip(top - np.arange(num_epochs), 0, None)
+
+
+def gradual_with_torch(top, num_epochs):
+    return (top - torch.arange(num_epochs)).clamp(min=0)
+
+
+@pytest.mark.parametrize("route", [gradual_by_comprehension, gradual_by_loop, gradual_with_numpy,
+                                   gradual_with_torch])
+def test_lesson3_exercise5_accepts_every_correct_route(route, capsys):
+    expect_pass(capsys, checks.lesson3.exercise5(route), "one more group per epoch")
+
+
+@pytest.mark.parametrize(("wrong", "needle"), [
+    (lambda top, n: [min(e, top) for e in range(n)], "grows"),                          # freezes more over time
+    (lambda top, n: [top] + [0] * (n - 1), "two-stage recipe"),                        # head, then all at once
+    (lambda top, n: [max(top - 1 - e, 0) for e in range(n)], "head alone"),            # no head-only epoch
+    (lambda top, n: [top - e for e in range(n)], "below 0"),                           # never clamped
+    (lambda top, n: [max(top - e // 2, 0) for e in range(n)], "too slowly"),           # one group per 2 epochs
+    (lambda top, n: [top] * n, "feature extraction"),                                  # never unfreezes
+    (lambda top, n: [max(top - e, 0) for e in range(n + 1)], "one n_frozen per epoch"),  # wrong length
+    (lambda top, n: [max(top - 2 * e, 0) for e in range(n)], "more than one group"),   # two groups per epoch
+])
+def test_lesson3_exercise5_rejects_typical_wrong_schedules_with_their_own_hint(wrong, needle, capsys):
+    expect_hint(capsys, checks.lesson3.exercise5(wrong), needle)
+
+
+def test_lesson3_exercise5_placeholder_and_unreadable_answers(capsys):
+    def untouched(top, num_epochs):
+        ...
+
+    expect_placeholder(checks.lesson3.exercise5(untouched), capsys)
+    expect_placeholder(checks.lesson3.exercise5(...), capsys)
+    expect_hint(capsys, checks.lesson3.exercise5(lambda top, n: 3), "int")
+    expect_hint(capsys, checks.lesson3.exercise5(lambda top, n: [0.5] * n), "integer")
+    with pytest.raises(ValueError, match="gradual_unfreezing"):
+        checks.lesson3.exercise5([2, 1, 0])

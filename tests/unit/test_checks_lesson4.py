@@ -14,6 +14,7 @@ from torch import nn
 from tlwidgets import checks, data
 from tlwidgets.experiments import LearningCurve
 from tlwidgets.metrics import Metrics
+from tlwidgets.pretrained import CAT_CLASSES
 from tlwidgets.runs import Recipe, RunResult
 from tlwidgets.training import History
 
@@ -324,3 +325,117 @@ def test_lesson4_exercise5_repairing_a_comparison(capsys):
         checks.lesson4.exercise5(5.0, fe, None)
     with pytest.raises(ValueError, match="gap in points"):
         checks.lesson4.exercise5("5", fe, fair)
+
+
+# ------------------------------------------------------ exercise 6: the cat head from ImageNet's cat rows ---
+BREEDS = ["Abyssinian", "Bengal", "Birman", "Bombay", "British Shorthair", "Egyptian Mau", "Maine Coon", "Persian",
+          "Ragdoll", "Russian Blue", "Siamese", "Sphynx"]
+CAT_ROWS = list(CAT_CLASSES)
+
+
+@pytest.fixture
+def imagenet_head():
+    torch.manual_seed(0)
+    return nn.Linear(8, 1000)     # ImageNet's classifier, small: 8 features instead of 1280
+
+
+def head_by_indexing(source, classes, matches):
+    w, b = source.weight.detach(), source.bias.detach()
+    rows = [matches.get(c) for c in classes]
+    mean_w, mean_b = w[CAT_ROWS].mean(0), b[CAT_ROWS].mean()
+    return (torch.stack([w[r] if r is not None else mean_w for r in rows]),
+            torch.stack([b[r] if r is not None else mean_b for r in rows]))
+
+
+def head_by_loop_in_numpy(source, classes, matches):
+    w, b = source.weight.detach().numpy(), source.bias.detach().numpy()
+    weight, bias = np.zeros((len(classes), w.shape[1]), dtype=np.float32), np.zeros(len(classes), dtype=np.float32)
+    for i, c in enumerate(classes):
+        if c in matches:
+            weight[i], bias[i] = w[matches[c]], b[matches[c]]
+        else:
+            weight[i], bias[i] = w[281:286].sum(0) / 5, b[281:286].sum() / 5
+    return weight, bias
+
+
+def test_lesson4_cat_rows_head_matches_by_name_and_means_the_five_cat_rows(imagenet_head):
+    weight, bias = checks.lesson4.cat_rows_head(imagenet_head, BREEDS, checks.lesson4.BREED_TO_IMAGENET)
+    w, b = imagenet_head.weight.detach(), imagenet_head.bias.detach()
+    assert weight.shape == (12, 8) and bias.shape == (12,)
+    assert torch.equal(weight[BREEDS.index("Persian")], w[283]) and bias[BREEDS.index("Siamese")] == b[284]
+    assert torch.allclose(weight[0], w[281:286].mean(0)) and torch.allclose(bias[0], b[281:286].mean())
+
+
+@pytest.mark.parametrize("route", [head_by_indexing, head_by_loop_in_numpy])
+def test_lesson4_exercise6_accepts_every_correct_route(route, imagenet_head, capsys):
+    expect_pass(capsys, checks.lesson4.exercise6(route, imagenet_head, BREEDS), "Persian <- 283")
+
+
+def rows_in_breed_order(source, classes, matches):
+    w, b = head_by_indexing(source, classes, matches)
+    w, b = w.clone(), b.clone()
+    w[:5], b[:5] = source.weight.detach()[281:286], source.bias.detach()[281:286]
+    return w, b
+
+
+def rows_one_off(source, classes, matches):
+    return head_by_indexing(source, classes, {c: r - 1 for c, r in matches.items()})
+
+
+def bias_left_out(source, classes, matches):
+    return head_by_indexing(source, classes, matches)[0], torch.zeros(len(classes))
+
+
+def mean_of_all_rows(source, classes, matches):
+    w, b = source.weight.detach(), source.bias.detach()
+    return (torch.stack([w[matches[c]] if c in matches else w.mean(0) for c in classes]),
+            torch.stack([b[matches[c]] if c in matches else b.mean() for c in classes]))
+
+
+def zeros_for_unmatched(source, classes, matches):
+    w, b = head_by_indexing(source, classes, matches)
+    unmatched = [i for i, c in enumerate(classes) if c not in matches]
+    w[unmatched], b[unmatched] = 0.0, 0.0
+    return w, b
+
+
+def one_cat_row_for_unmatched(source, classes, matches):
+    w, b = source.weight.detach(), source.bias.detach()
+    return (torch.stack([w[matches.get(c, 281)] for c in classes]), torch.stack([b[matches.get(c, 281)]
+                                                                                 for c in classes]))
+
+
+def transposed(source, classes, matches):
+    w, b = head_by_indexing(source, classes, matches)
+    return w.T, b
+
+
+def swapped(source, classes, matches):
+    w, b = head_by_indexing(source, classes, matches)
+    return b, w
+
+
+def hard_coded_for_the_lesson_order(source, classes, matches):
+    return head_by_indexing(source, BREEDS, checks.lesson4.BREED_TO_IMAGENET)
+
+
+@pytest.mark.parametrize(("wrong", "needle"), [
+    (rows_in_breed_order, "match by *name*"), (rows_one_off, "one off"), (bias_left_out, "the bias is not"),
+    (mean_of_all_rows, "all 1000"), (zeros_for_unmatched, "zero rows"), (one_cat_row_for_unmatched, "one cat row"),
+    (transposed, "transposed"), (swapped, "swapped"), (hard_coded_for_the_lesson_order, "some rows differ"),
+])
+def test_lesson4_exercise6_rejects_typical_wrong_answers_with_their_own_hint(wrong, needle, imagenet_head, capsys):
+    expect_hint(capsys, checks.lesson4.exercise6(wrong, imagenet_head, BREEDS), needle)
+
+
+def test_lesson4_exercise6_placeholder_and_unreadable_answers(imagenet_head, capsys):
+    def untouched(source, classes, matches):
+        ...
+
+    expect_placeholder(checks.lesson4.exercise6(untouched, imagenet_head, BREEDS), capsys)
+    expect_placeholder(checks.lesson4.exercise6(..., imagenet_head, BREEDS), capsys)
+    expect_hint(capsys, checks.lesson4.exercise6(lambda s, c, m: [1, 2], imagenet_head, BREEDS), "tensor")
+    with pytest.raises(ValueError, match="cat_head_init"):
+        checks.lesson4.exercise6(torch.zeros(12, 8), imagenet_head, BREEDS)
+    with pytest.raises(ValueError, match="source_head"):
+        checks.lesson4.exercise6(head_by_indexing, nn.Linear(8, 10), BREEDS)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..freezing import freeze, max_frozen
 from ..models import GroupedModel
-from . import CheckResult, as_integer, is_placeholder, need_prediction, not_yet, passed
+from . import CheckResult, as_integer, is_integer, is_placeholder, need_prediction, not_yet, passed
 
 
 def _need_model(model, name: str) -> None:
@@ -273,3 +273,89 @@ def exercise4(answer: Any) -> CheckResult:
     return passed("selection optimism (the best of several noisy validation scores is biased upwards), made "
                   "large by a small validation split, on a different mix of breeds: the test split, read once, "
                   "is the number to report — and balanced accuracy the one to compare breeds by")
+
+
+def gradual_schedule(top: int, num_epochs: int) -> list[int]:
+    """Gradual unfreezing as Howard & Ruder (2018, ULMFiT) define it, as ``n_frozen`` per epoch.
+
+    Epoch 0 trains the head alone (``top`` frozen groups, ``top = max_frozen(model)``); every following
+    epoch unfreezes one more group, from the top down, until none is frozen, and training goes on
+    with everything unfrozen. The check's reference for :func:`exercise5`.
+    """
+    return [max(top - epoch, 0) for epoch in range(num_epochs)]
+
+
+#: (top, num_epochs) cases exercise5 runs the student's schedule on: the cat model (9 groups below the head,
+#: first: its hints are the clearest), the digit model (2), fewer epochs than groups, a head-only model.
+_SCHEDULE_CASES = ((9, 12), (2, 6), (9, 4), (0, 3))
+
+
+def _schedule_list(value: Any, top: int, num_epochs: int) -> list[int] | CheckResult:
+    """The student's schedule as a list of ints, or a hint when it is not one (any iterable of integers is fine)."""
+    if value is None or is_placeholder(value):
+        return not_yet(f"gradual_unfreezing({top}, {num_epochs}) returned {value!r}: return one n_frozen per "
+                       "epoch, e.g. a list")
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    try:
+        items = list(value)
+    except TypeError:
+        return not_yet(f"gradual_unfreezing({top}, {num_epochs}) returned a {type(value).__name__}; return one "
+                       "n_frozen per epoch (a list of integers)")
+    out = []
+    for x in items:
+        if isinstance(x, float) and x.is_integer():
+            x = int(x)
+        if not is_integer(x):
+            return not_yet(f"gradual_unfreezing({top}, {num_epochs}) holds {x!r}: every entry is a number of "
+                           "frozen groups, an integer")
+        out.append(int(x))
+    return out
+
+
+def exercise5(schedule: Any) -> CheckResult:
+    """Gradual unfreezing: ``schedule(top, num_epochs)`` gives ``n_frozen`` for each epoch, one more group per epoch.
+
+    Judged by behaviour on several models and budgets (:data:`_SCHEDULE_CASES`) against
+    :func:`gradual_schedule`; any route that returns those numbers passes (a list, a tuple, a generator,
+    NumPy or torch integers). The typical wrong schedules get their own hint: freezing more over time,
+    the two-stage recipe (head, then everything at once), skipping the head-only epoch, going below 0,
+    unfreezing more slowly than one group per epoch, a list of the wrong length.
+    """
+    if is_placeholder(schedule):
+        return not_yet("complete gradual_unfreezing(top, num_epochs): return the number of frozen groups for "
+                       "each epoch — the head alone first, then one group fewer frozen per epoch")
+    if not callable(schedule):
+        raise ValueError(f"exercise5 expects the function gradual_unfreezing(top, num_epochs), got "
+                         f"{type(schedule).__name__}")
+    for top, num_epochs in _SCHEDULE_CASES:
+        got = _schedule_list(schedule(top, num_epochs), top, num_epochs)
+        if isinstance(got, CheckResult):
+            return got
+        want = gradual_schedule(top, num_epochs)
+        if got == want:
+            continue
+        where = f"gradual_unfreezing({top}, {num_epochs}) gave {got}"
+        if len(got) != num_epochs:
+            return not_yet(f"{where}: {len(got)} entries for {num_epochs} epochs — one n_frozen per epoch")
+        if any(k < 0 for k in got):
+            return not_yet(f"{where}: n_frozen cannot go below 0 — once every group is unfrozen, stay at 0")
+        if any(k > top for k in got):
+            return not_yet(f"{where}: n_frozen cannot exceed {top} (the head always trains)")
+        if any(b > a for a, b in zip(got, got[1:])):
+            return not_yet(f"{where}: the number of frozen groups grows — gradual unfreezing starts from the "
+                           "head alone and *unfreezes*, from the top down")
+        if got[0] != top:
+            return not_yet(f"{where}: the first epoch must train the head alone (n_frozen = {top}): a random "
+                           "head's large gradients should not reach the pretrained groups")
+        if top > 1 and len(got) > 1 and got[1] == 0:
+            return not_yet(f"{where}: that is the two-stage recipe (head first, then everything at once); "
+                           "gradual unfreezing adds ONE group per epoch")
+        if top > 0 and all(k == top for k in got):
+            return not_yet(f"{where}: nothing ever unfreezes — that is feature extraction; from the second "
+                           "epoch on, unfreeze one more group per epoch")
+        if any(a - b > 1 for a, b in zip(got, got[1:])):
+            return not_yet(f"{where}: some epoch unfreezes more than one group; one more group per epoch")
+        return not_yet(f"{where}: one group too slowly — unfreeze one more group every epoch (expected {want})")
+    return passed("the head alone first, then one more group per epoch until all train: "
+                  f"e.g. {gradual_schedule(2, 6)} for the digit model, {gradual_schedule(9, 12)} for the cat model")

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
+
+import numpy as np
+import torch
 
 from ..data import size_label
 from ..experiments import LearningCurve, time_to_accuracy
@@ -331,3 +335,111 @@ def exercise5(answer: Any, transfer_run: Any, scratch_run: Any) -> CheckResult:
     survives = "survives" if gap > 2 else "does not survive: within a couple of points"
     return passed(f"equal budgets ({a} steps each, lr from {sorted(ra)}): transfer minus scratch = {gap:+.1f} "
                   f"points — the gap {survives}")
+
+
+#: Exercise 6: the cat breeds that have an ImageNet class of their own (EfficientNet-Lite0's class indices;
+#: ImageNet's five domestic-cat classes are 281 tabby, 282 tiger cat, 283 Persian, 284 Siamese, 285 Egyptian cat).
+BREED_TO_IMAGENET = {"Persian": 283, "Siamese": 284, "Egyptian Mau": 285}
+#: The five domestic-cat rows of ImageNet's classifier (tlwidgets.pretrained.CAT_CLASSES).
+_CAT_ROWS = tuple(range(281, 286))
+
+
+def cat_rows_head(source_head: Any, classes: Sequence[str], matches: Mapping[str, int]) -> tuple[Any, Any]:
+    """The reference for :func:`exercise6`: (weight, bias) of a ``len(classes)``-way head built from ``source_head``.
+
+    A class named in ``matches`` takes its ImageNet row (weight row and bias); every other class takes the
+    mean of the five domestic-cat rows (281..285), so that it starts as "some cat" rather than at random.
+    """
+    w, b = source_head.weight.detach(), source_head.bias.detach()
+    cat_w, cat_b = w[list(_CAT_ROWS)].mean(0), b[list(_CAT_ROWS)].mean(0)
+    weight = torch.stack([w[matches[c]] if c in matches else cat_w for c in classes])
+    bias = torch.stack([b[matches[c]] if c in matches else cat_b for c in classes])
+    return weight, bias
+
+
+def _as_tensor_pair(answer: Any):
+    """The student's (weight, bias) as float tensors, or a hint string saying what is wrong with its form."""
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        return f"return a pair (weight, bias), got {type(answer).__name__}"
+    out = []
+    for name, x in zip(("weight", "bias"), answer):
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, torch.Tensor):
+            return f"the {name} should be a tensor (or a NumPy array), got {type(x).__name__}"
+        out.append(x.detach().float().cpu())
+    return tuple(out)
+
+
+def exercise6(cat_head_init: Any, source_head: Any, classes: Sequence[str],
+              matches: Mapping[str, int] | None = None) -> CheckResult:
+    """Initialise the cat-breed head from ImageNet's own cat rows; judged by behaviour.
+
+    ``cat_head_init(source_head, classes, matches)`` must return (weight, bias) as :func:`cat_rows_head` does.
+    It is called on the lesson's class list and on the same list reversed, with other matches, so an answer
+    written for one order of breeds does not pass. Every route that returns those numbers passes (indexing,
+    a loop with ``torch.stack``, NumPy arrays). The typical wrong answers get their own hint: weight and bias
+    swapped or transposed, rows 281..285 taken in the breeds' order instead of by name, the rows one off,
+    the bias left out, the mean over all 1000 ImageNet classes, zeros (or a copy of one row) for the breeds
+    without an ImageNet class.
+    """
+    if is_placeholder(cat_head_init):
+        return not_yet("complete cat_head_init(source_head, classes, matches)")
+    if not callable(cat_head_init):
+        raise ValueError(f"exercise6 expects the function cat_head_init(source_head, classes, matches), got "
+                         f"{type(cat_head_init).__name__}")
+    if not isinstance(getattr(source_head, "weight", None), torch.Tensor) or source_head.weight.shape[0] < 286:
+        raise ValueError("exercise6 needs ImageNet's classifier (an nn.Linear with 1000 outputs) as source_head, "
+                         f"got {type(source_head).__name__}")
+    matches = dict(BREED_TO_IMAGENET if matches is None else matches)
+    w = source_head.weight.detach().float().cpu()
+    cases = [(list(classes), matches), (list(classes)[::-1], matches),
+             (list(classes), {c: 281 + i for i, c in enumerate(list(matches)[:2])})]
+    for cls, m in cases:
+        with torch.no_grad():
+            got = cat_head_init(source_head, cls, m)
+        if is_placeholder(got):
+            return not_yet("cat_head_init returned nothing yet: return (weight, bias), one row per breed")
+        pair = _as_tensor_pair(got)
+        if isinstance(pair, str):
+            return not_yet(pair)
+        weight, bias = pair
+        want_w, want_b = (x.float().cpu() for x in cat_rows_head(source_head, cls, m))
+        if weight.shape == want_b.shape and bias.shape == want_w.shape:
+            return not_yet("weight and bias are swapped: return (weight, bias)")
+        if weight.shape == want_w.T.shape and weight.shape != want_w.shape:
+            return not_yet(f"the weight is {tuple(weight.shape)}: transposed — nn.Linear's weight is "
+                           f"(out_features, in_features) = {tuple(want_w.shape)}, one row per breed")
+        if weight.shape != want_w.shape or bias.shape != want_b.shape:
+            return not_yet(f"weight {tuple(weight.shape)} and bias {tuple(bias.shape)}: the head needs "
+                           f"{tuple(want_w.shape)} and {tuple(want_b.shape)}, one row per class in `classes`")
+        if torch.allclose(weight, want_w, atol=1e-6) and torch.allclose(bias, want_b, atol=1e-6):
+            continue
+        in_order = torch.stack([w[281 + i] for i in range(min(5, len(cls)))])
+        if torch.allclose(weight[:len(in_order)], in_order, atol=1e-6):
+            return not_yet("rows 281..285 were given to the first five breeds in order; match by *name*: a breed "
+                           "in `matches` takes the row matches[breed]")
+        matched = [i for i, c in enumerate(cls) if c in m]
+        if matched and all(torch.allclose(weight[i], w[m[cls[i]] - 1], atol=1e-6) or
+                           torch.allclose(weight[i], w[m[cls[i]] + 1], atol=1e-6) for i in matched):
+            return not_yet("the matched rows are one off: matches already holds the ImageNet class index itself")
+        if torch.allclose(weight, want_w, atol=1e-6):
+            if torch.allclose(bias, torch.zeros_like(bias)) or not torch.allclose(bias, want_b, atol=1e-6):
+                return not_yet("the weights are right; the bias is not — copy ImageNet's bias entries too (the "
+                               "matched class's, and the mean of the five cat entries for the rest)")
+        unmatched = [i for i, c in enumerate(cls) if c not in m]
+        if unmatched:
+            u = weight[unmatched[0]]
+            if torch.allclose(u, w.mean(0), atol=1e-6):
+                return not_yet("the unmatched breeds got the mean of all 1000 ImageNet rows; use the mean of the "
+                               "five domestic-cat rows (281..285): they start as 'some cat', not 'some object'")
+            if torch.allclose(u, torch.zeros_like(u)):
+                return not_yet("the unmatched breeds got zero rows; give them the mean of the five cat rows "
+                               "(281..285), so they start as 'some cat'")
+            if any(torch.allclose(u, w[r], atol=1e-6) for r in _CAT_ROWS):
+                return not_yet("the unmatched breeds got one cat row; give them the mean of all five (281..285)")
+        return not_yet("some rows differ from ImageNet's: a matched breed takes row matches[breed] (weight and "
+                       "bias), every other breed the mean of rows 281..285")
+    return passed(f"{len(matches)} breeds start from their own ImageNet class "
+                  f"({', '.join(f'{c} <- {i}' for c, i in matches.items())}), the other {len(classes) - len(matches)} "
+                  "from the mean of the five domestic-cat rows")
