@@ -27,7 +27,8 @@ test: setup lint
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
 	@bash scripts/install_npm.sh || echo "npm packages missing: the book and hub browser tests will fail"
 	OMP_NUM_THREADS=$(TEST_THREADS) TLLAB_TEST_THREADS=$(TEST_THREADS) \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests lessons $(NBVAL) -v --durations=20
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests lessons $(NBVAL) -v \
+		--durations=20 --junitxml=build/test-junit.xml
 
 unit: setup
 	$(PY) -m pytest tests/unit -q

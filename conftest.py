@@ -95,7 +95,29 @@ def pytest_collection_modifyitems(config, items):
         if missing[path]:
             check.add_marker(pytest.mark.skip(reason=missing[path].splitlines()[0]))
         out.insert(out.index(item) + 1, check)
-    items[:] = out
+    items[:] = longest_files_first(out)
+
+
+DURATIONS = REPO / "tests" / "file_durations.json"
+
+
+def longest_files_first(items: list) -> list:
+    """The items grouped by file, the files in order of their measured seconds (tests/file_durations.json,
+    written by scripts/test_durations.py), longest first; items keep their order inside a file.
+
+    Why: on 2 workers the whole run lasts at least as long as its longest notebook, and it lasts longer
+    when that notebook starts late (one worker idle at the end). Starting the longest first is the
+    longest-processing-time rule. Unknown files keep their collection order, after the known ones.
+    """
+    try:
+        seconds = json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        return items
+    first_seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(item.nodeid.split("::")[0], i)
+    return sorted(items, key=lambda it: (-float(seconds.get(it.nodeid.split("::")[0], 0.0)),
+                                         first_seen[it.nodeid.split("::")[0]]))
 
 
 WARNING_LINE = re.compile(r"^.*\b\w*Warning: .*$", re.MULTILINE)

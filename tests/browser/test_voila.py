@@ -23,6 +23,9 @@ from .helpers import REPO_ROOT, console_errors, screenshot, wait_for_text, wait_
 from .servers import free_port, jupyter_env, start
 
 APPS = REPO_ROOT / "apps"
+#: the culler's times for this test only: apps/voila.json's (60 s idle, checked every 10 s; their bounds are
+#: checked below) would keep a test worker waiting a minute for the closed tab's kernel; the mechanism is the same
+TEST_CULL = {"cull_idle_timeout": 6, "cull_interval": 2}
 APP = "dogs_to_cats.ipynb"
 LOG = APPS / "logs" / "dogs_to_cats.json"
 
@@ -37,7 +40,8 @@ def voila(browser_prerequisites, tmp_path_factory):
         pytest.skip(missing.splitlines()[0])
     work = tmp_path_factory.mktemp("voila")
     port = free_port()
-    cmd = [sys.executable, "-m", "voila", APP, f"--port={port}", "--Voila.port_retries=0"]
+    cmd = [sys.executable, "-m", "voila", APP, f"--port={port}", "--Voila.port_retries=0",
+           *(f"--MappingKernelManager.{k}={v}" for k, v in TEST_CULL.items())]
     env = jupyter_env(work, JUPYTER_PATH=str(APPS / "jupyter"))  # as `make demo`: the course's template
     server = start("voila", cmd, cwd=APPS, env=env, log_dir=work, port=port)
     try:
@@ -157,10 +161,11 @@ def test_app_trains_stops_replays_without_code(voila, offline_page):
     assert not external, f"needs the network: {external}"
     assert not console_errors(page), console_errors(page)
 
-    # ---- one kernel for the one page view; closing the tab ends it (apps/voila.json's cull times)
+    # ---- one kernel for the one page view; closing the tab ends it (apps/voila.json's culler, TEST_CULL's times)
     kernels = voila.descendants("ipykernel")
     assert len(kernels) == 1, [k.cmdline() for k in kernels]
-    cull = json.loads((APPS / "voila.json").read_text())["MappingKernelManager"]
+    cull = {**json.loads((APPS / "voila.json").read_text())["MappingKernelManager"], **TEST_CULL}
+    assert not cull["cull_connected"] and not cull["cull_busy"]     # an open tab's kernel is never culled
     assert (f"Culling kernels with idle durations > {cull['cull_idle_timeout']} seconds at "
             f"{cull['cull_interval']} second intervals") in voila.log_tail(400)
     page.goto("about:blank")
