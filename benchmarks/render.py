@@ -22,12 +22,14 @@ __all__ = [
     "FORMAT", "VERSION", "JSON_PATH", "DOC_PATH", "markdown_table", "fmt_ratio", "fmt_seconds", "pct",
     "lessons_verdict", "cached_verdict", "chart_verdict", "threads_kept", "omp_kept", "batch_kept",
     "channels_last_kept", "compile_kept", "render_section", "render_device", "render_doc", "load", "save",
-    "merge_device", "write_doc",
+    "merge_device", "write_doc", "render_sharing", "load_sharing",
 ]
 
 FORMAT, VERSION = "tlwidgets-benchmarks", 1
 JSON_PATH = REPO / "docs" / "benchmarks.json"
 DOC_PATH = REPO / "docs" / "benchmarks.md"
+#: the sharing measurement (scripts/measure_load.py, the classroom issue): its own run, rendered on this page too
+LOAD_PATH = REPO / "docs" / "load.json"
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 
 # targets the document judges against
@@ -499,10 +501,51 @@ def render_device(device: str, entry: dict) -> str:
     return "\n".join(out)
 
 
-def render_doc(results: dict) -> str:
-    """The whole document from the saved results of every device (cpu first, then cuda, mps)."""
+def render_sharing(load: dict) -> str:
+    """Speed under sharing: the quiet number beside the shared one, from ``scripts/measure_load.py``'s JSON.
+
+    Lessons: each lesson's wall time alone and with others running at once, threads inherited (torch's default,
+    every kernel takes every core) or set by the course's thread policy; the forward pass: images per second of
+    1, 2, 4 processes. Ratios are to the same mode alone, so they say what sharing costs."""
+    m = load.get("machine", {})
+    alone = {(r["mode"], r["lesson"]): r["seconds"] for r in load.get("runs", []) if r["concurrent"] == 1}
+    rows = []
+    for r in load.get("runs", []):
+        base = alone.get((r["mode"], r["lesson"]))
+        rows.append([r["lesson"], r["mode"], r["threads"], r["concurrent"], fmt_seconds(r["seconds"]),
+                     fmt_ratio(r["seconds"] / base if base else None), r["status"]])
+    seen: set = set()
+    rows = [row for row in rows if not (tuple(row[:4]) in seen or seen.add(tuple(row[:4])))]   # one row per setting
+    fwd = load.get("forward", [])
+    single = {f["mode"]: f["total"] for f in fwd if f["processes"] == 1}
+    frows = [[f["processes"], f["mode"], f["threads"], f"{f['total']:.1f}",
+              fmt_ratio(f["total"] / single[f["mode"]] if single.get(f["mode"]) else None)] for f in fwd]
+    return "\n".join([
+        "## Speed under sharing (a classroom on one machine)", "",
+        f"Measured by `{load.get('command', 'scripts/measure_load.py')}` on {m.get('cores', '?')} cores, "
+        f"{load.get('date', '?')} (its own run; load average before it {m.get('load_before')}); details in "
+        "`docs/load.md`. *inherited*: every process takes torch's default threads (all cores); *policy*: the "
+        "course's thread policy (`tlwidgets.infra.apply_thread_policy`: cores / processes). With 4 at once, two "
+        "kernels ran each lesson; the first of each is shown.", "",
+        markdown_table(["lesson", "threads", "per kernel", "at once", "seconds", "vs alone", "status"], rows,
+                       align="llrrrrl"), "",
+        "EfficientNet-Lite0 forward pass, images per second summed over the processes (ratio: to one process "
+        "alone in that mode):", "",
+        markdown_table(["processes", "threads", "per process", "images/s", "vs one"], frows, align="rlrrr"), ""])
+
+
+def load_sharing(path: str | os.PathLike = LOAD_PATH) -> dict | None:
+    """``docs/load.json`` when it exists (None otherwise: the page is rendered without the sharing section)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render_doc(results: dict, sharing: dict | None = None) -> str:
+    """The whole document from the saved results of every device (cpu first, then cuda, mps), then the
+    sharing measurement when given."""
     devices = sorted(results["devices"], key=lambda k: (DEVICE_ORDER.get(k, 3), k))
-    return DOC_HEADER + "\n" + "\n\n".join(render_device(k, results["devices"][k]) for k in devices) + "\n"
+    text = DOC_HEADER + "\n" + "\n\n".join(render_device(k, results["devices"][k]) for k in devices) + "\n"
+    return text + ("\n" + render_sharing(sharing) if sharing else "")
 
 
 def load(path: str | os.PathLike = JSON_PATH) -> dict:
@@ -548,8 +591,8 @@ def merge_device(results: dict, device: str, entry: dict, *, only: Sequence[str]
     return {"format": FORMAT, "version": VERSION, "devices": {**results.get("devices", {}), device: entry}}
 
 
-def write_doc(results: dict, path: str | os.PathLike = DOC_PATH) -> str:
-    text = render_doc(results)
+def write_doc(results: dict, path: str | os.PathLike = DOC_PATH, sharing_path: str | os.PathLike = LOAD_PATH) -> str:
+    text = render_doc(results, load_sharing(sharing_path))
     _write_atomic(Path(path), text)
     return text
 

@@ -245,7 +245,7 @@ def test_tuning_suggests_a_change_only_past_a_ten_percent_margin():
 
 def test_the_committed_document_is_the_rendering_of_the_committed_numbers():
     results = render.load(render.JSON_PATH)
-    assert render.render_doc(results) == render.DOC_PATH.read_text(), \
+    assert render.render_doc(results, render.load_sharing()) == render.DOC_PATH.read_text(), \
         "docs/benchmarks.md is out of date: run `.venv/bin/python -m benchmarks.render`"
     sections = [s["key"] for s in results["devices"]["cpu"]["sections"]]
     assert sections == list(SECTIONS)
@@ -278,6 +278,23 @@ def test_a_run_replaces_its_own_device_and_keeps_the_others(tmp_path):
     assert text.index("benchmark:begin cpu") < text.index("## GPU: NVIDIA H200 (full mode)")
     assert "### 1. forward (FAILED)\n\n**failed**: `RuntimeError: out of memory`" in text
     assert render.render_device("cpu", merged["devices"]["cpu"]) in text
+
+
+def test_the_sharing_section_shows_the_quiet_and_the_shared_number():
+    load = {"command": "python scripts/measure_load.py", "date": "d", "machine": {"cores": 2, "load_before": [0.1]},
+            "runs": [{"lesson": "00", "concurrent": 1, "mode": "policy", "threads": 2, "seconds": 10.0,
+                      "status": "passed"},
+                     {"lesson": "00", "concurrent": 2, "mode": "policy", "threads": 1, "seconds": 15.0,
+                      "status": "passed"}],
+            "forward": [{"processes": 1, "mode": "policy", "threads": 2, "total": 90.0},
+                        {"processes": 2, "mode": "policy", "threads": 1, "total": 135.0}]}
+    text = render.render_sharing(load)
+    assert "## Speed under sharing" in text
+    assert "| 00 | policy | 1 | 2 | 15.0 s | 1.50x | passed |" in text.replace("15.00 s", "15.0 s")
+    assert "| 2 | policy | 1 | 135.0 | 1.50x |" in text
+    results = render.load(render.JSON_PATH)
+    assert render.render_doc(results, load).endswith(text)
+    assert "Speed under sharing" not in render.render_doc(results)
 
 
 def test_load_refuses_other_files_and_versions(tmp_path):
