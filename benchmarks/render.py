@@ -22,7 +22,7 @@ __all__ = [
     "FORMAT", "VERSION", "JSON_PATH", "DOC_PATH", "markdown_table", "fmt_ratio", "fmt_seconds", "pct",
     "lessons_verdict", "cached_verdict", "chart_verdict", "threads_kept", "omp_kept", "batch_kept",
     "channels_last_kept", "compile_kept", "render_section", "render_device", "render_doc", "load", "save",
-    "merge_device", "write_doc", "render_sharing", "load_sharing",
+    "merge_device", "write_doc", "render_sharing", "load_sharing", "readme_table", "write_readme",
 ]
 
 FORMAT, VERSION = "tlwidgets-benchmarks", 1
@@ -30,6 +30,9 @@ JSON_PATH = REPO / "docs" / "benchmarks.json"
 DOC_PATH = REPO / "docs" / "benchmarks.md"
 #: the sharing measurement (scripts/measure_load.py, the classroom issue): its own run, rendered on this page too
 LOAD_PATH = REPO / "docs" / "load.json"
+README_PATH = REPO / "README.md"
+#: where the README's lesson table lives: rendered from the same numbers as docs/benchmarks.md, never typed
+README_BEGIN, README_END = "<!-- lesson-times:begin (python -m benchmarks.render) -->", "<!-- lesson-times:end -->"
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 
 # targets the document judges against
@@ -597,13 +600,49 @@ def write_doc(results: dict, path: str | os.PathLike = DOC_PATH, sharing_path: s
     return text
 
 
+def readme_table(results: dict) -> str:
+    """The README's table: every lesson's quick-mode seconds and the whole test command, from the CPU entry of
+    the saved results (the numbers docs/benchmarks.md shows), with the date and load of the run that measured them."""
+    entry = results["devices"].get("cpu")
+    if entry is None:
+        return "No CPU benchmark has been run yet (`make benchmark`)."
+    by_key = {s["key"]: s for s in entry["sections"]}
+    lessons, tests = by_key.get("lessons", {}).get("data"), by_key.get("tests", {}).get("data")
+    if not lessons:
+        return "The lessons were not timed in the last CPU benchmark (`make benchmark`)."
+    stamp = by_key["lessons"].get("measured_in") or {"date": entry["machine"]["date"],
+                                                     "load_average": entry["machine"]["load_average"]}
+    rows = [[r["lesson"], r["status"], f"{r['median_s']:.0f}"] for r in lessons["lessons"]]
+    rows.append(["**all lessons, quick mode**", "", f"**{lessons['total_s']:.0f}**"])
+    if tests and tests.get("measured"):
+        rows.append([f"`{tests['command']}`", tests["summary"], f"{tests['seconds']:.0f}"])
+    return (f"Measured by `make benchmark` on {entry['machine']['cpu']} ({entry['machine']['usable_cores']} cores), "
+            f"{stamp['date']}, load average at start {tuple(stamp['load_average'] or ())}; the same numbers as "
+            "[`docs/benchmarks.md`](docs/benchmarks.md).\n\n"
+            + markdown_table(["lesson", "status", "seconds"], rows, align="llr"))
+
+
+def write_readme(results: dict, path: str | os.PathLike = README_PATH) -> bool:
+    """Replace the README's lesson table (between its markers) with :func:`readme_table`; False when the README
+    has no markers (nothing written)."""
+    path = Path(path)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    _write_atomic(path, head + README_BEGIN + "\n" + readme_table(results) + "\n" + README_END + tail)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Render docs/benchmarks.md from saved benchmark results (no measuring).")
     p.add_argument("json", nargs="?", default=str(JSON_PATH), help="results file (default docs/benchmarks.json)")
     p.add_argument("--out", default=str(DOC_PATH), help="Markdown file to write (default docs/benchmarks.md)")
     args = p.parse_args(argv)
-    write_doc(load(args.json), args.out)
-    print(f"wrote {args.out} from {args.json}")
+    results = load(args.json)
+    write_doc(results, args.out)
+    print(f"wrote {args.out} from {args.json}" + (" and the README's lesson table" if write_readme(results) else ""))
     return 0
 
 

@@ -139,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = render.merge_device(render.load(args.json), cfg.device.type, entry, only=args.only)
     render.save(results, args.json)
     render.write_doc(results, args.out)
+    if args.json == str(render.JSON_PATH):      # the README's table follows the committed numbers only
+        render.write_readme(results)
     print("\n" + render.render_device(cfg.device.type, entry))
     print(f"\nsaved {args.json}; wrote {args.out} in {render.fmt_seconds(entry['run']['wall_s'])}", file=sys.stderr)
     return 0 if all(render.section_ok(s) for s in sections) else 1

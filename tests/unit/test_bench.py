@@ -280,6 +280,20 @@ def test_a_run_replaces_its_own_device_and_keeps_the_others(tmp_path):
     assert render.render_device("cpu", merged["devices"]["cpu"]) in text
 
 
+def test_the_readme_table_is_rendered_from_the_committed_numbers(tmp_path):
+    results = render.load(render.JSON_PATH)
+    readme = render.README_PATH.read_text()
+    block = readme.split(render.README_BEGIN, 1)[1].split(render.README_END, 1)[0]
+    assert block.strip() == render.readme_table(results).strip(), \
+        "README's lesson table is out of date: run `.venv/bin/python -m benchmarks.render`"
+    lessons = next(s for s in results["devices"]["cpu"]["sections"] if s["key"] == "lessons")["data"]["lessons"]
+    for r in lessons:
+        assert f"| {r['lesson']} | {r['status']} | {r['median_s']:.0f} |" in block
+    other = tmp_path / "README.md"
+    other.write_text("no markers here\n")
+    assert not render.write_readme(results, other) and other.read_text() == "no markers here\n"
+
+
 def test_the_sharing_section_shows_the_quiet_and_the_shared_number():
     load = {"command": "python scripts/measure_load.py", "date": "d", "machine": {"cores": 2, "load_before": [0.1]},
             "runs": [{"lesson": "00", "concurrent": 1, "mode": "policy", "threads": 2, "seconds": 10.0,
