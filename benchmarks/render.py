@@ -517,8 +517,10 @@ def render_sharing(load: dict) -> str:
         base = alone.get((r["mode"], r["lesson"]))
         rows.append([r["lesson"], r["mode"], r["threads"], r["concurrent"], fmt_seconds(r["seconds"]),
                      fmt_ratio(r["seconds"] / base if base else None), r["status"]])
-    seen: set = set()
-    rows = [row for row in rows if not (tuple(row[:4]) in seen or seen.add(tuple(row[:4])))]   # one row per setting
+    unique: dict[tuple, list] = {}
+    for row in rows:                      # one row per setting: the first of the kernels that ran it
+        unique.setdefault(tuple(row[:4]), row)
+    rows = list(unique.values())
     fwd = load.get("forward", [])
     single = {f["mode"]: f["total"] for f in fwd if f["processes"] == 1}
     frows = [[f["processes"], f["mode"], f["threads"], f"{f['total']:.1f}",

@@ -278,9 +278,9 @@ def test_run_query_and_its_text_and_html(tiny):
 
 def test_word_neighbours_widget_updates_when_the_query_or_k_changes(tiny):
     w = WordNeighbours(tiny, value="king", k=2)
-    assert [n for n, _ in w.results[0].neighbours] == ["man", "queen"] and "man" in w.table.value
+    assert [n for n, _ in w.results[0].neighbours] == ["man", "queen"] and "man" in w.panel.value
     w.value = "king - man + woman"
-    assert w.results[0].neighbours[0][0] == "queen" and "queen" in w.table.value
+    assert w.results[0].neighbours[0][0] == "queen" and "queen" in w.panel.value
     w.value = "king"
     w.k_slider.value = 3
     assert [n for n, _ in w.results[0].neighbours] == ["man", "queen", "apple"]

@@ -251,7 +251,7 @@ def test_sentence_neighbours_view_follows_its_text_box():
     view.value = "awful acting"
     assert calls == [["great battery"], ["awful acting"]]
     assert view.results[0][0] == "awful film" and "[neg] awful film" in repr(view)
-    assert "awful film" in view.table.value
+    assert "awful film" in view.panel.value
     with pytest.raises(ValueError, match="one entry per sentence"):
         SentenceNeighbours(embed, texts, emb[:2])
 
@@ -348,7 +348,7 @@ def test_token_influence_view_is_a_widget_over_its_explain_function(tokenizer):
 
     view = TokenInfluenceView(explain, value="great phone")
     assert calls == ["great phone"] and view.result.tokens == ["great", "phone"]
-    assert "data-influence" in view.view.value and "great" in view.view.value
+    assert "data-influence" in view.panel.value and "great" in view.panel.value
     assert "answer positive" in repr(view) and "great +" in repr(view)
     seen = []
     view.observe(lambda ch: seen.append(ch["new"]), names="value")
@@ -360,6 +360,6 @@ def test_token_influence_view_is_a_widget_over_its_explain_function(tokenizer):
     other.s = "great"
     assert view.text.value == "great" and view.result.tokens == ["great"]
     view.value = "  "
-    assert view.result is None and "type a sentence" in view.view.value
+    assert view.result is None and "type a sentence" in view.panel.value
     with pytest.raises(TypeError, match="explain must be a function"):
         TokenInfluenceView("not callable")

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import ipywidgets as widgets
 import torch
 
 from ..table import Column, Table
 from ..transformer import nearest_sentences
-from ._util import ErrorBox, widget_bundle
+from .text_query import TextQueryView
 
 __all__ = ["SentenceNeighbours"]
 
 
-class SentenceNeighbours:
+class SentenceNeighbours(TextQueryView):
     """``display(SentenceNeighbours(embed, texts, embeddings))``: the ``k`` sentences nearest to what you type.
+
+    A widget (an ``ipywidgets.VBox``) whose synced trait ``value`` is the query; ``results`` is the list of
+    ``(sentence, cosine)`` shown.
 
     Args:
         embed: sentences → ``(n, d)`` vectors (the same encoder that made ``embeddings``).
@@ -30,6 +32,8 @@ class SentenceNeighbours:
         k: how many neighbours.
         labels: optional label name per text, shown beside it.
     """
+
+    EMPTY = Table([], [Column("text", "nearest sentences", align="left")], empty="type a sentence").to_html()
 
     def __init__(self, embed: Callable[[list[str]], torch.Tensor], texts: Sequence[str], embeddings: torch.Tensor,
                  value: str = "The battery died after a week.", k: int = 5, labels: Sequence[str] | None = None):
@@ -41,40 +45,24 @@ class SentenceNeighbours:
         self.embed, self.texts, self.embeddings = embed, list(texts), embeddings
         self.labels = dict(zip(self.texts, labels)) if labels is not None else {}
         self.k = k
-        self.errors = ErrorBox()
-        self.text = widgets.Text(value=value, description="sentence", continuous_update=False,
-                                 layout=widgets.Layout(width="520px"))
-        self.text.add_class("tl-sentence-query")
-        self.table = widgets.HTML()
-        self.results: list[tuple[str, float]] = []
-        self.widget = widgets.VBox([self.text, self.table, self.errors.widget])
-        update = self.errors.guard(self._update, "nearest sentences")
-        self.text.observe(update, names="value")
-        update()
+        super().__init__(value, description="sentence", css_class="tl-sentence-query")
 
-    def _update(self, change=None) -> None:
-        query = self.text.value.strip()
-        self.results = nearest_sentences(self.embed([query])[0], self.embeddings, self.texts, self.k,
-                                         exclude=query) if query else []
-        rows = [{"sim": f"{s:.2f}", "label": self.labels.get(t, ""), "text": t} for t, s in self.results]
+    @property
+    def results(self) -> list[tuple[str, float]]:
+        return self.result or []
+
+    def compute(self, text: str) -> list[tuple[str, float]]:
+        return nearest_sentences(self.embed([text])[0], self.embeddings, self.texts, self.k, exclude=text)
+
+    def render(self, result: list[tuple[str, float]]) -> str:
+        rows = [{"sim": f"{s:.2f}", "label": self.labels.get(t, ""), "text": t} for t, s in result]
         cols = [Column("sim", "cosine"), Column("text", "nearest sentences", align="left")]
         if self.labels:
             cols.insert(1, Column("label", "label", align="left"))
-        self.table.value = Table(rows, cols, empty="type a sentence").to_html()
-
-    @property
-    def value(self) -> str:
-        return self.text.value
-
-    @value.setter
-    def value(self, text: str) -> None:
-        self.text.value = text
+        return Table(rows, cols, empty="type a sentence").to_html()
 
     def __repr__(self) -> str:
-        lines = [f"nearest to {self.text.value!r}:"]
+        lines = [f"nearest to {self.value!r}:"]
         lines += [f"  {s:.2f}  {('[' + self.labels[t] + '] ') if t in self.labels else ''}{t}"
                   for t, s in self.results]
         return "\n".join(lines)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(self.widget, repr(self), **kwargs)

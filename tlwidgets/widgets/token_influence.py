@@ -11,11 +11,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-import ipywidgets as widgets
-import traitlets
-
 from ..transformer import TokenInfluence
-from ._util import ErrorBox, widget_bundle
+from .text_query import TextQueryView
 
 __all__ = ["TokenInfluenceView", "influence_html"]
 
@@ -31,18 +28,18 @@ def influence_html(result: TokenInfluence) -> str:
         chips.append(f"<span class='tl-token' data-influence='{value:.4f}' title='{100 * value:+.1f} points' "
                      f"style='background:rgba({rgb},{0.1 + 0.6 * alpha:.2f});padding:1px 4px;margin:1px;"
                      f"border-radius:3px;font-family:monospace'>{html.escape(token)}</span>")
+    target = html.escape(result.target)
     head = (f"<div class='tl-token-answer'>answer: <b>{html.escape(result.predicted)}</b>; "
-            f"p({html.escape(result.target)}) = {result.probability:.2f}. Each token coloured by how much "
-            f"p({html.escape(result.target)}) falls when it is left out (green: it pushed towards "
-            f"{html.escape(result.target)}, red: away).</div>")
+            f"p({target}) = {result.probability:.2f}. Each token coloured by how much p({target}) falls when it "
+            f"is left out (green: it pushed towards {target}, red: away).</div>")
     return head + "<div style='line-height:2'>" + "".join(chips) + "</div>"
 
 
-class TokenInfluenceView(widgets.VBox):
+class TokenInfluenceView(TextQueryView):
     """``display(TokenInfluenceView(explain))``: which tokens of the typed sentence moved the answer.
 
-    A widget in its own right (an ``ipywidgets.VBox``) whose synced trait ``value`` is the sentence: set it,
-    observe it or link it like any widget's. ``result`` is the last :class:`TokenInfluence`.
+    A widget (an ``ipywidgets.VBox``) whose synced trait ``value`` is the sentence: set it, observe it or link
+    it like any widget's. ``result`` is the last :class:`~tlwidgets.transformer.TokenInfluence`.
 
     Args:
         explain: a sentence → :class:`~tlwidgets.transformer.TokenInfluence` (e.g. ``lambda s:
@@ -50,31 +47,21 @@ class TokenInfluenceView(widgets.VBox):
         value: the first sentence.
     """
 
-    value = traitlets.Unicode("", help="the sentence explained").tag(sync=True)
+    EMPTY = "<i>type a sentence</i>"
 
     def __init__(self, explain: Callable[[str], TokenInfluence], value: str = "Not bad at all, I loved it."):
         if not callable(explain):
             raise TypeError(f"explain must be a function from a sentence to a TokenInfluence, got "
                             f"{type(explain).__name__}")
         self.explain = explain
-        self.result: TokenInfluence | None = None
-        self.errors = ErrorBox()
-        self.text = widgets.Text(value=value, description="sentence", continuous_update=False,
-                                 layout=widgets.Layout(width="520px"))
-        self.text.add_class("tl-influence-query")
-        self.view = widgets.HTML()
-        self.view.add_class("tl-influence")
-        super().__init__([self.text, self.view, self.errors.widget])
-        self._link = traitlets.link((self.text, "value"), (self, "value"))
-        self.observe(self.errors.guard(self._update, "token influence"), names="value")
-        self.value = value
-        if self.result is None:            # the trait already held this value: draw once
-            self.errors.guard(self._update, "token influence")()
+        super().__init__(value, description="sentence", css_class="tl-influence-query")
+        self.panel.add_class("tl-influence")
 
-    def _update(self, change=None) -> None:
-        sentence = self.value.strip()
-        self.result = self.explain(sentence) if sentence else None
-        self.view.value = influence_html(self.result) if self.result else "<i>type a sentence</i>"
+    def compute(self, text: str) -> TokenInfluence:
+        return self.explain(text)
+
+    def render(self, result: TokenInfluence) -> str:
+        return influence_html(result)
 
     def __repr__(self) -> str:
         if self.result is None:
@@ -82,6 +69,3 @@ class TokenInfluenceView(widgets.VBox):
         moved = ", ".join(f"{t} {100 * v:+.1f}" for t, v in self.result.top(5))
         return (f"{self.result.text!r}: answer {self.result.predicted} (p({self.result.target}) = "
                 f"{self.result.probability:.2f}); tokens that moved it most (points): {moved}")
-
-    def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(super(), repr(self), **kwargs)

@@ -18,7 +18,7 @@ import torch
 
 from ..table import Column, Table
 from ..text import WordVectors, nearest, tokenize
-from ._util import ErrorBox, widget_bundle
+from .text_query import TextQueryView
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -99,49 +99,39 @@ def results_html(results: list[QueryResult]) -> str:
                  html_attrs={"class": "tl-neighbours", "style": "font-size:13px"}).to_html()
 
 
-class WordNeighbours:
+class WordNeighbours(TextQueryView):
     """``display(WordNeighbours(wv))``: a text box; the nearest words of what you type, updated as you type.
 
-    ``.value`` sets the query from Python (as the browser does) and ``.results`` holds what is shown.
+    A widget (an ``ipywidgets.VBox``) whose synced trait ``value`` is the query (set it from Python as the
+    browser does); ``results`` holds what is shown; the ``k_slider`` sets how many neighbours.
     """
 
     def __init__(self, wv: WordVectors, value: str = "terrible delicious", k: int = 8):
         if not isinstance(wv, WordVectors):
             raise TypeError(f"WordNeighbours needs tl.load_word_vectors()'s WordVectors, got {type(wv).__name__}")
         self.wv = wv
-        self.errors = ErrorBox()
-        self.text = widgets.Text(value=value, description="words", continuous_update=True,
-                                 placeholder="terrible   or   king - man + woman",
-                                 layout=widgets.Layout(width="420px"))
-        self.text.add_class("tl-word-query")
         self.k_slider = widgets.IntSlider(value=k, min=1, max=20, description="neighbours",
                                           layout=widgets.Layout(width="300px"))
-        self.table = widgets.HTML()
-        self.table.add_class("tl-word-neighbours")
-        self.results: list[QueryResult] = []
-        self.widget = widgets.VBox([widgets.HBox([self.text, self.k_slider]), self.table, self.errors.widget])
-        update = self.errors.guard(self._update, "word neighbours")
-        self.text.observe(update, names="value")
-        self.k_slider.observe(update, names="value")
-        update()
-
-    def _update(self, change=None) -> None:
-        self.results = run_query(self.wv, self.text.value, self.k_slider.value)
-        self.table.value = results_html(self.results)
+        self.EMPTY = results_html([])
+        super().__init__(value, description="words", css_class="tl-word-query", width="420px",
+                         continuous_update=True, placeholder="terrible   or   king - man + woman",
+                         controls=(self.k_slider,))
+        self.panel.add_class("tl-word-neighbours")
+        self.k_slider.observe(lambda change: self.refresh(), names="value")
 
     @property
-    def value(self) -> str:
-        return self.text.value
+    def results(self) -> list[QueryResult]:
+        return self.result or []
 
-    @value.setter
-    def value(self, text: str) -> None:
-        self.text.value = text
+    def compute(self, text: str) -> list[QueryResult]:
+        return run_query(self.wv, text, self.k_slider.value)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return widget_bundle(self.widget, repr(self) + "\n" + results_text(self.results), **kwargs)
+    def render(self, result: list[QueryResult]) -> str:
+        return results_html(result)
 
     def __repr__(self) -> str:
-        return f"WordNeighbours({self.wv.name}, query {self.text.value!r}, k={self.k_slider.value})"
+        return f"WordNeighbours({self.wv.name}, query {self.value!r}, k={self.k_slider.value})\n" + \
+            results_text(self.results)
 
 
 def plot_words_2d(wv: WordVectors, groups: dict[str, list[str]], title: str | None = None) -> Figure:
