@@ -4,7 +4,8 @@
 
 Voilà shows only outputs (no code cells), so the notebook is markdown for the audience and
 code cells that build widgets. The code does nothing a lesson does not already show: it is
-Lesson 6's dashboard and Lesson 0's digit pad, with the shipped run log loaded for replay.
+Lesson 6's dashboard, Lesson 0's digit pad (with the shipped run log loaded for replay) and Lesson 8's
+"which words decide a review" view (a probe on the frozen transformer, loaded on a click).
 """
 from pathlib import Path
 
@@ -64,9 +65,56 @@ PAD = """\
 DigitPad(tl.load_digit_model())"""
 
 
+SENTENCES_INTRO = """\
+## Which words decide a review?
+
+A pretrained transformer (all-MiniLM-L6-v2, Lesson 8) learned from about a billion sentence pairs — Reddit
+comments, Amazon product questions and answers, and more — but never saw a sentiment label. A linear head on
+its frozen sentence vectors, trained on 100 labelled review sentences per class, calls a review positive or
+negative. Type one: every token is coloured by how much the answer falls when that token is left out."""
+
+SENTENCES = """\
+import ipywidgets as widgets
+
+load_button = widgets.Button(description="Load the sentence model", button_style="primary",
+                             layout=widgets.Layout(width="260px"))
+load_button.add_class("tl-load-sentences")
+sentences = widgets.VBox([load_button])
+
+
+def load_sentence_model(_):
+    \"\"\"The frozen encoder, a probe on 100 labelled sentences per class (Lesson 8), the token-influence view.\"\"\"
+    load_button.disabled, load_button.description = True, "loading (about 10 s) ..."
+    try:
+        from tlwidgets import transformer as tr
+        from tlwidgets.widgets import TokenInfluenceView
+
+        encoder, tokenizer = tr.load_encoder(), tr.load_tokenizer()
+        task = tl.text_task(100, seed=0)
+
+        def vectors(split):
+            return tr.sentence_embeddings(split.texts, encoder=encoder, tokenizer=tokenizer)
+
+        probe = tl.fit_linear_head(vectors(task.train), task.train.labels, vectors(task.val), task.val.labels)
+        model = tr.transformer_classifier(encoder, task.num_classes, classes=task.classes)
+        model.groups["head"].load_state_dict(probe.model.state_dict())
+        view = TokenInfluenceView(lambda s: tr.token_influence(model.eval(), tokenizer, s),
+                                  value="The plot was not bad, but the ending was awful.")
+        note = widgets.HTML(f"<small>probe: {len(task.train.labels)} labelled sentences, validation accuracy "
+                            f"{probe.val_acc:.0%} on {len(task.val.labels)}</small>")
+        sentences.children = [view, note]
+    except Exception as exc:  # the transformer packages missing: say so on the page, keep the rest of the app
+        sentences.children = [widgets.HTML(f"<pre class='tl-app-missing-data'>{type(exc).__name__}: {exc}</pre>")]
+
+
+load_button.on_click(load_sentence_model)
+display(sentences)"""
+
+
 def build() -> nbformat.NotebookNode:
     nb = new_notebook(cells=[new_markdown_cell(INTRO), new_code_cell(SETUP), new_code_cell(DASHBOARD),
-                             new_markdown_cell(PAD_INTRO), new_code_cell(PAD)])
+                             new_markdown_cell(PAD_INTRO), new_code_cell(PAD),
+                             new_markdown_cell(SENTENCES_INTRO), new_code_cell(SENTENCES)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["tllab"] = {"requires": ["pets"]}

@@ -206,9 +206,13 @@ class LearningCurve:
         """Training images behind a size (mean over seeds; 'all' resolves to the pool size)."""
         return statistics.fmean(r.num_train or 0 for r in self.records if r.n_per_class == n_per_class)
 
-    def gap(self, strategy: str, baseline: str, n_per_class: int | None) -> float:
-        """``accuracy(strategy) - accuracy(baseline)`` at one size, in accuracy units (0.1 = 10 points)."""
-        return self.accuracy(strategy, n_per_class) - self.accuracy(baseline, n_per_class)
+    def gap(self, strategy: str, baseline: str, n_per_class: int | None, key: str = "test_acc") -> float:
+        """Mean ``key`` of ``strategy`` minus that of ``baseline`` at one size, in accuracy units (0.1 = 10
+        points); ``key="balanced_acc"`` for imbalanced classes (the cat breeds), ``"test_acc"`` otherwise."""
+        if key not in ("test_acc", "balanced_acc"):
+            raise ValueError(f"key must be 'test_acc' or 'balanced_acc', got {key!r}")
+        return (self.seed_spread(strategy, n_per_class, key).mean
+                - self.seed_spread(baseline, n_per_class, key).mean)
 
     def table(self) -> list[dict]:
         """One row per size: chance, majority, then per strategy mean test accuracy, its seed std,

@@ -6,7 +6,8 @@ JUPYTER_PATH, idle kernels culled), on a 1280 x 800 page as a projector shows it
 rendering the page connects to its kernel at once, so a closed tab's kernel is idle and unconnected:
 the test closes the page and watches Voilà end that kernel. The browser is offline: every request to a
 host other than 127.0.0.1 is aborted, and none may be made; no console error may be logged.
-Screenshots: test-output/browser/voila-*.png (voila-projector-1280x800.png: the first screen).
+Screenshots: test-output/browser/voila-*.png (voila-projector-1280x800.png: the first screen). Last, the app's
+lesson-8 view: loaded on a click, a typed review's tokens coloured by how far each moved the answer.
 """
 from __future__ import annotations
 
@@ -158,6 +159,22 @@ def test_app_trains_stops_replays_without_code(voila, offline_page):
     wait_for_text(page.locator(".tl-digit-prediction").first, re.compile(r"^1\s*\(\d+%\)"), timeout=60_000)
     wait_until(lambda: page.locator(".tl-digit-probs").count() == 1, 60, "no probabilities after drawing", page)
     screenshot(page, "voila-app-digit-pad")
+
+    # ---- lesson 8 in the app: which words decide a review (loaded on a click, offline like the rest)
+    load = page.locator("button.tl-load-sentences").first
+    load.scroll_into_view_if_needed()
+    load.click()
+    tokens = page.locator(".tl-influence .tl-token")
+    wait_until(lambda: tokens.count() >= 10, 120, "no coloured tokens after loading the sentence model", page)
+    answer = page.locator(".tl-token-answer").first
+    box_input = page.locator(".tl-influence-query input").first
+    box_input.fill("A dull, boring and awful film.")
+    box_input.press("Enter")
+    wait_until(lambda: "awful" in tokens.all_inner_texts() and "negative" in answer.inner_text(), 60,
+               "the typed review was not explained (or not read as negative)", page)
+    values = [float(v) for v in tokens.evaluate_all("els => els.map(e => e.dataset.influence)")]
+    assert len(values) == tokens.count() and max(values) > 0, values    # some word pushed towards "negative"
+    screenshot(page, "voila-app-token-influence")
     assert not external, f"needs the network: {external}"
     assert not console_errors(page), console_errors(page)
 

@@ -439,3 +439,22 @@ def test_lesson4_exercise6_placeholder_and_unreadable_answers(imagenet_head, cap
         checks.lesson4.exercise6(torch.zeros(12, 8), imagenet_head, BREEDS)
     with pytest.raises(ValueError, match="source_head"):
         checks.lesson4.exercise6(head_by_indexing, nn.Linear(8, 10), BREEDS)
+
+
+def test_lesson4_exercise3_in_balanced_accuracy_names_the_plain_accuracy_answer(capsys):
+    """On the imbalanced breeds the gap is read in balanced accuracy; the plain-accuracy gap gets its own hint."""
+    records = []
+    for strategy, acc, bal in (("feature_extraction", 0.80, 0.70), ("scratch", 0.40, 0.15)):
+        for seed in (0, 1):
+            test = Metrics(acc, bal, 1 / 12, 0.3, 100, 12, 12)
+            records.append(RunResult(Recipe(strategy, seed=seed), "cats", 5, 60, make_history([0.5], 1.0), test=test))
+    curve = LearningCurve("cats", records, [5], 12)
+    assert curve.gap("feature_extraction", "scratch", 5, "balanced_acc") == pytest.approx(0.55)
+    assert curve.gap("feature_extraction", "scratch", 5) == pytest.approx(0.40)
+    kw = dict(strategy="feature_extraction", baseline="scratch", key="balanced_acc")
+    expect_pass(capsys, checks.lesson4.exercise3({5: 55}, curve, **kw), "5: +55.0")
+    expect_pass(capsys, checks.lesson4.exercise3({5: np.float32(55.0)}, curve, **kw))
+    expect_hint(capsys, checks.lesson4.exercise3({5: 40.0}, curve, **kw), "plain accuracy", "balanced_acc")
+    expect_hint(capsys, checks.lesson4.exercise3({5: 50.0}, curve, **kw), "'balanced_acc'")
+    with pytest.raises(ValueError, match="key must be"):
+        curve.gap("feature_extraction", "scratch", 5, "val_acc")

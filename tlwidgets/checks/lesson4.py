@@ -148,10 +148,12 @@ def exercise2(answer: Any, curve: Any, target: float, n_per_class: int | None = 
 
 
 def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", baseline: str = "scratch", *,
-              prediction: Any = _UNSET) -> CheckResult:
-    """``{size: gap in points}`` of ``strategy`` over ``baseline`` at every size of the curve.
+              prediction: Any = _UNSET, key: str = "test_acc") -> CheckResult:
+    """``{size: gap in points}`` of ``strategy`` over ``baseline`` at every size of the curve, in ``key``
+    (``"balanced_acc"`` for the cat breeds, the lesson's headline there).
 
-    Points may be rounded to whole points; a gap with the wrong sign gets its own hint.
+    Points may be rounded to whole points; a gap with the wrong sign gets its own hint, and so does a gap
+    in plain accuracy where balanced accuracy was asked for.
 
     Args:
         answer: the student's ``{size: gap in points}``.
@@ -167,9 +169,15 @@ def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", bas
                        "curve.gap(strategy, baseline, n) is in accuracy units (0.1 = 10 points)")
     if not isinstance(answer, dict):
         raise ValueError(f"exercise3 expects a dict {{n_per_class: points}}, got {type(answer).__name__}")
-    expected = {n: 100 * curve.gap(strategy, baseline, n) for n in curve.sizes}
+    expected = {n: 100 * curve.gap(strategy, baseline, n, key) for n in curve.sizes}
     if set(answer) != set(expected):
         return not_yet(f"use exactly the curve's sizes as keys: {curve.sizes}")
+    if key == "balanced_acc":
+        plain = {n: 100 * curve.gap(strategy, baseline, n) for n in curve.sizes}
+        if any(not math.isclose(plain[n], expected[n], abs_tol=0.51) for n in expected) and all(
+                isinstance(answer[n], Real) and math.isclose(answer[n], plain[n], abs_tol=0.51) for n in expected):
+            return not_yet("those are gaps in plain accuracy; on the imbalanced breeds use balanced accuracy: "
+                           "100 * curve.gap(strategy, baseline, n, 'balanced_acc')")
     for n, pts in expected.items():
         v = answer[n]
         if isinstance(v, bool) or not isinstance(v, Real):
@@ -181,7 +189,7 @@ def exercise3(answer: Any, curve: Any, strategy: str = "feature_extraction", bas
                            "strategy minus baseline")
         if not math.isclose(v, pts, abs_tol=0.51):   # whole points are fine
             return not_yet(f"at {_size_label(n)} per class the gap is not {v:.1f} points: use "
-                           "100 * curve.gap(strategy, baseline, n)")
+                           f"100 * curve.gap(strategy, baseline, n, {key!r})")
     trend = "shrinks" if abs(expected[curve.sizes[-1]]) < abs(expected[curve.sizes[0]]) else "grows"
     return passed(f"{strategy} vs {baseline}: " + ", ".join(f"{_size_label(n)}: {p:+.1f}" for n, p in expected.items())
                   + f" points — the gap {trend} as labels grow" + _compare(prediction, trend))
