@@ -45,7 +45,7 @@ lint: setup
 	$(PY) -m mypy
 
 benchmark: setup
-	@$(PY) -c 'import fastai, keras' 2>/dev/null || $(PY) -m pip install -q -e ".[benchmarks]"
+	@KERAS_BACKEND=torch $(PY) -c 'import fastai, keras' 2>/dev/null || $(PY) -m pip install -q -e ".[benchmarks]"
 	KERAS_BACKEND=torch $(PY) -m benchmarks $(BENCH_ARGS)
 
 # the GPU check, once, when a GPU is lent (about 10 minutes): the course on cuda, the benchmark's cuda section
