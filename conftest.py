@@ -116,6 +116,7 @@ def longest_files_first(items: list) -> list:
     first_seen: dict[str, int] = {}
     for i, item in enumerate(items):
         first_seen.setdefault(item.nodeid.split("::")[0], i)
+    seconds = {k: v for k, v in seconds.items() if not k.startswith("_")}     # "_run": what the run said
     return sorted(items, key=lambda it: (-float(seconds.get(it.nodeid.split("::")[0], 0.0)),
                                          first_seen[it.nodeid.split("::")[0]]))
 

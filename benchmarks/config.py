@@ -98,7 +98,7 @@ def load_task(cfg: Config, kind: str, image_size: int = 128):
 
     if cfg.has_pets:
         return pets_task(kind, image_size=image_size)
-    return mnist_target_task(100, test_per_class=200)
+    return mnist_target_task(100, test_per_class=100)   # the shipped subset holds 100 test digits a class
 
 
 def count(dataset) -> int:

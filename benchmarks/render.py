@@ -23,6 +23,7 @@ __all__ = [
     "lessons_verdict", "cached_verdict", "chart_verdict", "threads_kept", "omp_kept", "batch_kept",
     "channels_last_kept", "compile_kept", "render_section", "render_device", "render_doc", "load", "save",
     "merge_device", "write_doc", "render_sharing", "load_sharing", "readme_table", "write_readme",
+    "test_breakdown", "load_durations",
 ]
 
 FORMAT, VERSION = "tlwidgets-benchmarks", 1
@@ -31,6 +32,8 @@ DOC_PATH = REPO / "docs" / "benchmarks.md"
 #: the sharing measurement (scripts/measure_load.py, the classroom issue): its own run, rendered on this page too
 LOAD_PATH = REPO / "docs" / "load.json"
 README_PATH = REPO / "README.md"
+#: seconds per test file of a measured `make test` (scripts/test_durations.py): where the test command's time goes
+DURATIONS_PATH = REPO / "tests" / "file_durations.json"
 #: where the README's lesson table lives: rendered from the same numbers as docs/benchmarks.md, never typed
 README_BEGIN, README_END = "<!-- lesson-times:begin (python -m benchmarks.render) -->", "<!-- lesson-times:end -->"
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
@@ -539,17 +542,47 @@ def render_sharing(load: dict) -> str:
         markdown_table(["processes", "threads", "per process", "images/s", "vs one"], frows, align="rlrrr"), ""])
 
 
+def test_breakdown(durations: dict, top: int = 10) -> str:
+    """Where the test command's time goes: seconds summed per kind of test and the slowest files, from a
+    measured run's JUnit XML (``tests/file_durations.json``, written by ``scripts/test_durations.py``)."""
+    files = {k: float(v) for k, v in durations.items() if not k.startswith("_")}
+    kinds = {"lessons (nbval, each executed once)": lambda k: k.startswith("lessons/") and "/solutions/" not in k,
+             "solutions (nbval)": lambda k: k.startswith("lessons/solutions/"),
+             "browser (Chromium: JupyterLab, Notebook 7, Voilà, book, hub)": lambda k: k.startswith("tests/browser/"),
+             "unit and notebook-format tests": lambda k: k.startswith(("tests/unit/", "tests/notebooks/"))}
+    total = sum(files.values())
+    rows = [[name, f"{sum(v for k, v in files.items() if belongs(k)):.0f}"] for name, belongs in kinds.items()]
+    rows.append(["**all, summed over both workers**", f"**{total:.0f}**"])
+    run = durations.get("_run", {})
+    head = ("Where the time goes, from the JUnit XML of the measured run (`tests/file_durations.json`, written by "
+            "`scripts/test_durations.py`; the test command also starts the files in this order, longest first)"
+            + (f": pytest `{run['pytest']}`" if run.get("pytest") else "")
+            + (f"; {run['fresh clone']}" if run.get("fresh clone") else "") + ".")
+    slowest = sorted(files.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join([head, "", markdown_table(["tests", "seconds"], rows, align="lr"), "",
+                      f"The {top} slowest files:", "",
+                      markdown_table(["file", "seconds"], [[f"`{k}`", f"{v:.0f}"] for k, v in slowest], align="lr")])
+
+
+def load_durations(path: str | os.PathLike = DURATIONS_PATH) -> dict | None:
+    """``tests/file_durations.json`` when it exists."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def load_sharing(path: str | os.PathLike = LOAD_PATH) -> dict | None:
     """``docs/load.json`` when it exists (None otherwise: the page is rendered without the sharing section)."""
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def render_doc(results: dict, sharing: dict | None = None) -> str:
+def render_doc(results: dict, sharing: dict | None = None, durations: dict | None = None) -> str:
     """The whole document from the saved results of every device (cpu first, then cuda, mps), then the
-    sharing measurement when given."""
+    test command's breakdown and the sharing measurement when given."""
     devices = sorted(results["devices"], key=lambda k: (DEVICE_ORDER.get(k, 3), k))
     text = DOC_HEADER + "\n" + "\n\n".join(render_device(k, results["devices"][k]) for k in devices) + "\n"
+    if durations:
+        text += "\n## The test command: where its time goes\n\n" + test_breakdown(durations) + "\n"
     return text + ("\n" + render_sharing(sharing) if sharing else "")
 
 
@@ -596,8 +629,9 @@ def merge_device(results: dict, device: str, entry: dict, *, only: Sequence[str]
     return {"format": FORMAT, "version": VERSION, "devices": {**results.get("devices", {}), device: entry}}
 
 
-def write_doc(results: dict, path: str | os.PathLike = DOC_PATH, sharing_path: str | os.PathLike = LOAD_PATH) -> str:
-    text = render_doc(results, load_sharing(sharing_path))
+def write_doc(results: dict, path: str | os.PathLike = DOC_PATH, sharing_path: str | os.PathLike = LOAD_PATH,
+              durations_path: str | os.PathLike = DURATIONS_PATH) -> str:
+    text = render_doc(results, load_sharing(sharing_path), load_durations(durations_path))
     _write_atomic(Path(path), text)
     return text
 

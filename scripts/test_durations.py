@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -42,14 +43,30 @@ def durations(junit: Path) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(total.items(), key=lambda kv: -kv[1])}
 
 
+def run_summary(log: Path) -> dict:
+    """What the run's log says of the whole command: pytest's summary line and, from
+    scripts/fresh_clone_test.sh, the split between setup and the test command proper."""
+    text = log.read_text(errors="replace")
+    out = {}
+    if found := re.findall(r"^=+ (\d+ passed.*? in [\d.]+s.*?) =+$", text, flags=re.M):
+        out["pytest"] = found[-1]
+    if found := re.findall(r"^fresh clone: (.*)$", text, flags=re.M):
+        out["fresh clone"] = found[-1]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("junit", type=Path, help="a pytest --junitxml file of a whole `make test` run")
+    ap.add_argument("--log", type=Path, help="that run's output (adds its summary lines under \"_run\")")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    table = durations(args.junit)
+    table: dict = durations(args.junit)
+    if args.log:
+        table = {"_run": run_summary(args.log), **table}
     args.out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"{len(table)} files, {sum(table.values()):.0f} s in all -> {args.out}")
+    files = {k: v for k, v in table.items() if not k.startswith("_")}
+    print(f"{len(files)} files, {sum(files.values()):.0f} s in all -> {args.out}")
     return 0
 
 

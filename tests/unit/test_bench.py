@@ -245,7 +245,8 @@ def test_tuning_suggests_a_change_only_past_a_ten_percent_margin():
 
 def test_the_committed_document_is_the_rendering_of_the_committed_numbers():
     results = render.load(render.JSON_PATH)
-    assert render.render_doc(results, render.load_sharing()) == render.DOC_PATH.read_text(), \
+    assert render.render_doc(results, render.load_sharing(), render.load_durations()) == \
+        render.DOC_PATH.read_text(), \
         "docs/benchmarks.md is out of date: run `.venv/bin/python -m benchmarks.render`"
     sections = [s["key"] for s in results["devices"]["cpu"]["sections"]]
     assert sections == list(SECTIONS)
@@ -292,6 +293,19 @@ def test_the_readme_table_is_rendered_from_the_committed_numbers(tmp_path):
     other = tmp_path / "README.md"
     other.write_text("no markers here\n")
     assert not render.write_readme(results, other) and other.read_text() == "no markers here\n"
+
+
+def test_the_test_breakdown_sums_by_kind_and_lists_the_slowest_files():
+    durations = {"_run": {"pytest": "3 passed in 9.00s", "fresh clone": "setup 5 s"},
+                 "lessons/08_x.ipynb": 5.0, "lessons/solutions/08_x_solutions.ipynb": 2.0,
+                 "tests/browser/test_hub.py": 1.5, "tests/unit/test_a.py": 0.5}
+    text = render.test_breakdown(durations, top=2)
+    assert "pytest `3 passed in 9.00s`; setup 5 s" in text
+    for row in ("| lessons (nbval, each executed once) | 5 |", "| solutions (nbval) | 2 |",
+                "| unit and notebook-format tests | 0 |", "| **all, summed over both workers** | **9** |",
+                "| `lessons/08_x.ipynb` | 5 |"):
+        assert row in text, row
+    assert "test_hub" not in text.split("slowest files")[1]      # top=2: only the two slowest listed
 
 
 def test_the_sharing_section_shows_the_quiet_and_the_shared_number():
