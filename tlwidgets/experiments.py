@@ -446,7 +446,7 @@ def learning_curve(task: Task, sizes: Iterable[int | None], strategies: Sequence
     images (``n`` per class, stratified) come from *all* the pool's images —
     train, val and test together — and the run is tested on every image not
     drawn (repeated stratified splits, a Monte-Carlo cross-validation). Why: a
-    small fixed test set (the cat breeds: 99 photos, 61 % of them two breeds)
+    small fixed test set (the cat breeds: 114 photos, 60 of them two breeds, 3 of each rare one)
     makes every point of the curve rest on the same few photos; re-drawing
     averages that out over seeds. Nothing can be chosen on validation then (it
     is in the pool): one learning rate, one ``n_frozen``, ``track=False``, and
