@@ -197,7 +197,8 @@ def _tests(d: dict, run: dict) -> str:
     return (markdown_table(["command", "seconds", "exit status", "pytest summary"],
                            [[f"`{d['command']}`", f"{d['seconds']:.0f}", d["returncode"], d["summary"]]],
                            align="lrrl")
-            + "\n\nRun once, from the same checkout, with an empty feature cache.")
+            + "\n\nRun once, with an empty feature cache"
+            + (f" ({d['detail']})." if d.get("detail") else "."))
 
 
 def _forward(d: dict, run: dict) -> str:

@@ -21,5 +21,7 @@ def measure(cfg: Config) -> dict:
         seconds = time.perf_counter() - t0
     text = log.read_text(errors="replace")
     summaries = re.findall(r"^=+ (.*? in [\d.]+s.*?) =+$", text, flags=re.M)
+    fresh = re.findall(r"^fresh clone: (.*)$", text, flags=re.M)   # scripts/fresh_clone_test.sh: setup vs tests
     return {"measured": True, "command": cfg.test_command, "seconds": seconds, "returncode": proc.returncode,
-            "summary": summaries[-1] if summaries else "(no pytest summary line found)"}
+            "summary": summaries[-1] if summaries else "(no pytest summary line found)",
+            **({"detail": fresh[-1]} if fresh else {})}

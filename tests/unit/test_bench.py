@@ -412,3 +412,21 @@ def test_a_run_of_some_sections_replaces_only_those_and_says_when_they_were_meas
     later = [line for line in text.splitlines() if line.startswith("*Measured in a later run of this section alone")]
     assert any("2030-01-01" in line for line in later) and len(later) == sum(
         "measured_in" in s for s in merged["devices"]["cpu"]["sections"])
+
+
+def test_the_test_command_section_keeps_the_fresh_clone_split(tmp_path):
+    """The whole test command is timed as given; the fresh-clone script's setup/test split is kept and shown."""
+    import types
+
+    from benchmarks import suite
+
+    script = ("printf '%s\\n' '==== 3 passed, 1 skipped in 9.50s ====' "
+              "'fresh clone: setup 5 s, make test after setup 10 s, total 15 s, exit 0'")
+    cfg = types.SimpleNamespace(with_test_command=True, skip_tests=False, test_command=script, tmp=tmp_path)
+    data = suite.measure(cfg)
+    assert data["measured"] and data["returncode"] == 0 and data["summary"] == "3 passed, 1 skipped in 9.50s"
+    assert data["detail"] == "setup 5 s, make test after setup 10 s, total 15 s, exit 0"
+    text = render._tests(data, {})
+    assert "(setup 5 s, make test after setup 10 s, total 15 s, exit 0)." in text
+    off = suite.measure(types.SimpleNamespace(with_test_command=False, skip_tests=True, test_command="make test"))
+    assert not off["measured"] and "--skip-tests" in render._tests(off, {})
