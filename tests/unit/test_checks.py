@@ -351,8 +351,12 @@ def test_lesson1_exercise1_accuracy_by_hand_every_route(digits_source, capsys):
                                                  digits_source))
 
 
-def test_lesson1_exercise1_typical_mistakes_get_their_own_hints(digits_source, capsys):
+@pytest.mark.parametrize("largest_batch", [None, 32], ids=["three batches", "batches capped, more of them"])
+def test_lesson1_exercise1_typical_mistakes_get_their_own_hints(largest_batch, digits_source, capsys, monkeypatch):
+    if largest_batch:   # the lesson's 5,139 digits are capped at 512 a batch; 100 digits capped at 32 take that path
+        monkeypatch.setattr(checks.lesson1, "LARGEST_BATCH", largest_batch)
     model = tl.load_digit_model()
+    expect_pass(capsys, checks.lesson1.exercise1(accuracy_loop, model, digits_source), "100 test digits")
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     def no_eval(model, loader):
@@ -433,6 +437,34 @@ def test_lesson1_exercise2_predict_then_measure_resolution(capsys):
     expect_hint(capsys, checks.lesson1.exercise2(0.9, ..., net, x, truth, size=16), "now measure")
     with pytest.raises(ValueError, match="number between 0 and 1"):
         checks.lesson1.exercise2("most", measured, net, x, truth, size=16)
+
+
+def test_lesson1_exercise2_reuses_full_size_probs_only_when_they_are_the_nets(capsys):
+    """Handing in the full-size probabilities changes no verdict and no number; wrong ones are refused."""
+    import torch.nn.functional as F
+
+    from tlwidgets.pretrained import species_predictions
+    from tlwidgets.training import predict_proba
+
+    net, x, truth = fake_photos()
+    full, _ = predict_proba(net, x)
+    small = F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    measured = float(np.mean([s == t for s, t in zip(species_predictions(predict_proba(net, small)[0]), truth)]))
+    for answer, verdict in ((measured, "50.0% at 16 px vs 100.0% at 32 px"), (1.0, "resize the photos"),
+                            (100 * measured, "percentage"), (0.25, "16 x 16")):
+        computed = checks.lesson1.exercise2(0.9, answer, net, x, truth, size=16)
+        for given in (full, full.numpy(), full.tolist()):
+            reused = checks.lesson1.exercise2(0.9, answer, net, x, truth, size=16, probs=given)
+            assert (bool(reused), reused.message) == (bool(computed), computed.message)
+            assert verdict in reused.message
+    capsys.readouterr()
+    swapped = full.flip(0)  # the photos' rows in the wrong order: a spot-checked row disagrees
+    with pytest.raises(ValueError, match=r"probs are not the net's probabilities for x_pets \(photo 0"):
+        checks.lesson1.exercise2(0.9, measured, net, x, truth, size=16, probs=swapped)
+    with pytest.raises(ValueError, match=r"one row .* per photo of x_pets \(12 rows\), got shape \(6, 1000\)"):
+        checks.lesson1.exercise2(0.9, measured, net, x, truth, size=16, probs=full[:6])
+    with pytest.raises(ValueError, match="probs has 3 classes per photo, the net gives 1000"):
+        checks.lesson1.exercise2(0.9, measured, net, x, truth, size=16, probs=torch.ones(12, 3) / 3)
 
 
 def species_probs():

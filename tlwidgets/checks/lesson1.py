@@ -8,6 +8,9 @@ import torch
 from . import CheckResult, as_number, is_placeholder, not_yet, passed
 
 FRACTION = "a number between 0 and 1 (e.g. 0.93)"
+# exercise 1's batches at most: the lesson's 5,139 digits in thirds made 1,714-digit batches whose activations
+# the allocator maps afresh for every layer (as much system time as arithmetic); the accuracy is a count either way
+LARGEST_BATCH = 512
 
 
 def exercise1(accuracy: Any, model: Any, task: Any) -> CheckResult:
@@ -26,6 +29,8 @@ def exercise1(accuracy: Any, model: Any, task: Any) -> CheckResult:
         raise ValueError(f"exercise1 expects your function accuracy(model, loader), got {type(accuracy).__name__}")
     n = len(task.test)
     batch = max(2, n // 3 + 1)  # three batches, the last one smaller
+    if batch > LARGEST_BATCH:   # then more batches, the last one still smaller
+        batch = next(b for b in range(LARGEST_BATCH, 1, -1) if n % b)
     was_training = model.training
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     try:
@@ -67,12 +72,21 @@ def exercise1(accuracy: Any, model: Any, task: Any) -> CheckResult:
                    "model.eval() first (and torch.no_grad()), so BatchNorm and Dropout behave as at test time")
 
 
-def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any, size: int = 96) -> CheckResult:
+def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any, size: int = 96, *,
+              probs: Any = None) -> CheckResult:
     """Predict, then measure: top-1 species accuracy of the ImageNet model on the pet photos at ``size`` px.
 
     The check measures it too (the lesson's photos resized with antialiasing)
     and accepts any route within 2 points (decoding the files again at
     ``size`` px gives slightly different pixels than resizing the tensors).
+
+    The accuracy at the lesson's own size (for the message, and to recognise
+    an answer measured without resizing) needs every photo at full size, the
+    costliest pass of the check. A caller that already holds those
+    probabilities can hand them in as ``probs``: the check then recomputes
+    only a spread of :data:`SPOT_CHECKED` photos and requires them to agree,
+    so the verdict on ``measured`` (always recomputed at ``size`` px, on every
+    photo) is the same either way.
 
     Args:
         prediction: the student's guess, made before measuring.
@@ -81,6 +95,7 @@ def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any,
         x_pets: the lesson's pet photos as a normalised tensor batch.
         truth: the true species, ``"dog"`` or ``"cat"`` per photo.
         size: the resolution the photos are resized to before the model sees them.
+        probs: optional, ``net``'s probabilities for ``x_pets`` as they are (the lesson's ``probs_pets``).
     """
     import torch.nn.functional as F
 
@@ -97,11 +112,11 @@ def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any,
     value = as_number(measured, "exercise2 (measured)", FRACTION)
     truth = list(truth)
     small = F.interpolate(x_pets, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    probs, _ = predict_proba(net, small, batch_size=64)
-    want = sum(s == t for s, t in zip(species_predictions(probs, "top1"), truth)) / len(truth)
-    full, _ = predict_proba(net, x_pets, batch_size=64)
+    at_size, _ = predict_proba(net, small, batch_size=64)
+    want = sum(s == t for s, t in zip(species_predictions(at_size, "top1"), truth)) / len(truth)
+    full = _full_size_probs(net, x_pets, probs)
     at_lesson = sum(s == t for s, t in zip(species_predictions(full, "top1"), truth)) / len(truth)
-    mass = sum(s == t for s, t in zip(species_predictions(probs, "mass"), truth)) / len(truth)
+    mass = sum(s == t for s, t in zip(species_predictions(at_size, "mass"), truth)) / len(truth)
     if abs(value - at_lesson) <= 1e-9 and abs(at_lesson - want) > 1e-9:
         return not_yet(f"that is the accuracy at the lesson's {x_pets.shape[-1]} px: resize the photos to "
                        f"{size} px before predicting")
@@ -116,6 +131,33 @@ def exercise2(prediction: Any, measured: Any, net: Any, x_pets: Any, truth: Any,
         return not_yet("that uses the probability-mass rule (exercise 3); this exercise measures the top-1 rule")
     return not_yet(f"{value:.3f} is not the top-1 species accuracy at {size} px; check that the photos are "
                    f"{size} x {size} and that you compare species_predictions(probs, 'top1') with truth")
+
+
+SPOT_CHECKED = 8  # photos of the lesson's size a handed-in ``probs`` is recomputed on (exercise 2)
+
+
+def _full_size_probs(net: Any, x_pets: Any, probs: Any) -> torch.Tensor:
+    """``net``'s probabilities for ``x_pets``: ``probs`` when it agrees with the net on a spread of photos, else
+    computed here; a ``probs`` that disagrees is a mix-up of arguments and raises, naming the photo."""
+    from ..training import predict_proba
+
+    if probs is None:
+        return predict_proba(net, x_pets, batch_size=64)[0]
+    given = torch.as_tensor(probs, dtype=torch.float32).cpu()
+    if given.dim() != 2 or given.shape[0] != len(x_pets):
+        raise ValueError(f"exercise2: probs must hold one row of class probabilities per photo of x_pets "
+                         f"({len(x_pets)} rows), got shape {tuple(given.shape)}")
+    rows = torch.linspace(0, len(x_pets) - 1, min(SPOT_CHECKED, len(x_pets))).round().long().unique()
+    again, _ = predict_proba(net, x_pets[rows])
+    if again.shape[1] != given.shape[1]:
+        raise ValueError(f"exercise2: probs has {given.shape[1]} classes per photo, the net gives "
+                         f"{again.shape[1]}; pass the lesson's probs_pets, or leave probs out")
+    differ = (again - given[rows]).abs().amax(1)
+    if float(differ.max()) > 1e-4:
+        raise ValueError(f"exercise2: probs are not the net's probabilities for x_pets (photo "
+                         f"{int(rows[differ.argmax()])} differs by {float(differ.max()):.2g}); pass the lesson's "
+                         "probs_pets, computed with predict_proba(net, x_pets), or leave probs out")
+    return given
 
 
 def exercise3(answer: Any, probs: Any, truth: Any) -> CheckResult:
