@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .inference import inference_copy
 from .infra import CACHE_ENV, atomic_write, cache_root, select_device, short_hash, torch_bytes, writable_cache_dir
 from .models import GroupedModel, check_model_fits_task, weights_fingerprint
 from .validate import check_bool, check_int
@@ -93,20 +94,17 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, n_frozen: 
         raise TypeError(f"data must be a Dataset or a DataLoader (e.g. task.train), got {type(data).__name__}")
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
     was_training = model.training
-    model.eval().to(device)
-    if channels_last and device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
-    frozen = model[:n_frozen]
+    model.eval().to(device)        # eval for a model the copy returns as it is (no convolution to fold)
+    nhwc = channels_last and device.type == "cpu"
+    frozen = inference_copy(model[:n_frozen], channels_last=nhwc)   # BatchNorms folded; the model is untouched
     feats, labels = [], []
     bar = tqdm(loader, desc=f"{model.name}: features at group {n_frozen}", leave=False, disable=not progress)
     for x, y in bar:
         x = x.to(device)
-        if channels_last and x.dim() == 4 and device.type == "cpu":
+        if nhwc and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         feats.append(frozen(x).float().contiguous().cpu())
         labels.append(y)
-    if channels_last and device.type == "cpu":
-        model.to(memory_format=torch.contiguous_format)
     model.train(was_training)
     return TensorDataset(torch.cat(feats), torch.cat(labels))
 

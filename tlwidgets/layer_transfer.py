@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import Task, dataset_labels, dataset_tensors
 from .features import activation_cache, activation_key, cached_features, extract_features
 from .freezing import freeze, unfreeze_all
+from .inference import inference_copy
 from .infra import derive_seed, seed_everything, select_device
 from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, digit_cnn
@@ -326,9 +327,12 @@ def _pooled_pass(model: GroupedModel, data: Dataset, boundaries: Sequence[int], 
     model.eval().to(device)
     feats: dict[int, list[torch.Tensor]] = {b: [] for b in boundaries}
     labels = []
-    frozen = model[:max(boundaries)]
+    nhwc = device.type == "cpu"
+    frozen = inference_copy(model[:max(boundaries)], channels_last=nhwc)    # BatchNorms folded, model untouched
     for x, y in tqdm(DataLoader(data, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
         h = x.to(device)
+        if nhwc and h.dim() == 4:
+            h = h.contiguous(memory_format=torch.channels_last)
         for i, group in enumerate(frozen):   # group by group, to keep the output of every cut on the way
             h = group(h)
             if i + 1 in feats:
@@ -539,7 +543,7 @@ def feature_maps(model: GroupedModel, task: Task, boundary: int, *, device="auto
 def tail_features(tail: GroupedModel, maps: FeatureMaps, *, device="cpu") -> tuple:
     """Run a tail (all but its head) over cached maps: ``(train_x, train_y, test_x, test_y)`` for :func:`probe`."""
     tail.eval().to(device)
-    body = tail[:-1]
+    body = inference_copy(tail[:-1])      # BatchNorms folded; the tail itself is untouched
 
     def run(x):
         return torch.cat([body(x[i:i + 256].to(device)).flatten(1).cpu() for i in range(0, len(x), 256)])

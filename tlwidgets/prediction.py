@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .inference import has_convolutions, inference_copy
 from .infra import select_device
 from .validate import check_int
 
@@ -243,11 +244,18 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
     photos = _as_batch(model, inputs)
     if photos is not None:
         inputs = photos
+    nhwc = device.type == "cpu" and has_convolutions(model)
+    net = inference_copy(model, channels_last=nhwc)   # the same function, BatchNorms folded; model untouched
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        return forward_batch(net, x.contiguous(memory_format=torch.channels_last) if nhwc and x.dim() == 4 else x)
+
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() == 3:
             inputs = inputs.unsqueeze(0)
         check_inputs(inputs, where="predict()", model=model)
-        return torch.cat([forward_batch(model, inputs[i:i + batch_size].to(device)).softmax(1).cpu()
+        return torch.cat([forward(inputs[i:i + batch_size]).softmax(1).cpu()
                           for i in range(0, len(inputs), batch_size)]), None
     if not isinstance(inputs, (Dataset, DataLoader)):
         raise TypeError(f"predict(): expected a tensor batch, a Dataset, a DataLoader or photos (paths, PIL images, "
@@ -257,7 +265,7 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
     for b, batch in enumerate(loader):
         x, y = _inputs_and_labels(batch, b)
         check_inputs(x, where="predict()", batch=b, model=model)
-        probs.append(forward_batch(model, x.to(device)).softmax(1).cpu())
+        probs.append(forward(x).softmax(1).cpu())
         labels.append(y)
     if not probs:
         raise ValueError("predict(): the data is empty; there is nothing to predict")
