@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make course   set up, run every lesson headless in quick mode, print the results table
-#   make test     set up, run the whole test suite (unit, lessons via papermill + nbval, browser)
+#   make test     set up, run the whole test suite (lint as tests/test_lint.py, unit, lessons via papermill + nbval,
+#                 browser)
 SHELL := /bin/bash
 PY := .venv/bin/python
 DATA := $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
@@ -23,7 +24,7 @@ setup:
 course: setup
 	$(PY) -m tlwidgets.course --quick
 
-test: setup lint
+test: setup
 	@if [ -x /usr/bin/chromium ] || [ "$$(id -u)" = 0 ]; then bash scripts/install_browser.sh || echo "browser tests will skip"; fi
 	@bash scripts/install_npm.sh || echo "npm packages missing: the book and hub browser tests will fail"
 	OMP_NUM_THREADS=$(TEST_THREADS) TLLAB_TEST_THREADS=$(TEST_THREADS) \
