@@ -15,6 +15,8 @@ Fixtures
                                       ``test-output/browser/``.
 ``offline_page`` (function)          ``browser_page`` with every request to a host other than
                                       127.0.0.1 aborted and listed in ``page.external_requests``.
+``recorded_page(browser, offline=)``  the same page for a module fixture (several tests, one page);
+``save_failure(page, request)``       its ``FAILED-<test>`` screenshot and console log per test.
 
 All tests in this folder get the ``browser`` marker and are skipped (not failed) when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing.
@@ -71,6 +73,10 @@ LAB_SETTINGS = {
     # Keep the served copies pristine: a new page always loads the notebook as copied.
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
+# Page config (labconfig/page_config.json in the private JUPYTER_CONFIG_DIR): no "is a build needed?" check on
+# every page load (it runs node twice on the server, and a "Build recommended" dialog would be accepted by
+# dismiss_dialogs); the installed lab is what the tests test.
+LAB_PAGE_CONFIG = {"buildCheck": False, "buildAvailable": False}
 
 
 # --------------------------------------------------------------------------- skip / marker
@@ -332,8 +338,9 @@ def start_jupyter_server(notebook_dirs: Iterable[Path], work: Path, *, copy: boo
         p = settings_dir / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(content, indent=2))
-    for d in ("lab-workspaces", "runtime", "config", "ipython"):
+    for d in ("lab-workspaces", "runtime", "config/labconfig", "ipython"):
         (work / d).mkdir(parents=True, exist_ok=True)
+    (work / "config" / "labconfig" / "page_config.json").write_text(json.dumps(LAB_PAGE_CONFIG, indent=2))
     env = _server_env(work)
 
     last_exc: Exception | None = None
@@ -459,30 +466,51 @@ def new_page(browser):
     return page
 
 
-@pytest.fixture
-def browser_page(chromium_browser, request):
-    """A fresh page in its own browser context (clean cookies/storage) for each test."""
-    page = new_page(chromium_browser)
-    context = page.context
+def recorded_page(browser, *, offline: bool = False):
+    """:func:`new_page` that keeps its console messages and uncaught exceptions in ``page.console_messages_log``
+    (what :func:`helpers.console_errors` reads); ``offline=True`` also aborts every request to another host than
+    127.0.0.1 and lists it in ``page.external_requests`` (see ``offline_page``). For a page that several tests
+    share (a module-scoped fixture); close it with ``page.context.close()``."""
+    page = new_page(browser)
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
     page.console_messages_log = console  # handy when debugging a test
+    if offline:
+        page.external_requests = []
+        block_external_requests(page.context, page.external_requests)
+    return page
+
+
+def save_failure(page, request, *, name: str | None = None) -> None:
+    """When ``request``'s test failed (set-up or call), save ``FAILED-<test>.png`` and the page's console log;
+    ``request=None`` saves them as ``name`` at once (a module fixture's set-up that raised)."""
+    if request is not None:
+        reps = [getattr(request.node, f"rep_{when}", None) for when in ("setup", "call")]
+        if not any(rep is not None and rep.failed for rep in reps):
+            return
+        name = f"FAILED-{request.node.name}"
+    elif not name:
+        raise ValueError("save_failure needs a name when request is None")
+    try:
+        screenshot(page, name)
+    except Exception:
+        pass
+    try:
+        (output_dir() / f"{name}-console.log").write_text("\n".join(getattr(page, "console_messages_log", [])))
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def browser_page(chromium_browser, request):
+    """A fresh page in its own browser context (clean cookies/storage) for each test."""
+    page = recorded_page(chromium_browser)
     try:
         yield page
     finally:
-        reps = [getattr(request.node, f"rep_{when}", None) for when in ("setup", "call")]
-        if any(rep is not None and rep.failed for rep in reps):
-            name = f"FAILED-{request.node.name}"
-            try:
-                screenshot(page, name)
-            except Exception:
-                pass
-            try:
-                (output_dir() / f"{name}-console.log").write_text("\n".join(console))
-            except OSError:
-                pass
-        context.close()
+        save_failure(page, request)
+        page.context.close()
 
 
 @pytest.fixture

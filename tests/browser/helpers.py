@@ -249,7 +249,8 @@ _TRACEBACK = re.compile(r"Traceback|^\s*\w*(Error|Exception)\b", re.M)
 
 
 def wait_for_all_cells_executed(page: Page, timeout: float = RUN_ALL_TIMEOUT_MS, *, settle_s: float = 3.0) -> str:
-    """Wait until execution has stopped (no ``[*]`` prompt, kernel idle for ``settle_s``).
+    """Wait until execution has stopped (no ``[*]`` prompt, kernel idle; for ``settle_s`` more when a cell's input
+    is collapsed, as that cell shows no prompt).
 
     Returns ``"done"`` when every non-empty code cell has an execution count,
     ``"none"`` when no cell ran at all.  Raises ``AssertionError`` (with the error
@@ -261,12 +262,17 @@ def wait_for_all_cells_executed(page: Page, timeout: float = RUN_ALL_TIMEOUT_MS,
     while True:
         # a cell whose input is collapsed (a lesson's hidden closing assertions) shows no prompt: it is judged by
         # the kernel going idle and by its error output, like every cell, below
-        cells = [c for c in code_cell_states(page) if not c["empty"] and not c.get("collapsed")]
+        states = code_cell_states(page)
+        cells = [c for c in states if not c["empty"] and not c.get("collapsed")]
         prompts = [c["prompt"] for c in cells]
         if all(_EXECUTED.match(p) for p in prompts):
             wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
-            page.wait_for_timeout(settle_s * 1000)   # a collapsed last cell may still be running
-            wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
+            if any(c.get("collapsed") for c in states):
+                # a collapsed last cell may still be running: no prompt says so, only a pause longer than the
+                # kernel's idle between two cells. Without one, every prompt has its number only once its
+                # cell's reply came back (a running or queued cell shows [*]), so there is nothing to wait for.
+                page.wait_for_timeout(settle_s * 1000)
+                wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
             errors = _error_outputs(page)
             if errors:
                 raise AssertionError("a cell raised:\n" + "\n---\n".join(errors))

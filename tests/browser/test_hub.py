@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -135,29 +136,41 @@ def hub(browser_prerequisites, tmp_path_factory):
         _students("--remove", *STUDENTS)
 
 
-def _submit_login(context, hub, user: str):
-    """Log ``user`` in; the hub then spawns their server (waited for by :func:`_wait_for_lab`)."""
+def _submit_login(context, hub, user: str, *, then: str | None = None):
+    """Log ``user`` in; the hub then spawns their server (waited for by :func:`_wait_for_lab`) and sends them to
+    the spawner's default URL or, with ``then`` (a path on their server, e.g. ``lab/tree/x.ipynb``), there: the
+    login form carries ``next`` to /hub/spawn, which carries it through the spawn-pending page."""
     page = context.new_page()
-    page.goto(f"{hub.base_url}/hub/login")
+    query = ""
+    if then is not None:
+        if then.startswith("/") or "://" in then:
+            raise ValueError(f"then must be a path on {user}'s server such as 'lab/tree/x.ipynb', got {then!r}")
+        spawn = f"/hub/spawn?next={quote(f'/user/{user}/{then}', safe='/')}"
+        query = f"?next={quote(spawn, safe='/')}"
+    page.goto(f"{hub.base_url}/hub/login{query}")
     page.fill("#username_input", user)
     page.fill("#password_input", hub.extra["password"])
     page.click("#login_submit", no_wait_after=True)
     return page
 
 
-def _wait_for_lab(page, hub, user: str) -> None:
+def _wait_for_lab(page, hub, user: str, path: str = "lab", *, loaded: bool = True) -> None:
+    """Wait until ``user``'s page has gone through the spawn to ``/user/<user>/<path>`` on their own server and,
+    with ``loaded``, until that page has loaded; ``loaded=False`` returns once the server has answered there (the
+    page is about to be left for another one, so its scripts need not run first)."""
     deadline = time.monotonic() + 240  # spawn pending, then the lab
     while True:
         try:
-            page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=2_000)
+            page.wait_for_url(re.compile(rf"/user/{user}/{re.escape(path)}"), timeout=2_000,
+                              wait_until="load" if loaded else "commit")
             return
         except Exception:
             if "Unhandled error starting" in hub.log_tail(400) or time.monotonic() > deadline:
                 raise AssertionError(f"{user}'s server did not start; hub log:\n{hub.log_tail(40)}")
 
 
-def _open_lesson(page, hub, user: str) -> None:
-    page.goto(f"{hub.base_url}/user/{user}/lab/tree/{LESSON}")
+def _wait_for_lesson(page) -> None:
+    """Wait until the lesson the page was sent to is rendered and its kernel idle."""
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first.wait_for(state="visible", timeout=180_000)
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="attached", timeout=120_000)
     wait_for_kernel_idle(page)
@@ -294,8 +307,8 @@ def test_students_are_kept_apart_every_probe_from_alices_kernel_is_refused(hub, 
     try:
         for user in STUDENTS:  # both log in: bob's server (and its token) must be running for the probes
             pages[user] = _submit_login(contexts[user], hub, user)
-        for user in STUDENTS:
-            _wait_for_lab(pages[user], hub, user)
+        for user in STUDENTS:  # alice's landing page is left for the probes' notebook once her server answers
+            _wait_for_lab(pages[user], hub, user, loaded=user != "alice")
         print(f"\n[timing] hub: both logged in and spawned: {time.monotonic() - t0:.1f} s")
 
         # ---- what the operating system sees: each server and kernel runs as its student, none as root
@@ -383,13 +396,15 @@ def test_two_students_run_lesson0_at_once_each_in_their_own_space(hub, chromium_
         block_external_requests(ctx, external)
         contexts[user] = ctx
     try:
-        for user in STUDENTS:  # both log in, then both servers spawn at the same time
-            pages[user] = _submit_login(contexts[user], hub, user)
+        # both log in, then both servers spawn at the same time; the login goes on to lesson 0 (one JupyterLab
+        # start per browser: the landing page of the first test is not loaded again only to leave it)
         for user in STUDENTS:
-            _wait_for_lab(pages[user], hub, user)
+            pages[user] = _submit_login(contexts[user], hub, user, then=f"lab/tree/{LESSON}")
+        for user in STUDENTS:
+            _wait_for_lab(pages[user], hub, user, f"lab/tree/{LESSON}")
         print(f"\n[timing] hub: both logged in and spawned: {time.monotonic() - t0:.1f} s")
         for user in STUDENTS:
-            _open_lesson(pages[user], hub, user)
+            _wait_for_lesson(pages[user])
         memory = _PeakKernelMemory(hub)
         memory.start()
         t1 = time.monotonic()

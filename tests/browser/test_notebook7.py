@@ -62,12 +62,13 @@ def notebook7(browser_prerequisites, tmp_path_factory):
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     env = jupyter_env(work, JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(work / "ws"))
-    # as `make lab` does before opening the lessons: sign the notebooks, so they open trusted
-    subprocess.run([sys.executable, "-m", "jupyter", "trust", *map(str, root.glob("*.ipynb"))], env=env,
-                   check=True, capture_output=True, timeout=120)
     server = start("notebook7", cmd, cwd=root, env=env, log_dir=work, port=port)
     server.extra["token"] = token
     try:
+        # as `make lab` does before opening the lessons: sign the notebooks, so they open trusted; while the server
+        # starts (it reads the signatures only when a notebook is opened)
+        subprocess.run([sys.executable, "-m", "jupyter", "trust", *map(str, root.glob("*.ipynb"))], env=env,
+                       check=True, capture_output=True, timeout=120)
         server.wait_http(f"/api/status?token={token}", ok=(200,))
         yield server
     finally:

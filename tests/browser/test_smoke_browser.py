@@ -4,6 +4,8 @@ Notebook: tests/browser/notebooks/smoke.ipynb
   cell 0 markdown
   cell 1 IntSlider(value=3, description='freeze') + Label('value=3') observing it, in a VBox
   cell 2 Button('Click me') + Label('clicks=0') updated by on_click, in an HBox
+The notebook is opened and run once for the module (one page, offline): the two tests drive widgets of
+different cells, so neither sees what the other did; each still checks its widget's first value.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 
 import pytest
 
+from .conftest import recorded_page, save_failure
 from .helpers import (
     assert_clean_console,
     assert_no_widget_errors,
@@ -26,17 +29,33 @@ from .helpers import (
 NOTEBOOK = "smoke.ipynb"
 
 
-@pytest.fixture
-def smoke_page(jupyter_server, offline_page):
-    """The smoke notebook, opened and fully executed, offline."""
-    browser_page = offline_page
-    t0 = time.monotonic()
-    open_notebook(browser_page, jupyter_server, NOTEBOOK)
-    t1 = time.monotonic()
-    run_all_cells(browser_page)
-    t2 = time.monotonic()
+@pytest.fixture(scope="module")
+def smoke_notebook(jupyter_server, chromium_browser):
+    """The smoke notebook, opened and fully executed, offline, once for the module: opening JupyterLab and
+    running the notebook cost more than both tests together, and the two tests share no widget."""
+    page = recorded_page(chromium_browser, offline=True)
+    try:
+        t0 = time.monotonic()
+        open_notebook(page, jupyter_server, NOTEBOOK)
+        t1 = time.monotonic()
+        run_all_cells(page)
+        t2 = time.monotonic()
+    except Exception:
+        save_failure(page, None, name="FAILED-smoke-notebook-setup")
+        page.context.close()
+        raise
     print(f"\n[timing] open_notebook {t1 - t0:.1f} s, run_all_cells {t2 - t1:.1f} s")
-    return browser_page
+    try:
+        yield page
+    finally:
+        page.context.close()
+
+
+@pytest.fixture
+def smoke_page(smoke_notebook, request):
+    """The shared page; a screenshot and the console log of it when this test fails."""
+    yield smoke_notebook
+    save_failure(smoke_notebook, request)
 
 
 def test_slider_renders_and_roundtrips(smoke_page):

@@ -25,8 +25,9 @@ from .servers import free_port, jupyter_env, start
 
 APPS = REPO_ROOT / "apps"
 #: the culler's times for this test only: apps/voila.json's (60 s idle, checked every 10 s; their bounds are
-#: checked below) would keep a test worker waiting a minute for the closed tab's kernel; the mechanism is the same
-TEST_CULL = {"cull_idle_timeout": 6, "cull_interval": 2}
+#: checked below) would keep a test worker waiting a minute for the closed tab's kernel; the mechanism is the same.
+#: Short is safe: an open page's kernel is connected, and cull_connected is false, so only the closed tab's goes
+TEST_CULL = {"cull_idle_timeout": 3, "cull_interval": 1}
 APP = "dogs_to_cats.ipynb"
 LOG = APPS / "logs" / "dogs_to_cats.json"
 

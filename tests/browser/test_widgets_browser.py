@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from .conftest import new_page
+from .conftest import recorded_page
 from .helpers import (
     assert_clean_console,
     assert_no_widget_errors,
@@ -33,7 +33,6 @@ from .helpers import (
     wait_for_text,
     wait_until,
 )
-from .servers import block_external_requests
 
 NOTEBOOK = "widgets_demo.ipynb"
 SLIDER_CELL, DASHBOARD_CELL, PAD_CELL, FIT_CELL, FREEZE_CELL = 2, 3, 4, 5, 6
@@ -57,13 +56,7 @@ def _tolerate_shortened_title(page):
 @pytest.fixture(scope="module")
 def demo_page(jupyter_server, chromium_browser):
     """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
-    page = new_page(chromium_browser)
-    console: list[str] = []  # what browser_page records, for this module-wide page
-    page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
-    page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
-    page.console_messages_log = console
-    page.external_requests = []
-    block_external_requests(page.context, page.external_requests)  # offline, as the classroom is
+    page = recorded_page(chromium_browser, offline=True)  # what offline_page records, for this module-wide page
     _tolerate_shortened_title(page)
     jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
     t0 = time.monotonic()
