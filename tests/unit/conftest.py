@@ -6,10 +6,8 @@ data-missing message when it is not on the data-root search path.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,30 +20,6 @@ from tlwidgets.models import GroupedModel
 
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS_FILE = REPO / "test-output" / "unit" / "measurements.json"
-
-
-def _reuse_freed_activation_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30) -> bool:
-    """Let glibc's malloc keep and reuse the memory of freed activations in this process (the test runner's).
-
-    Why: glibc serves every allocation above 32 MB with a fresh ``mmap`` and unmaps it when freed, so each
-    batch through a backbone page-faults its activations in again. Measured on EfficientNet-Lite0 at 160 px,
-    223 photos, one thread: 4.8 s of system time for 5.6 s of arithmetic, 0.8 s once allocations up to
-    256 MB come from the heap and up to 1 GB of freed heap is kept (peak RSS 2.4 -> 2.7 GB). Only this
-    process changes: subprocesses the tests start (the memory measurement of a quick run among them) and
-    notebook kernels keep the default allocator. Returns whether the settings took (False off glibc).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3   # glibc's <malloc.h>
-        return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)) and bool(
-            libc.mallopt(m_trim_threshold, trim_threshold))
-    except (OSError, AttributeError):   # musl or another libc: nothing to tune
-        return False
-
-
-_reuse_freed_activation_memory()
 
 
 @pytest.fixture(autouse=True)
