@@ -152,12 +152,14 @@ def _random_batch(batch_size: int, in_channels: int, image_size: int, device, fm
 
 
 def forward_step(model: nn.Module, *, batch_size: int, image_size: int, channels_last: bool = False,
-                 grad_mode: str = "inference_mode", device: Device = "cpu", in_channels: int = 3) -> Callable[[], None]:
+                 grad_mode: str = "inference_mode", device: Device = "cpu", in_channels: int = 3,
+                 folded: bool = False) -> Callable[[], None]:
     """A zero-argument callable that runs one eval-mode forward pass of a fixed random batch.
 
-    It works on a private copy of ``model`` (in NHWC when ``channels_last``),
-    so several variants can be timed side by side, interleaved, without
-    converting one model back and forth or touching the caller's.
+    It works on a private copy of ``model`` (in NHWC when ``channels_last``; with its BatchNorms folded into
+    the convolutions when ``folded``, as ``tlwidgets.inference.inference_copy`` runs frozen parts), so several
+    variants can be timed side by side, interleaved, without converting one model back and forth or touching
+    the caller's.
     """
     import copy
 
@@ -166,6 +168,10 @@ def forward_step(model: nn.Module, *, batch_size: int, image_size: int, channels
     device = select_device(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = copy.deepcopy(model).eval().to(device).to(memory_format=fmt)
+    if folded:
+        from tlwidgets.inference import inference_copy
+
+        net = inference_copy(net, channels_last=channels_last)
     x = _random_batch(batch_size, in_channels, image_size, device, fmt)
     ctx = GRAD_MODES[grad_mode]
 

@@ -203,7 +203,8 @@ def _tests(d: dict, run: dict) -> str:
 
 def _forward(d: dict, run: dict) -> str:
     n, flops = d["matmul_n"], d["flops_per_image"]
-    rows = [[r["image_size"], r["batch"], "on" if r["channels_last"] else "off", f"{r['img_s']:.1f}",
+    rows = [[r["image_size"], r["batch"], "on" if r["channels_last"] else "off",
+             "folded" if r.get("folded") else "separate", f"{r['img_s']:.1f}",
              f"{r['ceiling_img_s']:.0f}", pct(r["of_ceiling"]), f"{r['spread']:.0%}"] for r in d["rows"]]
     cost = markdown_table(["image size", "FLOPs / image", "MACs / image"],
                           [[f"{s} px", f"{f / 1e9:.3f} G", f"{f / 2e9:.3f} G"] for s, f in flops.items()],
@@ -218,9 +219,11 @@ def _forward(d: dict, run: dict) -> str:
             "(MAC); BatchNorm, activations and pooling are not counted.\n\n" + cost +
             "\n\nCeiling img/s = matmul FLOP/s ÷ FLOPs per image. EfficientNet-Lite0 forward pass, eval mode, "
             f"`torch.inference_mode()`, random input, median of {d['repeats']} batches after one warm-up batch, "
-            "channels_last off and on timed in alternation (spread = (max - min) / median):\n\n" +
-            markdown_table(["px", "batch", "channels_last", "img/s", "ceiling img/s", "of ceiling", "spread"], rows,
-                           align="rrlrrrr") +
+            "channels_last off and on, and on with every BatchNorm folded into its convolution (what "
+            "`extract_features` and `predict_proba` run: `tlwidgets.inference.inference_copy`), timed in "
+            "alternation (spread = (max - min) / median):\n\n" +
+            markdown_table(["px", "batch", "channels_last", "BatchNorm", "img/s", "ceiling img/s", "of ceiling",
+                            "spread"], rows, align="rrllrrrr") +
             "\n\nDepthwise convolutions and 1x1 convolutions on small feature maps move more memory per FLOP than "
             "a large matmul, so a mobile network reaches a fraction of the matmul rate; the fraction says how "
             "much a faster kernel could still win, not a target." + tf32)

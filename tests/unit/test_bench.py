@@ -79,6 +79,18 @@ def test_forward_step_leaves_the_callers_model_alone():
         bench.forward_step(model, batch_size=1, image_size=8, grad_mode="fast")
 
 
+def test_forward_step_folded_runs_the_folded_copy_and_leaves_the_callers_model_alone():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten()).eval()
+    seen = []
+    step = bench.forward_step(model, batch_size=2, image_size=8, channels_last=True, folded=True)
+    for m in step.__closure__ or ():
+        if isinstance(m.cell_contents, nn.Module):
+            seen.append(m.cell_contents)
+    assert seen and not any(isinstance(x, nn.BatchNorm2d) for net in seen for x in net.modules())
+    step()
+    assert isinstance(model[1], nn.BatchNorm2d) and model[0].weight.is_contiguous()
+
+
 def test_forward_step_uses_the_requested_grad_mode():
     model = nn.Linear(4, 2)
     seen = []
