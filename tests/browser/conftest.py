@@ -35,13 +35,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from .helpers import REPO_ROOT, output_dir, screenshot
+from .helpers import REPO_ROOT, open_notebook, output_dir, run_all_cells, screenshot
 from .servers import block_external_requests
 
 # Override only to test the skip logic or on a non-Debian box.
@@ -480,6 +481,34 @@ def recorded_page(browser, *, offline: bool = False):
         page.external_requests = []
         block_external_requests(page.context, page.external_requests)
     return page
+
+
+@contextmanager
+def executed_notebook(browser, server, notebook: str, *, name: str, prepare: Callable | None = None,
+                      fresh_kernel: bool = False) -> Iterator:
+    """A recorded, offline page with ``notebook`` opened on ``server`` and every cell run, for a module's tests
+    to share; closed on exit. Opening JupyterLab and running a notebook costs more than the tests that read it.
+    ``prepare(page)`` runs first; ``fresh_kernel`` shuts the server's kernels down before opening (kernels are
+    shared per path). A set-up that raises saves ``FAILED-<name>-setup`` (screenshot and console log)."""
+    page = recorded_page(browser, offline=True)
+    try:
+        if prepare is not None:
+            prepare(page)
+        if fresh_kernel:
+            server.shutdown_all_kernels()
+        t0 = time.monotonic()
+        open_notebook(page, server, notebook)
+        t1 = time.monotonic()
+        run_all_cells(page)
+        print(f"\n[timing] {name}: open_notebook {t1 - t0:.1f} s, run_all_cells {time.monotonic() - t1:.1f} s")
+    except Exception:
+        save_failure(page, None, name=f"FAILED-{name}-setup")
+        page.context.close()
+        raise
+    try:
+        yield page
+    finally:
+        page.context.close()
 
 
 def save_failure(page, request, *, name: str | None = None) -> None:

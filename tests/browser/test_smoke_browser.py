@@ -10,17 +10,13 @@ different cells, so neither sees what the other did; each still checks its widge
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from .conftest import recorded_page, save_failure
+from .conftest import executed_notebook, save_failure
 from .helpers import (
     assert_clean_console,
     assert_no_widget_errors,
     cell_output,
-    open_notebook,
-    run_all_cells,
     screenshot,
     wait_for_kernel_idle,
     wait_for_text,
@@ -33,22 +29,8 @@ NOTEBOOK = "smoke.ipynb"
 def smoke_notebook(jupyter_server, chromium_browser):
     """The smoke notebook, opened and fully executed, offline, once for the module: opening JupyterLab and
     running the notebook cost more than both tests together, and the two tests share no widget."""
-    page = recorded_page(chromium_browser, offline=True)
-    try:
-        t0 = time.monotonic()
-        open_notebook(page, jupyter_server, NOTEBOOK)
-        t1 = time.monotonic()
-        run_all_cells(page)
-        t2 = time.monotonic()
-    except Exception:
-        save_failure(page, None, name="FAILED-smoke-notebook-setup")
-        page.context.close()
-        raise
-    print(f"\n[timing] open_notebook {t1 - t0:.1f} s, run_all_cells {t2 - t1:.1f} s")
-    try:
+    with executed_notebook(chromium_browser, jupyter_server, NOTEBOOK, name="smoke-notebook") as page:
         yield page
-    finally:
-        page.context.close()
 
 
 @pytest.fixture

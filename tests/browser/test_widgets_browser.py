@@ -20,14 +20,12 @@ import time
 
 import pytest
 
-from .conftest import recorded_page
+from .conftest import executed_notebook
 from .helpers import (
     assert_clean_console,
     assert_no_widget_errors,
     cell_output,
     notebook_panel,
-    open_notebook,
-    run_all_cells,
     screenshot,
     wait_for_kernel_idle,
     wait_for_text,
@@ -56,17 +54,9 @@ def _tolerate_shortened_title(page):
 @pytest.fixture(scope="module")
 def demo_page(jupyter_server, chromium_browser):
     """widgets_demo.ipynb opened in a fresh kernel with every cell executed, once for this module."""
-    page = recorded_page(chromium_browser, offline=True)  # what offline_page records, for this module-wide page
-    _tolerate_shortened_title(page)
-    jupyter_server.shutdown_all_kernels()  # kernels are shared per path: start clean
-    t0 = time.monotonic()
-    open_notebook(page, jupyter_server, NOTEBOOK)
-    run_all_cells(page)
-    print(f"\n[timing] open + run all cells: {time.monotonic() - t0:.1f} s")
-    try:
+    with executed_notebook(chromium_browser, jupyter_server, NOTEBOOK, name="widgets-demo",
+                           prepare=_tolerate_shortened_title, fresh_kernel=True) as page:
         yield page
-    finally:
-        page.context.close()
 
 
 @pytest.fixture
