@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .inference import inference_copy
+from .inference import as_channels_last, inference_copy
 from .infra import CACHE_ENV, atomic_write, cache_root, select_device, short_hash, torch_bytes, writable_cache_dir
 from .models import GroupedModel, check_model_fits_task, weights_fingerprint
 from .validate import check_bool, check_int
@@ -101,9 +101,7 @@ def extract_features(model: GroupedModel, data: Dataset | DataLoader, n_frozen: 
     bar = tqdm(loader, desc=f"{model.name}: features at group {n_frozen}", leave=False, disable=not progress)
     for x, y in bar:
         x = x.to(device)
-        if nhwc and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        feats.append(frozen(x).float().contiguous().cpu())
+        feats.append(frozen(as_channels_last(x) if nhwc else x).float().contiguous().cpu())
         labels.append(y)
     model.train(was_training)
     return TensorDataset(torch.cat(feats), torch.cat(labels))

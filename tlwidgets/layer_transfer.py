@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .data import Task, dataset_labels, dataset_tensors
 from .features import activation_cache, activation_key, cached_features, extract_features
 from .freezing import freeze, unfreeze_all
-from .inference import inference_copy
+from .inference import as_channels_last, inference_copy
 from .infra import derive_seed, seed_everything, select_device
 from .metrics import Metrics, Spread, seed_spread
 from .models import GroupedModel, digit_cnn
@@ -330,9 +330,7 @@ def _pooled_pass(model: GroupedModel, data: Dataset, boundaries: Sequence[int], 
     nhwc = device.type == "cpu"
     frozen = inference_copy(model[:max(boundaries)], channels_last=nhwc)    # BatchNorms folded, model untouched
     for x, y in tqdm(DataLoader(data, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
-        h = x.to(device)
-        if nhwc and h.dim() == 4:
-            h = h.contiguous(memory_format=torch.channels_last)
+        h = as_channels_last(x.to(device)) if nhwc else x.to(device)
         for i, group in enumerate(frozen):   # group by group, to keep the output of every cut on the way
             h = group(h)
             if i + 1 in feats:

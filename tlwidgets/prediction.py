@@ -8,7 +8,7 @@ prediction.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .inference import has_convolutions, inference_copy
+from .inference import as_channels_last, inference_copy
 from .infra import select_device
 from .validate import check_int
 
@@ -219,6 +219,14 @@ def _as_batch(model: nn.Module, inputs) -> torch.Tensor | None:
     return torch.stack([preprocess(i, size, mean, std, channels=channels) for i in items])
 
 
+def _count(inputs: Any) -> int | None:
+    """How many inputs a tensor batch, a Dataset or a DataLoader holds (None when it does not say)."""
+    if isinstance(inputs, torch.Tensor):
+        return 1 if inputs.dim() == 3 else len(inputs)
+    data = inputs.dataset if isinstance(inputs, DataLoader) else inputs
+    return len(data) if isinstance(data, Sized) else None
+
+
 @torch.inference_mode()
 def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.device | None = None,
                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -244,12 +252,16 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
     photos = _as_batch(model, inputs)
     if photos is not None:
         inputs = photos
-    nhwc = device.type == "cpu" and has_convolutions(model)
-    net = inference_copy(model, channels_last=nhwc)   # the same function, BatchNorms folded; model untouched
+    if not isinstance(inputs, (torch.Tensor, Dataset, DataLoader)):
+        raise TypeError(f"predict(): expected a tensor batch, a Dataset, a DataLoader or photos (paths, PIL images, "
+                        f"NumPy arrays), got {type(inputs).__name__}")
+    # the same function with BatchNorms folded (model untouched), worth its copy from a few dozen inputs on
+    net = inference_copy(model, channels_last=device.type == "cpu", n_inputs=_count(inputs))
+    nhwc = net is not model and device.type == "cpu"
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
-        return forward_batch(net, x.contiguous(memory_format=torch.channels_last) if nhwc and x.dim() == 4 else x)
+        return forward_batch(net, as_channels_last(x) if nhwc else x)
 
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() == 3:
@@ -257,9 +269,6 @@ def predict_proba(model: nn.Module, inputs: Inputs, *, device: str | torch.devic
         check_inputs(inputs, where="predict()", model=model)
         return torch.cat([forward(inputs[i:i + batch_size]).softmax(1).cpu()
                           for i in range(0, len(inputs), batch_size)]), None
-    if not isinstance(inputs, (Dataset, DataLoader)):
-        raise TypeError(f"predict(): expected a tensor batch, a Dataset, a DataLoader or photos (paths, PIL images, "
-                        f"NumPy arrays), got {type(inputs).__name__}")
     loader = inputs if isinstance(inputs, DataLoader) else DataLoader(inputs, batch_size=batch_size)
     probs, labels = [], []
     for b, batch in enumerate(loader):

@@ -100,3 +100,14 @@ def test_folding_in_train_mode_is_refused_and_says_why():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(net)
+
+
+def test_a_few_inputs_run_through_the_model_as_it_is(effnet):
+    from tlwidgets.inference import MIN_INPUTS
+
+    assert inference_copy(effnet, n_inputs=MIN_INPUTS - 1) is effnet      # a copy would cost more than it saves
+    assert inference_copy(effnet, n_inputs=MIN_INPUTS) is not effnet
+    x = torch.randn(2, 3, 64, 64)
+    got, _ = tl.predict_proba(effnet, x, device="cpu")
+    with torch.no_grad():
+        assert torch.equal(got, effnet(x).softmax(1))                        # exactly the model's own pass
