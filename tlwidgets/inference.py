@@ -7,8 +7,9 @@ folded into the convolution that feeds it (torch's own
 :func:`torch.nn.utils.fusion.fuse_conv_bn_eval` does the arithmetic): one
 layer's pass over the activations instead of two. On a CPU the copy also runs
 in channels_last (NHWC) order, which oneDNN's convolutions prefer. Measured on
-this course's 2-core CPU, one thread, EfficientNet-Lite0 features of 64 photos
-at 128 px: 0.94-1.11 s per batch as stored, 0.60-0.65 s folded (both NHWC).
+this course's quiet 2-core CPU (``docs/benchmarks.md``, forward pass, alternating):
+EfficientNet-Lite0 at 128 px, 168 img/s in NHWC as stored, 244 img/s folded
+(batch 32); 163 vs 211 img/s (batch 64).
 
 The copy computes the same function up to float rounding (relative difference
 about 3e-6 on those features, the size of the differences torch's own

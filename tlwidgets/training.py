@@ -97,12 +97,13 @@ def _check_lr(lr) -> float:
 
 
 def _fused_adam_ok(groups) -> bool:
-    """Whether torch's fused Adam can take these parameters (floating point, all on CPU or all on one CUDA device).
+    """Whether torch's fused Adam can take these parameters (floating point, all on the CPU or all on CUDA).
 
     Why fused: on a CPU torch's default Adam updates one tensor at a time; the fused kernel updates them all in
-    one pass. Measured on this course's 2-core CPU, one thread, a MiniLM-sized set of parameters (22.5 M): one
-    step 0.25 s by default, 0.12 s with ``foreach``, 0.014 s fused -- for full fine-tuning of the transformer a
-    large share of every step. The update rule is the same (Adam's, with the same hyper-parameters).
+    one pass. Measured on this course's 2-core CPU (busy with other work), one thread, a MiniLM-sized set of
+    parameters (22.5 M), in one process: one step 0.25 s by default, 0.12 s with ``foreach``, 0.014 s fused --
+    for full fine-tuning of the transformer a large share of every step. The update rule is the same (Adam's,
+    with the same hyper-parameters).
     """
     params = [p for g in groups for p in g["params"]]
     devices = {p.device.type for p in params}
