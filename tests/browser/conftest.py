@@ -223,7 +223,7 @@ class JupyterServer:
                             return
             except (urllib.error.URLError, ConnectionError, OSError, ValueError) as exc:
                 last_err = exc
-            time.sleep(0.5)
+            time.sleep(0.1)  # a refused connection costs nothing: the server is used as soon as it answers
         raise TimeoutError(
             f"jupyter lab not ready on port {self.port} after {timeout:.0f} s ({last_err}); log:\n{self.log_tail()}"
         )
@@ -261,13 +261,22 @@ class JupyterServer:
                 pids.append(int(entry.name))
         return pids
 
+    def _kill_own_kernels(self) -> None:
+        for pid in self._own_kernel_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.shutdown_all_kernels()
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)  # start_new_session: pgid == pid
             except ProcessLookupError:
                 pass
+            # its kernels end now, not after a polite shutdown each (a kernel that imported torch takes seconds
+            # to exit, and nothing of theirs is kept): the server, stopping, finds them gone
+            self._kill_own_kernels()
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -278,11 +287,7 @@ class JupyterServer:
                 self.proc.wait(timeout=30)
         # Kernels run in their own sessions (jupyter_client start_new_session): kill any
         # left-over kernel of *this* server (identified by our private runtime dir).
-        for pid in self._own_kernel_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        self._kill_own_kernels()
         try:  # keep the server log next to the screenshots
             shutil.copy(self.log_path, output_dir() / f"jupyter-server-{self.port}.log")
         except OSError:

@@ -248,9 +248,37 @@ def _error_outputs(page: Page) -> list[str]:
 _TRACEBACK = re.compile(r"Traceback|^\s*\w*(Error|Exception)\b", re.M)
 
 
+_INDICATOR_JS = """(panelSel) => {
+  const panel = document.querySelector(panelSel);
+  const ind = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  return ind ? (ind.dataset.status || '') : null;
+}"""
+
+
+def execution_indicator(page: Page) -> str | None:
+    """``data-status`` of the current notebook's execution indicator (its toolbar's kernel circle), ``None``
+    without one. JupyterLab counts there every execute request sent and not yet answered by the kernel's
+    ``idle`` (the cells Run All queued, a collapsed one included): ``"busy"`` until the last is, then the
+    kernel's status."""
+    return page.evaluate(_INDICATOR_JS, NOTEBOOK_PANEL)
+
+
+def _wait_for_queued_cells(page: Page, deadline: float, settle_s: float) -> None:
+    """Wait until no cell Run All queued is still waiting or running, a collapsed one (no prompt) included."""
+    if execution_indicator(page) is None:
+        # no indicator: only a pause longer than the kernel's idle between two cells tells
+        page.wait_for_timeout(settle_s * 1000)
+        return
+    while execution_indicator(page) == "busy":
+        if time.monotonic() > deadline:
+            raise TimeoutError("cells still queued or running (execution indicator busy) at the deadline")
+        page.wait_for_timeout(100)
+
+
 def wait_for_all_cells_executed(page: Page, timeout: float = RUN_ALL_TIMEOUT_MS, *, settle_s: float = 3.0) -> str:
-    """Wait until execution has stopped (no ``[*]`` prompt, kernel idle; for ``settle_s`` more when a cell's input
-    is collapsed, as that cell shows no prompt).
+    """Wait until execution has stopped (no ``[*]`` prompt, kernel idle; when a cell's input is collapsed, as
+    that cell shows no prompt, until the notebook's execution indicator has no request left, or for ``settle_s``
+    more without an indicator).
 
     Returns ``"done"`` when every non-empty code cell has an execution count,
     ``"none"`` when no cell ran at all.  Raises ``AssertionError`` (with the error
@@ -268,10 +296,11 @@ def wait_for_all_cells_executed(page: Page, timeout: float = RUN_ALL_TIMEOUT_MS,
         if all(_EXECUTED.match(p) for p in prompts):
             wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
             if any(c.get("collapsed") for c in states):
-                # a collapsed last cell may still be running: no prompt says so, only a pause longer than the
-                # kernel's idle between two cells. Without one, every prompt has its number only once its
-                # cell's reply came back (a running or queued cell shows [*]), so there is nothing to wait for.
-                page.wait_for_timeout(settle_s * 1000)
+                # a collapsed last cell may still be queued or running, and no prompt says so: the execution
+                # indicator does (Run All sent every cell's request at once). Without a collapsed cell, every
+                # prompt has its number only once its cell's reply came back (a running or queued cell shows
+                # [*]), so there is nothing to wait for.
+                _wait_for_queued_cells(page, deadline, settle_s)
                 wait_for_kernel_idle(page, timeout=max(1000.0, (deadline - time.monotonic()) * 1000))
             errors = _error_outputs(page)
             if errors:

@@ -81,7 +81,7 @@ class Server:
                 last = exc
             if last in ok:
                 return
-            time.sleep(0.3)
+            time.sleep(0.1)  # a refused connection costs nothing: the server is used as soon as it answers
         raise TimeoutError(f"{self.name} not answering {path} after {timeout:.0f} s ({last}); log:\n{self.log_tail()}")
 
     def descendants(self, needle: str = "") -> list:
@@ -114,6 +114,15 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            # what it started in sessions of their own (kernels; the hub's student servers, proxy and culler) ends
+            # now, not after a polite shutdown each (a kernel that imported torch takes seconds to exit, a hub waits
+            # for each server in turn, and nothing of theirs is kept): the server, stopping, finds them gone
+            for p in kids:
+                try:
+                    if os.getsid(p.pid) != self.proc.pid:
+                        p.kill()
+                except (psutil.Error, OSError):
+                    pass
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

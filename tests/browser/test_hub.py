@@ -307,8 +307,12 @@ def test_students_are_kept_apart_every_probe_from_alices_kernel_is_refused(hub, 
     try:
         for user in STUDENTS:  # both log in: bob's server (and its token) must be running for the probes
             pages[user] = _submit_login(contexts[user], hub, user)
-        for user in STUDENTS:  # alice's landing page is left for the probes' notebook once her server answers
-            _wait_for_lab(pages[user], hub, user, loaded=user != "alice")
+        # each landing page is left once its server answers: alice's for the probes' notebook, bob's for a blank
+        # page (his browser has no part in the probes, his running server and its token do; his JupyterLab would
+        # only start up beside hers)
+        for user in STUDENTS:
+            _wait_for_lab(pages[user], hub, user, loaded=False)
+        pages["bob"].goto("about:blank")
         print(f"\n[timing] hub: both logged in and spawned: {time.monotonic() - t0:.1f} s")
 
         # ---- what the operating system sees: each server and kernel runs as its student, none as root

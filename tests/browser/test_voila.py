@@ -113,7 +113,14 @@ def test_app_trains_stops_replays_without_code(voila, offline_page):
     assert "True" not in cells and "False" not in cells and "no" in cells  # flags in words
     screenshot(page, "voila-projector-1280x800")
 
-    # ---- replay a row that is not the last one (no training)
+    # ---- replay a row that is not the last one (no training), at the fastest speed its slider offers (the
+    # app's 0.25 s per epoch would make the test watch a 30-epoch run for 7.5 s): Home on the slider's handle
+    speed = dash.locator(".widget-slider", has_text="s / epoch").first
+    speed_readout = speed.locator(".widget-readout").first
+    slow = float(speed_readout.inner_text())
+    speed.locator(".noUi-handle").first.focus()
+    page.keyboard.press("Home")
+    wait_until(lambda: float(speed_readout.inner_text()) < slow, 30, "Home did not speed the replay up", page)
     src0 = chart.get_attribute("src")
     pick = next(i for i, run in enumerate(logged) if run["row"]["strategy"] == "scratch")
     dash.locator(".tl-replay-run select").first.select_option(index=pick)
