@@ -413,3 +413,30 @@ def test_weights_fingerprint_follows_the_weights(tiny_model):
         b.head.bias.add_(1e-3)
     assert models.weights_fingerprint(a) != models.weights_fingerprint(b)
     assert models.weights_fingerprint(a[:3]) == models.weights_fingerprint(b[:3])   # below the head: unchanged
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 28, 28), (4, 32, 14, 14), (2, 3, 9, 7)])
+def test_course_max_pool_gives_nn_max_pools_values_and_gradients_in_the_callers_layout(shape):
+    torch.manual_seed(0)
+    # ReLU'd inputs rounded to a coarse grid: windows of equal values (ties) are common, the case where the
+    # two kernels could send the gradient to different elements
+    x = torch.relu(torch.randn(shape)).mul(2).round()
+    grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    outs = {}
+    for name, pool in (("theirs", nn.MaxPool2d(2)), ("ours", models.MaxPool2d(2))):
+        xi = x.clone().requires_grad_(True)
+        y = pool(xi)
+        y.backward(grad)
+        outs[name] = (y, xi.grad)
+        assert y.is_contiguous(), name       # handed back in the NCHW layout it came in
+    assert torch.equal(outs["ours"][0], outs["theirs"][0])
+    assert torch.equal(outs["ours"][1], outs["theirs"][1])
+    cl = x.contiguous(memory_format=torch.channels_last)       # channels_last in, channels_last out
+    assert models.MaxPool2d(2)(cl).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(models.MaxPool2d(2)(x[0]), nn.MaxPool2d(2)(x[0]))    # unbatched: nn.MaxPool2d as it is
+
+
+def test_digit_and_small_cnns_pool_with_the_course_max_pool():
+    for model in (models.digit_cnn(5), models.small_cnn(3)):
+        pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+        assert pools and all(isinstance(m, models.MaxPool2d) for m in pools), model.name
