@@ -654,11 +654,17 @@ def readme_table(results: dict) -> str:
                                                      "load_average": entry["machine"]["load_average"]}
     rows = [[r["lesson"], r["status"], f"{r['median_s']:.0f}"] for r in lessons["lessons"]]
     rows.append(["**all lessons, quick mode**", "", f"**{lessons['total_s']:.0f}**"])
+    later = ""
     if tests and tests.get("measured"):
         rows.append([f"`{tests['command']}`", tests["summary"], f"{tests['seconds']:.0f}"])
+        tests_stamp = by_key["tests"].get("measured_in") or {"date": entry["machine"]["date"],
+                                                             "load_average": entry["machine"]["load_average"]}
+        if tests_stamp["date"] != stamp["date"]:     # a run of the test command alone (--only tests)
+            later = (f" The test command's row is from a later run: {tests_stamp['date']}, load average at start "
+                     f"{tuple(tests_stamp['load_average'] or ())}.")
     return (f"Measured by `make benchmark` on {entry['machine']['cpu']} ({entry['machine']['usable_cores']} cores), "
             f"{stamp['date']}, load average at start {tuple(stamp['load_average'] or ())}; the same numbers as "
-            "[`docs/benchmarks.md`](docs/benchmarks.md).\n\n"
+            f"[`docs/benchmarks.md`](docs/benchmarks.md).{later}\n\n"
             + markdown_table(["lesson", "status", "seconds"], rows, align="llr"))
 
 

@@ -308,6 +308,18 @@ def test_the_readme_table_is_rendered_from_the_committed_numbers(tmp_path):
     assert not render.write_readme(results, other) and other.read_text() == "no markers here\n"
 
 
+def test_the_readme_table_names_a_later_run_of_the_test_command():
+    results = copy.deepcopy(render.load(render.JSON_PATH))
+    sections = {s["key"]: s for s in results["devices"]["cpu"]["sections"]}
+    stamp = {"date": "2030-01-02T03:04:05+00:00", "load_average": [0.5, 0.6, 0.7]}
+    sections["tests"]["measured_in"] = stamp
+    sections["lessons"]["measured_in"] = {"date": "2030-01-01T00:00:00+00:00", "load_average": [0.1, 0.2, 0.3]}
+    assert "The test command's row is from a later run: 2030-01-02T03:04:05+00:00, load average at start " \
+           "(0.5, 0.6, 0.7)." in render.readme_table(results)
+    sections["tests"]["measured_in"] = sections["lessons"]["measured_in"]      # one run: nothing to say
+    assert "later run" not in render.readme_table(results)
+
+
 def test_the_test_breakdown_sums_by_kind_and_lists_the_slowest_files():
     durations = {"_run": {"pytest": "3 passed in 9.00s", "fresh clone": "setup 5 s"},
                  "lessons/08_x.ipynb": 5.0, "lessons/solutions/08_x_solutions.ipynb": 2.0,
