@@ -640,6 +640,12 @@ def write_doc(results: dict, path: str | os.PathLike = DOC_PATH, sharing_path: s
     return text
 
 
+def _measured_in(section: dict, entry: dict) -> dict:
+    """Date and load average of the run that measured ``section``: its own (``--only``) or the device entry's."""
+    return section.get("measured_in") or {"date": entry["machine"]["date"],
+                                          "load_average": entry["machine"]["load_average"]}
+
+
 def readme_table(results: dict) -> str:
     """The README's table: every lesson's quick-mode seconds and the whole test command, from the CPU entry of
     the saved results (the numbers docs/benchmarks.md shows), with the date and load of the run that measured them."""
@@ -650,15 +656,13 @@ def readme_table(results: dict) -> str:
     lessons, tests = by_key.get("lessons", {}).get("data"), by_key.get("tests", {}).get("data")
     if not lessons:
         return "The lessons were not timed in the last CPU benchmark (`make benchmark`)."
-    stamp = by_key["lessons"].get("measured_in") or {"date": entry["machine"]["date"],
-                                                     "load_average": entry["machine"]["load_average"]}
+    stamp = _measured_in(by_key["lessons"], entry)
     rows = [[r["lesson"], r["status"], f"{r['median_s']:.0f}"] for r in lessons["lessons"]]
     rows.append(["**all lessons, quick mode**", "", f"**{lessons['total_s']:.0f}**"])
     later = ""
     if tests and tests.get("measured"):
         rows.append([f"`{tests['command']}`", tests["summary"], f"{tests['seconds']:.0f}"])
-        tests_stamp = by_key["tests"].get("measured_in") or {"date": entry["machine"]["date"],
-                                                             "load_average": entry["machine"]["load_average"]}
+        tests_stamp = _measured_in(by_key["tests"], entry)
         if tests_stamp["date"] != stamp["date"]:     # a run of the test command alone (--only tests)
             later = (f" The test command's row is from a later run: {tests_stamp['date']}, load average at start "
                      f"{tuple(tests_stamp['load_average'] or ())}.")

@@ -266,7 +266,7 @@ def replace_head(model: GroupedModel, num_classes: int, classes: Sequence[str] |
 
 
 # ---------------------------------------------------------------------------
-# the digit CNN
+# max-pooling for the small CNNs (the digit CNN and the small photo CNN)
 # ---------------------------------------------------------------------------
 class MaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d`` that pools a CPU batch in channels_last layout and hands it back in the layout it came in.
@@ -287,6 +287,9 @@ class MaxPool2d(nn.MaxPool2d):
         return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
+# ---------------------------------------------------------------------------
+# the digit CNN
+# ---------------------------------------------------------------------------
 def digit_cnn(num_classes: int = 5, classes: Sequence[str] | None = None) -> GroupedModel:
     """A small Keras-style CNN for 28x28 digits: two conv groups, a dense feature group, a head."""
     num_classes = _check_num_classes(num_classes)

@@ -501,11 +501,8 @@ def executed_notebook(browser, server, notebook: str, *, name: str, prepare: Cal
             prepare(page)
         if fresh_kernel:
             server.shutdown_all_kernels()
-        t0 = time.monotonic()
         open_notebook(page, server, notebook)
-        t1 = time.monotonic()
         run_all_cells(page)
-        print(f"\n[timing] {name}: open_notebook {t1 - t0:.1f} s, run_all_cells {time.monotonic() - t1:.1f} s")
     except Exception:
         save_failure(page, None, name=f"FAILED-{name}-setup")
         page.context.close()
