@@ -110,9 +110,10 @@ def check_inputs(x: object, *, where: str, batch: int | None = None, model: nn.M
         raise TypeError(f"{at}: inputs are {str(x.dtype).replace('torch.', '')}, the model's weights float32: "
                         "convert with x.float() (NumPy arrays are float64 by default: "
                         "torch.as_tensor(a, dtype=torch.float32))")
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
+    # one reduction instead of a boolean copy of the batch: a NaN or an infinity anywhere makes the sum NaN or
+    # infinite; only when it is (or finite values overflow it) are the values checked one by one
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{at}: {bad} of {x.numel()} input values are NaN or infinite; any accuracy or loss on "
                          "them would be meaningless. Find them with torch.isnan(x).nonzero() and fix the data")
     return x

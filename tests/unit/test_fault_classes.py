@@ -639,6 +639,19 @@ def test_c07_predict_refuses_nan_tensor():
         tl.predict(_grey_model(), x)
 
 
+def test_c07_finite_inputs_whose_sum_overflows_still_pass():
+    """check_inputs tests one sum first; finite values large enough to overflow that sum (3e38 * 8 is inf in
+    float32) are still finite, so the batch passes, while +inf and -inf that cancel to NaN in it are caught."""
+    from tlwidgets.prediction import check_inputs
+
+    big = torch.full((8, 1, 2, 2), 3e38)
+    assert check_inputs(big, where="fit()") is big
+    mixed = torch.zeros(4, 3)
+    mixed[0, 0], mixed[1, 1] = float("inf"), -float("inf")
+    with pytest.raises(ValueError, match=r"fit\(\): 2 of 12 input values are NaN or infinite"):
+        check_inputs(mixed, where="fit()")
+
+
 def test_c07_digit_drawing_in_0_255_is_rescaled_with_a_message():
     from tlwidgets.widgets.digit_pad import check_drawing as grid_from_image
     from tlwidgets.widgets.digit_pad import pad_to_mnist
