@@ -273,8 +273,9 @@ class KeepBest(Observer):
     of epochs trained before this stage (a fine-tune's head epochs). ``start``
     (value, epoch) seeds it with the state the model holds now, so later epochs
     replace it only by doing strictly better (a tie keeps the earlier, simpler
-    state). ``own_best`` / ``own_epoch`` are the best of this stage alone,
-    whatever ``start`` was: a fine-tune's best *unfrozen* epoch.
+    state). ``own_best`` / ``own_epoch`` / ``own_state`` are the best of this stage alone,
+    whatever ``start`` was: a fine-tune's best *unfrozen* epoch, so one "choose" run also
+    yields what the fine-tune rule would have kept (without ``start`` they are the best).
     """
 
     def __init__(self, model: nn.Module, *, offset: int = 0, start: tuple[float, int] | None = None,
@@ -285,17 +286,21 @@ class KeepBest(Observer):
         self.state = copy.deepcopy(model.state_dict()) if start is not None else None
         self.own_best: float | None = None
         self.own_epoch: int | None = None
+        self.own_state: dict | None = None
 
     def on_epoch_end(self, logs):
         value = logs.get(self.monitor)
         if value is None:
             return
         epoch = self.offset + logs["epoch"] + 1
-        if self.own_best is None or value > self.own_best:
+        own = self.own_best is None or value > self.own_best
+        if own:
             self.own_best, self.own_epoch = value, epoch
         if self.best is None or value > self.best:
             self.best, self.best_epoch = value, epoch
             self.state = copy.deepcopy(self.model.state_dict())
+        if own:
+            self.own_state = self.state if self.best_epoch == epoch else copy.deepcopy(self.model.state_dict())
 
     def restore(self) -> None:
         if self.state is not None:
@@ -320,7 +325,11 @@ class Stage:
 
 @dataclass
 class Kept:
-    """What :func:`fit_and_keep` kept: the run's history (stages concatenated) and the chosen epoch."""
+    """What :func:`fit_and_keep` kept: the run's history (stages concatenated) and the chosen epoch.
+
+    With ``fall_back``, also the best *unfrozen* epoch's validation accuracy and weights
+    (``unfrozen_val_acc``, ``unfrozen_state``): what the fine-tune rule keeps from the same training.
+    """
 
     history: History
     val_acc: float | None
@@ -329,6 +338,8 @@ class Kept:
     fell_back: bool
     steps: int
     seconds: float
+    unfrozen_val_acc: float | None = None
+    unfrozen_state: dict | None = field(default=None, repr=False)
 
 
 def _join(head: History | None, main: History) -> History:
@@ -391,8 +402,11 @@ def fit_and_keep(main: Stage, *, head: Stage | None = None, fall_back: bool = Fa
         last = evaluate(main.module, main.val, device=device)["acc"] if main.val is not None else None
         val_acc, best_epoch, own = last, len(history), len(history)
     fell_back = head_hist is not None and best_epoch is not None and best_epoch <= offset
-    return Kept(history, val_acc, best_epoch if best_epoch is not None else len(history),
+    kept = Kept(history, val_acc, best_epoch if best_epoch is not None else len(history),
                 own if head_hist is not None else None, fell_back, len(history.batches), time.perf_counter() - t0)
+    if fall_back and keep is not None and keep.own_state is not None:
+        kept.unfrozen_val_acc, kept.unfrozen_state = keep.own_best, keep.own_state
+    return kept
 
 
 @dataclass
@@ -410,6 +424,9 @@ class RunResult:
     every candidate tried with its validation accuracy. ``seconds`` is the run's
     wall-clock; ``setup_seconds`` its share of a one-off cost paid outside it
     (cached activations). ``model`` is None where only numbers are kept.
+    A "choose" run also carries ``fine_tuned``: the same training kept by the fine-tune rule (its best
+    unfrozen epoch, learning rate chosen by that rule, tested once) — the fine_tune row of the same
+    recipe without training it twice; None for every other strategy.
     """
 
     recipe: Recipe
@@ -431,6 +448,7 @@ class RunResult:
     setup_seconds: float = 0.0
     best_unfrozen_epoch: int | None = None
     fell_back: bool = False
+    fine_tuned: RunResult | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.name = self.name or self.recipe.strategy

@@ -189,9 +189,14 @@ def run_recipe(recipe: Recipe, task: Task, *, device="auto", observers=(), stop:
     runs = [_run_one(c, task, dev=dev, observers=observers, stop=stop, progress=progress, cache=cache,
                      model=None if model is None else copy.deepcopy(model) if len(candidates) > 1 else model)
             for c in candidates]
-    best = choose([r for r, _, _ in runs])
-    _, trained, test_loader = next(run for run in runs if run[0] is best)
-    return test_once(best, trained, test_loader, task.num_classes, device=dev)
+    best = choose([r for r, _, _, _ in runs])
+    _, trained, test_loader, _ = next(run for run in runs if run[0] is best)
+    result = test_once(best, trained, test_loader, task.num_classes, device=dev)
+    if all(run[3] is not None for run in runs):       # "choose": the fine-tune rule, from the same trainings
+        ft_best = choose([run[3][0] for run in runs])
+        _, _, ft_loader, (_, ft_trained) = next(run for run in runs if run[3][0] is ft_best)
+        result.fine_tuned = test_once(ft_best, ft_trained, ft_loader, task.num_classes, device=dev)
+    return result
 
 
 def _check_boundaries(recipe: Recipe, task: Task, model: GroupedModel | None) -> None:
@@ -225,8 +230,9 @@ def compare_strategies(task: Task, strategies: Sequence[str] = ("scratch", "feat
 def _run_one(recipe: Recipe, task: Task, *, dev, observers, stop, progress, cache, model) -> tuple:
     """One candidate recipe: build, freeze by the strategy's rule, train (head first for fine-tuning), keep best.
 
-    Returns (RunResult, the module that was trained, its test loader): the test split is read by the caller,
-    once, for the candidate it chose."""
+    Returns (RunResult, the module that was trained, its test loader, fine-tune rule): the test split is read
+    by the caller, once, for the candidate it chose. For "choose" the fourth item is (RunResult, module) of the
+    same training kept at its best unfrozen epoch (what "fine_tune" keeps); None otherwise."""
     seed_everything(derive_seed(recipe.seed, "weights"))
     if model is None:
         model = build_model(recipe.strategy, task, backbone=recipe.backbone, scratch_arch=recipe.scratch_arch)
@@ -252,4 +258,15 @@ def _run_one(recipe: Recipe, task: Task, *, dev, observers, stop, progress, cach
                      seconds=time.perf_counter() - t0, model=model, trainable_params=report.trainable,
                      arch=model.name, used_cache=used_cache, best_unfrozen_epoch=kept.best_unfrozen_epoch,
                      fell_back=kept.fell_back)
-    return result, trained, test_loader
+    unfrozen = None
+    if kept.unfrozen_state is not None:
+        ft_model = copy.deepcopy(model)
+        ft_trained = ft_model[k:] if used_cache else ft_model
+        ft_trained.load_state_dict(kept.unfrozen_state)
+        ft_model.eval()
+        ft = RunResult(replace(recipe, strategy="fine_tune", n_frozen=k, lr=lr), task.name, task.n_per_class,
+                       num_train, kept.history, val_acc=kept.unfrozen_val_acc, best_epoch=kept.best_unfrozen_epoch,
+                       steps=kept.steps, seconds=result.seconds, model=ft_model, trainable_params=report.trainable,
+                       arch=model.name, used_cache=used_cache, best_unfrozen_epoch=kept.best_unfrozen_epoch)
+        unfrozen = (ft, ft_trained)
+    return result, trained, test_loader, unfrozen

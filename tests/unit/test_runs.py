@@ -234,6 +234,26 @@ def test_fine_tuning_reports_its_unfrozen_epoch_and_only_choose_falls_back(tiny_
     assert tiny_runs["feature_extraction"].best_unfrozen_epoch is None
 
 
+@pytest.mark.parametrize("lr, cache", [((1e-3, 3e-3), True), ((3e-3,), False), ((3.0,), True)])
+def test_a_choose_run_carries_the_fine_tune_result_of_the_same_training(digits, lr, cache):
+    """run_strategy("choose").fine_tuned is what run_strategy("fine_tune") with the same recipe gives: the same
+    learning rate chosen, epoch kept, validation and test readings and weights, from one training. lr=3.0
+    wrecks the unfrozen epochs, so "choose" falls back to the head-only model while fine_tuned does not."""
+    kw = dict(n_frozen=1, num_epochs=4, batch_size=16, lr=lr, device="cpu", progress=False, cache=cache)
+    ch = tl.run_strategy("choose", digits, **kw)
+    ft = tl.run_strategy("fine_tune", digits, **kw)
+    twin = ch.fine_tuned
+    assert twin is not None and twin.strategy == "fine_tune" and not twin.fell_back
+    assert (twin.lr, twin.val_acc, twin.best_epoch, twin.best_unfrozen_epoch, twin.steps) == \
+        (ft.lr, ft.val_acc, ft.best_epoch, ft.best_unfrozen_epoch, ft.steps)
+    assert twin.test == ft.test and [c["lr"] for c in twin.selection] == [c["lr"] for c in ft.selection]
+    for (name, a), b in zip(twin.model.state_dict().items(), ft.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    if lr == (3.0,):
+        assert ch.fell_back and ch.best_epoch <= 2 and twin.best_epoch > 2
+    assert ft.fine_tuned is None and tl.run_strategy("scratch", digits, **{**kw, "n_frozen": None}).fine_tuned is None
+
+
 def test_a_stopped_run_is_exempt_from_the_budget_check_and_says_so(digits):
     stop = tl.StopFlag()
     stop.set("pressed")
