@@ -17,11 +17,15 @@ ships it; the missing-data path itself is tested in tests/unit/test_course.py on
 """
 from __future__ import annotations
 
+import atexit
 import copy
+import importlib.util
 import json
 import os
 import re
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,62 @@ class RecordedResults(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.lesson}: recorded headline results"
+
+
+ZYGOTE_PY = REPO / "tests" / "notebooks" / "zygote.py"
+_zygote: dict = {}
+
+
+def _load_zygote():
+    spec = importlib.util.spec_from_file_location("tllab_zygote", ZYGOTE_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def zygote_socket() -> str | None:
+    """This process's kernel zygote (tests/notebooks/zygote.py), started on first use; None: standard kernels.
+
+    Why: every notebook's kernel is then a fork of a process that already imported torch, torchvision, timm and
+    ipywidgets, instead of a new Python importing them again (about 3 s of a core per notebook).
+    ``TLLAB_KERNEL_ZYGOTE=0`` turns it off; a zygote that fails to start (or whose imports warn) leaves the
+    standard kernels in place.
+    """
+    if "path" not in _zygote:
+        _zygote["path"] = None
+        zygote = _load_zygote()
+        if os.environ.get(zygote.ENV, "") != "0" and hasattr(os, "fork"):
+            folder = tempfile.mkdtemp(prefix="tllab-zygote-")
+            path = os.path.join(folder, "kernels.sock")
+            process = zygote.start(path)
+            if zygote.ready(process):
+                _zygote["path"] = os.environ[zygote.ENV] = path
+
+            def stop():
+                process.kill()
+                process.wait()
+                shutil.rmtree(folder, ignore_errors=True)
+
+            atexit.register(stop)
+    return _zygote["path"]
+
+
+def _kernels_from_the_zygote() -> None:
+    """nbval's kernel for ``--nbval-current-env`` (this Python), launched through the zygote's client."""
+    from nbval import kernel as nbval_kernel
+
+    original = nbval_kernel.NbvalKernelspecManager.get_kernel_spec
+
+    def get_kernel_spec(self, kernel_name):
+        spec = original(self, kernel_name)
+        if kernel_name == nbval_kernel.CURRENT_ENV_KERNEL_NAME and zygote_socket():
+            spec.argv = [sys.executable, str(ZYGOTE_PY), "client", "-f", "{connection_file}"]
+        return spec
+
+    nbval_kernel.NbvalKernelspecManager.get_kernel_spec = get_kernel_spec
+
+
+_kernels_from_the_zygote()
 
 
 def pytest_sessionstart(session):
