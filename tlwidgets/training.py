@@ -66,7 +66,7 @@ from .validate import check_float, check_int, check_lr
 __all__ = [
     "Observer", "History", "ProgressBar", "EarlyStopping", "StopFlag", "StopTraining", "Events", "check_observer",
     "fit", "evaluate", "predict", "predict_proba", "confusion_matrix", "Prediction", "check_inputs", "check_loader",
-    "layerwise_lr_groups", "EVENTS", "Optimiser", "Checkpoint",
+    "layerwise_lr_groups", "EVENTS", "Optimiser", "Checkpoint", "trains_channels_last",
 ]
 
 # ---------------------------------------------------------------------------
@@ -209,6 +209,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         raise ValueError("train_loader yields no batches: the training set is empty")
     device = select_device(device)
     model.to(device)
+    nhwc = trains_channels_last(model, device)
+    if nhwc:
+        model.to(memory_format=torch.channels_last)
     spec = optimizer if isinstance(optimizer, Optimiser) else Optimiser(optimizer)
     opt = _make_optimizer(model, lr, spec.name, lr_decay, spec.weight_decay)
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
@@ -223,7 +226,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     watchers = [o for o in observers if not isinstance(o, StopFlag)]
     events = Events([history, *([ProgressBar()] if progress else []), *watchers], stop)
     run = _Run(model, opt, nn.CrossEntropyLoss(), device, lr, events, stop, history, ckpt, seed,
-               dataset_size=_dataset_size(train_loader))
+               dataset_size=_dataset_size(train_loader), nhwc=nhwc)
     events.emit("on_train_begin", {
         "num_epochs": num_epochs, "num_batches": len(train_loader), "start_epoch": start_epoch,
         "metrics": ["loss", "acc", "val_loss", "val_acc"], "model_name": getattr(model, "name", type(model).__name__)})
@@ -241,6 +244,19 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         raise
     run.end(stop_reason)
     return history
+
+
+def trains_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Whether :func:`fit` trains ``model`` in channels_last memory order: on the CPU, when it has 2-D convolutions.
+
+    Why: oneDNN's CPU convolutions (forward and backward) are much faster on channels_last tensors; one
+    training step of the course's digit CNN at one thread took 15 -> 9 ms, of the small photo CNN 27 -> 15 ms
+    at 64 px and 115 -> 47 ms at 128 px. The same arithmetic in another summation order: a step agrees to float
+    rounding, a whole run closely but not bit for bit (Adam turns the rounding noise of a gradient that is
+    mathematically zero, a conv bias before a BatchNorm, into steps), so recorded numbers move within their
+    seed spread. The weights are handed back in the default (contiguous) order when ``fit`` ends.
+    """
+    return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device) -> tuple[History, int]:
@@ -272,6 +288,7 @@ class _Run:
     ckpt: Path | None
     seed: int | None
     dataset_size: str = ""  # for the warning when a batch of 1 sample has to be dropped
+    nhwc: bool = False      # training in channels_last (see trains_channels_last); the model is handed back NCHW
     warned_single: bool = False
     batches_done: int = 0
     t0: float = field(default_factory=time.perf_counter)
@@ -310,6 +327,8 @@ class _Run:
     def batch(self, epoch: int, b: int, x: torch.Tensor, y: torch.Tensor, totals: dict) -> None:
         """One optimiser step; emits this batch's own loss/acc beside the epoch's running means."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.nhwc and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         self.opt.zero_grad(set_to_none=True)
         try:
             out = forward_batch(self.model, x)
@@ -338,6 +357,8 @@ class _Run:
                                           "batch_loss": batch_loss, "batch_acc": batch_correct / n})
 
     def end(self, stop_reason: str) -> None:
+        if self.nhwc:
+            self.model.to(memory_format=torch.contiguous_format)
         self.model.eval()
         self.events.emit("on_train_end", {"epochs_completed": len(self.history.epochs),
                                           "batches_completed": self.batches_done, "stopped": bool(stop_reason),

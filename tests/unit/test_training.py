@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlwidgets import infra, training
@@ -250,6 +252,39 @@ def test_same_seed_gives_identical_histories_and_weights(tiny_model, tiny_data):
     assert [b["loss"] for b in h3.batches] != [b["loss"] for b in h1.batches]
     assert not _same_weights(model, m1)
 
+
+
+def test_conv_models_train_in_channels_last_and_come_back_contiguous(tiny_model, tiny_data, monkeypatch):
+    """fit() trains a CNN on the CPU in channels_last order (oneDNN's fast convolutions) and hands the weights back
+    in the default order; the twin is the same run kept in the default order: the same batch losses (to 1e-4) and,
+    after an epoch, outputs within 0.005 (not bit for bit: the summation order differs). A model without
+    convolutions is left as it is."""
+    decide, seen = training.trains_channels_last, []
+
+    class Spy(nn.Module):
+        def forward(self, x):             # training batches only (evaluate runs its own channels_last copy)
+            if self.training:
+                seen.append(x.is_contiguous(memory_format=torch.channels_last))
+            return x
+
+    fast = tiny_model(seed=0)
+    fast.groups["block"].insert(0, Spy())      # 4 channels in: the order shows
+    h_fast = _run(fast, *_loaders(tiny_data), seed=3, num_epochs=1, lr=1e-3)
+    assert seen and all(seen)
+    assert all(p.is_contiguous() for p in fast.parameters())
+    monkeypatch.setattr(training, "trains_channels_last", lambda model, device: False)
+    plain = tiny_model(seed=0)
+    plain.groups["block"].insert(0, Spy())
+    seen.clear()
+    h_plain = _run(plain, *_loaders(tiny_data), seed=3, num_epochs=1, lr=1e-3)
+    assert seen and not any(seen)
+    np.testing.assert_allclose([b["loss"] for b in h_fast.batches], [b["loss"] for b in h_plain.batches], rtol=1e-4)
+    x = tiny_data().tensors[0]        # compare what the models compute (one epoch: a conv bias before a BatchNorm
+    with torch.no_grad():              # has no gradient but rounding, which Adam turns into steps of its own)
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=0, atol=5e-3)
+    assert decide(fast, torch.device("cpu"))
+    assert not decide(nn.Sequential(nn.Linear(3, 2)), torch.device("cpu"))
+    assert not decide(fast, torch.device("meta"))
 
 def test_seed_everything_seeds_python_numpy_and_torch():
     import random
