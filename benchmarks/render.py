@@ -144,7 +144,9 @@ def channels_last_kept(forward_gain: float, train_gain: float) -> str:
     return (f"channels_last for feature extraction on CPU: {forward_gain:.2f}x at 128 px → "
             + ("kept on in `extract_features`" if forward_gain >= 1.0 else
                "slower in this run; re-check before keeping it on in `extract_features`")
-            + f"; for training steps {train_gain:.2f}x, but `fit` leaves the model's memory format to the caller")
+            + f"; for training steps {train_gain:.2f}x → "
+            + ("`fit` trains CNNs in channels_last on the CPU (`tlwidgets.training.trains_channels_last`)"
+               if train_gain >= 1.0 else "slower in this run; re-check before `fit` keeps training CNNs in it"))
 
 
 def batch_kept(rows: Sequence[dict], default: int = 64) -> str:

@@ -251,6 +251,8 @@ def test_tuning_suggests_a_change_only_past_a_ten_percent_margin():
     assert "check" not in render.batch_kept([{"batch": 32, "img_s": 260.0}, {"batch": 64, "img_s": 252.9}])
     assert "kept on" in render.channels_last_kept(1.41, 1.82)
     assert "re-check" in render.channels_last_kept(0.95, 1.0)
+    assert "`fit` trains CNNs in channels_last" in render.channels_last_kept(1.41, 1.82)
+    assert "before `fit` keeps training CNNs in it" in render.channels_last_kept(1.41, 0.9)
     assert "costs more" in render.compile_kept(60.0, 5000.0)
     assert "pays off after 500 images" in render.compile_kept(1.0, 500.0)
 
