@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .inference import as_channels_last
 from .infra import atomic_write, derive_seed, select_device, torch_bytes
 from .observers import (
     EVENTS,
@@ -327,8 +328,8 @@ class _Run:
     def batch(self, epoch: int, b: int, x: torch.Tensor, y: torch.Tensor, totals: dict) -> None:
         """One optimiser step; emits this batch's own loss/acc beside the epoch's running means."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.nhwc and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if self.nhwc:
+            x = as_channels_last(x)
         self.opt.zero_grad(set_to_none=True)
         try:
             out = forward_batch(self.model, x)

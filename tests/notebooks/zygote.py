@@ -142,6 +142,11 @@ def _kernel(request: dict, fds: list[int]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- client ---
+def _standard_kernel(connection_file: str) -> None:
+    """Become the kernel jupyter_client would have started (no zygote answered): never returns."""
+    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
+
+
 def client(connection_file: str) -> None:
     """The launched kernel command: a forked kernel when a zygote answers, the standard one otherwise."""
     path = os.environ.get(ENV, "")
@@ -154,7 +159,7 @@ def client(connection_file: str) -> None:
             sock.close()
             sock = None
     if sock is None:
-        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
+        _standard_kernel(connection_file)
     mine, theirs = socket.socketpair()
     request = {"connection_file": os.path.abspath(connection_file), "cwd": os.getcwd(), "env": dict(os.environ)}
     _send(sock, json.dumps(request).encode() + b"\n", [0, 1, 2, theirs.fileno()])
@@ -167,7 +172,7 @@ def client(connection_file: str) -> None:
         reply += part
     sock.close()
     if not reply.strip():
-        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file])
+        _standard_kernel(connection_file)
     pid = int(reply)
 
     def forward(signum, _frame):
