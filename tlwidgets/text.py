@@ -48,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .data import DatasetSpec, check_n_per_class, find_dataset, size_label, verify_checksums
-from .infra import derive_seed, select_device
+from .infra import derive_seed, seed_torch, select_device
 from .runs import Recipe, RunResult, Stage, choose, fit_and_keep, test_once
 from .splits import stratified_split
 from .training import History, Observer
@@ -572,7 +572,7 @@ def _one_thread():
 
 
 def _train_logistic(x, y, num_classes, weight_decay, max_iter, seed):
-    torch.manual_seed(seed)
+    seed_torch(seed)
     head = nn.Linear(x.shape[1], num_classes)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
@@ -757,7 +757,7 @@ def bag_model(wv: WordVectors, *, init: str = "pretrained", freeze: bool = True,
     emb = nn.EmbeddingBag.from_pretrained(table, freeze=freeze, mode="mean", padding_idx=PAD)
     model = BagModel(emb, num_classes, init if init == "random" else ("frozen" if freeze else "finetuned"), vocab=wv)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        seed_torch(int(seed))
         model.head.reset_parameters()
     return model
 

@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .inference import as_channels_last
-from .infra import atomic_write, derive_seed, select_device, torch_bytes
+from .infra import atomic_write, derive_seed, seed_torch, select_device, torch_bytes
 from .observers import (
     EVENTS,
     EarlyStopping,
@@ -300,7 +300,7 @@ class _Run:
     def epoch(self, epoch: int, train_loader: DataLoader, val_loader: DataLoader | None) -> str:
         """Train one epoch, then validate and checkpoint it; returns why the run stopped ("" to go on)."""
         if self.seed is not None:
-            torch.manual_seed(derive_seed(self.seed, "order", epoch))
+            seed_torch(derive_seed(self.seed, "order", epoch))
         te = time.perf_counter()
         self.model.train()
         totals = {"loss_sum": 0.0, "correct": 0, "seen": 0}

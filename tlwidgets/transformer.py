@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .freezing import freeze
-from .infra import ChecksumError, atomic_write, file_digest, select_device, torch_bytes, writable_cache_dir
+from .infra import ChecksumError, atomic_write, file_digest, seed_torch, select_device, torch_bytes, writable_cache_dir
 from .models import GroupedModel, weights_fingerprint
 from .runs import Recipe, RunResult, Stage, choose, fit_and_keep, test_once
 from .training import Observer
@@ -215,7 +215,7 @@ def transformer_classifier(encoder=None, num_classes: int = 2, *, classes: Seque
     groups: list[tuple[str, nn.Module]] = [("embeddings", Embeddings(encoder.embeddings))]
     groups += [(f"block{i + 1}", Block(layer)) for i, layer in enumerate(encoder.encoder.layer)]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        seed_torch(int(seed))
         head = nn.Linear(hidden, num_classes)
     groups += [("pool", MeanPool()), ("head", head)]
     return GroupedModel(groups, name="minilm", classes=classes)
@@ -414,7 +414,7 @@ def add_lora(model: nn.Module, *, r: int = 8, alpha: int = 16, targets: Sequence
         from peft import LoraConfig, inject_adapter_in_model
 
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            seed_torch(int(seed))
             inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0,
                                                target_modules=list(targets)), model)
     else:

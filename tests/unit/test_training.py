@@ -297,6 +297,21 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
 
 
+def test_seed_torch_draws_what_torch_manual_seed_draws_and_defers_to_it_where_an_accelerator_exists(monkeypatch):
+    infra.seed_torch(11)
+    ours = (torch.rand(3), torch.randperm(9), torch.empty((), dtype=torch.int64).random_().item())
+    torch.manual_seed(11)                       # the library twin
+    theirs = (torch.rand(3), torch.randperm(9), torch.empty((), dtype=torch.int64).random_().item())
+    torch.testing.assert_close(ours[:2], theirs[:2], rtol=0, atol=0)
+    assert ours[2] == theirs[2]
+
+    calls = []
+    monkeypatch.setattr(infra, "_cpu_only", lambda: False)
+    monkeypatch.setattr(infra.torch, "manual_seed", lambda s: calls.append(s))
+    infra.seed_torch(5)
+    assert calls == [5]                         # GPUs (and MPS) get their generators seeded too
+
+
 # ----------------------------------------------------------------------- checkpoints and resume ---
 def test_resume_after_interruption_continues_the_same_run(tiny_model, tiny_data, tmp_path):
     full = tiny_model(dropout=0.3)
