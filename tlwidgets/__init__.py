@@ -67,7 +67,7 @@ from .pretrained import (
     model_inputs,
     species_predictions,
 )
-from .results import record
+from .results import checked_range, record
 from .runs import STRATEGIES, Recipe, RunResult
 from .table import Column, Table
 from .text import (
@@ -126,7 +126,7 @@ __all__ = [
     "FeatureSet", "cached_features", "extract_features", "EarlyStopping", "History", "Observer", "Prediction",
     "ProgressBar", "StopFlag", "StopTraining", "confusion_matrix", "evaluate", "fit", "predict", "predict_proba",
     "layerwise_lr_groups", "seed_everything", "select_device", "apply_thread_policy", "derive_seed", "STRATEGIES",
-    "Recipe", "RunResult", "build_model", "run_strategy", "run_recipe", "record", "__version__",
+    "Recipe", "RunResult", "build_model", "run_strategy", "run_recipe", "record", "checked_range", "__version__",
     # measurements: metrics with their spread over seeds, learning curves, layer transfer
     "classification_metrics", "seed_spread", "LearningCurve", "learning_curve", "subset_task", "time_to_accuracy",
     "SeedResults", "transplant", "train_val", "train_and_test", "yosinski_sweep", "pooled_cut_features", "probe",

@@ -112,11 +112,12 @@ def check_inputs(x: object, *, where: str, batch: int | None = None, model: nn.M
                         "torch.as_tensor(a, dtype=torch.float32))")
     # one reduction instead of a boolean copy of the batch: a NaN or an infinity anywhere makes the sum NaN or
     # infinite; only when it is (or finite values overflow it) are the values checked one by one
-    finite = None if bool(torch.isfinite(x.sum())) else torch.isfinite(x)
-    if finite is not None and not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise ValueError(f"{at}: {bad} of {x.numel()} input values are NaN or infinite; any accuracy or loss on "
-                         "them would be meaningless. Find them with torch.isnan(x).nonzero() and fix the data")
+    if not bool(torch.isfinite(x.sum())):
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ValueError(f"{at}: {bad} of {x.numel()} input values are NaN or infinite; any accuracy or loss "
+                             "on them would be meaningless. Find them with torch.isnan(x).nonzero() and fix the data")
     return x
 
 

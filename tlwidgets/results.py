@@ -13,10 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .infra import atomic_write
+from .infra import REPO_ROOT, atomic_write
 
 RESULTS_ENV = "TLLAB_RESULTS_DIR"
 LESSON_ENV = "TLLAB_LESSON"  # set by the course runner for the lesson it is executing
+SEED_CHECK = REPO_ROOT / "docs" / "seed_check.json"  # written by scripts/seed_check.py
 
 
 def _plain(v):
@@ -83,3 +84,19 @@ def load_data_sources(directory: str | os.PathLike, lesson: str) -> dict[str, st
     """``dataset -> where it was loaded from`` for one lesson (see :func:`note_data_source`); {} if none."""
     path = Path(directory) / "data" / f"{lesson}.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def checked_range(lesson: str, key: str, path: str | os.PathLike = SEED_CHECK) -> tuple[float, float] | None:
+    """``(min, max)`` of ``lesson``'s recorded number ``key`` over the seed check's runs; None if not checked.
+
+    Why: a sentence about how a number varies from seed to seed must quote what the check on untuned seeds
+    measured (``scripts/seed_check.py`` keeps each lesson's min and max in ``docs/seed_check.json``), not a
+    claim written once. None when the file is missing (an installed package without the repository's docs),
+    the lesson was not checked, or ``key`` is not a number it recorded.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    summary = next((s for s in json.loads(path.read_text())["lessons"] if s["lesson"] == lesson), None)
+    number = None if summary is None else summary["numbers"].get(key, {})
+    return None if not number or "min" not in number else (number["min"], number["max"])

@@ -61,3 +61,19 @@ def test_summary_gives_pass_counts_and_min_max_of_every_number():
     text = seed_check.render(report)
     assert "| 09_demo | 100, 101, 102 | 2/3 |" in text and "**2 of 3 runs passed.**" in text
     assert "| acc | 0.6 | 0.9 |" in text and "| k (None in 1 runs) | 7 | 8 |" in text and "failed at seed 100" in text and "assert x" in text
+
+
+def test_checked_range_reads_the_min_max_the_report_writes(tmp_path):
+    from tlwidgets import checked_range
+
+    runs = [{"lesson": "09_demo", "seed": s, "status": "passed", "seconds": 1.0, "message": "",
+             "results": {"acc": acc, "cut": "conv2"}, "data": {}} for s, acc in [(100, 0.7), (101, 0.65)]]
+    path = tmp_path / "seed_check.json"
+    path.write_text(json.dumps({"lessons": [seed_check.summarise("09_demo", runs)]}))
+    assert checked_range("09_demo", "acc", path) == (0.65, 0.7)
+    assert checked_range("09_demo", "cut", path) is None          # not a number
+    assert checked_range("09_demo", "missing", path) is None
+    assert checked_range("01_other", "acc", path) is None         # lesson not checked
+    assert checked_range("09_demo", "acc", tmp_path / "absent.json") is None
+    low, high = checked_range("08_transformers", "full_10")       # the shipped report, as lesson 8 reads it
+    assert 0 < low <= high < 1
