@@ -9,6 +9,10 @@
 # build/fresh-clone-junit.xml (scripts/test_durations.py turns it into tests/file_durations.json).
 # Used by `make benchmark BENCH_ARGS="--with-test-command --test-command 'bash scripts/fresh_clone_test.sh'"`.
 set -euo pipefail
+busy_cpu_s() {   # CPU seconds every core has spent busy since boot (user, nice, system, irq, softirq, steal)
+  [[ -r /proc/stat ]] || { echo 0; return; }
+  awk '/^cpu / {printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / '"$(getconf CLK_TCK)"'; exit}' /proc/stat
+}
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/tllab-fresh-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -16,10 +20,6 @@ git clone -q "$here" "$work/clone"
 cd "$work/clone"
 t0=$(date +%s.%N)
 make setup
-busy_cpu_s() {   # CPU seconds every core has spent busy since boot (user, nice, system, irq, softirq, steal)
-  [[ -r /proc/stat ]] || { echo 0; return; }
-  awk '/^cpu / {printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / '"$(getconf CLK_TCK)"'; exit}' /proc/stat
-}
 t1=$(date +%s.%N)
 b1=$(busy_cpu_s)
 status=0
@@ -29,7 +29,7 @@ t2=$(date +%s.%N)
 b2=$(busy_cpu_s)
 mkdir -p "$here/build"
 cp build/test-junit.xml "$here/build/fresh-clone-junit.xml" 2>/dev/null || true
-cores=$(nproc)
+cores=$(getconf _NPROCESSORS_ONLN)   # the cores /proc/stat's "cpu" line adds up (nproc: only those this process may use)
 cpu=$(echo "$b2 - $b1" | bc)
 printf 'fresh clone: setup %.0f s, make test after setup %.0f s, total %.0f s, exit %d; ' \
   "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$(echo "$t2 - $t0" | bc)" "$status"
